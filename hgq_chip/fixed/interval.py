@@ -1,0 +1,71 @@
+"""Exact interval arithmetic on fixed-point values, to derive types that cannot overflow.
+
+An interval is (lo, hi, f): every value is a multiple of 2**-f in [lo, hi]. Arrays
+broadcast, so one call types a whole tensor of per-element formats. Bounds are float64,
+exact while they stay within 53 significant bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .format import ArrayFormat, FixedFormat
+from .minimal import integer_bits
+
+
+@dataclass(frozen=True, eq=False)
+class Interval:
+    lo: np.ndarray
+    hi: np.ndarray
+    f: np.ndarray
+
+    def __post_init__(self):
+        lo, hi, f = np.broadcast_arrays(
+            np.asarray(self.lo, np.float64), np.asarray(self.hi, np.float64), np.asarray(self.f, np.int64)
+        )
+        if np.any(lo > hi):
+            raise ValueError("interval with lo > hi")
+        object.__setattr__(self, "lo", lo)
+        object.__setattr__(self, "hi", hi)
+        object.__setattr__(self, "f", f)
+
+    @classmethod
+    def of_format(cls, fmt: FixedFormat | ArrayFormat) -> "Interval":
+        return cls(fmt.min, fmt.max, fmt.f)
+
+    @classmethod
+    def of_values(cls, values, f) -> "Interval":
+        v = np.asarray(values, dtype=np.float64)
+        return cls(v, v, f)
+
+    @property
+    def is_zero(self) -> np.ndarray:
+        return (self.lo == 0) & (self.hi == 0)
+
+    def __add__(self, other: "Interval") -> "Interval":
+        return Interval(self.lo + other.lo, self.hi + other.hi, np.maximum(self.f, other.f))
+
+    def __neg__(self) -> "Interval":
+        return Interval(-self.hi, -self.lo, self.f)
+
+    def __mul__(self, other: "Interval") -> "Interval":
+        corners = np.stack(np.broadcast_arrays(
+            self.lo * other.lo, self.lo * other.hi, self.hi * other.lo, self.hi * other.hi
+        ))
+        return Interval(corners.min(axis=0), corners.max(axis=0), self.f + other.f)
+
+    def sum(self, axis) -> "Interval":
+        """The interval of a sum over ``axis`` (an adder tree over those terms)."""
+        zero = self.is_zero
+        f = np.where(zero, np.iinfo(np.int64).min, self.f).max(axis=axis)
+        any_term = (~zero).any(axis=axis)
+        return Interval(self.lo.sum(axis=axis), self.hi.sum(axis=axis), np.where(any_term, f, 0))
+
+    def to_format(self, rounding="TRN", overflow="WRAP") -> ArrayFormat:
+        """The narrowest per-element formats holding every value of the interval exactly."""
+        # integer_bits gives a zero endpoint width 0, so it never widens the other one.
+        k_lo, i_lo = integer_bits(self.lo, self.f)
+        k_hi, i_hi = integer_bits(self.hi, self.f)
+        return ArrayFormat(np.maximum(k_lo, k_hi), np.maximum(i_lo, i_hi), self.f, rounding, overflow)

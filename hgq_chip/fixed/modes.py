@@ -1,0 +1,51 @@
+"""Rounding and overflow modes shared by the reference, the Keras op and ap_fixed."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Rounding(str, enum.Enum):
+    """How bits below the last fractional bit are dropped.
+
+    RND is ap_fixed's AP_RND (ties go towards +inf); TRN is AP_TRN (floor).
+    """
+
+    RND = "RND"
+    TRN = "TRN"
+
+    @classmethod
+    def parse(cls, value: "Rounding | str") -> "Rounding":
+        if isinstance(value, Rounding):
+            return value
+        name = str(value).upper().removeprefix("AP_")
+        try:
+            return cls(name)
+        except ValueError:
+            raise ValueError(
+                f"unsupported rounding mode {value!r}; use one of {[m.value for m in cls]}"
+            ) from None
+
+
+class Overflow(str, enum.Enum):
+    """What happens to values outside the representable range.
+
+    WRAP is two's-complement wrap (AP_WRAP), SAT clips to the range (AP_SAT),
+    SAT_SYM clips to a range symmetric around zero (AP_SAT_SYM).
+    """
+
+    WRAP = "WRAP"
+    SAT = "SAT"
+    SAT_SYM = "SAT_SYM"
+
+    @classmethod
+    def parse(cls, value: "Overflow | str") -> "Overflow":
+        if isinstance(value, Overflow):
+            return value
+        name = str(value).upper().removeprefix("AP_")
+        try:
+            return cls(name)
+        except ValueError:
+            raise ValueError(
+                f"unsupported overflow mode {value!r}; use one of {[m.value for m in cls]}"
+            ) from None

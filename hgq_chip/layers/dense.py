@@ -1,0 +1,54 @@
+"""HDense: keras Dense with quantized input, kernel and bias, and its EBOPs."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from .base import QuantizedLayerMixin, check_fused_activation
+
+
+@keras.saving.register_keras_serializable(package="hgq_chip")
+class HDense(QuantizedLayerMixin, keras.layers.Dense):
+    """``keras.layers.Dense`` whose input, kernel and bias carry trainable bit-widths.
+
+    Takes every Dense argument, plus quantizer configs (dicts of
+    :class:`~hgq_chip.quantizers.ActivationQuantizer` / ``WeightQuantizer`` arguments)
+    and ``beta0``, the initial weight of this layer's EBOPs in the loss.
+    """
+
+    def __init__(self, units, *args, input_quantizer=None, kernel_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
+        super().__init__(units, *args, **kwargs)
+        check_fused_activation(self.name, self.activation)
+        if self.lora_rank:
+            raise ValueError(f"{self.name}: LoRA is not supported on quantized layers")
+        self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_quantizers(input_shape, self.kernel.shape, self.bias.shape if self.use_bias else None)
+
+    def call(self, inputs, training=None):
+        x = self.iq(inputs, training=training)
+        y = ops.matmul(x, self.kq(self.kernel))
+        if self.use_bias:
+            y = y + self.bq(self.bias)
+        self._add_cost(training)
+        return self.activation(y)
+
+    def ebops_surrogate(self):
+        bits_in = self.iq.bits_surrogate()
+        bits_in = ops.broadcast_to(bits_in, self.iq.f.shape[:-1] + (self.kernel.shape[0],)) if len(self.iq.f.shape) else bits_in
+        return ops.sum(ops.matmul(bits_in, self.kq.bits_surrogate(self.kernel)))
+
+    def ebops_exact(self) -> int:
+        bits_in = self.iq.fixed_format().width
+        bits_in = np.broadcast_to(bits_in, bits_in.shape[:-1] + (self.kernel.shape[0],))
+        bits_w = self.kq.fixed_format(self.kernel.numpy()).width
+        return int(np.sum(bits_in @ bits_w))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._quantizer_config())
+        return config

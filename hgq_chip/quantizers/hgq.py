@@ -1,0 +1,186 @@
+"""HGQ quantizers: a trainable fractional bit-width per weight or activation element (seed 002).
+
+Forward uses round(f); the surrogate gradient d(x_q)/d(f) = -ln2 * (x_q - x) trains f.
+Weights take sign and integer bits from their own quantized values, so they never
+overflow; activations take them from ranges recorded in training or by ``calibrate``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..fixed.format import ArrayFormat
+from ..fixed.minimal import integer_bits
+from ..fixed.modes import Overflow, Rounding
+from ..fixed.quantize_np import quantize as quantize_np
+from ..fixed.quantize_np import round_scaled as round_scaled_np
+from ..fixed.quantize_ops import overflow_integer
+from .granularity import Granularity
+from .surrogate import (
+    fractional_bit_gradient_term,
+    integer_bits_from_range,
+    pow2,
+    round_ste,
+    round_to_bits,
+    straight_through,
+)
+
+
+class _FractionalBitsQuantizer(keras.layers.Layer):
+    """Shared parts: the f variable, its granularity and the rounding mode."""
+
+    def __init__(self, granularity="per-element", init_f=6.0, rounding="RND", trainable_f=True, **kwargs):
+        super().__init__(**kwargs)
+        self.granularity = Granularity.parse(granularity)
+        self.init_f = float(init_f)
+        self.rounding = Rounding.parse(rounding)
+        self.trainable_f = bool(trainable_f)
+
+    def _add_f(self, tensor_shape):
+        self.f = self.add_weight(
+            name="f",
+            shape=self.granularity.variable_shape(tensor_shape),
+            initializer=keras.initializers.Constant(self.init_f),
+            trainable=self.trainable_f,
+        )
+
+    def rounded_f(self) -> np.ndarray:
+        return np.round(np.asarray(self.f.numpy(), dtype=np.float64))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            granularity=self.granularity.value,
+            init_f=self.init_f,
+            rounding=self.rounding.value,
+            trainable_f=self.trainable_f,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="hgq_chip")
+class WeightQuantizer(_FractionalBitsQuantizer):
+    """Rounds each weight to its own number of fractional bits; never overflows."""
+
+    def build(self, weight_shape):
+        self._add_f(weight_shape)
+
+    def call(self, w):
+        f = round_ste(self.f)
+        q = round_to_bits(w, ops.stop_gradient(f), self.rounding)
+        return straight_through(w, q) + fractional_bit_gradient_term(w, q, f)
+
+    def bits_surrogate(self, w):
+        """Differentiable bit count: k + i + f, with k and i from the float weight."""
+        magnitude = ops.stop_gradient(ops.abs(w))
+        i = ops.floor(ops.log2(ops.maximum(magnitude, 1e-30))) + 1.0
+        k = ops.cast(ops.stop_gradient(w) < 0, w.dtype)
+        return ops.relu(k + i + round_ste(self.f))
+
+    def quantized(self, w) -> np.ndarray:
+        """The quantized weights in NumPy, exactly as ``call`` computes them."""
+        f = self.rounded_f()
+        w = np.asarray(w, dtype=np.float64)
+        return round_scaled_np(w * 2.0**f, self.rounding) / 2.0**f
+
+    def fixed_format(self, w) -> ArrayFormat:
+        """Per-weight exact formats; weights quantized to 0 get width 0 (pruned)."""
+        q = self.quantized(w)
+        f = np.broadcast_to(self.rounded_f(), q.shape).astype(np.int64)
+        k, i = integer_bits(q, f)
+        return ArrayFormat(k, i, f, self.rounding, Overflow.WRAP)
+
+
+@keras.saving.register_keras_serializable(package="hgq_chip")
+class ActivationQuantizer(_FractionalBitsQuantizer):
+    """Quantizes activations with per-element (or per-channel/layer) fractional bits.
+
+    Integer bits and sign come from the recorded range [range_lo, range_hi]; in
+    training only rounding applies (ranges are still moving), at inference the
+    overflow mode applies too, exactly as the firmware's cast does.
+    """
+
+    def __init__(self, granularity="per-element", init_f=6.0, rounding="RND", overflow="WRAP", trainable_f=True, **kwargs):
+        super().__init__(granularity, init_f, rounding, trainable_f, **kwargs)
+        self.overflow = Overflow.parse(overflow)
+        # Set by ``calibrate``, which calls the model eagerly so this flag is read on every call.
+        self.calibrating = False
+
+    def build(self, input_shape):
+        shape = tuple(input_shape[1:])
+        self._add_f(shape)
+        var_shape = self.f.shape
+        self._reduce_axes = tuple(
+            [0] + [a + 1 for a, (d, v) in enumerate(zip(shape, var_shape)) if v == 1 and d != 1]
+        )
+        zeros = keras.initializers.Zeros()
+        self.range_lo = self.add_weight(name="range_lo", shape=var_shape, initializer=zeros, trainable=False)
+        self.range_hi = self.add_weight(name="range_hi", shape=var_shape, initializer=zeros, trainable=False)
+        self.range_seen = self.add_weight(name="range_seen", shape=(), initializer=zeros, trainable=False)
+
+    def record_range(self, x):
+        lo = ops.min(x, axis=self._reduce_axes, keepdims=True)[0]
+        hi = ops.max(x, axis=self._reduce_axes, keepdims=True)[0]
+        lo = ops.reshape(lo, self.range_lo.shape)
+        hi = ops.reshape(hi, self.range_hi.shape)
+        seen = self.range_seen > 0
+        self.range_lo.assign(ops.where(seen, ops.minimum(self.range_lo, lo), lo))
+        self.range_hi.assign(ops.where(seen, ops.maximum(self.range_hi, hi), hi))
+        self.range_seen.assign(1.0)
+
+    def reset_range(self):
+        for var in (self.range_lo, self.range_hi, self.range_seen):
+            var.assign(ops.zeros_like(var))
+
+    def call(self, x, training=None):
+        f = round_ste(self.f)
+        f_value = ops.stop_gradient(f)
+        if training or self.calibrating:
+            self.record_range(ops.stop_gradient(x))
+        if training:
+            q = round_to_bits(x, f_value, self.rounding)
+        else:
+            q = self._quantize_inference(x, f_value)
+        return straight_through(x, q) + fractional_bit_gradient_term(x, q, f)
+
+    def _quantize_inference(self, x, f_value):
+        k, i = integer_bits_from_range(self.range_lo, self.range_hi, f_value, self.rounding)
+        scale = pow2(f_value)
+        m = round_to_bits(x, f_value, self.rounding) * scale
+        m = overflow_integer(m, k, i + f_value, self.overflow)
+        q = m / scale
+        q = ops.where(k + i + f_value <= 0, ops.zeros_like(q), q)
+        rounded_only = round_to_bits(x, f_value, self.rounding)
+        return ops.where(self.range_seen > 0, q, rounded_only)
+
+    def bits_surrogate(self):
+        k, i = integer_bits_from_range(
+            self.range_lo, self.range_hi, ops.stop_gradient(round_ste(self.f)), self.rounding
+        )
+        return ops.relu(ops.stop_gradient(k + i) + round_ste(self.f))
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.range_seen.numpy() > 0)
+
+    def fixed_format(self) -> ArrayFormat:
+        """Exact per-element formats from the recorded range (shape of the f variable)."""
+        f = self.rounded_f().astype(np.int64)
+        scale = 2.0 ** f.astype(np.float64)
+        lo = round_scaled_np(np.asarray(self.range_lo.numpy(), np.float64) * scale, self.rounding) / scale
+        hi = round_scaled_np(np.asarray(self.range_hi.numpy(), np.float64) * scale, self.rounding) / scale
+        k_lo, i_lo = integer_bits(lo, f)
+        k_hi, i_hi = integer_bits(hi, f)
+        return ArrayFormat(np.maximum(k_lo, k_hi), np.maximum(i_lo, i_hi), f, self.rounding, self.overflow)
+
+    def quantize_np(self, x) -> np.ndarray:
+        """NumPy reference of inference-time quantization (batch axis first)."""
+        fmt = self.fixed_format()
+        return quantize_np(x, fmt.k, fmt.i, fmt.f, fmt.rounding, fmt.overflow)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(overflow=self.overflow.value)
+        return config
