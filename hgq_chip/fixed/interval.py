@@ -40,12 +40,37 @@ class Interval:
         v = np.asarray(values, dtype=np.float64)
         return cls(v, v, f)
 
+    @classmethod
+    def of_constants(cls, values) -> "Interval":
+        """Exact constants, each with its own minimal fractional bits."""
+        from .minimal import fractional_bits
+
+        v = np.asarray(values, dtype=np.float64)
+        return cls(v, v, fractional_bits(v))
+
+    def covering(self) -> "Interval":
+        """One scalar interval holding every element (zero elements add no fractional bits)."""
+        nonzero = ~self.is_zero
+        f = int(self.f[nonzero].max()) if nonzero.any() else 0
+        return Interval(self.lo.min(initial=0.0), self.hi.max(initial=0.0), f)
+
+    def reshape(self, shape) -> "Interval":
+        return Interval(self.lo.reshape(shape), self.hi.reshape(shape), self.f.reshape(shape))
+
+    def broadcast_to(self, shape) -> "Interval":
+        return Interval(*(np.broadcast_to(a, shape) for a in (self.lo, self.hi, self.f)))
+
+    def relu(self) -> "Interval":
+        return Interval(np.maximum(self.lo, 0.0), np.maximum(self.hi, 0.0), self.f)
+
     @property
     def is_zero(self) -> np.ndarray:
         return (self.lo == 0) & (self.hi == 0)
 
     def __add__(self, other: "Interval") -> "Interval":
-        return Interval(self.lo + other.lo, self.hi + other.hi, np.maximum(self.f, other.f))
+        # A constant-zero term adds no fractional bits.
+        f = np.where(self.is_zero, other.f, np.where(other.is_zero, self.f, np.maximum(self.f, other.f)))
+        return Interval(self.lo + other.lo, self.hi + other.hi, f)
 
     def __neg__(self) -> "Interval":
         return Interval(-self.hi, -self.lo, self.f)

@@ -1,0 +1,66 @@
+"""The model input's C++ type, chosen so the firmware's first cast loses nothing.
+
+The bridge casts float inputs to the input type, then each input quantizer casts again.
+With truncation to one more fractional bit than any quantizer uses, and a range (or
+wrap period) at least as large as every quantizer's, the second cast gives exactly the
+single rounding Keras applies: truncating keeps every bit that decides rounding half up.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedConfigurationError
+from ..fixed.format import FixedFormat
+from ..fixed.modes import Overflow, Rounding
+
+
+def input_format(quantizers) -> FixedFormat:
+    formats = [q.fixed_format() for q in quantizers]
+    saturating = {fmt.overflow is not Overflow.WRAP for fmt in formats}
+    if len(saturating) > 1:
+        raise UnsupportedConfigurationError(
+            "the model input feeds quantizers with both WRAP and SAT overflow; give them the same overflow mode"
+        )
+    live = [(fmt.k + fmt.i)[fmt.width > 0] for fmt in formats]
+    fracs = [fmt.f[fmt.width > 0] for fmt in formats]
+    integer = max((int(a.max()) for a in live if a.size), default=0)
+    frac = max((int(a.max()) for a in fracs if a.size), default=0)
+    overflow = Overflow.SAT if saturating.pop() else Overflow.WRAP
+    return FixedFormat(1, integer, max(frac + 1, -integer), Rounding.TRN, overflow)
+
+
+def input_quantizers(nodes, model_input) -> list:
+    """Quantizers that read ``model_input`` directly (every consumer must quantize it)."""
+    found = []
+    for node in nodes:
+        if not any(t is model_input for t in node.inputs):
+            continue
+        quantizers = [q for q in getattr(node.layer, "quantizers", lambda: [])() if hasattr(q, "record_range")]
+        if not quantizers:
+            from ..errors import UnsupportedLayerError
+
+            raise UnsupportedLayerError(
+                f"layer {node.layer.name!r} reads the raw model input; put an HQuantize layer first "
+                "so the input has a fixed-point format"
+            )
+        found.append(quantizers[0])
+    if not found:
+        raise UnsupportedConfigurationError("a model input is not used by any layer")
+    return found
+
+
+def all_input_formats(model, nodes) -> dict[str, FixedFormat]:
+    names = {}
+    for tensor in model.inputs:
+        layer = _input_layer_of(model, tensor)
+        names[layer.name] = input_format(input_quantizers(nodes, tensor))
+    return names
+
+
+def _input_layer_of(model, tensor):
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer) and layer.output is tensor:
+            return layer
+    raise UnsupportedConfigurationError(f"cannot find the input layer of tensor {tensor.name}")
+

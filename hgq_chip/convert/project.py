@@ -1,0 +1,129 @@
+"""convert(): a calibrated hgq_chip model to an hls4ml project with every type derived."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from ..calibrate import uncalibrated_quantizers
+from ..errors import CalibrationError, HGQChipError, OutputExistsError, UnsupportedConfigurationError
+from .graph import graph_nodes
+from .hls_config import backend_name, build_hls_config, check_io_type
+from .hls_handlers import quantizer_needs_mask, register_handlers
+from .inputs import all_input_formats
+from .precision import derive
+from .reports import write_reports
+
+
+@dataclass
+class Conversion:
+    output_dir: Path
+    records: list
+    input_types: dict
+    hls_config: dict
+    hls_model: object
+    project_name: str
+
+
+def _functional(model: keras.Model) -> keras.Model:
+    """Sequential models become functional ones over the same layers, so inputs are named layers."""
+    if isinstance(model, keras.Sequential):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    return model
+
+
+def _check_stream(records, nodes):
+    for node in nodes:
+        for q in getattr(node.layer, "quantizers", lambda: [])():
+            if hasattr(q, "record_range") and quantizer_needs_mask(q.fixed_format()):
+                raise UnsupportedConfigurationError(
+                    f"io_stream needs one activation type per tensor, but {node.layer.name!r} has per-element "
+                    "activation bits; train it with granularity='per-layer' (or 'per-channel' is not enough "
+                    "either: use per-layer) for its quantizers, or convert with io_type='io_parallel'"
+                )
+
+
+def convert(
+    model: keras.Model,
+    output_dir,
+    backend: str = "Vitis",
+    io_type: str = "io_parallel",
+    part: str | None = None,
+    clock_period: float = 5.0,
+    reuse_factor: int = 1,
+    strategy: str = "latency",
+    force: bool = False,
+    project_name: str = "myproject",
+    log=print,
+) -> Conversion:
+    """Derive exact types for every tensor and write the hls4ml project into ``output_dir``."""
+    backend = backend_name(backend)
+    check_io_type(io_type)
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not force:
+        raise OutputExistsError(f"{output_dir} exists; choose another directory or pass --force to replace it")
+    missing = uncalibrated_quantizers(model)
+    if missing:
+        raise CalibrationError(
+            f"activation ranges were never recorded for {', '.join(missing)}; train the model or call "
+            "hgq_chip.calibrate(model, x) on representative inputs before converting"
+        )
+    model = _functional(model)
+    nodes = graph_nodes(model)
+    records = derive(nodes)
+    if io_type == "io_stream":
+        _check_stream(records, nodes)
+    input_types = all_input_formats(model, nodes)
+    hls_config = build_hls_config(records, input_types, reuse_factor, strategy)
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        log(f"[hgq_chip] writing {backend} {io_type} project")
+        hls_model = _write_hls4ml_project(model, staging, project_name, backend, io_type, part, clock_period, hls_config)
+        write_reports(staging, records, input_types, hls_config)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        staging.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    hls_model.config.config["OutputDir"] = str(output_dir)
+    log(f"[hgq_chip] project written to {output_dir}")
+    return Conversion(output_dir, records, input_types, hls_config, hls_model, project_name)
+
+
+def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config):
+    import hls4ml
+
+    register_handlers()
+    options = {"clock_period": clock_period}
+    if part:
+        options["part"] = part
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter):
+            hls_model = hls4ml.converters.convert_from_keras_model(
+                model,
+                output_dir=str(directory),
+                project_name=project_name,
+                backend=backend,
+                io_type=io_type,
+                hls_config=hls_config,
+                bit_exact=False,
+                allow_da_fallback=False,
+                allow_v2_fallback=False,
+                **options,
+            )
+            hls_model.write()
+    except HGQChipError:
+        raise
+    except Exception as error:
+        raise HGQChipError(f"hls4ml failed to convert the model: {error}\n{chatter.getvalue()[-2000:]}") from error
+    return hls_model
