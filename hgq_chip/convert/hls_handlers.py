@@ -11,9 +11,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..fixed.format import ArrayFormat
-from ..layers import HDense, HQuantize
+from ..fixed.interval import Interval
+from ..layers import (
+    HActivation,
+    HAdd,
+    HConv1D,
+    HConv1DBatchNorm,
+    HConv2D,
+    HConv2DBatchNorm,
+    HDense,
+    HDenseBatchNorm,
+    HQuantize,
+)
 from .precision import quantizer_name
-from .records import is_uniform
+from .records import format_of, is_uniform
+from .rules_activation import table_in_index_order
 
 
 def class_key(cls) -> str:
@@ -49,36 +61,82 @@ def handle_hquantize(layer: HQuantize, in_tensors, out_tensors):
     return (quantizer_config(layer.name, layer.q, in_tensors[0], out_tensors[0].name),)
 
 
-def handle_hdense(layer: HDense, in_tensors, out_tensors):
-    from keras import activations
+def _quantized_input(layer, in_tensor) -> tuple[dict, str]:
+    """The hls4ml quantizer for a layer's input quantizer, and the tensor name it produces."""
+    q_name = f"{in_tensor.name}_{layer.name}_q"
+    return quantizer_config(quantizer_name(layer, layer.iq), layer.iq, in_tensor, q_name), q_name
+
+
+def _redirect_input(config: dict, old: str, new: str) -> dict:
+    config["input_keras_tensor_names"] = [new if t == old else t for t in config["input_keras_tensor_names"]]
+    return config
+
+
+def handle_weighted(layer, in_tensors, out_tensors):
+    """HDense/HConv (and BatchNorm-fused forms): hls4ml's own handler for the Keras parent
+    builds the layer dicts; we quantize its input and swap in the quantized weights."""
+    from hls4ml.converters.keras_v3 import layer_handlers
+
+    in_tensor = in_tensors[0]
+    q_config, q_name = _quantized_input(layer, in_tensor)
+    parent = next(cls for cls in type(layer).__mro__ if class_key(cls) in layer_handlers and cls.__module__.startswith("keras."))
+    configs = list(layer_handlers[class_key(parent)](layer, in_tensors, out_tensors))
+    main = _redirect_input(configs[0], in_tensor.name, q_name)
+    kernel = layer.kq.quantized(layer.fused_kernel())
+    main["weight_data"] = kernel
+    main["bias_data"] = layer.bq.quantized(layer.fused_bias()) if layer.use_bias else np.zeros(kernel.shape[-1])
+    main["use_bias"] = True
+    main["class_name"] = parent.__name__
+    return (q_config, *configs)
+
+
+def handle_hactivation(layer, in_tensors, out_tensors):
+    from hls4ml.model.types import FixedPrecisionType
 
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
-    q_name = f"{in_tensor.name}_{layer.name}_q"
-    configs = [quantizer_config(quantizer_name(layer, layer.iq), layer.iq, in_tensor, q_name)]
-    has_relu = layer.activation is activations.relu
-    dense_out = f"{out_tensor.name}_pre_relu" if has_relu else out_tensor.name
-    kernel = layer.kq.quantized(layer.kernel.numpy())
-    bias = layer.bq.quantized(layer.bias.numpy()) if layer.use_bias else np.zeros(kernel.shape[1])
-    configs.append(
-        _io(layer.name, [q_name], [dense_out], class_name="Dense", module=type(layer).__module__,
-            input_shape=[list(in_tensor.shape[1:])], weight_data=kernel, bias_data=bias,
-            n_in=int(kernel.shape[0]), n_out=int(kernel.shape[1]), data_format="channels_last", use_bias=True)
-    )
-    if has_relu:
-        configs.append(_io(f"{layer.name}_relu", [dense_out], [out_tensor.name], class_name="Activation",
-                           activation="relu"))
-    return tuple(configs)
+    q_config, q_name = _quantized_input(layer, in_tensor)
+    name = layer.activation.__name__
+    if not layer.uses_table:
+        if name == "linear":
+            q_config["output_keras_tensor_names"] = [out_tensor.name]
+            return (q_config,)
+        return (q_config, _io(f"{layer.name}_relu", [q_name], [out_tensor.name], class_name="Activation",
+                              activation="relu"))
+    table = table_in_index_order(layer)
+    fmt = format_of(Interval.of_constants(table).covering())
+    table_t = FixedPrecisionType(fmt.width, fmt.k + fmt.i, bool(fmt.k))
+    lut = _io(f"{layer.name}_table", [q_name], [out_tensor.name], class_name="UnaryLUT", activation="unary_lut",
+              table_data=table, table_t=table_t, input_shape=[list(in_tensor.shape[1:])])
+    return (q_config, lut)
 
 
-HANDLERS = {
-    HQuantize: handle_hquantize,
-    HDense: handle_hdense,
-}
+def handle_hadd(layer, in_tensors, out_tensors):
+    import keras
+    from hls4ml.converters.keras_v3 import layer_handlers
+
+    configs = layer_handlers[class_key(keras.layers.Add)](layer, in_tensors, out_tensors)
+    for config in configs:
+        config["op"] = "add"  # hls4ml derives the op from the class name, which is ours
+    return configs
+
+
+def _handlers() -> dict:
+    return {
+        HQuantize: handle_hquantize,
+        HDense: handle_weighted,
+        HDenseBatchNorm: handle_weighted,
+        HConv1D: handle_weighted,
+        HConv2D: handle_weighted,
+        HConv1DBatchNorm: handle_weighted,
+        HConv2DBatchNorm: handle_weighted,
+        HActivation: handle_hactivation,
+        HAdd: handle_hadd,
+    }
 
 
 def register_handlers() -> None:
     """Make hls4ml's Keras 3 converter dispatch our layers to our handlers (idempotent)."""
     from hls4ml.converters.keras_v3 import layer_handlers
 
-    for cls, handler in HANDLERS.items():
+    for cls, handler in _handlers().items():
         layer_handlers[class_key(cls)] = handler

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import UnsupportedLayerError
 from ..fixed.interval import Interval
 from ..fixed.minimal import minimal_format
-from ..layers import HDense, HQuantize
+from ..layers import HQuantize
 from ..quantizers.hgq import ActivationQuantizer
 from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of
 
@@ -53,10 +53,11 @@ def quantizer_name(layer, quantizer) -> str:
 def quantizer_stage(name: str, quantizer: ActivationQuantizer, tensor_shape) -> tuple[HLSLayerTypes, Interval]:
     fmt = quantizer.fixed_format()
     out = Interval.of_format(fmt).broadcast_to(tuple(tensor_shape))
-    return HLSLayerTypes(name, {"result": format_of(out)}), out
+    # A uniform quantizer becomes a plain cast to this type, so it must carry the quantizer's modes.
+    return HLSLayerTypes(name, {"result": format_of(out, fmt.rounding, fmt.overflow)}), out
 
 
-def _require_input(layer, intervals):
+def require_input(layer, intervals):
     if any(iv is None for iv in intervals):
         raise UnsupportedLayerError(
             f"layer {layer.name!r} ({type(layer).__name__}) reads the raw model input; "
@@ -68,33 +69,28 @@ def weight_table(quantizer, values) -> WeightTable:
     return WeightTable(quantizer.quantized(values), quantizer.fixed_format(values))
 
 
-@rule(HQuantize)
-def _hquantize(layer, intervals):
-    stage, out = quantizer_stage(layer.name, layer.q, layer.output.shape[1:])
-    return LayerRecord(layer.name, type(layer).__name__, out, [stage])
+def constant_format(values):
+    """The weight/bias type: the narrowest one holding every constant (a 1-bit one for all zeros)."""
+    fmt = minimal_format(values)
+    return fmt if fmt.width > 0 else format_of(Interval(0.0, 0.0, 0))
 
 
-@rule(HDense)
-def _hdense(layer, intervals):
-    in_shape = tuple(layer.input.shape[1:])
-    stage, x = quantizer_stage(quantizer_name(layer, layer.iq), layer.iq, in_shape)
-    kernel = weight_table(layer.kq, layer.kernel.numpy())
-    products = Interval(x.lo[..., None], x.hi[..., None], x.f[..., None]) * Interval.of_constants(kernel.values)
-    accum = products.sum(axis=-2)
-    record = LayerRecord(layer.name, type(layer).__name__, accum, [stage], {"kernel": kernel})
-    types = {"weight": minimal_format(kernel.values)}
-    magnitudes = np.maximum(np.abs(products.lo), np.abs(products.hi)).sum(axis=-2)
+def weighted_layer_record(layer, stage, kernel: WeightTable, products_sum: Interval, magnitudes) -> LayerRecord:
+    """Record for a layer computing sum(x * w) + b, then an optional fused relu.
+
+    ``products_sum`` and ``magnitudes`` (bound on |partial sums|) exclude the bias.
+    """
+    record = LayerRecord(layer.name, type(layer).__name__, products_sum, [stage], {"kernel": kernel})
+    types = {"weight": constant_format(kernel.values)}
+    accum = products_sum
     if layer.use_bias:
-        bias = weight_table(layer.bq, layer.bias.numpy())
+        bias = weight_table(layer.bq, layer.fused_bias())
         record.weights["bias"] = bias
         accum = accum + Interval.of_constants(bias.values)
         magnitudes = magnitudes + np.abs(bias.values)
-        types["bias"] = minimal_format(bias.values)
+        types["bias"] = constant_format(bias.values)
     record.accum = format_of(accum)
     types.update(accum=record.accum, result=record.accum)
-    for key in ("weight", "bias"):
-        if key in types and types[key].width == 0:
-            types[key] = format_of(Interval(0.0, 0.0, 0))
     record.hls_layers.append(HLSLayerTypes(layer.name, types))
     record.float32_exact = float32_exact_sum(magnitudes, record.accum.f)
     record.ebops = layer.ebops_exact()
@@ -105,43 +101,10 @@ def _hdense(layer, intervals):
     return record
 
 
-@rule(keras.layers.Flatten, keras.layers.Reshape)
-def _reshape(layer, intervals):
-    _require_input(layer, intervals)
-    shape = tuple(layer.output.shape[1:])
-    out = intervals[0].reshape(shape)
-    return LayerRecord(layer.name, type(layer).__name__, out, [HLSLayerTypes(layer.name, {"result": format_of(out)})])
-
-
-@rule(keras.layers.Dropout)
-def _dropout(layer, intervals):
-    _require_input(layer, intervals)
-    out = intervals[0]
-    return LayerRecord(layer.name, type(layer).__name__, out, [HLSLayerTypes(layer.name, {"result": format_of(out)})])
-
-
-@rule(keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
-def _max_pooling(layer, intervals):
-    """Max pooling is monotone: pooling the bounds bounds the pooled values."""
-    _require_input(layer, intervals)
-    iv = intervals[0]
-    pooled = [np.asarray(layer(a[None].astype(np.float32)))[0].astype(np.float64) for a in (iv.lo, iv.hi, iv.f)]
-    out = Interval(pooled[0], pooled[1], pooled[2].astype(np.int64))
-    return LayerRecord(layer.name, type(layer).__name__, out, [HLSLayerTypes(layer.name, {"result": format_of(out)})])
-
-
-@rule(keras.layers.Add)
-def _add(layer, intervals):
-    _require_input(layer, intervals)
-    out = intervals[0]
-    for iv in intervals[1:]:
-        out = out + iv
-    types = {"result": format_of(out)}
-    return LayerRecord(layer.name, type(layer).__name__, out, [HLSLayerTypes(layer.name, types)])
-
-
 def derive(nodes) -> list[LayerRecord]:
     """One record per node, in topological order."""
+    from . import rules_activation, rules_conv, rules_dense, rules_structure  # noqa: F401  (they register rules)
+
     intervals: dict[int, Interval | None] = {}
     records = []
     for node in nodes:

@@ -99,6 +99,34 @@ def convert(
     return Conversion(output_dir, records, input_types, hls_config, hls_model, project_name)
 
 
+# Type attributes that take part in arithmetic; others (e.g. relu's unused table_t) are ignored.
+_ARITHMETIC_TYPES = ("result", "accum", "weight", "bias", "table")
+
+
+def check_types_applied(hls_model, hls_config) -> None:
+    """Every arithmetic type in the hls4ml graph must be one we derived; anything else is a bug."""
+    from hls4ml.model.types import NamedType
+
+    from ..fixed.hls import parse_ap_type
+
+    ours = hls_config["LayerName"]
+    wrong = []
+    for name, node in hls_model.graph.items():
+        for key in _ARITHMETIC_TYPES:
+            named = node.attributes.get(f"{key}_t")
+            if not isinstance(named, NamedType) or (key == "table" and node.class_name != "UnaryLUT"):
+                continue
+            expected = ours.get(name, {}).get("Precision", {}).get(key)
+            actual = parse_ap_type(str(named.precision))
+            if expected is None or parse_ap_type(expected) != actual:
+                wrong.append(f"{name}.{key}_t = {named.precision} (derived: {expected})")
+    if wrong:
+        raise HGQChipError(
+            "internal error: hls4ml holds types hgq_chip did not derive, so the firmware would not be exact: "
+            + "; ".join(wrong)
+        )
+
+
 def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config):
     import hls4ml
 
@@ -121,6 +149,7 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
                 allow_v2_fallback=False,
                 **options,
             )
+            check_types_applied(hls_model, hls_config)
             hls_model.write()
     except HGQChipError:
         raise

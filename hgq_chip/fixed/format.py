@@ -53,13 +53,16 @@ class FixedFormat:
 
     @property
     def max(self) -> float:
+        if self.width == 0:  # holds only 0; for k=1 the formula below would give -2**i
+            return 0.0
         return (2.0 ** (self.i + self.f) - 1) * self.step
 
     @property
     def min(self) -> float:
-        if not self.k:
+        if not self.k or self.width == 0:
             return 0.0
-        if self.overflow is Overflow.SAT_SYM:
+        if self.overflow is Overflow.SAT_SYM and self.width > 1:
+            # A 1-bit signed AP_SAT_SYM type keeps its lowest code, like AP_SAT.
             return -self.max
         return -(2.0 ** self.i)
 
@@ -132,13 +135,16 @@ class ArrayFormat:
 
     @property
     def max(self) -> np.ndarray:
-        return (2.0 ** (self.i + self.f).astype(np.float64) - 1) * self.step
+        # Zero-width elements hold only 0 (for k=1 the formula would give -2**i).
+        return np.where(self.width == 0, 0.0, (2.0 ** (self.i + self.f).astype(np.float64) - 1) * self.step)
 
     @property
     def min(self) -> np.ndarray:
+        low = -self.k * 2.0 ** self.i.astype(np.float64)
         if self.overflow is Overflow.SAT_SYM:
-            return -self.k * self.max
-        return -self.k * 2.0 ** self.i.astype(np.float64)
+            # A 1-bit signed AP_SAT_SYM type keeps its lowest code, like AP_SAT.
+            low = np.where(self.width > 1, -self.k * self.max, low)
+        return np.where(self.width == 0, 0.0, low)
 
     def __getitem__(self, index) -> FixedFormat:
         return FixedFormat(

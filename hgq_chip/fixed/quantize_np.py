@@ -26,9 +26,11 @@ def overflow_integer(m: np.ndarray, k, n, overflow: Overflow) -> np.ndarray:
     top = 2.0 ** np.asarray(n, dtype=np.float64)
     if overflow is Overflow.WRAP:
         span = top * (1.0 + k)
-        low = -k * top
-        return m - np.floor((m - low) / span) * span
-    low = -k * top if overflow is Overflow.SAT else -k * (top - 1.0)
+        # m mod span is exact; m - low would round (by a whole span) once ulp(m) == span.
+        r = m - np.floor(m / span) * span
+        return r - (r >= top) * span
+    # AP_SAT_SYM cannot drop the lowest code of a 1-bit signed type (n = 0): it acts as AP_SAT.
+    low = -k * top if overflow is Overflow.SAT else -k * np.maximum(top - 1.0, 1.0)
     return np.clip(m, low, top - 1.0)
 
 

@@ -25,9 +25,11 @@ def overflow_integer(m, k, n, overflow: Overflow):
     k = ops.cast(k, m.dtype)
     if overflow is Overflow.WRAP:
         span = top * (1.0 + k)
-        low = -k * top
-        return m - ops.floor((m - low) / span) * span
-    low = -k * top if overflow is Overflow.SAT else -k * (top - 1.0)
+        # m mod span is exact; m - low would round (by a whole span) once ulp(m) == span.
+        r = m - ops.floor(m / span) * span
+        return r - ops.cast(r >= top, m.dtype) * span
+    # AP_SAT_SYM cannot drop the lowest code of a 1-bit signed type (n = 0): it acts as AP_SAT.
+    low = -k * top if overflow is Overflow.SAT else -k * ops.maximum(top - 1.0, 1.0)
     return ops.minimum(ops.maximum(m, low), top - 1.0)
 
 

@@ -23,6 +23,8 @@ class HDense(QuantizedLayerMixin, keras.layers.Dense):
         check_fused_activation(self.name, self.activation)
         if self.lora_rank:
             raise ValueError(f"{self.name}: LoRA is not supported on quantized layers")
+        if self.quantization_config is not None:
+            raise ValueError(f"{self.name}: Keras' own quantization_config conflicts with the trainable quantizers; leave it None")
         self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
     def build(self, input_shape):
@@ -37,15 +39,26 @@ class HDense(QuantizedLayerMixin, keras.layers.Dense):
         self._add_cost(training)
         return self.activation(y)
 
+    def fused_kernel(self) -> np.ndarray:
+        """The float kernel that ``kq`` quantizes (the converter reads this, not ``kernel``)."""
+        return np.asarray(self.kernel.numpy())
+
+    def fused_bias(self) -> np.ndarray | None:
+        """The float bias that ``bq`` quantizes, or None without a bias."""
+        return np.asarray(self.bias.numpy()) if self.use_bias else None
+
     def ebops_surrogate(self):
+        return self._ebops_surrogate_for(self.kernel)
+
+    def _ebops_surrogate_for(self, kernel):
         bits_in = self.iq.bits_surrogate()
-        bits_in = ops.broadcast_to(bits_in, self.iq.f.shape[:-1] + (self.kernel.shape[0],)) if len(self.iq.f.shape) else bits_in
-        return ops.sum(ops.matmul(bits_in, self.kq.bits_surrogate(self.kernel)))
+        bits_in = ops.broadcast_to(bits_in, self.iq.f.shape[:-1] + (kernel.shape[0],)) if len(self.iq.f.shape) else bits_in
+        return ops.sum(ops.matmul(bits_in, self.kq.bits_surrogate(kernel)))
 
     def ebops_exact(self) -> int:
         bits_in = self.iq.fixed_format().width
         bits_in = np.broadcast_to(bits_in, bits_in.shape[:-1] + (self.kernel.shape[0],))
-        bits_w = self.kq.fixed_format(self.kernel.numpy()).width
+        bits_w = self.kq.fixed_format(self.fused_kernel()).width
         return int(np.sum(bits_in @ bits_w))
 
     def get_config(self):

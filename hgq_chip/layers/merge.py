@@ -1,0 +1,18 @@
+"""HAdd: elementwise addition of already-quantized tensors, exact without a quantizer."""
+
+from __future__ import annotations
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="hgq_chip")
+class HAdd(keras.layers.Add):
+    """``keras.layers.Add`` for fixed-point inputs (outputs of hgq_chip layers).
+
+    A sum of fixed-point numbers is a fixed-point number, so no rounding or overflow is
+    needed: the converter types the output by interval arithmetic (the widest fractional
+    part, one more integer bit per doubling of the number of inputs) and the firmware adds
+    exactly. The float32 sum here is exact while that type fits float32's 24-bit
+    significand (far wider than quantized activations get). Takes every ``Add`` argument;
+    it has no quantizers and no EBOPs (additions are not counted).
+    """

@@ -1,0 +1,35 @@
+"""Shared test setup: quiet TensorFlow, the Keras backend, and the compiled ap_fixed harness."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest
+
+_harness_report: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def ap_harness():
+    """The default-grid ap_fixed harness, compiled once per machine and cached.
+
+    Without g++ this raises hgq_chip.errors.ToolMissingError (an error, not a skip: the
+    exactness tests are the project's main guarantee and must not pass silently).
+    """
+    from hgq_chip.testing.ap_harness import get_harness
+
+    harness = get_harness()
+    if harness.compile_seconds is None:
+        _harness_report.append(f"ap_fixed harness: cache hit ({harness.executable})")
+    else:
+        _harness_report.append(
+            f"ap_fixed harness: compiled {len(harness.formats)} formats in "
+            f"{harness.compile_seconds:.1f} s ({harness.executable})"
+        )
+    return harness
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _harness_report:
+        terminalreporter.write_line(line)
