@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fixed.format import ArrayFormat
 from ..fixed.interval import Interval
 from ..layers import (
     HActivation,
@@ -24,7 +23,7 @@ from ..layers import (
     HQuantize,
 )
 from .precision import quantizer_name
-from .records import format_of, is_uniform
+from .records import format_of, quantizer_needs_mask
 from .rules_activation import table_in_index_order
 
 
@@ -34,11 +33,6 @@ def class_key(cls) -> str:
 
 def _io(name, inputs, outputs, **extra) -> dict:
     return {"name": name, "input_keras_tensor_names": list(inputs), "output_keras_tensor_names": list(outputs), **extra}
-
-
-def quantizer_needs_mask(fmt: ArrayFormat) -> bool:
-    """Per-element formats (or constant-zero elements) need hls4ml's FixedPointQuantizer."""
-    return not is_uniform(fmt) or bool(np.any(fmt.width == 0))
 
 
 def quantizer_config(name: str, quantizer, in_tensor, out_name: str) -> dict:

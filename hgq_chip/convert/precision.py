@@ -19,7 +19,7 @@ from ..fixed.interval import Interval
 from ..fixed.minimal import minimal_format
 from ..layers import HQuantize
 from ..quantizers.hgq import ActivationQuantizer
-from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of
+from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of, quantizer_needs_mask
 
 Rule = Callable[[keras.layers.Layer, list], LayerRecord]
 _RULES: dict[type, Rule] = {}
@@ -89,6 +89,9 @@ def weighted_layer_record(layer, stage, kernel: WeightTable, products_sum: Inter
         accum = accum + Interval.of_constants(bias.values)
         magnitudes = magnitudes + np.abs(bias.values)
         types["bias"] = constant_format(bias.values)
+    else:
+        # hls4ml's Dense always adds a bias; the handler passes zeros, which a 1-bit type holds.
+        types["bias"] = constant_format(np.zeros(1))
     record.accum = format_of(accum)
     types.update(accum=record.accum, result=record.accum)
     record.hls_layers.append(HLSLayerTypes(layer.name, types))

@@ -26,6 +26,12 @@ def is_uniform(fmt: ArrayFormat) -> bool:
     return all(np.unique(a).size <= 1 for a in (fmt.k, fmt.i, fmt.f))
 
 
+def quantizer_needs_mask(fmt: ArrayFormat) -> bool:
+    """Per-element formats (or constant-zero elements) need hls4ml's FixedPointQuantizer;
+    a single nonzero format is a plain cast into a type carrying the quantizer's modes."""
+    return not is_uniform(fmt) or bool(np.any(fmt.width == 0))
+
+
 @dataclass
 class WeightTable:
     """One weight tensor as the firmware holds it: quantized values and per-weight formats."""

@@ -9,6 +9,7 @@ from ..errors import UnsupportedLayerError
 from ..fixed.format import FixedFormat
 from ..fixed.interval import Interval
 from ..layers import HActivation
+from ..layers.activation import MAX_TABLE_INPUT_BITS, representable_values
 from .precision import quantizer_name, quantizer_stage, rule
 from .records import HLSLayerTypes, LayerRecord, format_of, is_uniform
 
@@ -23,13 +24,22 @@ def table_output_format(layer) -> FixedFormat:
     return fmt[(0,) * fmt.k.ndim]
 
 
+def table_input_format(layer) -> FixedFormat:
+    """The type the table is indexed with: exactly the input quantizer stage's result type."""
+    fmt = format_of(Interval.of_format(layer.iq.fixed_format()))
+    if fmt.width > MAX_TABLE_INPUT_BITS:
+        layer.check_table_size()  # raises with the layer's own advice
+        raise UnsupportedLayerError(f"{layer.name}: table input {fmt.to_hls()} is wider than {MAX_TABLE_INPUT_BITS} bits")
+    return fmt
+
+
 def activation_table(layer) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, outputs) of the table over every value of the covering input format.
+    """(inputs, outputs) of the table over every value of the table's input type.
 
     Outputs come from the layer's own inference ops (activation in float64 rounded to
     float32, then the uniform output quantizer), so they equal what Keras computes.
     """
-    inputs = layer.table_inputs()
+    inputs = representable_values(table_input_format(layer))
     table_output_format(layer)
     shape = (len(inputs),) + (1,) * len(layer.element_shape)
     y = ops.cast(layer.activation(ops.convert_to_tensor(inputs.reshape(shape))), "float32")
@@ -44,8 +54,7 @@ def table_in_index_order(layer) -> np.ndarray:
     Raw bits of a signed input read as unsigned put the non-negative half first.
     """
     inputs, outputs = activation_table(layer)
-    fmt = layer.table_input_format()
-    if fmt.k:
+    if table_input_format(layer).k:
         half = len(outputs) // 2
         return np.concatenate([outputs[half:], outputs[:half]])
     return outputs

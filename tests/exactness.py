@@ -1,0 +1,35 @@
+"""Shared steps of the conversion exactness tests: random bits, calibration, convert, verify."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hgq_chip.calibrate import calibrate
+from hgq_chip.convert import convert, verify
+
+
+def randomize_bits(model, rng, act_f=(1, 5), weight_f=(0, 5)):
+    """Random per-element fractional bits everywhere (some weights then quantize to zero)."""
+    for layer in model.layers:
+        for q in getattr(layer, "quantizers", lambda: [])():
+            lo, hi = act_f if hasattr(q, "record_range") else weight_f
+            q.f.assign(rng.integers(lo, hi + 1, size=q.f.shape).astype("float32"))
+
+
+def assert_bit_exact(model, x_calibration, directory, seed=0, **convert_options):
+    """Calibrate on x, convert, and compare csim with Keras on calibration-range, uniform
+    random and 4x-outside-the-range inputs; every value must be equal."""
+    calibrate(model, x_calibration)
+    convert(model, directory, log=lambda *_: None, **convert_options)
+    rng = np.random.default_rng(seed)
+    lo, hi = x_calibration.min(axis=0), x_calibration.max(axis=0)
+    span = np.maximum(hi - lo, 1e-3)
+    n = 64
+    x = np.concatenate([
+        x_calibration[:n],
+        rng.uniform(lo, hi, (n,) + lo.shape),
+        rng.uniform(lo - 4 * span, hi + 4 * span, (n,) + lo.shape),
+    ]).astype(np.float32)
+    report = verify(model, directory, x, log=lambda *_: None)
+    assert report.ok, report.describe()
+    return report
