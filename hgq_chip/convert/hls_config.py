@@ -44,16 +44,16 @@ def build_hls_config(records, input_types: dict[str, FixedFormat], reuse_factor:
         layers[name] = {"Precision": {"result": render_hls4ml_precision(fmt)}}
     for record in records:
         for hls_layer in record.hls_layers:
-            layers[hls_layer.name] = {
-                "Precision": {key: render_hls4ml_precision(fmt) for key, fmt in hls_layer.types.items()},
-                "ReuseFactor": int(reuse_factor),
-                "Strategy": strategy_name(strategy),
-            }
+            config = {"Precision": {key: render_hls4ml_precision(fmt) for key, fmt in hls_layer.types.items()}}
+            if "weight" in hls_layer.types:
+                # The strategy is how constant multiplications are built; only weighted layers have them.
+                config.update(ReuseFactor=int(reuse_factor), Strategy=strategy_name(strategy))
+            layers[hls_layer.name] = config
     return {
         "Model": {
             "Precision": {"default": _UNUSED_DEFAULT_PRECISION},
             "ReuseFactor": int(reuse_factor),
-            "Strategy": strategy_name(strategy),
+            "Strategy": "Latency",
             "BitExact": False,
         },
         "LayerName": layers,

@@ -14,7 +14,7 @@ import keras
 from ..calibrate import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, OutputExistsError, UnsupportedConfigurationError
 from .graph import graph_nodes
-from .hls_config import backend_name, build_hls_config, check_io_type
+from .hls_config import backend_name, build_hls_config, check_io_type, strategy_name
 from .hls_handlers import register_handlers
 from .inputs import all_input_formats
 from .precision import derive
@@ -50,6 +50,31 @@ def _check_stream(records, nodes):
                 )
 
 
+def _ends_with_quantizer(layer) -> bool:
+    from ..layers import HActivation, HQuantize
+
+    return isinstance(layer, HQuantize) or (
+        isinstance(layer, HActivation) and layer.activation.__name__ == "linear"
+    )
+
+
+def _check_distributed_arithmetic(nodes):
+    """hls4ml 1.3's DA code generator folds input quantizers into the DA function and emits
+    duplicate declarations when two quantizers meet, so refuse that shape up front."""
+    producers = {id(t): node.layer for node in nodes for t in node.outputs}
+    for node in nodes:
+        if not hasattr(node.layer, "kq"):
+            continue
+        producer = producers.get(id(node.inputs[0]))
+        if producer is not None and _ends_with_quantizer(producer):
+            raise UnsupportedConfigurationError(
+                f"strategy distributed_arithmetic cannot follow quantizer {producer.name!r} directly with "
+                f"{node.layer.name!r}'s own input quantizer (hls4ml 1.3 generates conflicting code); remove "
+                f"{producer.name!r} (the layer's input quantizer already quantizes its input) or use "
+                "strategy='latency'"
+            )
+
+
 def convert(
     model: keras.Model,
     output_dir,
@@ -80,6 +105,15 @@ def convert(
     records = derive(nodes)
     if io_type == "io_stream":
         _check_stream(records, nodes)
+    if strategy_name(strategy) == "distributed_arithmetic":
+        _check_distributed_arithmetic(nodes)
+    inexact = [r.layer_name for r in records if not r.float32_exact]
+    if inexact:
+        log(
+            f"[hgq_chip] warning: {', '.join(inexact)} can accumulate more than float32's 24 mantissa bits; "
+            "Keras (float32) may then round where the firmware is exact. Narrow their bits, or run Keras in "
+            "float64 (keras.config.set_floatx('float64')) to compare"
+        )
     input_types = all_input_formats(model, nodes)
     hls_config = build_hls_config(records, input_types, reuse_factor, strategy)
 
