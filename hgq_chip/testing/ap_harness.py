@@ -254,6 +254,9 @@ class ApHarness:
     def __post_init__(self):
         self._index = {fmt: idx for idx, fmt in enumerate(self.formats)}
 
+    def __repr__(self) -> str:
+        return f"ApHarness({str(self.executable)!r}, {len(self.formats)} formats)"
+
     def __contains__(self, fmt: FixedFormat) -> bool:
         return fmt in self._index
 
@@ -344,7 +347,7 @@ def build_harness(
     """Compile (or load from the cache) a harness for ``formats`` (default: :func:`default_formats`).
 
     ``units`` translation units are compiled by ``jobs`` parallel compiler processes
-    (defaults: 2 units per available CPU). Raises :class:`ToolMissingError` without g++.
+    (defaults: one unit per available CPU). Raises :class:`ToolMissingError` without g++.
     """
     formats = tuple(default_formats() if formats is None else formats)
     if not formats:
@@ -357,7 +360,7 @@ def build_harness(
     cxx = _find_compiler(compiler)
     include = ap_types_include_dir()
     jobs = jobs or _available_cpus()
-    units = max(1, min(len(formats), units or 2 * jobs))
+    units = max(1, min(len(formats), units or jobs))
     sources = _generate_sources(formats, units)
 
     key = hashlib.sha256()

@@ -1,0 +1,125 @@
+"""Surrogate gradients of the HGQ quantizers (seed 002): d(x_q)/d(f) = -ln2 * (x_q - x), STE for x.
+
+Gradients are taken with tf.GradientTape, so this file alone is TensorFlow-specific.
+Per-element gradients are compared exactly; where f is shared (per-channel/per-layer,
+or across the batch) the backend sums float32 terms in its own order, so those sums are
+compared with a float32-level tolerance.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from hgq_chip.layers import HDense
+from hgq_chip.quantizers import ActivationQuantizer, Granularity, WeightQuantizer
+
+tf = pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="uses tf.GradientTape")
+
+NEG_LN2 = np.float32(-math.log(2.0))
+GRANULARITIES = [g.value for g in Granularity]
+
+
+def _set_f(quantizer, rng):
+    """Non-integer f away from the .5 ties, so round(f) is unambiguous."""
+    shape = quantizer.f.shape
+    f = rng.integers(1, 6, size=shape) + rng.uniform(-0.3, 0.3, size=shape)
+    quantizer.f.assign(f.astype(np.float32))
+
+
+def _gradients(quantizer, x, **call_kwargs):
+    x = tf.constant(x, dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = quantizer(x, **call_kwargs)
+        total = tf.reduce_sum(y)
+    grad_x, grad_f = tape.gradient(total, [x, quantizer.f])
+    return y.numpy(), grad_x.numpy(), grad_f.numpy()
+
+
+def _reduce_to(values, shape):
+    """Sum ``values`` over the axes where the f variable ``shape`` broadcasts."""
+    axes = tuple(a for a, (d, s) in enumerate(zip(values.shape, shape)) if s == 1 and d != 1)
+    return values.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_weight_quantizer_f_gradient_is_minus_ln2_times_error(granularity):
+    rng = np.random.default_rng(1)
+    quantizer = WeightQuantizer(granularity=granularity)
+    w = rng.normal(0, 1, size=(6, 4)).astype(np.float32)
+    quantizer.build(w.shape)
+    _set_f(quantizer, rng)
+    q, grad_w, grad_f = _gradients(quantizer, w)
+    assert np.array_equal(q, quantizer.quantized(w).astype(np.float32))
+    per_element = NEG_LN2 * (q - w)
+    if granularity == Granularity.ELEMENT.value:
+        assert np.array_equal(grad_f, per_element)
+    else:
+        np.testing.assert_allclose(grad_f, _reduce_to(per_element, grad_f.shape), rtol=1e-5, atol=1e-7)
+    assert np.array_equal(grad_w, np.ones_like(w))
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+@pytest.mark.parametrize("training", [True, False])
+def test_activation_quantizer_f_gradient_summed_over_batch(granularity, training):
+    rng = np.random.default_rng(2)
+    quantizer = ActivationQuantizer(granularity=granularity, overflow="SAT")
+    x = rng.normal(0, 2, size=(8, 3, 5)).astype(np.float32)
+    quantizer.build(x.shape)
+    _set_f(quantizer, rng)
+    quantizer.record_range(tf.constant(x))
+    q, grad_x, grad_f = _gradients(quantizer, x, training=training)
+    summed_over_batch = (NEG_LN2 * (q - x)).sum(axis=0)
+    np.testing.assert_allclose(grad_f, _reduce_to(summed_over_batch, grad_f.shape), rtol=1e-5, atol=1e-6)
+    assert np.array_equal(grad_x, np.ones_like(x))
+
+
+def test_activation_f_gradient_exact_for_single_sample():
+    rng = np.random.default_rng(3)
+    quantizer = ActivationQuantizer(granularity="per-element")
+    x = rng.normal(0, 2, size=(1, 7)).astype(np.float32)
+    quantizer.build(x.shape)
+    _set_f(quantizer, rng)
+    q, _, grad_f = _gradients(quantizer, x, training=True)
+    assert np.array_equal(grad_f, (NEG_LN2 * (q - x)).reshape(grad_f.shape))
+    assert np.any(grad_f != 0)
+
+
+@pytest.mark.parametrize("quantizer_class", [WeightQuantizer, ActivationQuantizer])
+def test_exactly_representable_values_get_zero_f_gradient(quantizer_class):
+    """A bit that cannot change the value gets no gradient ("bits that cannot matter")."""
+    rng = np.random.default_rng(4)
+    quantizer = quantizer_class(granularity="per-element", init_f=3.0)
+    x = rng.normal(0, 2, size=(1, 16)).astype(np.float32)
+    on_grid = np.arange(16) % 2 == 0
+    x[0, on_grid] = np.round(x[0, on_grid] * 8.0) / 8.0  # multiples of 2**-3
+    x[0, ~on_grid] = np.floor(x[0, ~on_grid] * 8.0) / 8.0 + 1.0 / 32.0  # never on the grid
+    quantizer.build(x.shape if quantizer_class is WeightQuantizer else (None, 16))
+    kwargs = {} if quantizer_class is WeightQuantizer else {"training": True}
+    _, _, grad_f = _gradients(quantizer, x, **kwargs)
+    grad_f = grad_f.reshape(16)
+    assert np.array_equal(grad_f[on_grid], np.zeros(on_grid.sum(), np.float32))
+    assert np.all(grad_f[~on_grid] != 0)
+
+
+def test_weights_quantized_to_zero_have_zero_width_and_cost_nothing():
+    quantizer = WeightQuantizer(granularity="per-element", init_f=2.0)
+    w = np.array([[0.1, -0.12, 0.75], [0.0, 3.0, -0.5]], dtype=np.float32)
+    quantizer.build(w.shape)
+    width = quantizer.fixed_format(w).width
+    zero = quantizer.quantized(w) == 0
+    assert np.array_equal(zero, np.array([[True, True, False], [True, False, False]]))
+    assert np.array_equal(width[zero], np.zeros(zero.sum(), dtype=width.dtype))
+    assert np.all(width[~zero] > 0)
+
+    layer = HDense(3, kernel_quantizer={"init_f": 2.0})
+    layer.build((None, 2))
+    layer.iq.record_range(tf.constant([[-1.0, 1.0], [0.5, -0.25]]))
+    layer.kernel.assign(w)
+    bits_in = np.broadcast_to(layer.iq.fixed_format().width, (2,))
+    assert layer.ebops_exact() == int(np.sum(bits_in[:, None] * width))
+    layer.kernel.assign(np.full_like(w, 0.1))  # every weight rounds to 0: fully pruned
+    assert layer.ebops_exact() == 0
