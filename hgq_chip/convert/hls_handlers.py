@@ -24,7 +24,21 @@ from ..layers import (
 )
 from .precision import quantizer_name
 from .records import format_of, quantizer_needs_mask
-from .rules_activation import table_in_index_order
+
+
+_HANDLERS: dict = {}
+
+
+def handler(*classes):
+    """Register an hls4ml handler for hgq_chip layer classes (subclasses need their own entry:
+    hls4ml looks handlers up by exact class name)."""
+
+    def register(fn):
+        for cls in classes:
+            _HANDLERS[cls] = fn
+        return fn
+
+    return register
 
 
 def class_key(cls) -> str:
@@ -51,6 +65,7 @@ def quantizer_config(name: str, quantizer, in_tensor, out_name: str) -> dict:
                input_shape=[list(shape)])
 
 
+@handler(HQuantize)
 def handle_hquantize(layer: HQuantize, in_tensors, out_tensors):
     return (quantizer_config(layer.name, layer.q, in_tensors[0], out_tensors[0].name),)
 
@@ -66,6 +81,7 @@ def _redirect_input(config: dict, old: str, new: str) -> dict:
     return config
 
 
+@handler(HDense, HDenseBatchNorm, HConv1D, HConv2D, HConv1DBatchNorm, HConv2DBatchNorm)
 def handle_weighted(layer, in_tensors, out_tensors):
     """HDense/HConv (and BatchNorm-fused forms): hls4ml's own handler for the Keras parent
     builds the layer dicts; we quantize its input and swap in the quantized weights."""
@@ -84,8 +100,11 @@ def handle_weighted(layer, in_tensors, out_tensors):
     return (q_config, *configs)
 
 
+@handler(HActivation)
 def handle_hactivation(layer, in_tensors, out_tensors):
     from hls4ml.model.types import FixedPrecisionType
+
+    from .rules.activation import table_in_index_order
 
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
     q_config, q_name = _quantized_input(layer, in_tensor)
@@ -104,6 +123,7 @@ def handle_hactivation(layer, in_tensors, out_tensors):
     return (q_config, lut)
 
 
+@handler(HAdd)
 def handle_hadd(layer, in_tensors, out_tensors):
     import keras
     from hls4ml.converters.keras_v3 import layer_handlers
@@ -114,23 +134,11 @@ def handle_hadd(layer, in_tensors, out_tensors):
     return configs
 
 
-def _handlers() -> dict:
-    return {
-        HQuantize: handle_hquantize,
-        HDense: handle_weighted,
-        HDenseBatchNorm: handle_weighted,
-        HConv1D: handle_weighted,
-        HConv2D: handle_weighted,
-        HConv1DBatchNorm: handle_weighted,
-        HConv2DBatchNorm: handle_weighted,
-        HActivation: handle_hactivation,
-        HAdd: handle_hadd,
-    }
-
-
 def register_handlers() -> None:
     """Make hls4ml's Keras 3 converter dispatch our layers to our handlers (idempotent)."""
     from hls4ml.converters.keras_v3 import layer_handlers
 
-    for cls, handler in _handlers().items():
-        layer_handlers[class_key(cls)] = handler
+    from . import rules  # noqa: F401  (rule modules may register handlers for their layers)
+
+    for cls, fn in _HANDLERS.items():
+        layer_handlers[class_key(cls)] = fn

@@ -106,7 +106,7 @@ def weighted_layer_record(layer, stage, kernel: WeightTable, products_sum: Inter
 
 def derive(nodes) -> list[LayerRecord]:
     """One record per node, in topological order."""
-    from . import rules_activation, rules_conv, rules_dense, rules_structure  # noqa: F401  (they register rules)
+    from . import rules  # noqa: F401  (importing registers every rule)
 
     intervals: dict[int, Interval | None] = {}
     records = []

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fixed.interval import Interval
-from ..layers import HDense, HQuantize
-from .precision import quantizer_name, quantizer_stage, rule, weight_table, weighted_layer_record
-from .records import LayerRecord
+from ...fixed.interval import Interval
+from ...layers import HDense, HQuantize
+from ..precision import quantizer_name, quantizer_stage, rule, weight_table, weighted_layer_record
+from ..records import LayerRecord
 
 
 @rule(HQuantize)

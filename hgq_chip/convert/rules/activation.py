@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from ..errors import UnsupportedLayerError
-from ..fixed.format import FixedFormat
-from ..fixed.interval import Interval
-from ..layers import HActivation
-from ..layers.activation import MAX_TABLE_INPUT_BITS, representable_values
-from .precision import quantizer_name, quantizer_stage, rule
-from .records import HLSLayerTypes, LayerRecord, format_of, is_uniform
+from ...errors import UnsupportedLayerError
+from ...fixed.format import FixedFormat
+from ...fixed.interval import Interval
+from ...layers import HActivation
+from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
+from ..precision import quantizer_name, quantizer_stage, rule
+from ..records import HLSLayerTypes, LayerRecord, format_of, is_uniform
 
 
 def table_output_format(layer) -> FixedFormat:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from ..fixed.interval import Interval
-from ..fixed.minimal import fractional_bits
-from ..layers import HConv1D, HConv2D
-from .precision import quantizer_name, quantizer_stage, rule, weight_table, weighted_layer_record
+from ...fixed.interval import Interval
+from ...fixed.minimal import fractional_bits
+from ...layers import HConv1D, HConv2D
+from ..precision import quantizer_name, quantizer_stage, rule, weight_table, weighted_layer_record
 
 
 def _convolve(layer, feature_map, kernel) -> np.ndarray:

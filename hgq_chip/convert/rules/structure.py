@@ -7,10 +7,10 @@ import math
 import keras
 import numpy as np
 
-from ..fixed.interval import Interval
-from ..layers import check_exact_average_pooling
-from .precision import require_input, rule
-from .records import HLSLayerTypes, LayerRecord, format_of
+from ...fixed.interval import Interval
+from ...layers import check_exact_average_pooling
+from ..precision import require_input, rule
+from ..records import HLSLayerTypes, LayerRecord, format_of
 
 
 def _record(layer, out: Interval, **types) -> LayerRecord:
