@@ -3,10 +3,106 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ._version import __version__
 from .errors import HGQChipError
+
+BACKENDS = "Vitis|Vivado"
+IO_TYPES = "io_parallel|io_stream"
+STRATEGIES = "latency|distributed_arithmetic"
+
+
+def _log(args):
+    return (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+
+
+def _run_convert(args) -> int:
+    from . import api
+    from .convert.reports import format_summary, summarize
+
+    log = _log(args)
+    log(f"[hgq_chip] loading {args.model}")
+    model = api.load_model(args.model)
+    conversion = api.convert(
+        model, args.output_dir, backend=args.backend, io_type=args.io_type, part=args.part,
+        clock_period=args.clock_period, reuse_factor=args.reuse_factor, strategy=args.strategy,
+        force=args.force, project_name=args.project_name, log=log,
+    )
+    print(format_summary(summarize(conversion.records)))
+    print(f"project: {conversion.output_dir} (per-weight types: weight_types.csv, summary: summary.json)")
+    return 0
+
+
+def _load_data(path):
+    import numpy as np
+
+    from .data import DataError
+
+    if not os.path.isfile(path):
+        raise DataError(f"data file {path!r} not found; pass a .npy array of inputs (samples first)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise DataError(f"cannot read {path!r} as a .npy array ({error}); save inputs with np.save") from error
+
+
+def _run_verify(args) -> int:
+    from . import api
+
+    log = _log(args)
+    log(f"[hgq_chip] loading {args.model}")
+    model = api.load_model(args.model)
+    x = _load_data(args.data) if args.data else None
+    report = api.verify(model, args.project_dir, x, random=args.random, seed=args.seed, scale=args.scale, log=log)
+    print(f"mismatches: {report.n_mismatches} of {report.n_values} values ({report.n_samples} samples)")
+    if not report.ok:
+        out, index, keras_value, csim_value = report.first_mismatch
+        print(f"first mismatch: output {out}, sample {index[0]}, element {index[1]}: "
+              f"keras {keras_value!r}, csim {csim_value!r}")
+        from .errors import MismatchError
+
+        raise MismatchError(report.describe())
+    print(report.describe())
+    return 0
+
+
+def _add_convert(subparsers) -> None:
+    p = subparsers.add_parser("convert", help="write the hls4ml project of a calibrated model",
+                              description="Derive every fixed-point type of a calibrated hgq_chip model and write "
+                                          "its hls4ml project; prints the per-layer summary.")
+    p.add_argument("model", help="the model, saved with model.save('name.keras')")
+    p.add_argument("--backend", required=True, metavar=BACKENDS, help="hls4ml backend")
+    p.add_argument("--output-dir", required=True, help="project directory (must not exist unless --force)")
+    p.add_argument("--io-type", default="io_parallel", metavar=IO_TYPES,
+                   help="io_stream needs per-layer activation bits (default: io_parallel)")
+    p.add_argument("--part", default=None, help="FPGA part (default: the backend's)")
+    p.add_argument("--clock-period", type=float, default=5.0, metavar="NS", help="clock period in ns (default: 5)")
+    p.add_argument("--reuse-factor", type=int, default=1, metavar="N", help="hls4ml reuse factor (default: 1)")
+    p.add_argument("--strategy", default="latency", metavar=STRATEGIES, help="hls4ml strategy (default: latency)")
+    p.add_argument("--project-name", default="myproject", help="C++ top function name (default: myproject)")
+    p.add_argument("--force", action="store_true", help="replace --output-dir if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(handler=_run_convert)
+
+
+def _add_verify(subparsers) -> None:
+    p = subparsers.add_parser("verify", help="compare the project's C simulation with the model, bit for bit",
+                              description="Compile the project's C simulation (g++), run it and the Keras model on "
+                                          "the same inputs and count differing output values; exits with status "
+                                          "10 on any mismatch.")
+    p.add_argument("model", help="the model the project was converted from (.keras)")
+    p.add_argument("project_dir", help="the directory written by `hgq_chip convert`")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="X.npy", help="inputs, samples first, as saved by np.save")
+    source.add_argument("--random", type=int, metavar="N",
+                        help="N random samples over the calibrated input range widened --scale times")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --random (default: 0)")
+    p.add_argument("--scale", type=float, default=4.0, metavar="K",
+                   help="--random draws over the calibrated range made K times as wide (default: 4)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(handler=_run_verify)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train Keras models with learned bit-widths and turn them into bit-exact FPGA firmware.",
     )
     parser.add_argument("--version", action="version", version=f"hgq_chip {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_convert(subparsers)
+    _add_verify(subparsers)
     return parser
 
 

@@ -1,0 +1,131 @@
+"""The user-facing functions behind the CLI: load a model, convert it, verify the firmware.
+
+Each accepts either a ``keras.Model`` or the path of a saved ``.keras`` file, so the
+Python API and ``hgq_chip convert`` / ``hgq_chip verify`` do exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .convert.graph import graph_nodes
+from .convert.inputs import input_quantizers
+from .convert.project import _functional
+from .convert.project import convert as _convert_project
+from .convert.verify import VerifyReport
+from .convert.verify import verify as _verify_project
+from .errors import CalibrationError, HGQChipError, MismatchError, ModelFileError
+
+# How far outside the calibrated range ``random_inputs`` draws by default: the interval
+# around each element's recorded range is this many times as wide, so saturation and
+# wrap-around of the input quantizers are exercised, not only in-range rounding.
+DEFAULT_RANDOM_SCALE = 4.0
+
+
+def load_model(path):
+    """A saved hgq_chip Keras model; missing, unreadable or non-Keras files raise ModelFileError."""
+    import keras
+
+    from . import layers as _register_layers  # noqa: F401  (registers our classes for deserialization)
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {str(path)!r} not found; pass the path of a model saved with model.save('x.keras')")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # keras raises ValueError, OSError, zipfile errors, ... for bad files
+        raise ModelFileError(
+            f"cannot load {str(path)!r} as a Keras model ({type(error).__name__}: {str(error)[:300]}); "
+            "save it with model.save('name.keras') after importing hgq_chip.layers"
+        ) from error
+
+
+def _as_model(model):
+    return load_model(model) if isinstance(model, (str, os.PathLike)) else model
+
+
+def convert(model, output_dir, backend="Vitis", io_type="io_parallel", part=None, clock_period=5.0,
+            reuse_factor=1, strategy="latency", force=False, project_name="myproject", log=print):
+    """Write the hls4ml project of a calibrated model into ``output_dir`` (see ``hgq_chip convert``).
+
+    ``model`` is a ``keras.Model`` or a ``.keras`` path. Returns the ``Conversion``
+    (records, types, the hls4ml model). Nothing is left in ``output_dir`` if it fails.
+    """
+    return _convert_project(
+        _as_model(model), output_dir, backend=backend, io_type=io_type, part=part, clock_period=clock_period,
+        reuse_factor=reuse_factor, strategy=strategy, force=force, project_name=project_name, log=log,
+    )
+
+
+def input_ranges(model) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per model input: the (lo, hi) arrays, input-shaped, recorded by the quantizers reading it."""
+    model = _functional(model)
+    nodes = graph_nodes(model)
+    ranges = []
+    for tensor in model.inputs:
+        shape = tuple(int(d) for d in tensor.shape[1:])
+        lows, highs = [], []
+        for q in input_quantizers(nodes, tensor):
+            if not q.calibrated:
+                raise CalibrationError(
+                    f"input quantizer {q.path} has no recorded range; call hgq_chip.calibrate(model, x) first"
+                )
+            lows.append(np.broadcast_to(np.asarray(q.range_lo.numpy(), np.float64), shape))
+            highs.append(np.broadcast_to(np.asarray(q.range_hi.numpy(), np.float64), shape))
+        ranges.append((np.min(lows, axis=0), np.max(highs, axis=0)))
+    return ranges
+
+
+def random_inputs(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_SCALE) -> list[np.ndarray]:
+    """``n`` samples per input, uniform over each element's calibrated range widened ``scale`` times.
+
+    The interval keeps the range's centre and is ``scale`` times as wide (elements whose
+    recorded range is a single value get a half-width of 1), so ``scale > 1`` draws
+    values beyond what calibration saw. Values are float32, as Keras computes.
+    """
+    if n <= 0:
+        raise HGQChipError(f"the number of random samples must be positive, got {n}")
+    if not scale > 0:
+        raise HGQChipError(f"the random input scale must be positive, got {scale}")
+    rng = np.random.default_rng(seed)
+    samples = []
+    for lo, hi in input_ranges(_as_model(model)):
+        centre = (lo + hi) / 2
+        half = np.where(hi > lo, (hi - lo) / 2, 1.0) * scale
+        samples.append(rng.uniform(centre - half, centre + half, size=(n, *lo.shape)).astype(np.float32))
+    return samples
+
+
+def project_name_of(project_dir) -> str:
+    """The project name in ``project_dir``'s build script (what ``convert`` was given)."""
+    script = Path(project_dir) / "build_lib.sh"
+    if not script.is_file():
+        raise HGQChipError(f"{project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
+    found = re.search(r"^PROJECT=(\S+)", script.read_text(), re.M)
+    if not found:
+        raise HGQChipError(f"{script} names no PROJECT; was it written by `hgq_chip convert`?")
+    return found.group(1)
+
+
+def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RANDOM_SCALE, project_name=None,
+           strict=False, log=print) -> VerifyReport:
+    """Compile ``project_dir``'s C simulation and compare it with ``model`` bit for bit.
+
+    Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from
+    :func:`random_inputs`. ``strict=True`` raises MismatchError on any difference.
+    """
+    model = _as_model(model)
+    if (x is None) == (random is None):
+        raise HGQChipError("give verification inputs either as data (x) or as a number of random samples, not both")
+    if x is None:
+        x = random_inputs(model, random, seed, scale)
+        log(f"[hgq_chip] drew {random} random samples (seed {seed}) over the calibrated input range widened {scale:g}x")
+    project_name = project_name or project_name_of(project_dir)
+    report = _verify_project(model, project_dir, x, project_name=project_name, log=log)
+    if strict and not report.ok:
+        raise MismatchError(report.describe())
+    return report
