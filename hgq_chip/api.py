@@ -14,7 +14,7 @@ import numpy as np
 
 from .convert.graph import graph_nodes
 from .convert.inputs import input_quantizers
-from .convert.project import _functional
+from .convert.project import as_functional
 from .convert.project import convert as _convert_project
 from .convert.verify import VerifyReport
 from .convert.verify import verify as _verify_project
@@ -63,7 +63,7 @@ def convert(model, output_dir, backend="Vitis", io_type="io_parallel", part=None
 
 def input_ranges(model) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per model input: the (lo, hi) arrays, input-shaped, recorded by the quantizers reading it."""
-    model = _functional(model)
+    model = as_functional(model)
     nodes = graph_nodes(model)
     ranges = []
     for tensor in model.inputs:

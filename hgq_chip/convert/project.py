@@ -32,7 +32,7 @@ class Conversion:
     project_name: str
 
 
-def _functional(model: keras.Model) -> keras.Model:
+def as_functional(model: keras.Model) -> keras.Model:
     """Sequential models become functional ones over the same layers, so inputs are named layers."""
     if isinstance(model, keras.Sequential):
         return keras.Model(model.inputs, model.outputs, name=model.name)
@@ -100,7 +100,7 @@ def convert(
             f"activation ranges were never recorded for {', '.join(missing)}; train the model or call "
             "hgq_chip.calibrate(model, x) on representative inputs before converting"
         )
-    model = _functional(model)
+    model = as_functional(model)
     nodes = graph_nodes(model)
     records = derive(nodes)
     if io_type == "io_stream":
