@@ -34,12 +34,20 @@ class CSimulation:
             raise ToolMissingError("g++ is not installed; C simulation needs it (e.g. apt-get install g++)")
         if not (self.project_dir / "build_lib.sh").exists():
             raise HGQChipError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
-        done = subprocess.run(["bash", "build_lib.sh"], cwd=self.project_dir, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise HGQChipError(f"compiling the C simulation failed:\n{done.stderr[-4000:]}")
         path = self._library_path()
+        if not self._is_up_to_date(path):
+            done = subprocess.run(["bash", "build_lib.sh"], cwd=self.project_dir, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise HGQChipError(f"compiling the C simulation failed:\n{done.stderr[-4000:]}")
         self._lib = ctypes.cdll.LoadLibrary(str(path))
         return path
+
+    def _is_up_to_date(self, library: Path) -> bool:
+        """A library newer than every source of the project needs no second compilation."""
+        if not library.exists():
+            return False
+        sources = [p for p in self.project_dir.rglob("*") if p.is_file() and p.suffix != ".so"]
+        return library.stat().st_mtime >= max(p.stat().st_mtime for p in sources)
 
     def run(self, inputs: list[np.ndarray], output_sizes: list[int]) -> list[np.ndarray]:
         """Run every sample through the firmware in double precision (exact for < 53-bit types)."""
