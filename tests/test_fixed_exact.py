@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from hgq_chip.fixed import FixedFormat, Overflow, Rounding, parse_ap_type
 from hgq_chip.fixed.quantize_np import quantize as quantize_np
 from hgq_chip.fixed.quantize_ops import quantize as quantize_ops
-from hgq_chip.testing.ap_harness import (
+from hgq_chip.testing.ap_harness import get_harness
+from hgq_chip.testing.ap_harness_source import (
     DEFAULT_F,
     DEFAULT_I,
     DEFAULT_K,
     MODE_COMBINATIONS,
     default_formats,
-    get_harness,
     render_harness_type,
 )
 

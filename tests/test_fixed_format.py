@@ -24,7 +24,7 @@ from hgq_chip.fixed import (
     render_ap_type,
     render_hls4ml_precision,
 )
-from hgq_chip.testing.ap_harness import MODE_COMBINATIONS, default_formats
+from hgq_chip.testing.ap_harness_source import MODE_COMBINATIONS, default_formats
 
 GRID = default_formats()
 ZERO_WIDTH = [FixedFormat(k, i, -k - i, r, o) for k, i in itertools.product((0, 1), (-3, -1, 0, 2)) for r, o in MODE_COMBINATIONS]
