@@ -18,7 +18,7 @@ from .hls_config import backend_name, build_hls_config, check_io_type, strategy_
 from .hls_handlers import register_handlers
 from .inputs import all_input_formats
 from .precision import derive
-from .records import quantizer_needs_mask
+from .stream import check_one_type_per_tensor, move_casts_before_reshapes
 from .reports import write_reports
 
 
@@ -37,17 +37,6 @@ def as_functional(model: keras.Model) -> keras.Model:
     if isinstance(model, keras.Sequential):
         return keras.Model(model.inputs, model.outputs, name=model.name)
     return model
-
-
-def _check_stream(records, nodes):
-    for node in nodes:
-        for q in getattr(node.layer, "quantizers", lambda: [])():
-            if hasattr(q, "record_range") and quantizer_needs_mask(q.fixed_format()):
-                raise UnsupportedConfigurationError(
-                    f"io_stream needs one activation type per tensor, but {node.layer.name!r} has per-element "
-                    "activation bits; train it with granularity='per-layer' (or 'per-channel' is not enough "
-                    "either: use per-layer) for its quantizers, or convert with io_type='io_parallel'"
-                )
 
 
 def _ends_with_quantizer(layer) -> bool:
@@ -104,7 +93,8 @@ def convert(
     nodes = graph_nodes(model)
     records = derive(nodes)
     if io_type == "io_stream":
-        _check_stream(records, nodes)
+        check_one_type_per_tensor(nodes)
+        move_casts_before_reshapes(nodes, records)
     if strategy_name(strategy) == "distributed_arithmetic":
         _check_distributed_arithmetic(nodes)
     inexact = [r.layer_name for r in records if not r.float32_exact]
