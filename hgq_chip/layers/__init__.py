@@ -15,3 +15,12 @@ from .merge import HAdd
 from .pooling import check_exact_average_pooling
 
 __all__ += ["HActivation", "HAdd", "check_exact_average_pooling"]
+
+from .asq_post import ASQDense  # noqa: E402
+
+__all__ += ["ASQDense"]
+
+from .adaqat import AConv1D, AConv2D, ADense  # noqa: E402
+from .adaqat_clone import adaqat_from_model  # noqa: E402
+
+__all__ += ["AConv1D", "AConv2D", "ADense", "adaqat_from_model"]

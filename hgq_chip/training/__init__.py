@@ -21,3 +21,8 @@ __all__ = [
     "ResetRanges",
     "exact_ebops_in_logs",
 ]
+
+from .adaqat import AdaQATController, total_bitops  # noqa: E402
+from .adaqat_plot import plot_bitwidth_trajectories  # noqa: E402
+
+__all__ += ["AdaQATController", "plot_bitwidth_trajectories", "total_bitops"]

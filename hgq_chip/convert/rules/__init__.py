@@ -5,3 +5,5 @@ handler (``@handler(LayerClass)`` from ``..hls_handlers``).
 """
 
 from . import activation, conv, dense, structure  # noqa: F401
+from . import adaqat  # noqa: F401,E402  (AdaQAT layers: handler registration only)
+from . import asq_post  # noqa: F401,E402  (ASQDense: LSQ/ASQ inputs, LSQ/POT/POST weights)

@@ -1,0 +1,188 @@
+// hgq_chip: dense layer with LSQ/ASQ input codes and LSQ/POT/POST weights (seed 001).
+//
+//   m   = sat(round(x * r(beta) * 2^-code_shift))   b-bit input codes (r = 1, beta = 1 for LSQ)
+//   acc = sum_i m[i] * unit[i][j]                    exact, in accum_t
+//   y   = acc * beta * 2^out_shift + bias             exact, in res_T
+//
+// Every type comes from hgq_chip's precision derivation, wide enough that each step is exact
+// (only the cast to code_t rounds and saturates, and the cast to beta_t; both declared).
+// The Keras layer (hgq_chip.layers.ASQDense) computes the same steps, so C simulation is
+// bit-exact. POT/POST weights are codes sigma*(j+1): the layer multiplies each input once by
+// the constant c ~ 1/sqrt(2) and otherwise only shifts and adds.
+
+#ifndef NNET_ASQ_POST_H_
+#define NNET_ASQ_POST_H_
+
+#include "nnet_common.h"
+
+namespace nnet {
+
+// Weight encodings: integer multipliers (LSQ) or level codes sigma*(j+1) (POT, POST).
+struct asq_uniform_weights {};
+struct asq_log_weights {};
+
+struct asq_post_config {
+    static const unsigned n_in = 1;
+    static const unsigned n_out = 1;
+    static const unsigned n_hidden = 0;     // adapter hidden units; 0: one linear layer
+    static const int code_shift = 0;        // input step 2^code_shift
+    static const int out_shift = 0;         // accumulator scale 2^out_shift
+    static const bool sqrt2_levels = false; // POST (odd levels use c) or POT
+    static const unsigned beta_min_code = 0;
+    static constexpr double beta_min = 0.5;
+    static constexpr double sqrt_half = 0.70703125;
+    typedef asq_uniform_weights weight_kind;
+    typedef ap_fixed<2, 2> in_t, code_t, code_wide_t, accum_t, out_wide_t, weight_t, bias_t;
+    typedef ap_fixed<2, 2> xc_t, term_t, sqrt_half_t;
+    typedef ap_fixed<2, 2> sum_t, hidden_t, z_t, beta_t, adapter_t, table_t, product_t, rescaled_t;
+};
+
+// value * 2^-shift in the (wide enough) type wide_T.
+template <class wide_T, class value_T> wide_T asq_shift_right(value_T value, int shift) {
+    #pragma HLS INLINE
+    wide_T wide = value;
+    if (shift >= 0) {
+        wide = wide >> shift;
+    } else {
+        wide = wide << -shift;
+    }
+    return wide;
+}
+
+// acc[j] = sum_i m[i] * w[i][j]: integer weights, one constant multiplication each.
+template <typename CONFIG_T>
+void asq_accumulate(typename CONFIG_T::code_t m[CONFIG_T::n_in], typename CONFIG_T::accum_t acc[CONFIG_T::n_out],
+                    typename CONFIG_T::weight_t w[CONFIG_T::n_in * CONFIG_T::n_out], asq_uniform_weights) {
+    #pragma HLS INLINE
+    for (unsigned j = 0; j < CONFIG_T::n_out; j++) {
+        #pragma HLS UNROLL
+        acc[j] = 0;
+        for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+            #pragma HLS UNROLL
+            acc[j] += m[i] * w[i * CONFIG_T::n_out + j];
+        }
+    }
+}
+
+// acc[j] = sum_i m[i] * sigma * (c or 1) * 2^-e: x*c once per input, then only shifts and adds.
+template <typename CONFIG_T>
+void asq_accumulate(typename CONFIG_T::code_t m[CONFIG_T::n_in], typename CONFIG_T::accum_t acc[CONFIG_T::n_out],
+                    typename CONFIG_T::weight_t w[CONFIG_T::n_in * CONFIG_T::n_out], asq_log_weights) {
+    #pragma HLS INLINE
+    const typename CONFIG_T::sqrt_half_t c = CONFIG_T::sqrt_half;
+    typename CONFIG_T::xc_t xc[CONFIG_T::n_in];
+    #pragma HLS ARRAY_PARTITION variable=xc complete
+    for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+        #pragma HLS UNROLL
+        if (CONFIG_T::sqrt2_levels)
+            xc[i] = m[i] * c; // the one product per input, shared by all outputs
+    }
+    for (unsigned j = 0; j < CONFIG_T::n_out; j++) {
+        #pragma HLS UNROLL
+        acc[j] = 0;
+        for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+            #pragma HLS UNROLL
+            const int code = w[i * CONFIG_T::n_out + j];
+            if (code == 0)
+                continue;
+            const unsigned level = (code < 0 ? -code : code) - 1;
+            const bool odd = CONFIG_T::sqrt2_levels && (level & 1);
+            const unsigned shift = CONFIG_T::sqrt2_levels ? (level >> 1) : level;
+            typename CONFIG_T::term_t term;
+            if (odd) {
+                term = xc[i];
+            } else {
+                term = m[i];
+            }
+            term = term >> shift;
+            if (code < 0) {
+                acc[j] -= term;
+            } else {
+                acc[j] += term;
+            }
+        }
+    }
+}
+
+// beta = clamp(sat(round(adapter(sum_i x[i])))), adapter constants [a1.., d1.., a2.., d2].
+template <class data_T, typename CONFIG_T>
+typename CONFIG_T::beta_t asq_beta(data_T x[CONFIG_T::n_in], typename CONFIG_T::adapter_t adapter[]) {
+    #pragma HLS INLINE
+    typename CONFIG_T::sum_t total = 0;
+    for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+        #pragma HLS UNROLL
+        total += (typename CONFIG_T::in_t)x[i];
+    }
+    typename CONFIG_T::z_t z;
+    if (CONFIG_T::n_hidden == 0) {
+        z = total * adapter[0] + adapter[1];
+    } else {
+        const unsigned h = CONFIG_T::n_hidden;
+        z = adapter[3 * h];
+        for (unsigned k = 0; k < h; k++) {
+            #pragma HLS UNROLL
+            typename CONFIG_T::hidden_t hidden = total * adapter[k] + adapter[h + k];
+            if (hidden < 0)
+                hidden = 0;
+            z += hidden * adapter[2 * h + k];
+        }
+    }
+    typename CONFIG_T::beta_t beta = z;
+    const typename CONFIG_T::beta_t lowest = CONFIG_T::beta_min;
+    if (beta < lowest)
+        beta = lowest;
+    return beta;
+}
+
+// LSQ input: codes are x rounded to the power-of-two step; y = acc * 2^out_shift + bias.
+template <class data_T, class res_T, typename CONFIG_T>
+void asq_post_dense(data_T x[CONFIG_T::n_in], res_T res[CONFIG_T::n_out],
+                    typename CONFIG_T::weight_t w[CONFIG_T::n_in * CONFIG_T::n_out],
+                    typename CONFIG_T::bias_t b[CONFIG_T::n_out]) {
+    #pragma HLS INLINE
+    typename CONFIG_T::code_t m[CONFIG_T::n_in];
+    #pragma HLS ARRAY_PARTITION variable=m complete
+    for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+        #pragma HLS UNROLL
+        m[i] = asq_shift_right<typename CONFIG_T::code_wide_t>((typename CONFIG_T::in_t)x[i], CONFIG_T::code_shift);
+    }
+    typename CONFIG_T::accum_t acc[CONFIG_T::n_out];
+    #pragma HLS ARRAY_PARTITION variable=acc complete
+    asq_accumulate<CONFIG_T>(m, acc, w, typename CONFIG_T::weight_kind());
+    for (unsigned j = 0; j < CONFIG_T::n_out; j++) {
+        #pragma HLS UNROLL
+        res[j] = asq_shift_right<typename CONFIG_T::out_wide_t>(acc[j], -CONFIG_T::out_shift) + b[j];
+    }
+}
+
+// ASQ input: beta from the adapter, 1/beta from the table, codes of x * r, and each
+// accumulator rescaled by beta * 2^out_shift.
+template <class data_T, class res_T, typename CONFIG_T>
+void asq_post_dense_adaptive(data_T x[CONFIG_T::n_in], res_T res[CONFIG_T::n_out],
+                             typename CONFIG_T::weight_t w[CONFIG_T::n_in * CONFIG_T::n_out],
+                             typename CONFIG_T::bias_t b[CONFIG_T::n_out], typename CONFIG_T::adapter_t adapter[],
+                             typename CONFIG_T::table_t table[]) {
+    #pragma HLS INLINE
+    const typename CONFIG_T::beta_t beta = asq_beta<data_T, CONFIG_T>(x, adapter);
+    const typename CONFIG_T::table_t r =
+        table[beta.range(CONFIG_T::beta_t::width - 1, 0).to_uint() - CONFIG_T::beta_min_code];
+    typename CONFIG_T::code_t m[CONFIG_T::n_in];
+    #pragma HLS ARRAY_PARTITION variable=m complete
+    for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+        #pragma HLS UNROLL
+        const typename CONFIG_T::product_t scaled = (typename CONFIG_T::in_t)x[i] * r;
+        m[i] = asq_shift_right<typename CONFIG_T::code_wide_t>(scaled, CONFIG_T::code_shift);
+    }
+    typename CONFIG_T::accum_t acc[CONFIG_T::n_out];
+    #pragma HLS ARRAY_PARTITION variable=acc complete
+    asq_accumulate<CONFIG_T>(m, acc, w, typename CONFIG_T::weight_kind());
+    for (unsigned j = 0; j < CONFIG_T::n_out; j++) {
+        #pragma HLS UNROLL
+        const typename CONFIG_T::rescaled_t rescaled = acc[j] * beta;
+        res[j] = asq_shift_right<typename CONFIG_T::out_wide_t>(rescaled, -CONFIG_T::out_shift) + b[j];
+    }
+}
+
+} // namespace nnet
+
+#endif

@@ -1,0 +1,175 @@
+"""Precision rule and hls4ml handler for ASQDense (LSQ/ASQ inputs, LSQ/POT/POST weights).
+
+Every intermediate of ``firmware_templates/nnet_asq_post.h`` gets a type from exact interval
+arithmetic, wide enough that only the two declared casts round (input codes, β). Internal
+types are "normal" (integer and fractional bits ≥ 0): the open-source ap_fixed asserts when
+a type with more fractional bits than width is rounded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import UnsupportedLayerError
+from ...fixed.format import FixedFormat
+from ...fixed.interval import Interval
+from ...fixed.minimal import minimal_format_per_element
+from ...layers.asq_post import ASQDense
+from ...quantizers.asq import BETA_INTEGER_BITS, BETA_MIN
+from ...quantizers.post import level_shift_and_odd
+from ..hls_handlers import _io, handler
+from ..precision import constant_format, require_input, rule
+from ..records import HLSLayerTypes, LayerRecord, WeightTable, format_of
+
+# float64 computes the Keras inference path exactly while every value fits its mantissa.
+FLOAT64_MANTISSA_BITS = 53
+FLOAT32_MANTISSA_BITS = 24
+
+
+def normal(fmt: FixedFormat) -> FixedFormat:
+    """The same values in a type with integer and fractional bits both ≥ 0."""
+    return FixedFormat(fmt.k, max(fmt.i, 0), max(fmt.f, 0), fmt.rounding, fmt.overflow)
+
+
+def holding(*formats: FixedFormat, extra_f: int = 0) -> FixedFormat:
+    """One normal type holding every format's values exactly, with ``extra_f`` more fractional bits."""
+    # A signed type with i integer bits holds an unsigned one's values too (same maximum).
+    k = max(fmt.k for fmt in formats)
+    i = max(fmt.i for fmt in formats)
+    f = max(fmt.f for fmt in formats) + extra_f
+    return normal(FixedFormat(k, i, f))
+
+
+def shifted_interval(iv: Interval, exponent: int) -> Interval:
+    """iv · 2**exponent, exactly."""
+    return Interval(iv.lo * 2.0**exponent, iv.hi * 2.0**exponent, iv.f - exponent)
+
+
+def _code_types(layer, x: Interval, in_fmt: FixedFormat, types: dict) -> Interval | None:
+    """Types of the input side; returns β's interval for ASQ (None for LSQ)."""
+    iq = layer.iq
+    e = iq.exponent()
+    if not layer.adaptive:
+        types["code_wide"] = holding(in_fmt, format_of(shifted_interval(Interval.of_format(in_fmt), -e)))
+        return None
+    constants = iq.adapter_constants()
+    total = x.sum(axis=-1)
+    types["sum"] = normal(format_of(total))
+    if iq.adapter_hidden:
+        pre = total * Interval.of_constants(constants["a1"]) + Interval.of_constants(constants["d1"])
+        types["hidden"] = normal(format_of(pre))
+        z = (pre.relu() * Interval.of_constants(constants["a2"])).sum(axis=0) + Interval.of_constants(constants["d2"])
+    else:
+        z = total * Interval.of_constants(constants["a1"]) + Interval.of_constants(constants["d1"])
+    types["z"] = normal(format_of(z))
+    types["beta"] = FixedFormat(0, BETA_INTEGER_BITS, iq.beta_bits, "RND", "SAT")
+    types["adapter"] = constant_format(np.concatenate([np.ravel(v) for v in constants.values()]))
+    table = iq.reciprocal_table()
+    types["table"] = constant_format(table)
+    product = Interval.of_format(in_fmt) * Interval.of_constants(table).covering()
+    types["product"] = normal(format_of(product))
+    types["code_wide"] = holding(types["product"], format_of(shifted_interval(product, -e)))
+    return Interval(BETA_MIN, 2.0**BETA_INTEGER_BITS - 2.0**-iq.beta_bits, iq.beta_bits)
+
+
+def _weight_types(layer, codes_iv: Interval, types: dict) -> None:
+    if layer.weight_kind == "lsq":
+        types["weight"] = constant_format(layer.kernel_units())
+        return
+    codes = layer.kq.codes(layer.kernel.numpy())
+    types["weight"] = constant_format(codes)
+    c = layer.kq.sqrt_half
+    types["sqrt_half"] = constant_format(np.array([c]))
+    types["xc"] = normal(format_of(codes_iv * Interval.of_constants(c)))
+    shift, _ = level_shift_and_odd(codes[codes != 0], layer.weight_kind)
+    types["term"] = holding(types["code"], types["xc"], extra_f=int(shift.max(initial=0)))
+
+
+def asq_post_types(layer, x: Interval) -> tuple[dict, Interval]:
+    """Every type of the layer's firmware and the interval of its (pre-activation) output."""
+    in_fmt = normal(format_of(x))
+    code = layer.iq.code_format()
+    types = {"in": in_fmt, "code": code}
+    beta = _code_types(layer, x, in_fmt, types)
+    codes_iv = Interval(float(layer.iq.q_n), float(layer.iq.q_p), 0)
+    _weight_types(layer, codes_iv, types)
+    acc = layer.accumulator_interval()
+    types["accum"] = normal(format_of(acc))
+    scaled = acc if beta is None else acc * beta
+    if beta is not None:
+        types["rescaled"] = normal(format_of(scaled))
+    exponent = layer.output_exponent()
+    out = shifted_interval(scaled, exponent)
+    types["out_wide"] = holding(types["rescaled" if beta is not None else "accum"], format_of(out))
+    bias = layer.quantized_bias()
+    types["bias"] = constant_format(bias)
+    if layer.use_bias:
+        out = out + Interval.of_constants(bias)
+    types["result"] = format_of(out)
+    return types, out
+
+
+def _check_float64_exact(layer, types: dict) -> None:
+    widest = max(fmt.width for fmt in types.values())
+    if widest > FLOAT64_MANTISSA_BITS:
+        raise UnsupportedLayerError(
+            f"{layer.name}: an intermediate needs {widest} bits, more than float64 holds exactly, so Keras "
+            "could not match the firmware; use fewer bits (inputs, beta_bits, reciprocal_bits) or fewer inputs"
+        )
+
+
+@rule(ASQDense)
+def asq_dense_rule(layer, intervals):
+    require_input(layer, intervals)
+    x = intervals[0]
+    types, out = asq_post_types(layer, x)
+    _check_float64_exact(layer, types)
+    kernel_values = layer.kernel_units() * 2.0**layer.kq.scale_exponent()
+    kernel = WeightTable(kernel_values, minimal_format_per_element(kernel_values))
+    # Not under "kernel": hgq_chip.estimate models a kernel as a quantizer cast plus constant
+    # multiplications, which is not this layer's arithmetic (codes, shifts, rescale).
+    record = LayerRecord(layer.name, type(layer).__name__, out, [HLSLayerTypes(layer.name, types)],
+                         {"quantized_kernel": kernel})
+    if layer.use_bias:
+        bias = layer.quantized_bias()
+        record.weights["bias"] = WeightTable(bias, minimal_format_per_element(bias))
+    record.accum = types["accum"]
+    record.ebops = layer.ebops_exact()
+    # Keras does the exact steps in float64 and returns float32: exact while the result fits 24 bits.
+    record.float32_exact = types["result"].width <= FLOAT32_MANTISSA_BITS
+    if layer.activation.__name__ == "relu":
+        record.output = out.relu()
+        record.hls_layers.append(HLSLayerTypes(f"{layer.name}_relu", {"result": format_of(record.output)}))
+    return record
+
+
+@handler(ASQDense)
+def handle_asq_dense(layer, in_tensors, out_tensors):
+    from ..asq_post_hls import HLS_CLASS_NAME, declared_types, register_asq_post_hls
+
+    register_asq_post_hls()
+    in_tensor, out_tensor = in_tensors[0], out_tensors[0]
+    relu = layer.activation.__name__ == "relu"
+    dense_out = f"{out_tensor.name}_{layer.name}_linear" if relu else out_tensor.name
+    iq, kq = layer.iq, layer.kq
+    log_weights = layer.weight_kind != "lsq"
+    weights = kq.codes(layer.kernel.numpy()) if log_weights else layer.kernel_units()
+    n_in, n_out = weights.shape
+    config = _io(
+        layer.name, [in_tensor.name], [dense_out], class_name=HLS_CLASS_NAME,
+        n_in=int(n_in), n_out=int(n_out), weight_data=weights.astype(np.float64), bias_data=layer.quantized_bias(),
+        adaptive=layer.adaptive, n_hidden=int(getattr(iq, "adapter_hidden", 0)),
+        code_shift=iq.exponent(), out_shift=layer.output_exponent(),
+        sqrt2_levels=layer.weight_kind == "post", weight_kind="asq_log_weights" if log_weights else "asq_uniform_weights",
+        beta_min_code=int(iq.beta_code_range[0]) if layer.adaptive else 0,
+        constants={**({"beta_min": BETA_MIN} if layer.adaptive else {}),
+                   **({"sqrt_half": float(kq.sqrt_half)} if log_weights else {})},
+        declared_types=list(declared_types(layer.adaptive, log_weights, int(getattr(iq, "adapter_hidden", 0)))),
+    )
+    if layer.adaptive:
+        constants = iq.adapter_constants()
+        config["adapter_data"] = np.concatenate([np.ravel(v) for v in constants.values()])
+        config["table_data"] = iq.reciprocal_table()
+    if not relu:
+        return (config,)
+    return (config, _io(f"{layer.name}_relu", [dense_out], [out_tensor.name], class_name="Activation", activation="relu"))

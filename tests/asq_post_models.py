@@ -1,0 +1,50 @@
+"""Small ASQDense models for the ASQ/POST tests: one input, three branches (POST, ASQ, ASQ+POST).
+
+One Keras model holds every branch, so one hls4ml project and one g++ compilation check
+all three; adapters get random nonzero weights so β really changes from sample to sample.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from hgq_chip.layers import ASQDense, HQuantize
+
+BRANCHES = {
+    "post": ({"kind": "lsq", "bits": 4, "signed": True}, {"kind": "post", "bits": 4}),
+    "asq": ({"kind": "asq", "bits": 4, "signed": True}, {"kind": "lsq", "bits": 4}),
+    "asq_post": ({"kind": "asq", "bits": 3, "signed": True, "adapter_hidden": 3}, {"kind": "post", "bits": 3}),
+}
+
+
+def randomize_adapters(model, rng, scale=0.3) -> None:
+    for layer in model.layers:
+        iq = getattr(layer, "iq", None)
+        for name in ("a1", "d1", "a2"):
+            if hasattr(iq, name):
+                var = getattr(iq, name)
+                var.assign(rng.normal(0.0, scale, var.shape))
+
+
+def branch(x, name: str, input_quantizer: dict, kernel_quantizer: dict, hidden: int = 12, outputs: int = 5):
+    second_input = dict(input_quantizer, signed=False)  # after a relu
+    x = ASQDense(hidden, activation="relu", input_quantizer=input_quantizer, kernel_quantizer=kernel_quantizer,
+                 name=f"{name}_d0")(x)
+    return ASQDense(outputs, input_quantizer=second_input, kernel_quantizer=kernel_quantizer, name=f"{name}_d1")(x)
+
+
+def three_branch_model(n_in: int = 16, seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((n_in,), name="x")
+    x = HQuantize({"granularity": "per-layer", "init_f": 4}, name="q")(inp)
+    outputs = [branch(x, name, iq, kq) for name, (iq, kq) in BRANCHES.items()]
+    model = keras.Model(inp, outputs)
+    randomize_adapters(model, np.random.default_rng(seed))
+    return model
+
+
+def calibration_inputs(n: int = 256, n_in: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # Per-sample scale differences: the case ASQ adapts to.
+    return (rng.normal(0.0, 1.0, (n, n_in)) * rng.uniform(0.3, 2.0, (n, 1))).astype(np.float32)
