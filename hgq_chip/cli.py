@@ -8,6 +8,9 @@ import sys
 
 from ._version import __version__
 from .errors import HGQChipError
+from .estimate import cli as estimate_cli
+from .qkeras_import.cli import add_import_qkeras_command
+from .report.cli import add_report_command
 
 BACKENDS = "Vitis|Vivado"
 IO_TYPES = "io_parallel|io_stream"
@@ -114,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_convert(subparsers)
     _add_verify(subparsers)
+    estimate_cli.add_estimate_command(subparsers)
+    estimate_cli.add_synth_command(subparsers)
+    add_import_qkeras_command(subparsers)
+    add_report_command(subparsers)
     return parser
 
 

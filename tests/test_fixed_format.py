@@ -107,7 +107,7 @@ def test_fixed_format_normalizes_and_validates():
     with pytest.raises(ValueError, match="width"):
         FixedFormat(0, -3, 2)
     with pytest.raises(ValueError, match="rounding"):
-        FixedFormat(1, 2, 3, "RND_CONV")
+        FixedFormat(1, 2, 3, "RND_ZERO")
     with pytest.raises(ValueError, match="overflow"):
         FixedFormat(1, 2, 3, "RND", "SAT_ZERO")
 
@@ -175,7 +175,7 @@ def test_from_hls(text, fmt):
         "ap_fixed<-1,2>",
         "ap_fixed<a,3>",
         "fixed<16,6,RND,SAT,1>",
-        "fixed<8,3,RND_CONV,SAT>",
+        "fixed<8,3,RND_ZERO,SAT>",
         "fixed<8,3,RND,SAT_ZERO>",
         "ap_fixed<8,3,AP_RND,AP_SAT,0,1>",
         "ac_fixed<8,3,true>",

@@ -15,6 +15,12 @@ from ..fixed.modes import Overflow, Rounding
 
 def input_format(quantizers) -> FixedFormat:
     formats = [q.fixed_format() for q in quantizers]
+    if any(fmt.rounding is Rounding.RND_CONV for fmt in formats):
+        # Ties-to-even needs every bit below the tie (a sticky bit), which no finite input type keeps.
+        raise UnsupportedConfigurationError(
+            "a quantizer reading the model input rounds ties to even (RND_CONV), which the firmware cannot "
+            "reproduce for arbitrary float inputs; give the input quantizer rounding='RND' or 'TRN'"
+        )
     saturating = {fmt.overflow is not Overflow.WRAP for fmt in formats}
     if len(saturating) > 1:
         raise UnsupportedConfigurationError(

@@ -117,7 +117,14 @@ def derive(nodes) -> list[LayerRecord]:
                 f"layer {node.layer.name!r} of type {type(node.layer).__name__} has no exact fixed-point "
                 f"conversion; supported layers: {', '.join(supported_layer_names())}"
             )
-        record = layer_rule(node.layer, [intervals.get(id(t)) for t in node.inputs])
+        inputs = [intervals.get(id(t)) for t in node.inputs]
+        record = layer_rule(node.layer, inputs)
+        record.inputs = inputs
+        record.input_shapes = [tuple(int(d) for d in t.shape[1:]) for t in node.inputs]
+        record.quantizer_formats = {
+            quantizer_name(node.layer, q): q.fixed_format()
+            for q in getattr(node.layer, "quantizers", list)() if hasattr(q, "record_range")
+        }
         intervals[id(node.outputs[0])] = record.output
         records.append(record)
     return records

@@ -62,6 +62,11 @@ class LayerRecord:
     ebops: int = 0
     accum: FixedFormat | None = None
     float32_exact: bool = True
+    # For the resource estimate: the intervals of the layer's inputs (None for a raw model input)
+    # and the per-element formats of its activation quantizers, by hls4ml stage name.
+    inputs: list = field(default_factory=list)
+    input_shapes: list = field(default_factory=list)
+    quantizer_formats: dict[str, ArrayFormat] = field(default_factory=dict)
 
 
 def float32_exact_sum(term_magnitudes: np.ndarray, f: int) -> bool:

@@ -8,11 +8,14 @@ import enum
 class Rounding(str, enum.Enum):
     """How bits below the last fractional bit are dropped.
 
-    RND is ap_fixed's AP_RND (ties go towards +inf); TRN is AP_TRN (floor).
+    RND is ap_fixed's AP_RND (ties go towards +inf); TRN is AP_TRN (floor);
+    RND_CONV is AP_RND_CONV (ties go to the even neighbour, as tf.round/np.round and
+    therefore QKeras' quantizers do).
     """
 
     RND = "RND"
     TRN = "TRN"
+    RND_CONV = "RND_CONV"
 
     @classmethod
     def parse(cls, value: "Rounding | str") -> "Rounding":

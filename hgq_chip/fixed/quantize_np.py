@@ -16,6 +16,9 @@ def round_scaled(v: np.ndarray, rounding: Rounding) -> np.ndarray:
     floor = np.floor(v)
     if rounding is Rounding.TRN:
         return floor
+    if rounding is Rounding.RND_CONV:
+        fraction = v - floor
+        return floor + ((fraction > 0.5) | ((fraction == 0.5) & (np.mod(floor, 2.0) == 1.0)))
     # v - floor(v) is exact, while v + 0.5 could round for large |v|.
     return floor + (v - floor >= 0.5)
 

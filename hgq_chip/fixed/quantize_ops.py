@@ -16,6 +16,10 @@ def round_scaled(v, rounding: Rounding):
     floor = ops.floor(v)
     if rounding is Rounding.TRN:
         return floor
+    if rounding is Rounding.RND_CONV:
+        fraction = v - floor
+        up = (fraction > 0.5) | ((fraction == 0.5) & (ops.mod(floor, 2.0) == 1.0))
+        return floor + ops.cast(up, v.dtype)
     return floor + ops.cast(v - floor >= 0.5, v.dtype)
 
 

@@ -1,0 +1,186 @@
+"""How close `hgq_chip estimate` comes to real synthesis: estimated vs yosys LUTs on a model suite.
+
+For each model of the suite (dense and conv, widths 8-128, bit-widths 2-8, uniform and
+per-element bits; random weights and bits, calibrated on random inputs) the script
+1. estimates LUTs with ``hgq_chip.estimate.estimate`` (no synthesis), and
+2. traces the same arithmetic to Verilog with da4ml (checked bit-exact against Keras),
+   synthesizes it with yosys ``synth_xilinx`` and counts LUTs (LUT1-6 + INV),
+for the ``latency`` strategy (naive signed-digit constant multipliers, the RTL made with
+da4ml's non-sharing "dummy" solver) and/or ``distributed_arithmetic`` (da4ml's optimizer).
+It prints both numbers per model and the median and worst absolute percentage error,
+on the whole suite and on its two halves: the even-numbered models are the training half
+the fitted constants of hgq_chip/estimate/constants.py were chosen on (``--fit`` prints
+the least-squares scale factor of the current model on that half), the odd ones are held out.
+
+Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] [--json out.json]``
+(needs yosys and da4ml; about 10-20 minutes on two cores for both strategies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+
+import hgq_chip
+from hgq_chip.estimate import estimate
+from hgq_chip.estimate.synth import synth
+from hgq_chip.layers import HConv1D, HConv2D, HDense, HQuantize
+
+
+@dataclass
+class Case:
+    name: str
+    input_shape: tuple
+    body: list  # (kind, args) layer descriptions
+    act_bits: tuple  # fractional bits of activations: (lo, hi); lo == hi means one value
+    weight_bits: tuple
+    uniform: bool
+
+
+SUITE = [
+    Case("dense16-8 u4/6", (16,), [("dense", 8, None)], (5, 5), (3, 3), True),
+    Case("dense16-32-8 h2-6", (16,), [("dense", 32, "relu"), ("dense", 8, None)], (2, 6), (1, 5), False),
+    Case("dense8-128-4 u3", (8,), [("dense", 128, "relu"), ("dense", 4, None)], (3, 3), (2, 2), True),
+    Case("dense64-16 h2-8", (64,), [("dense", 16, None)], (2, 7), (1, 7), False),
+    Case("dense128-8 u2/4", (128,), [("dense", 8, None)], (3, 3), (1, 1), True),
+    Case("dense16-16 u8", (16,), [("dense", 16, None)], (7, 7), (7, 7), True),
+    Case("dense24-24-10 h3-8", (24,), [("dense", 24, "relu"), ("dense", 10, None)], (3, 7), (2, 7), False),
+    Case("dense128-4 h2-5", (128,), [("dense", 4, None)], (1, 4), (1, 4), False),
+    Case("conv1d12x2 k3 f4 u4", (12, 2), [("conv1d", 4, 3), ("flatten",), ("dense", 8, None)], (3, 3), (3, 3), True),
+    Case("conv2d6x6 k3 f4 h2-6", (6, 6, 1), [("conv2d", 4, 3), ("maxpool2d",), ("flatten",), ("dense", 8, None)],
+         (2, 5), (1, 5), False),
+    Case("conv2d6x6x2 k3 f8 u2", (6, 6, 2), [("conv2d", 8, 3), ("flatten",), ("dense", 8, None)], (2, 2), (1, 1), True),
+    Case("conv1d16x1 k3 f4 h3-7 same", (16, 1), [("conv1d_same", 4, 3), ("avgpool1d",), ("flatten",), ("dense", 8, None)],
+         (2, 6), (2, 6), False),
+    Case("dense16-64-8 u4", (16,), [("dense", 64, "relu"), ("dense", 8, None)], (3, 3), (3, 3), True),
+    Case("conv2d9x9 k3 f4 s2 h2-4", (9, 9, 1), [("conv2d_s2", 4, 3), ("flatten",), ("dense", 8, None)],
+         (2, 4), (1, 4), False),
+]
+
+
+def _layer(spec, quantizers):
+    kind = spec[0]
+    if kind == "dense":
+        return HDense(spec[1], activation=spec[2], **quantizers)
+    if kind == "conv1d":
+        return HConv1D(spec[1], spec[2], activation="relu", **quantizers)
+    if kind == "conv1d_same":
+        return HConv1D(spec[1], spec[2], padding="same", activation="relu", **quantizers)
+    if kind == "conv2d":
+        return HConv2D(spec[1], spec[2], activation="relu", **quantizers)
+    if kind == "conv2d_s2":
+        return HConv2D(spec[1], spec[2], strides=2, activation="relu", **quantizers)
+    if kind == "flatten":
+        return keras.layers.Flatten()
+    if kind == "maxpool2d":
+        return keras.layers.MaxPooling2D(2)
+    if kind == "avgpool1d":
+        return keras.layers.AveragePooling1D(2)
+    raise ValueError(kind)
+
+
+def build(case: Case, seed: int) -> keras.Model:
+    """Random weights and bits for ``case``, calibrated on random normal inputs."""
+    keras.utils.set_random_seed(seed)
+    granularity = "per-layer" if case.uniform else "per-element"
+    act = {"granularity": granularity}
+    quantizers = {"input_quantizer": act, "kernel_quantizer": {"granularity": granularity},
+                  "bias_quantizer": {"granularity": granularity}}
+    inputs = keras.Input(case.input_shape)
+    x = HQuantize(act)(inputs)
+    for spec in case.body:
+        x = _layer(spec, quantizers if spec[0].startswith(("dense", "conv")) else {})(x)
+    model = keras.Model(inputs, x)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if hasattr(layer, "kernel"):
+            fan_in = int(np.prod(layer.kernel.shape[:-1]))
+            layer.kernel.assign(rng.normal(0.0, 1.5 / np.sqrt(fan_in), layer.kernel.shape))
+            if layer.use_bias:
+                layer.bias.assign(rng.normal(0.0, 0.25, layer.bias.shape))
+        for q in getattr(layer, "quantizers", list)():
+            lo, hi = case.act_bits if hasattr(q, "record_range") else case.weight_bits
+            q.f.assign(rng.integers(lo, hi + 1, size=q.f.shape).astype("float32"))
+    hgq_chip.calibrate(model, rng.normal(0.0, 1.0, (512, *case.input_shape)).astype(np.float32))
+    return model
+
+
+def percentage_errors(rows, strategy, subset=None):
+    errors = [abs(r[strategy]["estimate"] - r[strategy]["yosys"]) / r[strategy]["yosys"] * 100
+              for index, r in enumerate(rows) if strategy in r and (subset is None or index % 2 == subset)]
+    return (float(np.median(errors)), float(np.max(errors))) if errors else (float("nan"), float("nan"))
+
+
+def fit_scale(rows, strategy) -> float:
+    """Least-squares factor s minimising sum((s * estimate - yosys)^2) on the training half."""
+    pairs = [(r[strategy]["estimate"], r[strategy]["yosys"]) for i, r in enumerate(rows) if i % 2 == 0 and strategy in r]
+    e, y = np.array(pairs, np.float64).T
+    return float((e * y).sum() / (e * e).sum())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--strategy", choices=["latency", "distributed_arithmetic", "both"], default="both")
+    parser.add_argument("--only", default=None, help="comma-separated case indices")
+    parser.add_argument("--json", default=None, help="write the rows here")
+    parser.add_argument("--fit", action="store_true", help="print the training-half scale factor per strategy")
+    parser.add_argument("--cached", default=None, metavar="ROWS.json",
+                        help="reuse the yosys counts of an earlier --json run (the RTL does not depend on the "
+                             "estimate's constants, so this re-scores a calibration change in seconds)")
+    args = parser.parse_args(argv)
+    strategies = ["latency", "distributed_arithmetic"] if args.strategy == "both" else [args.strategy]
+    indices = [int(i) for i in args.only.split(",")] if args.only else range(len(SUITE))
+
+    cached = {}
+    if args.cached:
+        with open(args.cached) as handle:
+            cached = {row["index"]: row for row in json.load(handle)}
+    rows = []
+    print(f"{'#':>2} {'model':<30}{'strategy':<24}{'estimate':>9}{'yosys':>9}{'error':>8}{'est s':>7}{'synth s':>8}")
+    for index in indices:
+        case = SUITE[index]
+        model = build(case, seed=index)
+        row = {"index": index, "model": case.name}
+        for strategy in strategies:
+            start = time.time()
+            est = estimate(model, strategy=strategy)
+            est_seconds = time.time() - start
+            if strategy in cached.get(index, {}):
+                synthesized = {key: cached[index][strategy][key] for key in ("yosys", "carry", "dsp", "synth_seconds")}
+            else:
+                report = synth(model, strategy=strategy)
+                if report.mismatches:
+                    print(f"   traced RTL of {case.name} differs from Keras in {report.mismatches} values", file=sys.stderr)
+                    return 1
+                synthesized = {"yosys": report.lut, "carry": report.carry, "dsp": report.dsp,
+                               "synth_seconds": report.seconds}
+            row[strategy] = {"estimate": est.lut, "estimate_seconds": est_seconds, **synthesized}
+            error = (est.lut - synthesized["yosys"]) / synthesized["yosys"] * 100
+            print(f"{index:>2} {case.name:<30}{strategy:<24}{est.lut:>9}{synthesized['yosys']:>9}{error:>+7.1f}%"
+                  f"{est_seconds:>7.2f}{synthesized['synth_seconds']:>8.1f}", flush=True)
+        rows.append(row)
+
+    print()
+    for strategy in strategies:
+        for label, subset in (("all", None), ("training half (even)", 0), ("held out (odd)", 1)):
+            median, worst = percentage_errors(rows, strategy, subset)
+            print(f"{strategy:<24}{label:<22} median |error| {median:5.1f}%   worst {worst:5.1f}%")
+        if args.fit:
+            print(f"{strategy:<24}least-squares scale on the training half: {fit_scale(rows, strategy):.3f}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""What the resource model needs, taken from the converter's precision records.
+
+Nothing here re-derives a type: every format comes from ``convert.precision.derive``
+(records, per-element quantizer formats, input intervals) and the model input types of
+``convert.inputs``. The facts are plain arrays, so a conversion can store them as
+``estimate_inputs.json`` and ``hgq_chip estimate DIR`` reads them back without Keras.
+
+One layer becomes a list of operations:
+``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
+Conv kernel, at ``positions`` output positions), ``relu``, ``table``, ``maxpool``,
+``avgpool`` and ``add``. Reshaping layers cost nothing and have no operations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HGQChipError
+from ..fixed.format import ArrayFormat, FixedFormat
+from ..fixed.interval import Interval
+
+FACTS_FILE = "estimate_inputs.json"
+FACTS_VERSION = 1
+
+
+@dataclass
+class LayerFacts:
+    name: str
+    layer_class: str
+    ops: list[dict] = field(default_factory=list)
+    inputs: list[int] = field(default_factory=list)  # indices of the producing layers (-1: model input)
+
+
+def _kif(fmt: ArrayFormat, shape) -> dict:
+    return {key: np.broadcast_to(getattr(fmt, key), shape).astype(np.int64) for key in "kif"}
+
+
+def _interval_kif(interval: Interval) -> dict:
+    fmt = interval.to_format()
+    return {"k": fmt.k, "i": fmt.i, "f": fmt.f}
+
+
+def _covering_rows(kif: dict) -> dict:
+    """Per last-axis channel, the widest format over every other axis (positions)."""
+    k, i, f = (np.asarray(kif[key]).reshape(-1, np.shape(kif[key])[-1]) for key in "kif")
+    live = (k + i + f) > 0
+    low = np.iinfo(np.int64).min
+    cover_k = np.where(live, k, 0).max(axis=0)
+    cover_i = np.where(live, i, low).max(axis=0)
+    cover_f = np.where(live, f, low).max(axis=0)
+    dead = ~live.any(axis=0)
+    return {"k": np.where(dead, 0, cover_k), "i": np.where(dead, 0, cover_i), "f": np.where(dead, 0, cover_f)}
+
+
+def _cast(stage: str, source: Interval, fmt: ArrayFormat, shape) -> dict:
+    source = source.broadcast_to(shape)
+    return {"op": "cast", "stage": stage, "in_lo": source.lo, "in_hi": source.hi, "in_f": source.f,
+            "out": _kif(fmt, shape), "rounding": fmt.rounding.value, "overflow": fmt.overflow.value}
+
+
+def _source_interval(record, input_types: dict[str, FixedFormat], shape) -> Interval:
+    """The interval a layer reads; a raw model input has the converter's input type."""
+    if record.inputs and record.inputs[0] is not None:
+        return record.inputs[0]
+    if not input_types:
+        raise HGQChipError(f"layer {record.layer_name!r} reads a model input but no input type is known")
+    # With several model inputs the records do not say which one: take the widest type.
+    widest = max(input_types.values(), key=lambda fmt: fmt.width)
+    return Interval.of_format(widest).broadcast_to(shape)
+
+
+def _cmvm(record, cast_op: dict) -> dict:
+    kernel = np.asarray(record.weights["kernel"].values, np.float64)
+    in_kif = cast_op["out"]
+    channels = kernel.shape[-2]
+    rows = _covering_rows(in_kif)
+    taps = kernel.reshape(-1, kernel.shape[-1])  # (taps * channels, outputs)
+    n_taps = taps.shape[0] // channels
+    row_kif = {key: np.tile(rows[key], n_taps) for key in "kif"}
+    out_shape = record.output.lo.shape
+    positions = int(math.prod(out_shape[:-1]))
+    bias = record.weights["bias"].values if "bias" in record.weights else np.zeros(kernel.shape[-1])
+    return {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": positions, "bias": np.asarray(bias, np.float64)}
+
+
+def _layer_facts(record, input_types) -> LayerFacts:
+    facts = LayerFacts(record.layer_name, record.layer_class)
+    stages = {h.name: h for h in record.hls_layers}
+    for stage_name, fmt in record.quantizer_formats.items():
+        if stage_name not in stages:
+            continue  # e.g. a table's output quantizer: it is part of the table
+        shape = record.input_shapes[0]
+        facts.ops.append(_cast(stage_name, _source_interval(record, input_types, shape), fmt, shape))
+    cast = facts.ops[0] if facts.ops else None
+    if "kernel" in record.weights:
+        facts.ops.append(_cmvm(record, cast))
+    for name, stage in stages.items():
+        if name.endswith("_relu"):
+            facts.ops.append({"op": "relu", "out": _interval_kif(record.output)})
+        elif name.endswith("_table"):
+            facts.ops.append({"op": "table", "index_width": cast_index_width(record, stages),
+                              "out_width": stage.types["table"].width, "elements": int(record.output.lo.size)})
+    klass = record.layer_class
+    if klass.startswith(("MaxPooling", "AveragePooling")):
+        window = max(1, int(record.inputs[0].lo.size // record.output.lo.size))
+        op = "maxpool" if klass.startswith("Max") else "avgpool"
+        facts.ops.append({"op": op, "out": _interval_kif(record.output), "window": window})
+    elif klass in ("Add", "HAdd"):
+        facts.ops.append({"op": "add", "out": _interval_kif(record.output), "n_inputs": len(record.inputs)})
+    return facts
+
+
+def cast_index_width(record, stages) -> int:
+    """A table is indexed by its input stage's result type (the first stage of the layer)."""
+    return stages[record.hls_layers[0].name].types["result"].width
+
+
+def facts_from_records(records, input_types: dict[str, FixedFormat]) -> list[LayerFacts]:
+    producer = {id(record.output): index for index, record in enumerate(records)}
+    layers = []
+    for record in records:
+        facts = _layer_facts(record, input_types)
+        # derive() hands each layer the very Interval objects its producers output.
+        facts.inputs = [producer.get(id(interval), -1) for interval in record.inputs]
+        layers.append(facts)
+    return layers
+
+
+def facts_from_model(model) -> list[LayerFacts]:
+    """Derive the records exactly as ``convert`` does (no project is written)."""
+    from ..calibrate import uncalibrated_quantizers
+    from ..convert.graph import graph_nodes
+    from ..convert.inputs import all_input_formats
+    from ..convert.precision import derive
+    from ..convert.project import as_functional
+    from ..errors import CalibrationError
+
+    missing = uncalibrated_quantizers(model)
+    if missing:
+        raise CalibrationError(
+            f"activation ranges were never recorded for {', '.join(missing)}; call hgq_chip.calibrate(model, x) first"
+        )
+    model = as_functional(model)
+    nodes = graph_nodes(model)
+    return facts_from_records(derive(nodes), all_input_formats(model, nodes))
+
+
+# ---- storage ---------------------------------------------------------------------------------
+
+
+def _encode(value):
+    if isinstance(value, np.ndarray):
+        return {"shape": list(value.shape), "data": value.ravel().tolist()}
+    if isinstance(value, dict):
+        return {key: _encode(v) for key, v in value.items()}
+    return value
+
+
+def _decode(value):
+    if isinstance(value, dict) and set(value) == {"shape", "data"}:
+        return np.asarray(value["data"]).reshape(value["shape"])
+    if isinstance(value, dict):
+        return {key: _decode(v) for key, v in value.items()}
+    return value
+
+
+def write_facts(path: Path, records, input_types: dict[str, FixedFormat]) -> None:
+    layers = facts_from_records(records, input_types)
+    payload = {"version": FACTS_VERSION,
+               "layers": [{"name": f.name, "class": f.layer_class, "inputs": f.inputs,
+                           "ops": [_encode(op) for op in f.ops]} for f in layers]}
+    with open(path, "w") as handle:
+        json.dump(payload, handle, separators=(",", ":"))
+
+
+def read_facts(path: Path) -> list[LayerFacts]:
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise HGQChipError(f"cannot read {path} ({error}); convert the model again with `hgq_chip convert`") from error
+    if payload.get("version") != FACTS_VERSION:
+        raise HGQChipError(f"{path} was written by another hgq_chip version; convert the model again")
+    try:
+        return [LayerFacts(layer["name"], layer["class"], [_decode(op) for op in layer["ops"]], layer["inputs"])
+                for layer in payload["layers"]]
+    except (KeyError, TypeError) as error:
+        raise HGQChipError(f"{path} is incomplete ({error!r}); convert the model again with `hgq_chip convert`") from error

@@ -1,0 +1,67 @@
+"""Which values the firmware actually computes: synthesis removes logic whose result is unused.
+
+Pruning leaves activations no nonzero weight reads, and output columns nobody reads; their
+casts, relus and adder trees disappear from the netlist (HLS and logic synthesis both drop
+dead logic). Walking the layers backwards from the model outputs marks each operation's
+output elements as live or not, as flat boolean masks in C order (so Flatten and Reshape
+pass masks through unchanged). ``None`` means "all live" (a model output, or an operation
+whose input-output map the facts do not describe, e.g. a convolution's spatial window).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _widths(kif: dict) -> np.ndarray:
+    return (np.asarray(kif["k"]) + np.asarray(kif["i"]) + np.asarray(kif["f"])).ravel()
+
+
+def live_inputs(op: dict, live_out):
+    """The input mask of ``op`` given its output mask."""
+    kind = op["op"]
+    if kind == "cast":
+        needed = _widths(op["out"]) > 0  # a zero-width result needs no input
+        return needed if live_out is None else needed & live_out
+    if kind in ("relu", "table"):
+        return live_out
+    if kind == "cmvm" and int(op["positions"]) == 1:
+        kernel = np.asarray(op["kernel"])
+        if live_out is not None:
+            kernel = kernel[:, live_out]
+        return np.any(kernel != 0, axis=1)
+    return None
+
+
+def _fits(mask, size) -> bool:
+    return mask is not None and mask.size == size
+
+
+def output_size(op: dict) -> int:
+    kind = op["op"]
+    if kind == "cmvm":
+        return int(op["positions"]) * np.shape(op["kernel"])[1]
+    if kind == "table":
+        return int(op["elements"])
+    return int(np.size(op["out"]["k"]))
+
+
+def operation_liveness(layers) -> list[list]:
+    """Per layer, per operation: the live mask of the operation's output (or None)."""
+    consumers: dict[int, list] = {}
+    result: list[list] = [[] for _ in layers]
+    for index in reversed(range(len(layers))):
+        facts = layers[index]
+        masks = consumers.get(index)
+        live = None if not masks or any(m is None for m in masks) else np.logical_or.reduce(masks)
+        per_op = [None] * len(facts.ops)
+        for j in reversed(range(len(facts.ops))):
+            op = facts.ops[j]
+            live = live if _fits(live, output_size(op)) else None
+            per_op[j] = live
+            live = live_inputs(op, live)
+        result[index] = per_op
+        for producer in facts.inputs:
+            if producer >= 0:
+                consumers.setdefault(producer, []).append(live)
+    return result

@@ -1,0 +1,197 @@
+"""The model as da4ml combinational logic: the same arithmetic as the firmware, as RTL.
+
+Each layer is replayed on da4ml's symbolic fixed-point arrays with the exact formats the
+converter uses (input types, quantizer formats, quantized kernels and biases), so the
+traced logic computes what the hls4ml firmware computes, bit for bit (``check_trace``
+compares it with Keras through da4ml's interpreter). Constant matrix products go through
+da4ml's CMVM solver: ``latency`` uses its ``dummy`` method (each weight's signed digits
+summed column by column, no shared subexpressions: what HLS builds for constant
+products), ``distributed_arithmetic`` its default optimizing method.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from ..convert.graph import graph_nodes
+from ..convert.inputs import all_input_formats
+from ..convert.project import as_functional
+from ..errors import UnsupportedLayerError
+from ..layers import HActivation, HQuantize
+from . import constants as C
+from .arithmetic import uses_dsp
+
+# Signed digits of each weight summed per output, no common subexpressions (da4ml "dummy").
+LATENCY_SOLVER = {"method0": "dummy", "decompose_dc": -1, "search_all_decompose_dc": False}
+
+
+def solver_options(strategy: str, dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS) -> dict:
+    if strategy != "latency":
+        return {}
+
+    def offload(kernel, x):
+        """The DSP rule of the estimate: these products become multipliers (DSPs in yosys)."""
+        from .ops import _weight_widths
+
+        k, i, f = x.kif
+        widths = np.maximum(k + i + f, 0)[:, None] * np.ones(kernel.shape, np.int64)
+        return uses_dsp(_weight_widths(kernel), widths, kernel, dsp_min_product_bits) & (kernel != 0)
+
+    return {**LATENCY_SOLVER, "offload_fn": offload}
+
+
+def _quantize(x, fmt, shape):
+    k, i, f = (np.broadcast_to(a, shape) for a in (fmt.k, fmt.i, fmt.f))
+    return x.quantize(k, i, f, overflow_mode=fmt.overflow.value, round_mode=fmt.rounding.value)
+
+
+def _dense(layer, x):
+    y = x @ layer.kq.quantized(layer.fused_kernel())
+    if layer.use_bias:
+        y = y + layer.bq.quantized(layer.fused_bias())
+    return y
+
+
+def _conv(layer, x):
+    """Convolution as one constant matrix-vector product per output position (channels_last)."""
+    if layer.data_format != "channels_last" or any(d != 1 for d in layer.dilation_rate):
+        raise UnsupportedLayerError(f"{layer.name}: RTL tracing supports channels_last, undilated convolutions")
+    kernel = layer.kq.quantized(layer.fused_kernel())
+    bias = layer.bq.quantized(layer.fused_bias()) if layer.use_bias else None
+    in_spatial, sizes, strides = x.shape[:-1], kernel.shape[:-2], layer.strides
+    out_spatial = tuple(layer.output.shape[1:-1])
+    pads = []
+    for n, k, s, o in zip(in_spatial, sizes, strides, out_spatial):
+        total = max((o - 1) * s + k - n, 0) if layer.padding == "same" else 0
+        pads.append(total // 2)
+    outputs = np.empty(out_spatial, dtype=object)
+    for position in np.ndindex(*out_spatial):
+        rows, taps = [], []
+        for tap in np.ndindex(*sizes):
+            source = tuple(p * s + t - pad for p, s, t, pad in zip(position, strides, tap, pads))
+            if all(0 <= c < n for c, n in zip(source, in_spatial)):  # padded zeros contribute nothing
+                rows.append(x[source])
+                taps.append(kernel[tap])
+        y = np.concatenate(rows) @ np.concatenate(taps)
+        outputs[position] = y + bias if bias is not None else y
+    return _stack(outputs, out_spatial)
+
+
+def _stack(cells, shape):
+    return np.stack([cells[p] for p in np.ndindex(*shape)]).reshape(*shape, -1)
+
+
+def _pool(layer, x, op):
+    sizes, strides = layer.pool_size, layer.strides
+    if layer.padding != "valid":
+        raise UnsupportedLayerError(f"{layer.name}: RTL tracing supports valid pooling only")
+    out_spatial = tuple(layer.output.shape[1:-1])
+    cells = np.empty(out_spatial, dtype=object)
+    for position in np.ndindex(*out_spatial):
+        window = [x[tuple(p * s + t for p, s, t in zip(position, strides, tap))] for tap in np.ndindex(*sizes)]
+        cells[position] = op(window)
+    return _stack(cells, out_spatial)
+
+
+def _max(window):
+    result = window[0]
+    for item in window[1:]:
+        result = np.maximum(result, item)
+    return result
+
+
+def _average(window):
+    total = window[0]
+    for item in window[1:]:
+        total = total + item
+    return total * (1.0 / len(window))
+
+
+def _activation(layer, x):
+    x = _quantize(x, layer.iq.fixed_format(), x.shape)
+    name = layer.activation.__name__
+    if not layer.uses_table:
+        from da4ml.trace.ops import relu
+
+        return relu(x) if name == "relu" else x
+    from ..convert.rules.activation import activation_table, table_output_format
+
+    inputs, outputs = activation_table(layer)
+    lookup = dict(zip(inputs.tolist(), outputs.tolist()))
+    fmt = table_output_format(layer)
+    table = x.apply(lambda values: np.array([lookup[float(v)] for v in np.ravel(values)]).reshape(np.shape(values)))
+    return table.quantize(fmt.k, fmt.i, fmt.f)
+
+
+def _apply(layer, inputs):
+    from da4ml.trace.ops import relu
+
+    x = inputs[0]
+    if isinstance(layer, HQuantize):
+        return _quantize(x, layer.q.fixed_format(), x.shape)
+    if isinstance(layer, HActivation):
+        return _activation(layer, x)
+    if hasattr(layer, "kq"):
+        x = _quantize(x, layer.iq.fixed_format(), x.shape)
+        y = _dense(layer, x) if isinstance(layer, keras.layers.Dense) else _conv(layer, x)
+        return relu(y) if layer.activation is keras.activations.relu else y
+    if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
+        return x.reshape(tuple(layer.output.shape[1:]))
+    if isinstance(layer, keras.layers.Dropout):
+        return x
+    if isinstance(layer, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)):
+        return _pool(layer, x, _max)
+    if isinstance(layer, (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)):
+        return _pool(layer, x, _average)
+    if isinstance(layer, keras.layers.Add):
+        total = inputs[0]
+        for other in inputs[1:]:
+            total = total + other
+        return total
+    raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}) has no RTL tracing")
+
+
+def trace_model(model, strategy: str = "latency", dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS):
+    """(inputs, outputs, comb): the model's arithmetic as da4ml combinational logic."""
+    from da4ml.trace import FixedVariableArray, comb_trace
+
+    model = as_functional(model)
+    nodes = graph_nodes(model)
+    options = solver_options(strategy, dsp_min_product_bits)
+    values, inputs = {}, []
+    input_types = all_input_formats(model, nodes)
+    for tensor in model.inputs:
+        layer = next(l for l in model.layers if isinstance(l, keras.layers.InputLayer) and l.output is tensor)
+        fmt, shape = input_types[layer.name], tuple(int(d) for d in tensor.shape[1:])
+        x = FixedVariableArray.from_kif(np.full(shape, fmt.k), np.full(shape, fmt.i), np.full(shape, fmt.f),
+                                        solver_options=options)
+        values[id(tensor)] = x
+        inputs.append(x)
+    for node in nodes:
+        values[id(node.outputs[0])] = _apply(node.layer, [values[id(t)] for t in node.inputs])
+    outputs = [values[id(t)] for t in model.outputs]
+    flat_in = np.concatenate([np.ravel(x) for x in inputs])
+    flat_out = np.concatenate([np.ravel(y) for y in outputs])
+    return inputs, outputs, comb_trace(flat_in, flat_out)
+
+
+def check_trace(model, comb, n: int = 256, seed: int = 0) -> int:
+    """Mismatching output values between da4ml's interpreter of the traced logic and Keras,
+    on random inputs of the firmware's input type (0 means bit-exact)."""
+    model = as_functional(model)
+    nodes = graph_nodes(model)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for tensor, fmt in zip(model.inputs, all_input_formats(model, nodes).values()):
+        shape = (n, *(int(d) for d in tensor.shape[1:]))
+        codes = rng.integers(-fmt.k * 2 ** (fmt.i + fmt.f), 2 ** (fmt.i + fmt.f), size=shape)
+        samples.append((codes * 2.0 ** -fmt.f).astype(np.float32))
+    keras_out = model.predict(samples if len(samples) > 1 else samples[0], verbose=0, batch_size=n)
+    keras_out = keras_out if isinstance(keras_out, list) else [keras_out]
+    flat_in = np.concatenate([s.reshape(n, -1) for s in samples], axis=1)
+    traced = comb.predict(flat_in.astype(np.float64))
+    expected = np.concatenate([np.asarray(y, np.float64).reshape(n, -1) for y in keras_out], axis=1)
+    return int(np.count_nonzero(traced != expected)) if traced.shape == expected.shape else int(math.prod(expected.shape))

@@ -1,0 +1,174 @@
+"""synth(): the model's RTL (through da4ml) synthesized by yosys ``synth_xilinx``.
+
+The RTL is combinational (no pipeline registers), so FF counts are 0; LUT, CARRY and DSP
+counts are what the arithmetic costs on a Xilinx 7-series fabric.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import HGQChipError, ToolMissingError
+from . import constants as C
+
+YOSYS_HINT = "install yosys (Debian/Ubuntu: apt-get install -y yosys; or https://github.com/YosysHQ/oss-cad-suite-build)"
+DA4ML_HINT = "install the RTL extra: pip install 'hgq_chip[rtl]' (da4ml)"
+TOP = "model_rtl"
+
+
+@dataclass
+class SynthReport:
+    tool: str
+    strategy: str
+    cells: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    mismatches: int | None = None  # traced logic vs Keras (da4ml interpreter); None if not checked
+    rtl_dir: str | None = None
+
+    def count(self, prefix: str) -> int:
+        return sum(n for name, n in self.cells.items() if name.startswith(prefix))
+
+    @property
+    def lut(self) -> int:
+        # INV is a LUT1 on the fabric.
+        return self.count("LUT") + self.cells.get("INV", 0)
+
+    @property
+    def carry(self) -> int:
+        return self.count("CARRY")
+
+    @property
+    def dsp(self) -> int:
+        return self.count("DSP")
+
+    @property
+    def ff(self) -> int:
+        return sum(n for name, n in self.cells.items() if re.fullmatch(r"FD[A-Z]+", name))
+
+    @property
+    def bram(self) -> float:
+        return self.count("RAMB36") + self.count("RAMB18") / 2
+
+    def to_dict(self) -> dict:
+        return {"tool": self.tool, "strategy": self.strategy, "lut": self.lut, "carry": self.carry, "dsp": self.dsp,
+                "ff": self.ff, "bram": self.bram, "cells": self.cells, "seconds": round(self.seconds, 2),
+                "trace_mismatches": self.mismatches, "rtl_dir": self.rtl_dir}
+
+
+def require_yosys() -> str:
+    path = shutil.which("yosys")
+    if path is None:
+        raise ToolMissingError(f"yosys is not installed or not on PATH; {YOSYS_HINT}")
+    return path
+
+
+def require_da4ml() -> None:
+    try:
+        import da4ml  # noqa: F401
+    except ImportError as error:
+        raise ToolMissingError(f"da4ml is not installed; {DA4ML_HINT}") from error
+
+
+def write_rtl(comb, directory: Path) -> Path:
+    """da4ml's Verilog for the combinational logic; returns the source directory."""
+    from da4ml.codegen import VerilogModel
+
+    VerilogModel(comb, TOP, directory).write()
+    return directory / "src"
+
+
+def parse_stat(text: str) -> dict[str, int]:
+    """Cell counts from yosys ``stat`` (the last design's 'Number of cells' block)."""
+    cells: dict[str, int] = {}
+    block = text.rsplit("Number of cells:", 1)
+    if len(block) < 2:
+        raise HGQChipError("yosys printed no cell statistics; see its log")
+    for line in block[1].splitlines()[1:]:
+        match = re.fullmatch(r"\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*", line)
+        if not match:
+            break
+        cells[match.group(1)] = int(match.group(2))
+    return cells
+
+
+def run_yosys(src: Path, timeout: float = 3600) -> dict[str, int]:
+    yosys = require_yosys()
+    static = sorted(str(p.resolve()) for p in (src / "static").glob("*.v"))
+    top = str((src / f"{TOP}.v").resolve())
+    stat_file = (src / "yosys_stat.txt").resolve()
+    # -defer: static modules are elaborated only with the parameters the design uses.
+    script = (f"read_verilog -defer {' '.join(static)}; read_verilog {top}; "
+              f"synth_xilinx -top {TOP} -flatten -family xc7 {C.YOSYS_SYNTH_OPTIONS}; tee -q -o {stat_file} stat")
+    # Table contents ($readmemh) are found relative to the working directory.
+    memfiles = src / "memfiles"
+    cwd = memfiles if memfiles.is_dir() else src
+    done = subprocess.run([yosys, "-q", "-p", script], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise HGQChipError(f"yosys failed (exit {done.returncode}):\n{(done.stderr or done.stdout)[-2000:]}")
+    return parse_stat(stat_file.read_text())
+
+
+def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, check: bool = True,
+          dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS) -> SynthReport:
+    """Trace the model to RTL with da4ml, synthesize it with yosys and count cells.
+
+    ``model`` is a calibrated ``keras.Model``, a ``.keras`` file or a converted project
+    directory (its ``keras_model.keras``). ``check`` first compares the traced logic
+    with Keras on random inputs (da4ml's interpreter, no simulator needed).
+    """
+    from .estimate import check_strategy
+
+    if tool != "yosys":
+        raise HGQChipError(f"unknown synthesis tool {tool!r}; only yosys is supported")
+    strategy = check_strategy(strategy)
+    require_yosys()
+    require_da4ml()
+    model = load_for_synth(model)
+    from .rtl import check_trace, trace_model
+
+    start = time.time()
+    _, _, comb = trace_model(model, strategy, dsp_min_product_bits)
+    report = SynthReport(tool, strategy)
+    if check:
+        report.mismatches = check_trace(model, comb)
+    keep = rtl_dir is not None
+    directory = Path(rtl_dir) if keep else Path(tempfile.mkdtemp(prefix="hgq_chip_rtl_"))
+    try:
+        report.cells = run_yosys(write_rtl(comb, directory))
+    finally:
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    report.rtl_dir = str(directory) if keep else None
+    report.seconds = time.time() - start
+    return report
+
+
+def load_for_synth(source):
+    from ..api import load_model
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            path = path / "keras_model.keras"
+            if not path.is_file():
+                raise HGQChipError(f"{source} holds no keras_model.keras; pass the .keras model file")
+        return load_model(path)
+    return source
+
+
+def format_synth(report: SynthReport) -> str:
+    lines = [f"{report.tool} synth_xilinx of the da4ml RTL ({report.strategy} strategy, combinational):",
+             f"  LUT {report.lut}  CARRY {report.carry}  DSP {report.dsp}  FF {report.ff}  BRAM {report.bram:g}"]
+    if report.mismatches is not None:
+        verdict = "bit-exact" if report.mismatches == 0 else f"{report.mismatches} MISMATCHING values"
+        lines.append(f"  traced logic vs Keras on random inputs: {verdict}")
+    lines.append(f"  cells: {', '.join(f'{k} {v}' for k, v in sorted(report.cells.items()))}")
+    lines.append(f"  {report.seconds:.1f} s" + (f"; RTL in {report.rtl_dir}" if report.rtl_dir else ""))
+    return "\n".join(lines)

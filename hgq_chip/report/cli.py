@@ -1,0 +1,32 @@
+"""``hgq_chip report DIR``: the CLI face of :func:`hgq_chip.report.write_report`."""
+
+from __future__ import annotations
+
+from .page import FORMATS
+
+
+def _run_report(args) -> int:
+    from .page import write_report
+
+    path = write_report(args.directory, output=args.output, format=args.format, plots=args.plots,
+                        pareto=args.pareto, trajectories=args.adaqat, metric_name=args.metric_name)
+    print(f"report: {path}")
+    return 0
+
+
+def add_report_command(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="write an HTML/Markdown page about a converted model (types, estimate, plots)",
+        description="Summarise a directory written by `hgq_chip convert`: per-layer EBOPs, pruning and "
+                    "types, the resource estimate and, with --plots, bit-width histograms and heat maps "
+                    "(and the Pareto front / AdaQAT trajectories when given). Plots need matplotlib "
+                    "(pip install 'hgq_chip[plot]').",
+    )
+    p.add_argument("directory", help="the output directory of `hgq_chip convert`")
+    p.add_argument("--plots", action="store_true", help="draw PNG plots into report_files/ beside the page")
+    p.add_argument("--format", default="html", choices=sorted(FORMATS), help="page format (default: html)")
+    p.add_argument("--output", default=None, help="page path (default: DIRECTORY/report.html or report.md)")
+    p.add_argument("--pareto", metavar="DIR|pareto.json", help="ParetoCheckpoint directory: plot its front")
+    p.add_argument("--adaqat", metavar="CSV", help="AdaQAT bit-width log: plot the trajectories")
+    p.add_argument("--metric-name", default="validation metric", help="y-axis label of the Pareto plot")
+    p.set_defaults(handler=_run_report)

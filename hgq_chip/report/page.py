@@ -1,0 +1,201 @@
+"""One report page (HTML or Markdown) for a converted model: totals, per-layer summary,
+types, resource estimate and plots.
+
+The page is assembled as sections of blocks (text, table, image) and then rendered, so
+the HTML and Markdown versions always hold the same content.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HGQChipError, UnsupportedConfigurationError
+from . import plots as charts
+from .conversion import Conversion, load_conversion, load_pareto
+
+FORMATS = {"html": "report.html", "markdown": "report.md"}
+PLOT_DIR = "report_files"
+HLS_TYPE_KEYS = ("result", "weight", "bias", "accum", "table")
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list = field(default_factory=list)  # ("text", str) | ("table", headers, rows) | ("image", path, caption)
+
+
+def estimate_of(source):
+    """(estimate dict, None) from hgq_chip.estimate, or (None, why it is unavailable)."""
+    try:
+        from ..estimate import estimate
+    except ImportError as error:
+        return None, f"hgq_chip.estimate is not available ({error})"
+    try:
+        return estimate(source).to_dict(), None
+    except HGQChipError as error:
+        return None, str(error)
+
+
+def _layer_bits(conversion: Conversion) -> dict[str, str]:
+    text = {}
+    for layer in {w.layer for w in conversion.weights}:
+        kept = np.concatenate([w.kept for w in conversion.weights if w.layer == layer])
+        text[layer] = f"{kept.mean():.2f} / {kept.max()}" if kept.size else "-"
+    return text
+
+
+def summary_section(conversion: Conversion) -> Section:
+    s = conversion.summary
+    section = Section("Summary")
+    inputs = ", ".join(f"{name}: {t}" for name, t in s.get("inputs", {}).items()) or "-"
+    section.blocks.append(("text", f"Total EBOPs: {s['total_ebops']}. Weights kept: {s['weights_kept']}, pruned: "
+                                   f"{s['weights_pruned']}. Widest accumulator: {s['widest_accumulator']} bits. "
+                                   f"Inputs: {inputs}."))
+    bits = _layer_bits(conversion)
+    rows = [[layer["layer"], layer["class"], layer["weights_kept"], layer["weights_pruned"], layer["ebops"],
+             bits.get(layer["layer"], "-"), layer["accum"] or "-", "yes" if layer.get("float32_exact", True) else "NO"]
+            for layer in s["layers"]]
+    rows.append(["total", "", s["weights_kept"], s["weights_pruned"], s["total_ebops"], "", "", ""])
+    headers = ["layer", "class", "weights kept", "pruned", "EBOPs", "weight bits mean / max", "accumulator",
+               "float32 exact"]
+    section.blocks.append(("table", headers, rows))
+    return section
+
+
+def types_section(conversion: Conversion) -> Section:
+    rows = []
+    for layer in conversion.summary["layers"]:
+        for hls_name, types in layer["hls_types"].items():
+            rows.append([layer["layer"], hls_name] + [types.get(key, "") for key in HLS_TYPE_KEYS])
+    section = Section("Fixed-point types (hls4ml layers)")
+    section.blocks.append(("text", "Every type below was derived by interval arithmetic and passed to hls4ml "
+                                   "explicitly; per-weight types are in weight_types.csv."))
+    section.blocks.append(("table", ["layer", "hls4ml layer", *HLS_TYPE_KEYS], rows))
+    return section
+
+
+def estimate_section(estimate: dict | None, why: str | None) -> Section:
+    section = Section("Resource estimate")
+    if estimate is None:
+        section.blocks.append(("text", f"No estimate: {why}"))
+        return section
+    keys = ["lut", "dsp", "ff", "bram", "cycles", "delay_ns"]
+    rows = [[layer["layer"], layer["layer_class"]] + [layer[k] for k in keys] for layer in estimate["layers"]]
+    total = estimate["total"]
+    rows.append(["total", "", total["lut"], total["dsp"], total["ff"], total["bram"], total["latency_cycles"], ""])
+    section.blocks.append(("text", f"Strategy {estimate['strategy']}, clock period {estimate['clock_period_ns']} ns: "
+                                   f"latency {total['latency_cycles']} cycles = {total['latency_ns']:g} ns "
+                                   "(estimated without synthesis by hgq_chip.estimate)."))
+    section.blocks.append(("table", ["layer", "class", "LUT", "DSP", "FF", "BRAM", "cycles", "delay (ns)"], rows))
+    return section
+
+
+def plot_section(conversion: Conversion, plot_dir: Path, pareto=None, trajectories=None,
+                 metric_name: str = "validation metric") -> Section:
+    section = Section("Plots")
+    rel = Path(plot_dir.name)
+    if conversion.weights:
+        charts.plot_bit_histograms(conversion.weights, plot_dir / "bit_histograms.png")
+        section.blocks.append(("image", rel / "bit_histograms.png", "Weight bit-widths per layer (red: pruned)."))
+    if conversion.weights_of("kernel"):
+        charts.plot_bit_heatmaps(conversion.weights, plot_dir / "kernel_bits.png")
+        section.blocks.append(("image", rel / "kernel_bits.png", "Per-weight kernel bit-widths (red: pruned)."))
+    if pareto is not None:
+        entries = load_pareto(pareto)
+        luts, why = pareto_luts(entries)
+        charts.plot_pareto(entries, plot_dir / "pareto.png", metric_name=metric_name, luts=luts)
+        note = "" if luts is not None else f" No LUT panel: {why}"
+        section.blocks.append(("image", rel / "pareto.png", f"Pareto front of the training checkpoints.{note}"))
+    if trajectories is not None:
+        charts.plot_trajectories(trajectories, plot_dir / "adaqat_bits.png")
+        section.blocks.append(("image", rel / "adaqat_bits.png", "AdaQAT bit-widths N during training."))
+    return section
+
+
+def pareto_luts(entries: list[dict]):
+    """Estimated LUTs of each Pareto checkpoint (from its saved model), or (None, why not)."""
+    if all("luts" in e for e in entries):
+        return [e["luts"] for e in entries], None
+    luts = []
+    for entry in entries:
+        if "path" not in entry or not Path(entry["path"]).is_file():
+            return None, f"checkpoint {entry.get('path')!r} is missing"
+        result, why = estimate_of(entry["path"])
+        if result is None:
+            return None, why
+        luts.append(result["total"]["lut"])
+    return luts, None
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    lines = [f"# {title}", ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if block[0] == "text":
+                lines += [block[1], ""]
+            elif block[0] == "table":
+                _, headers, rows = block
+                lines.append("| " + " | ".join(headers) + " |")
+                lines.append("|" + "---|" * len(headers))
+                lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+                lines.append("")
+            else:
+                _, path, caption = block
+                lines += [f"![{caption}]({path.as_posix()})", "", f"*{caption}*", ""]
+    return "\n".join(lines)
+
+
+CSS = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
+       "th,td{border:1px solid #bbb;padding:3px 8px;text-align:right;font-size:90%}th{background:#eee}"
+       "td:first-child,td:nth-child(2){text-align:left}img{max-width:100%;border:1px solid #ddd}")
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+             f"<style>{CSS}</style></head><body><h1>{e(title)}</h1>"]
+    for section in sections:
+        parts.append(f"<h2>{e(section.title)}</h2>")
+        for block in section.blocks:
+            if block[0] == "text":
+                parts.append(f"<p>{e(block[1])}</p>")
+            elif block[0] == "table":
+                _, headers, rows = block
+                head = "".join(f"<th>{e(str(h))}</th>" for h in headers)
+                body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+                parts.append(f"<table><tr>{head}</tr>{body}</table>")
+            else:
+                _, path, caption = block
+                parts.append(f"<figure><img src='{e(path.as_posix())}' alt='{e(caption)}'>"
+                             f"<figcaption>{e(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(directory, output=None, format: str = "html", plots: bool = False, pareto=None,
+                 trajectories=None, metric_name: str = "validation metric") -> Path:
+    """Write one HTML (or Markdown) page about the conversion in ``directory``; returns its path.
+
+    ``output`` defaults to ``directory/report.html`` (``report.md``); plots go to a
+    ``report_files`` folder beside it. ``pareto`` is a ParetoCheckpoint directory or its
+    pareto.json, ``trajectories`` AdaQAT bit-widths (dict or CSV); both imply plots.
+    """
+    if format not in FORMATS:
+        raise UnsupportedConfigurationError(f"unknown report format {format!r}; use one of {list(FORMATS)}")
+    conversion = load_conversion(directory)
+    output = Path(output) if output else conversion.directory / FORMATS[format]
+    estimate, why = estimate_of(conversion.directory)
+    sections = [summary_section(conversion), types_section(conversion), estimate_section(estimate, why)]
+    if plots or pareto is not None or trajectories is not None:
+        plot_dir = output.parent / PLOT_DIR
+        sections.append(plot_section(conversion, plot_dir, pareto, trajectories, metric_name))
+    title = f"hgq_chip report: {conversion.directory.resolve().name}"
+    text = render_html(title, sections) if format == "html" else render_markdown(title, sections)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    return output
