@@ -5,7 +5,20 @@ from __future__ import annotations
 import enum
 
 
-class Rounding(str, enum.Enum):
+class _ParsableMode(str, enum.Enum):
+    """A mode that also accepts its ap_fixed spelling (``AP_RND``) and any letter case."""
+
+    @classmethod
+    def parse(cls, value):
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).upper().removeprefix("AP_"))
+        except ValueError:
+            raise ValueError(f"unsupported {cls.__name__.lower()} mode {value!r}; use one of {[m.value for m in cls]}") from None
+
+
+class Rounding(_ParsableMode):
     """How bits below the last fractional bit are dropped.
 
     RND is ap_fixed's AP_RND (ties go towards +inf); TRN is AP_TRN (floor);
@@ -17,20 +30,8 @@ class Rounding(str, enum.Enum):
     TRN = "TRN"
     RND_CONV = "RND_CONV"
 
-    @classmethod
-    def parse(cls, value: "Rounding | str") -> "Rounding":
-        if isinstance(value, Rounding):
-            return value
-        name = str(value).upper().removeprefix("AP_")
-        try:
-            return cls(name)
-        except ValueError:
-            raise ValueError(
-                f"unsupported rounding mode {value!r}; use one of {[m.value for m in cls]}"
-            ) from None
 
-
-class Overflow(str, enum.Enum):
+class Overflow(_ParsableMode):
     """What happens to values outside the representable range.
 
     WRAP is two's-complement wrap (AP_WRAP), SAT clips to the range (AP_SAT),
@@ -40,15 +41,3 @@ class Overflow(str, enum.Enum):
     WRAP = "WRAP"
     SAT = "SAT"
     SAT_SYM = "SAT_SYM"
-
-    @classmethod
-    def parse(cls, value: "Overflow | str") -> "Overflow":
-        if isinstance(value, Overflow):
-            return value
-        name = str(value).upper().removeprefix("AP_")
-        try:
-            return cls(name)
-        except ValueError:
-            raise ValueError(
-                f"unsupported overflow mode {value!r}; use one of {[m.value for m in cls]}"
-            ) from None

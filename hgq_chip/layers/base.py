@@ -55,6 +55,15 @@ class QuantizedLayerMixin:
             name="beta", shape=(), initializer=keras.initializers.Constant(self.beta0), trainable=False
         )
 
+    def call(self, inputs, training=None):
+        """activation(q_in(x) (*) q_kernel(W) + q_bias(b)), with ``(*)`` the layer's ``_apply_kernel``."""
+        x = self.iq(inputs, training=training)
+        y = self._apply_kernel(x, self.kq(self.kernel))
+        if self.use_bias:
+            y = y + self.bq(self.bias)
+        self._add_cost(training)
+        return self.activation(y)
+
     def quantizers(self):
         found = [self.iq, self.kq]
         if self.bq.built:

@@ -162,9 +162,6 @@ class BatchNormFoldMixin:
 class HDenseBatchNorm(BatchNormFoldMixin, HDense):
     """HDense followed by a BatchNormalization, folded; takes the arguments of both."""
 
-    def _apply_kernel(self, x, kernel):
-        return ops.matmul(x, kernel)
-
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
 class HConv1DBatchNorm(BatchNormFoldMixin, HConv1D):

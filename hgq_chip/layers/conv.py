@@ -48,14 +48,6 @@ class QuantizedConvMixin(QuantizedLayerMixin):
     def _apply_kernel(self, x, kernel):
         return self.convolution_op(x, kernel)
 
-    def call(self, inputs, training=None):
-        x = self.iq(inputs, training=training)
-        y = self._apply_kernel(x, self.kq(self.kernel))
-        if self.use_bias:
-            y = y + self.bq(self.bias)
-        self._add_cost(training)
-        return self.activation(y)
-
     def fused_kernel(self) -> np.ndarray:
         """The float kernel that ``kq`` quantizes (the converter reads this, not ``kernel``)."""
         return np.asarray(self.kernel.numpy())

@@ -31,13 +31,8 @@ class HDense(QuantizedLayerMixin, keras.layers.Dense):
         super().build(input_shape)
         self._build_quantizers(input_shape, self.kernel.shape, self.bias.shape if self.use_bias else None)
 
-    def call(self, inputs, training=None):
-        x = self.iq(inputs, training=training)
-        y = ops.matmul(x, self.kq(self.kernel))
-        if self.use_bias:
-            y = y + self.bq(self.bias)
-        self._add_cost(training)
-        return self.activation(y)
+    def _apply_kernel(self, x, kernel):
+        return ops.matmul(x, kernel)
 
     def fused_kernel(self) -> np.ndarray:
         """The float kernel that ``kq`` quantizes (the converter reads this, not ``kernel``)."""

@@ -32,6 +32,7 @@ from ..fixed.quantize_np import quantize as quantize_np
 from ..fixed.quantize_np import round_scaled as round_scaled_np
 from ..fixed.quantize_ops import quantize as quantize_ops
 from ..fixed.quantize_ops import round_scaled
+from .ranges import RecordedRangeMixin
 from .surrogate import ceil_log2_integer, pow2, round_ste, straight_through
 
 # Weights get rounded half up, as activations do (one rounding mode in the whole layer).
@@ -144,7 +145,7 @@ class AdaQATWeightQuantizer(_BitWidthQuantizer):
 
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
-class AdaQATActivationQuantizer(_BitWidthQuantizer):
+class AdaQATActivationQuantizer(RecordedRangeMixin, _BitWidthQuantizer):
     """PACT with a power-of-two clip α = 2^e and ⌈N_a⌉ bits: a cast to fixed<⌈N_a⌉, e>.
 
     Unsigned (default) clips to [0, α − step], the signed form to [−α, α − step];
@@ -173,10 +174,7 @@ class AdaQATActivationQuantizer(_BitWidthQuantizer):
             name="log2_alpha", shape=(), initializer=keras.initializers.Constant(math.log2(self.init_alpha)),
             trainable=self.trainable_alpha,
         )
-        zeros = keras.initializers.Zeros()
-        self.range_lo = self.add_weight(name="range_lo", shape=(), initializer=zeros, trainable=False)
-        self.range_hi = self.add_weight(name="range_hi", shape=(), initializer=zeros, trainable=False)
-        self.range_seen = self.add_weight(name="range_seen", shape=(), initializer=zeros, trainable=False)
+        self._add_range_variables(())
 
     def _kif(self, exponent):
         k = 1.0 if self.signed else 0.0
@@ -199,15 +197,7 @@ class AdaQATActivationQuantizer(_BitWidthQuantizer):
         return passed + (alpha - ops.stop_gradient(alpha)) * (above - below)
 
     def record_range(self, x):
-        lo, hi = ops.min(x), ops.max(x)
-        seen = self.range_seen > 0
-        self.range_lo.assign(ops.where(seen, ops.minimum(self.range_lo, lo), lo))
-        self.range_hi.assign(ops.where(seen, ops.maximum(self.range_hi, hi), hi))
-        self.range_seen.assign(1.0)
-
-    def reset_range(self):
-        for var in (self.range_lo, self.range_hi, self.range_seen):
-            var.assign(ops.zeros_like(var))
+        self._merge_range(ops.min(x), ops.max(x))
 
     @property
     def calibrated(self) -> bool:
@@ -218,7 +208,7 @@ class AdaQATActivationQuantizer(_BitWidthQuantizer):
 
     def set_alpha_from_range(self) -> None:
         """α := the smallest power of two covering the recorded range (e.g. after ``calibrate``)."""
-        if not self.range_seen.numpy() > 0:
+        if not self.range_recorded:
             return
         bound = max(abs(float(self.range_lo.numpy())), abs(float(self.range_hi.numpy())))
         if bound > 0:

@@ -18,6 +18,7 @@ from ..fixed.quantize_np import quantize as quantize_np
 from ..fixed.quantize_np import round_scaled as round_scaled_np
 from ..fixed.quantize_ops import overflow_integer
 from .granularity import Granularity
+from .ranges import RecordedRangeMixin
 from .surrogate import (
     fractional_bit_gradient_term,
     integer_bits_from_range,
@@ -94,7 +95,7 @@ class WeightQuantizer(_FractionalBitsQuantizer):
 
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
-class ActivationQuantizer(_FractionalBitsQuantizer):
+class ActivationQuantizer(RecordedRangeMixin, _FractionalBitsQuantizer):
     """Quantizes activations with per-element (or per-channel/layer) fractional bits.
 
     Integer bits and sign come from the recorded range [range_lo, range_hi]; in
@@ -115,24 +116,12 @@ class ActivationQuantizer(_FractionalBitsQuantizer):
         self._reduce_axes = tuple(
             [0] + [a + 1 for a, (d, v) in enumerate(zip(shape, var_shape)) if v == 1 and d != 1]
         )
-        zeros = keras.initializers.Zeros()
-        self.range_lo = self.add_weight(name="range_lo", shape=var_shape, initializer=zeros, trainable=False)
-        self.range_hi = self.add_weight(name="range_hi", shape=var_shape, initializer=zeros, trainable=False)
-        self.range_seen = self.add_weight(name="range_seen", shape=(), initializer=zeros, trainable=False)
+        self._add_range_variables(var_shape)
 
     def record_range(self, x):
         lo = ops.min(x, axis=self._reduce_axes, keepdims=True)[0]
         hi = ops.max(x, axis=self._reduce_axes, keepdims=True)[0]
-        lo = ops.reshape(lo, self.range_lo.shape)
-        hi = ops.reshape(hi, self.range_hi.shape)
-        seen = self.range_seen > 0
-        self.range_lo.assign(ops.where(seen, ops.minimum(self.range_lo, lo), lo))
-        self.range_hi.assign(ops.where(seen, ops.maximum(self.range_hi, hi), hi))
-        self.range_seen.assign(1.0)
-
-    def reset_range(self):
-        for var in (self.range_lo, self.range_hi, self.range_seen):
-            var.assign(ops.zeros_like(var))
+        self._merge_range(ops.reshape(lo, self.range_lo.shape), ops.reshape(hi, self.range_hi.shape))
 
     def call(self, x, training=None):
         f = round_ste(self.f)
@@ -163,7 +152,7 @@ class ActivationQuantizer(_FractionalBitsQuantizer):
 
     @property
     def calibrated(self) -> bool:
-        return bool(self.range_seen.numpy() > 0)
+        return self.range_recorded
 
     def fixed_format(self) -> ArrayFormat:
         """Exact per-element formats from the recorded range (shape of the f variable)."""
