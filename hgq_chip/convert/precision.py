@@ -19,7 +19,7 @@ from ..fixed.interval import Interval
 from ..fixed.minimal import minimal_format
 from ..layers import HQuantize
 from ..quantizers.hgq import ActivationQuantizer
-from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of, quantizer_needs_mask
+from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of
 
 Rule = Callable[[keras.layers.Layer, list], LayerRecord]
 _RULES: dict[type, Rule] = {}
