@@ -27,6 +27,7 @@ import hgq_chip
 from hgq_chip.convert.reports import format_summary, summarize
 from hgq_chip.data import load_split
 from hgq_chip.errors import HGQChipError, MismatchError
+from hgq_chip.estimate.estimate import format_estimate
 from hgq_chip.layers import HDense, HQuantize
 from hgq_chip.training import EBOPsMetric, LogRampBeta, ResetRanges
 
@@ -100,12 +101,19 @@ def main(argv=None) -> int:
     wide = hgq_chip.verify(model, conversion.output_dir, random=args.random, seed=args.seed, scale=4.0, strict=True)
     print(f"  random inputs over 4x the calibrated range: {wide.describe()}")
 
+    step("estimating resources without Vivado (same derived types; no compilation)")
+    start = time.time()
+    resources = hgq_chip.estimate(conversion.output_dir, clock_period=5.0)
+    print(format_estimate(resources))
+    print(f"  estimated in {time.time() - start:.2f} s")
+
     step("done")
     out = conversion.output_dir
     print(f"  hls4ml project:        {out}  (synthesize with Vitis/Vivado HLS: not available here)")
     print(f"  derived types:         {out / 'hls_config.yml'}")
     print(f"  per-weight bit-widths: {out / 'weight_types.csv'}")
     print(f"  summary:               {out / 'summary.json'}")
+    print(f"  estimate again:        hgq_chip estimate {out}")
     return 0
 
 
