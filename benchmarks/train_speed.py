@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from hgq_chip import cost  # noqa: E402
 from hgq_chip.data import load_split  # noqa: E402
-from hgq_chip.layers import HDense, HQuantize  # noqa: E402
+from hgq_chip.layers import HDense  # noqa: E402
 from hgq_chip.training import ConstantBeta, ResetRanges  # noqa: E402
 
 try:  # HGQ2's import name is ``hgq``; never installed by this project.
@@ -53,9 +53,9 @@ def float_mlp(n_in, n_out, hidden):
 
 
 def hgq_chip_mlp(n_in, n_out, hidden):
+    # The first HDense's input quantizer quantizes the network input, as HGQ2's QDense does.
     inputs = keras.Input((n_in,))
-    x = HQuantize()(inputs)
-    x = HDense(hidden, activation="relu")(x)
+    x = HDense(hidden, activation="relu")(inputs)
     x = HDense(hidden, activation="relu")(x)
     return keras.Model(inputs, HDense(n_out)(x))
 
