@@ -28,7 +28,7 @@ from ..quantizers.hgq import WeightQuantizer
 from ..quantizers.lsq import LSQActivationQuantizer, LSQWeightQuantizer
 from ..quantizers.post import LogWeightQuantizer, level_shift_and_odd
 from ..quantizers.surrogate import pow2
-from .base import QuantizedLayerMixin, check_fused_activation, merged_config
+from .base import QuantizedLayerMixin, merged_config
 
 DEFAULT_ASQ_INPUT = {"kind": "asq", "bits": 4, "signed": False}
 DEFAULT_ASQ_KERNEL = {"kind": "post", "bits": 4}
@@ -70,11 +70,7 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
 
     def __init__(self, units, *args, input_quantizer=None, kernel_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
         super().__init__(units, *args, **kwargs)
-        check_fused_activation(self.name, self.activation)
-        if self.lora_rank:
-            raise ValueError(f"{self.name}: LoRA is not supported on quantized layers")
-        if self.quantization_config is not None:
-            raise ValueError(f"{self.name}: Keras' own quantization_config conflicts with the trainable quantizers; leave it None")
+        self._check_keras_options()
         self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
     def _make_quantizers(self, input_quantizer, kernel_quantizer, bias_quantizer, beta0):

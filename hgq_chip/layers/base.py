@@ -37,6 +37,16 @@ class QuantizedLayerMixin:
     implement ``ebops_surrogate`` (a tensor) and ``ebops_exact`` (an int).
     """
 
+    def _check_keras_options(self):
+        """Refuse parent options that would bypass the quantizers or break exactness."""
+        check_fused_activation(self.name, self.activation)
+        if getattr(self, "lora_rank", None):
+            raise ValueError(f"{self.name}: LoRA is not supported on quantized layers")
+        if getattr(self, "quantization_config", None) is not None:
+            raise ValueError(
+                f"{self.name}: Keras' own quantization_config conflicts with the trainable quantizers; leave it None"
+            )
+
     def _make_quantizers(self, input_quantizer, kernel_quantizer, bias_quantizer, beta0):
         self.input_quantizer_config = merged_config(DEFAULT_INPUT_QUANTIZER, input_quantizer)
         self.kernel_quantizer_config = merged_config(DEFAULT_KERNEL_QUANTIZER, kernel_quantizer)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .base import QuantizedLayerMixin, check_fused_activation
+from .base import QuantizedLayerMixin
 
 
 class QuantizedConvMixin(QuantizedLayerMixin):
@@ -17,7 +17,7 @@ class QuantizedConvMixin(QuantizedLayerMixin):
     """
 
     def _validate_conv(self, input_quantizer, kernel_quantizer, bias_quantizer, beta0):
-        check_fused_activation(self.name, self.activation)
+        self._check_keras_options()
         if self.data_format != "channels_last":
             raise ValueError(
                 f"{self.name}: data_format={self.data_format!r} is not supported; use "
@@ -30,8 +30,6 @@ class QuantizedConvMixin(QuantizedLayerMixin):
                 f"{self.name}: padding={self.padding!r} is not supported; use 'valid' or 'same' "
                 "(for causal padding put a keras.layers.ZeroPadding1D((k - 1, 0)) before a 'valid' conv)"
             )
-        if self.lora_rank:
-            raise ValueError(f"{self.name}: LoRA is not supported on quantized layers")
         self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
     def build(self, input_shape):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .base import QuantizedLayerMixin, check_fused_activation
+from .base import QuantizedLayerMixin
 
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
@@ -20,11 +20,7 @@ class HDense(QuantizedLayerMixin, keras.layers.Dense):
 
     def __init__(self, units, *args, input_quantizer=None, kernel_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
         super().__init__(units, *args, **kwargs)
-        check_fused_activation(self.name, self.activation)
-        if self.lora_rank:
-            raise ValueError(f"{self.name}: LoRA is not supported on quantized layers")
-        if self.quantization_config is not None:
-            raise ValueError(f"{self.name}: Keras' own quantization_config conflicts with the trainable quantizers; leave it None")
+        self._check_keras_options()
         self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
     def build(self, input_shape):
