@@ -1,0 +1,292 @@
+"""Accuracy/EBOPs Pareto fronts and per-epoch training time: hgq_chip vs HGQ2 vs float Keras.
+
+    python benchmarks/pareto_mnist16.py [--epochs 150] [--data DIR] [--seed 0] [--out DIR]
+                                        [--plot fronts.png] [--verify-points 3]
+
+Task (issue 9): MNIST averaged 28x28 -> 4x4 (16 features, the jet-tagging MLP's input
+size), 50k train / 10k validation (a seeded split of the 60k training images) / 10k test,
+MLP 16-64-32-32-10 relu, batch 1024, Adam 3e-3, beta ramped geometrically 1e-7 -> 1e-4.
+
+Each model keeps the epochs on its (validation accuracy, EBOPs) Pareto front. Every kept
+epoch is then reloaded, its activation ranges traced on the whole training set, and
+measured: exact EBOPs and test accuracy. The printed fronts are the points no other point
+of the same model beats in both numbers. HGQ2 (``import hgq``) runs only if installed.
+
+Epoch times are wall time per epoch as a user sees it (training, the validation pass and
+each model's own epoch-end callbacks); the first epoch (tracing) is excluded and the
+median of the rest reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import hgq_chip  # noqa: E402
+from hgq_chip.layers import HDense  # noqa: E402
+from hgq_chip.training import EBOPsMetric, LogRampBeta, ParetoCheckpoint, ResetRanges  # noqa: E402
+
+try:  # HGQ2's import name is ``hgq``; it is a comparison baseline, never a dependency.
+    from hgq.config import LayerConfigScope
+    from hgq.layers import QDense
+    from hgq.utils import trace_minmax
+    from hgq.utils.sugar import BetaScheduler, FreeEBOPs, ParetoFront, PieceWiseSchedule
+except ImportError:
+    QDense = None
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "mnist"
+HIDDEN = (64, 32, 32)
+N_CLASSES = 10
+BATCH_SIZE = 1024
+LEARNING_RATE = 3e-3
+BETA_START, BETA_END = 1e-7, 1e-4
+POOL = 7  # 28x28 averaged over 7x7 blocks -> 4x4 = 16 features
+
+
+# -- data --------------------------------------------------------------------------------
+def pooled_features(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise SystemExit(f"{path} not found; pass --data DIR holding mnist_train.npz and mnist_test.npz (x uint8 [n,28,28], y)")
+    with np.load(path) as archive:
+        x, y = archive["x"].astype(np.float32) / 255.0, archive["y"].astype(np.int64)
+    side = x.shape[1] // POOL
+    x = x.reshape(len(x), side, POOL, side, POOL).mean(axis=(2, 4))
+    return x.reshape(len(x), side * side).astype(np.float32), y
+
+
+def load_data(directory: Path, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    x, y = pooled_features(directory / "mnist_train.npz")
+    order = np.random.default_rng(seed).permutation(len(x))
+    train, val = order[:50_000], order[50_000:60_000]
+    return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": pooled_features(directory / "mnist_test.npz")}
+
+
+# -- models ------------------------------------------------------------------------------
+def float_mlp(n_in: int) -> keras.Model:
+    inputs = keras.Input((n_in,))
+    x = inputs
+    for width in HIDDEN:
+        x = keras.layers.Dense(width, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(N_CLASSES)(x))
+
+
+def hgq_chip_mlp(n_in: int) -> keras.Model:
+    # Per-element quantizers are HDense's default; the first layer's input quantizer
+    # quantizes the network input, as HGQ2's QDense does.
+    inputs = keras.Input((n_in,))
+    x = inputs
+    for width in HIDDEN:
+        x = HDense(width, activation="relu")(x)
+    return keras.Model(inputs, HDense(N_CLASSES)(x))
+
+
+def hgq2_mlp(n_in: int) -> keras.Model:
+    with LayerConfigScope(enable_ebops=True, beta0=BETA_START):
+        inputs = keras.Input((n_in,))
+        x = inputs
+        for width in HIDDEN:
+            x = QDense(width, activation="relu")(x)
+        return keras.Model(inputs, QDense(N_CLASSES)(x))
+
+
+# -- training ----------------------------------------------------------------------------
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def train(model, data, epochs: int, callbacks=()) -> list[float]:
+    """Fit with the shared recipe; returns the warm epochs' seconds."""
+    model.compile(keras.optimizers.Adam(LEARNING_RATE), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    # The timer comes last so its epoch end follows the other callbacks' epoch-end work.
+    timer = EpochTimer()
+    model.fit(*data["train"], validation_data=data["val"], epochs=epochs, batch_size=BATCH_SIZE, verbose=0,
+              callbacks=[*callbacks, timer])
+    return timer.seconds[1:]
+
+
+def test_accuracy(model, data) -> float:
+    x, y = data["test"]
+    logits = model.predict(x, batch_size=BATCH_SIZE, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def non_dominated(points: list[dict]) -> list[dict]:
+    """Points no other point matches or beats in both accuracy (higher) and EBOPs (lower), by EBOPs."""
+    def beaten(p):
+        return any(q is not p and q["accuracy"] >= p["accuracy"] and q["ebops"] <= p["ebops"]
+                   and (q["accuracy"], -q["ebops"]) != (p["accuracy"], -p["ebops"]) for q in points)
+    front, seen = [], set()
+    for p in sorted(points, key=lambda p: (p["ebops"], -p["accuracy"])):
+        key = (p["accuracy"], p["ebops"])
+        if not beaten(p) and key not in seen:
+            seen.add(key)
+            front.append(p)
+    return front
+
+
+def run_hgq_chip(data, epochs: int, directory: Path) -> tuple[list[float], list[dict]]:
+    model = hgq_chip_mlp(data["train"][0].shape[1])
+    checkpoints = directory / "hgq_chip"
+    # EBOPsMetric precedes ParetoCheckpoint so the checkpoint reads the logged exact EBOPs.
+    callbacks = [ResetRanges(), LogRampBeta(BETA_START, BETA_END, stop=max(epochs - 1, 1)), EBOPsMetric(),
+                 ParetoCheckpoint(str(checkpoints), monitor="val_accuracy")]
+    seconds = train(model, data, epochs, callbacks)
+    points = []
+    with open(checkpoints / "pareto.json") as handle:
+        members = json.load(handle)
+    for member in members:
+        trained = hgq_chip.load_model(member["path"])
+        hgq_chip.calibrate(trained, data["train"][0])
+        points.append({"epoch": member["epoch"], "path": member["path"], "ebops": hgq_chip.ebops(trained),
+                       "accuracy": test_accuracy(trained, data)})
+    return seconds, points
+
+
+def run_hgq2(data, epochs: int, directory: Path) -> tuple[list[float], list[dict]]:
+    n_in = data["train"][0].shape[1]
+    model = hgq2_mlp(n_in)
+    checkpoints = directory / "hgq2"
+    schedule = PieceWiseSchedule([(0, BETA_START, "log"), (max(epochs - 1, 1), BETA_END, "constant")])
+    # Weights only: reloading into a freshly built model avoids depending on HGQ2's
+    # whole-model deserialization; the epoch in the name lets us report it.
+    front = ParetoFront(str(checkpoints), ["val_accuracy", "ebops"], [1, -1],
+                        fname_format="epoch={epoch}.weights.h5")
+    seconds = train(model, data, epochs, [BetaScheduler(schedule), FreeEBOPs(), front])
+    points = []
+    for path in front.paths:
+        trained = hgq2_mlp(n_in)
+        trained.load_weights(path)
+        # trace_minmax resets and re-traces the ranges on the training set, then returns the
+        # sum of every layer's exact EBOPs at those ranges.
+        ebops = trace_minmax(trained, data["train"][0], batch_size=BATCH_SIZE)
+        epoch = int(Path(path).name.split("=")[1].split(".")[0])
+        points.append({"epoch": epoch, "path": str(path), "ebops": int(ebops), "accuracy": test_accuracy(trained, data)})
+    return seconds, points
+
+
+# -- conversion check --------------------------------------------------------------------
+def verify_points(front: list[dict], count: int, data, directory: Path) -> None:
+    """Convert ``count`` front points spread over the front and check C simulation == Keras bit for bit."""
+    if count <= 0 or not front:
+        return
+    picks = sorted({round(i * (len(front) - 1) / max(count - 1, 1)) for i in range(min(count, len(front)))})
+    quiet = {"log": lambda message: None}
+    for index in picks:
+        point = front[index]
+        model = hgq_chip.load_model(point["path"])
+        hgq_chip.calibrate(model, data["train"][0])
+        project = directory / f"verify_epoch{point['epoch']}"
+        start = time.perf_counter()
+        hgq_chip.convert(model, project, force=True, **quiet)
+        report = hgq_chip.verify(model, project, data["test"][0], **quiet)
+        status = "bit-exact" if report.ok else "MISMATCH"
+        print(f"  epoch {point['epoch']:4d}  {point['accuracy']:.4f} @ {point['ebops']:>8d} EBOPs: {status} "
+              f"on {len(data['test'][0])} test samples ({time.perf_counter() - start:.0f} s) - {report.describe()}")
+
+
+# -- reporting ---------------------------------------------------------------------------
+def print_front(name: str, points: list[dict]) -> list[dict]:
+    front = non_dominated(points)
+    print(f"\n{name}: {len(front)} front points of {len(points)} checkpoints (test accuracy @ exact EBOPs, training-set ranges)")
+    for p in front:
+        print(f"  {p['accuracy']:.4f} @ {p['ebops'] / 1e3:8.1f}k   (epoch {p['epoch']})")
+    return front
+
+
+def plot_fronts(fronts: dict[str, list[dict]], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"matplotlib not installed: no plot written to {path}")
+        return
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, front in fronts.items():
+        axis.step([p["ebops"] for p in front], [p["accuracy"] for p in front], where="post", marker="o", label=name)
+    axis.set_xscale("log")
+    axis.set_xlabel("exact EBOPs (ranges traced on the training set)")
+    axis.set_ylabel("test accuracy")
+    axis.set_title("MNIST 4x4, MLP 16-64-32-32-10")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    print(f"plot written to {path}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory with mnist_train.npz and mnist_test.npz")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="keep checkpoints and verify projects here (default: a temp dir)")
+    parser.add_argument("--plot", default=None, help="write a PNG of both fronts here")
+    parser.add_argument("--verify-points", type=int, default=3, help="convert and verify this many of our front points")
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be >= 2: the first epoch is excluded from timing")
+
+    data = load_data(args.data, args.seed)
+    print(f"backend {keras.backend.backend()}; train/val/test {len(data['train'][0])}/{len(data['val'][0])}/"
+          f"{len(data['test'][0])}; MLP 16-{'-'.join(map(str, HIDDEN))}-{N_CLASSES}; batch {BATCH_SIZE}; "
+          f"Adam {LEARNING_RATE:g}; {args.epochs} epochs; beta {BETA_START:g} -> {BETA_END:g} (log)")
+    with tempfile.TemporaryDirectory(prefix="pareto_mnist16_") as temporary:
+        directory = args.out or Path(temporary)
+        directory.mkdir(parents=True, exist_ok=True)
+        times, fronts = {}, {}
+
+        keras.utils.set_random_seed(args.seed)
+        baseline = float_mlp(data["train"][0].shape[1])
+        times["float keras"] = train(baseline, data, args.epochs)
+        print(f"\nfloat keras: test accuracy {test_accuracy(baseline, data):.4f}")
+
+        keras.utils.set_random_seed(args.seed)
+        times["hgq_chip"], ours = run_hgq_chip(data, args.epochs, directory)
+        fronts["hgq_chip"] = print_front("hgq_chip", ours)
+
+        if QDense is not None:
+            keras.utils.set_random_seed(args.seed)
+            times["HGQ2"], theirs = run_hgq2(data, args.epochs, directory)
+            fronts["HGQ2"] = print_front("HGQ2", theirs)
+        else:
+            print("\nHGQ2 not installed (import hgq failed): its front is skipped")
+
+        print("\nper-epoch wall time (median of warm epochs)")
+        reference = statistics.median(times["float keras"])
+        for name, seconds in times.items():
+            median = statistics.median(seconds)
+            print(f"  {name:12s} {median * 1e3:8.1f} ms   {median / reference:5.2f}x float")
+
+        if args.verify_points > 0:
+            print(f"\nconvert + verify {min(args.verify_points, len(fronts['hgq_chip']))} hgq_chip front points")
+            verify_points(fronts["hgq_chip"], args.verify_points, data, directory)
+        if args.plot:
+            plot_fronts(fronts, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
