@@ -35,15 +35,20 @@ class CSimulation:
         if not (self.project_dir / "build_lib.sh").exists():
             raise HGQChipError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
         path = self._library_path()
-        if not self._is_up_to_date(path):
+        if self.needs_build():
             done = subprocess.run(["bash", "build_lib.sh"], cwd=self.project_dir, capture_output=True, text=True)
             if done.returncode != 0:
                 raise HGQChipError(f"compiling the C simulation failed:\n{done.stderr[-4000:]}")
         self._lib = ctypes.cdll.LoadLibrary(str(path))
         return path
 
+    def needs_build(self) -> bool:
+        """False when the library is newer than every source of the project."""
+        if not (self.project_dir / "build_lib.sh").exists():
+            return True  # build() then explains that this is no project
+        return not self._is_up_to_date(self._library_path())
+
     def _is_up_to_date(self, library: Path) -> bool:
-        """A library newer than every source of the project needs no second compilation."""
         if not library.exists():
             return False
         sources = [p for p in self.project_dir.rglob("*") if p.is_file() and p.suffix != ".so"]

@@ -40,7 +40,7 @@ def verify(model, project_dir, x, project_name: str = "myproject", log=print) ->
     keras_out = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0, batch_size=1024)
     keras_out = [np.asarray(o) for o in (keras_out if isinstance(keras_out, (list, tuple)) else [keras_out])]
     sim = CSimulation(Path(project_dir), project_name)
-    log("[hgq_chip] compiling C simulation (g++)")
+    log("[hgq_chip] compiling C simulation (g++)" if sim.needs_build() else "[hgq_chip] reusing the compiled C simulation")
     sim.build()
     log(f"[hgq_chip] running C simulation on {len(inputs[0])} samples")
     csim_out = sim.run(inputs, [int(np.prod(o.shape[1:])) for o in keras_out])
