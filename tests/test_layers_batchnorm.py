@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 from reference_conv import conv_np
+from round_trip import assert_layer_round_trip
 
 from hgq_chip.calibrate import calibrate
 from hgq_chip.fixed.quantize_np import round_scaled
@@ -147,13 +148,6 @@ def test_save_load_round_trip(cls, input_shape, kwargs, tmp_path):
     rng = np.random.default_rng(14)
     model, layer = single_layer_model(cls, input_shape, momentum=0.5, **kwargs)
     x = train_a_little(model, layer, input_shape, rng)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    twin = loaded.layers[-1]
-    assert type(twin) is cls and twin.get_config() == layer.get_config()
-    assert np.array_equal(loaded(x, training=False).numpy(), model(x, training=False).numpy())
-    for a, b in zip(layer.weights, twin.weights):
-        assert a.path == b.path and np.array_equal(a.numpy(), b.numpy())
+    twin = assert_layer_round_trip(model, layer, x, tmp_path / "model.keras")
+    assert type(twin) is cls
     assert np.array_equal(twin.fused_kernel(), layer.fused_kernel())
-    assert twin.ebops_exact() == layer.ebops_exact()

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 from reference_conv import conv_np
+from round_trip import assert_layer_round_trip
 
 from hgq_chip.calibrate import calibrate
 from hgq_chip.fixed.quantize_np import round_scaled
@@ -173,12 +174,5 @@ def test_save_load_round_trip(cls, input_shape, kwargs, granularity, tmp_path):
     model.compile(keras.optimizers.SGD(0.1), "mse")
     model.fit(x, rng.normal(size=(8, *model.output.shape[1:])), epochs=1, verbose=0)
     calibrate(model, x)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    twin = loaded.layers[-1]
-    assert type(twin) is cls and twin.get_config() == layer.get_config()
-    assert np.array_equal(loaded(x, training=False).numpy(), model(x, training=False).numpy())
-    for a, b in zip(layer.weights, twin.weights):
-        assert a.path == b.path and np.array_equal(a.numpy(), b.numpy())
-    assert twin.ebops_exact() == layer.ebops_exact()
+    twin = assert_layer_round_trip(model, layer, x, tmp_path / "model.keras")
+    assert type(twin) is cls
