@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 import hgq_chip
-from hgq_chip.convert.csim import CSimulation
+from hgq_chip.conversion.csim import CSimulation
 from hgq_chip.layers import HDense, HQuantize
 
 WIDTHS = (64, 32, 32, 5)

@@ -2,14 +2,14 @@
 
 For each model of the suite (dense and conv, widths 8-128, bit-widths 2-8, uniform and
 per-element bits; random weights and bits, calibrated on random inputs) the script
-1. estimates LUTs with ``hgq_chip.estimate.estimate`` (no synthesis), and
+1. estimates LUTs with ``hgq_chip.estimation.estimate`` (no synthesis), and
 2. traces the same arithmetic to Verilog with da4ml (checked bit-exact against Keras),
    synthesizes it with yosys ``synth_xilinx`` and counts LUTs (LUT1-6 + INV),
 for the ``latency`` strategy (naive signed-digit constant multipliers, the RTL made with
 da4ml's non-sharing "dummy" solver) and/or ``distributed_arithmetic`` (da4ml's optimizer).
 It prints both numbers per model and the median and worst absolute percentage error,
 on the whole suite and on its two halves: the even-numbered models are the training half
-the fitted constants of hgq_chip/estimate/constants.py were chosen on (``--fit`` prints
+the fitted constants of hgq_chip/estimation/constants.py were chosen on (``--fit`` prints
 the least-squares scale factor of the current model on that half), the odd ones are held out.
 
 Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] [--json out.json]``
@@ -31,8 +31,8 @@ import keras
 import numpy as np
 
 import hgq_chip
-from hgq_chip.estimate import estimate
-from hgq_chip.estimate.synth import synth
+from hgq_chip.estimation import estimate
+from hgq_chip.estimation.synth import synth
 from hgq_chip.layers import HConv1D, HConv2D, HDense, HQuantize
 
 

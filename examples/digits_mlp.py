@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hgq_chip import cost  # noqa: E402
-from hgq_chip.calibrate import calibrate  # noqa: E402
+from hgq_chip.calibration import calibrate  # noqa: E402
 from hgq_chip.data import load_split  # noqa: E402
 from hgq_chip.layers import HDense, HQuantize  # noqa: E402
 from hgq_chip.training import EBOPsMetric, LogRampBeta, ParetoCheckpoint, ResetRanges  # noqa: E402

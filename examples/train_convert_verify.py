@@ -24,10 +24,10 @@ import keras
 import numpy as np
 
 import hgq_chip
-from hgq_chip.convert.reports import format_summary, summarize
+from hgq_chip.conversion.reports import format_summary, summarize
 from hgq_chip.data import load_split
 from hgq_chip.errors import HGQChipError, MismatchError
-from hgq_chip.estimate.estimate import format_estimate
+from hgq_chip.estimation.estimate import format_estimate
 from hgq_chip.layers import HDense, HQuantize
 from hgq_chip.training import EBOPsMetric, LogRampBeta, ResetRanges
 

@@ -1,31 +1,28 @@
 """hgq_chip: Keras models to FPGA firmware with exactly as many bits as the task needs.
 
-The names below mirror the CLI. ``convert`` and ``calibrate`` here are functions; their
-modules stay importable as ``hgq_chip.convert.<module>`` and ``hgq_chip.calibrate``.
+The names below mirror the CLI and are imported on first use, so that commands which do
+not need Keras (``hgq_chip estimate DIR``) start without loading it.
 """
 
+from ._lazy import lazy_exports
 from ._version import __version__
-from . import training
-from .api import convert, input_ranges, load_model, random_inputs, verify
-from .calibrate import calibrate
-from .cost import ebops
-from .estimate import estimate
-from .estimate.synth import synth
-from .qkeras_import import from_qkeras
-from .report import write_report
 
-__all__ = [
-    "__version__",
-    "calibrate",
-    "convert",
-    "ebops",
-    "estimate",
-    "from_qkeras",
-    "input_ranges",
-    "load_model",
-    "random_inputs",
-    "synth",
-    "training",
-    "verify",
-    "write_report",
-]
+_EXPORTS = {
+    "calibrate": ".calibration",
+    "convert": ".api",
+    "ebops": ".cost",
+    "estimate": ".estimation",
+    "from_qkeras": ".qkeras_import",
+    "input_ranges": ".api",
+    "load_model": ".api",
+    "random_inputs": ".api",
+    "synth": ".estimation.synth",
+    "verify": ".api",
+    "write_report": ".report",
+}
+
+_SUBMODULES = ("training",)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)
+
+__all__ = ["__version__", *_SUBMODULES, *sorted(_EXPORTS)]

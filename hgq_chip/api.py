@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .convert.graph import graph_nodes
-from .convert.inputs import input_quantizers
-from .convert.project import as_functional
-from .convert.project import convert as _convert_project
-from .convert.verify import VerifyReport
-from .convert.verify import verify as _verify_project
+from .conversion.graph import graph_nodes
+from .conversion.inputs import input_quantizers
+from .conversion.project import as_functional
+from .conversion.project import convert as _convert_project
+from .conversion.verification import VerifyReport
+from .conversion.verification import verify as _verify_project
 from .errors import CalibrationError, HGQChipError, MismatchError, ModelFileError
 
 # How far outside the calibrated range ``random_inputs`` draws by default: the interval

@@ -8,7 +8,7 @@ import sys
 
 from ._version import __version__
 from .errors import HGQChipError
-from .estimate import cli as estimate_cli
+from .estimation import cli as estimate_cli
 from .qkeras_import.cli import add_import_qkeras_command
 from .report.cli import add_report_command
 
@@ -23,7 +23,7 @@ def _log(args):
 
 def _run_convert(args) -> int:
     from . import api
-    from .convert.reports import format_summary, summarize
+    from .conversion.reports import format_summary, summarize
 
     log = _log(args)
     log(f"[hgq_chip] loading {args.model}")

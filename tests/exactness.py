@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hgq_chip.calibrate import calibrate
-from hgq_chip.convert import convert, verify
+from hgq_chip.calibration import calibrate
+from hgq_chip.conversion import convert, verify
 
 
 def randomize_bits(model, rng, act_f=(1, 5), weight_f=(0, 5)):

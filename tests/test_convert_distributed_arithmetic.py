@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from hgq_chip.calibrate import calibrate
-from hgq_chip.convert import convert, verify
+from hgq_chip.calibration import calibrate
+from hgq_chip.conversion import convert, verify
 from hgq_chip.errors import UnsupportedConfigurationError
 from hgq_chip.layers import HDense, HQuantize
 

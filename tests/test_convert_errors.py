@@ -15,7 +15,7 @@ import pytest
 
 import hgq_chip
 from hgq_chip.cli import main
-from hgq_chip.convert import project as project_module
+from hgq_chip.conversion import project as project_module
 from hgq_chip.errors import (
     CalibrationError,
     HGQChipError,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import hgq_chip
-from hgq_chip.convert.csim import CSimulation
+from hgq_chip.conversion.csim import CSimulation
 from mlp_models import (
     GRANULARITIES,
     OVERFLOWS,

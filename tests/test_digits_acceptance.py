@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hgq_chip import cost
-from hgq_chip.calibrate import calibrate
+from hgq_chip.calibration import calibrate
 from hgq_chip.data import load_split
 from hgq_chip.layers import HDense, HQuantize
 from hgq_chip.training import EBOPsMetric, LogRampBeta, ResetRanges

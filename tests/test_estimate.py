@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 import time
 
 import keras
@@ -15,10 +17,10 @@ from hypothesis import strategies as st
 import hgq_chip
 from hgq_chip.cli import main
 from hgq_chip.errors import HGQChipError, UnsupportedConfigurationError
-from hgq_chip.estimate import estimate
-from hgq_chip.estimate.arithmetic import csd_digits
-from hgq_chip.estimate.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
-from hgq_chip.estimate.ops import cmvm_latency_cost
+from hgq_chip.estimation import estimate
+from hgq_chip.estimation.arithmetic import csd_digits
+from hgq_chip.estimation.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
+from hgq_chip.estimation.ops import cmvm_latency_cost
 from hgq_chip.layers import HConv1D, HDense, HQuantize
 
 
@@ -122,20 +124,42 @@ def test_estimate_of_a_small_model_is_fast_and_complete():
     assert dsp.dsp > 0 and dsp.lut < result.lut
 
 
-def test_project_directory_estimate_reads_the_stored_facts(tmp_path):
-    from hgq_chip.convert.graph import graph_nodes
-    from hgq_chip.convert.inputs import all_input_formats
-    from hgq_chip.convert.precision import derive
+def _derived(model):
+    """What the converter stores for the estimate: derived records and input formats."""
+    from hgq_chip.conversion.graph import graph_nodes
+    from hgq_chip.conversion.inputs import all_input_formats
+    from hgq_chip.conversion.precision import derive
 
+    nodes = graph_nodes(model)
+    return derive(nodes), all_input_formats(model, nodes)
+
+
+def test_project_directory_estimate_reads_the_stored_facts(tmp_path):
     model = keras.Model(*_conv_model_io())
     hgq_chip.calibrate(model, np.random.default_rng(0).normal(0, 1, (128, 10, 2)).astype("float32"))
-    nodes = graph_nodes(model)
-    write_facts(tmp_path / FACTS_FILE, derive(nodes), all_input_formats(model, nodes))
+    write_facts(tmp_path / FACTS_FILE, *_derived(model))
     stored = read_facts(tmp_path / FACTS_FILE)
     assert [f.name for f in stored] == [f.name for f in facts_from_model(model)]
     # The distributed-arithmetic estimate needs da4ml (the rtl extra).
     for strategy in ("latency", "distributed_arithmetic") if importlib.util.find_spec("da4ml") else ("latency",):
         assert estimate(tmp_path, strategy=strategy).to_dict() == estimate(model, strategy=strategy).to_dict()
+
+
+def test_estimate_command_on_a_project_never_imports_keras(tmp_path):
+    # Importing Keras/TensorFlow alone takes seconds; `hgq_chip estimate DIR` must not pay for it.
+    model = _mlp()
+    write_facts(tmp_path / FACTS_FILE, *_derived(model))
+    script = (
+        "import sys\n"
+        "from hgq_chip.cli import main\n"
+        f"code = main(['estimate', {str(tmp_path)!r}, '--json'])\n"
+        "heavy = sorted({'keras', 'tensorflow', 'hls4ml'} & set(sys.modules))\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+        "sys.exit(code or (3 if heavy else 0))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == estimate(model).to_dict()
 
 
 def _conv_model_io():
@@ -183,7 +207,7 @@ def test_values_nobody_reads_cost_nothing():
     pruned = estimate(model)
     assert pruned.layers[1].lut < full.layers[1].lut
     assert pruned.layers[0].lut <= full.layers[0].lut
-    from hgq_chip.estimate.liveness import operation_liveness
+    from hgq_chip.estimation.liveness import operation_liveness
 
     facts = facts_from_model(model)
     live = operation_liveness(facts)

@@ -11,8 +11,8 @@ import pytest
 
 import hgq_chip
 from hgq_chip.errors import ToolMissingError
-from hgq_chip.estimate import estimate
-from hgq_chip.estimate.synth import parse_stat, synth
+from hgq_chip.estimation import estimate
+from hgq_chip.estimation.synth import parse_stat, synth
 from hgq_chip.layers import HActivation, HConv1D, HConv2D, HDense, HQuantize
 
 HAS_DA4ML = importlib.util.find_spec("da4ml") is not None
@@ -42,7 +42,7 @@ def _small_dense():
 
 @needs_da4ml
 def test_traced_rtl_is_bit_exact_for_conv_pooling_and_tables():
-    from hgq_chip.estimate.rtl import check_trace, trace_model
+    from hgq_chip.estimation.rtl import check_trace, trace_model
 
     keras.utils.set_random_seed(2)
     inputs = keras.Input((7, 7, 2))
@@ -79,7 +79,7 @@ def test_parse_stat_reads_the_last_cell_table():
      FDRE                            1
 
 """
-    from hgq_chip.estimate.synth import SynthReport
+    from hgq_chip.estimation.synth import SynthReport
 
     report = SynthReport("yosys", "latency", parse_stat(text))
     assert (report.lut, report.carry, report.ff, report.dsp) == (6, 2, 1, 0)

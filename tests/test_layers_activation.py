@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hgq_chip.calibrate import calibrate, uncalibrated_quantizers
+from hgq_chip.calibration import calibrate, uncalibrated_quantizers
 from hgq_chip.cost import ebops
 from hgq_chip.errors import CalibrationError, UnsupportedLayerError
 from hgq_chip.layers import HActivation, HDense, HQuantize

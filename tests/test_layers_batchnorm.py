@@ -8,7 +8,7 @@ from keras import ops
 from reference_conv import conv_np
 from round_trip import assert_layer_round_trip
 
-from hgq_chip.calibrate import calibrate
+from hgq_chip.calibration import calibrate
 from hgq_chip.fixed.quantize_np import round_scaled
 from hgq_chip.layers import HConv1DBatchNorm, HConv2DBatchNorm, HDenseBatchNorm
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from hgq_chip.calibrate import calibrate
+from hgq_chip.calibration import calibrate
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.layers import HAdd, HDense, HQuantize, check_exact_average_pooling
 

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from hgq_chip.calibrate import calibrate
-from hgq_chip.convert.graph import graph_nodes
-from hgq_chip.convert.inputs import input_format
-from hgq_chip.convert.precision import derive
+from hgq_chip.calibration import calibrate
+from hgq_chip.conversion.graph import graph_nodes
+from hgq_chip.conversion.inputs import input_format
+from hgq_chip.conversion.precision import derive
 from hgq_chip.fixed import FixedFormat, quantize_np
 from hgq_chip.fixed.minimal import fractional_bits
 from hgq_chip.layers import HDense, HQuantize

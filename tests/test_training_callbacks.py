@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hgq_chip import cost
-from hgq_chip.calibrate import activation_quantizers
+from hgq_chip.calibration import activation_quantizers
 from hgq_chip.errors import OutputExistsError
 from hgq_chip.layers import HDense, HQuantize
 from hgq_chip.training import (

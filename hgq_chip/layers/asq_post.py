@@ -8,7 +8,7 @@ s' = β·2**e_a (β ≡ 1 for LSQ); the kernel is "units" times 2**e_w: b-bit in
 
 In training the layer fake-quantizes x and w in float32 (STE, LSQ gradients). At
 inference it computes exactly the fixed-point steps above in float64, which the firmware
-repeats bit for bit (``hgq_chip/convert/rules/asq_post.py``).
+repeats bit for bit (``hgq_chip/conversion/rules/asq_post.py``).
 
 Bit-widths are chosen up front (LSQ/ASQ/POST have no trainable bit-width), so the layer
 adds no EBOPs term to the loss; it owns ``beta`` only so ``hgq_chip.cost.set_beta`` works on

@@ -4,32 +4,17 @@ QKeras needs Keras 2, so the saved model is read in a child process (``legacy_re
 this process only builds the Keras 3 model from the plain description it returns.
 """
 
-from __future__ import annotations
+from .._lazy import lazy_exports
 
-from .builder import DEFAULT_INPUT_F, ModelBuilder, check_description, plan_layers
-from .legacy_process import describe_qkeras, qkeras_predict, qkeras_problem, run_legacy_python
+_EXPORTS = {
+    "describe_qkeras": ".legacy_process",
+    "from_qkeras": ".loading",
+    "model_from_description": ".loading",
+    "qkeras_predict": ".legacy_process",
+    "qkeras_problem": ".legacy_process",
+    "run_legacy_python": ".legacy_process",
+}
 
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-def model_from_description(description: dict, weights: dict, x=None, input_f: int = DEFAULT_INPUT_F,
-                           granularity: str = "per-element", log=print):
-    """The hgq_chip model of a description written by ``legacy_reader describe``."""
-    check_description(description)
-    entries = plan_layers(description["layers"], log)
-    return ModelBuilder(weights, granularity, input_f, x, log).build(description, entries)
-
-
-def from_qkeras(path, x=None, input_f: int = DEFAULT_INPUT_F, granularity: str = "per-element", log=print):
-    """An hgq_chip ``keras.Model`` equivalent to the QKeras model saved at ``path`` (``.h5``).
-
-    Weights are QKeras' quantized weights and each starts with QKeras' fractional bits;
-    activation quantizers get QKeras' formats (ties to even, saturation) and ranges, so
-    the model is already calibrated. ``x`` is needed only when the QKeras input is not
-    quantized: it sets the input's range, ``input_f`` its fractional bits. ``granularity``
-    is that of the activation bit-widths. QKeras runs in a child process (Keras 2), so the
-    argument is the saved file, not a live QKeras model.
-    """
-    description, weights = describe_qkeras(path)
-    return model_from_description(description, weights, x=x, input_f=input_f, granularity=granularity, log=log)
-
-
-__all__ = ["from_qkeras", "model_from_description", "qkeras_predict", "qkeras_problem", "run_legacy_python"]
+__all__ = sorted(_EXPORTS)

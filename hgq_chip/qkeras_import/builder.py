@@ -31,7 +31,7 @@ from ..layers import (
     HActivation, HConv1D, HConv1DBatchNorm, HConv2D, HConv2DBatchNorm, HDense, HDenseBatchNorm, HQuantize,
 )
 from .legacy_reader import FORMAT, VERSION
-from .quantizer_formats import ActivationSpec, activation_spec, weight_fractional_bits
+from .quantizer_formats import DEFAULT_INPUT_F, ActivationSpec, activation_spec, weight_fractional_bits
 
 PASSIVE = ("Flatten", "Reshape", "Dropout")
 ACTIVATIONS = ("QActivation", "Activation")
@@ -41,7 +41,6 @@ LAYER_CLASSES = {
     "QConv2D": (HConv2D, HConv2DBatchNorm),
 }
 CONV_ARGUMENTS = ("kernel_size", "strides", "padding", "dilation_rate", "data_format", "groups")
-DEFAULT_INPUT_F = 8
 
 
 def _is_relu(quantizer) -> bool:
@@ -128,7 +127,7 @@ def input_cast(spec: ActivationSpec) -> ActivationSpec:
     """The model input's quantizer rounds ties up (RND), not to even.
 
     The firmware reads float inputs through an input type truncated one bit below the
-    quantizer (convert/inputs.py): that decides RND ties exactly but cannot tell a tie from
+    quantizer (conversion/inputs.py): that decides RND ties exactly but cannot tell a tie from
     a value just above it, which ties-to-even needs. Inputs representable in the QKeras
     input type have no ties, so the model still equals QKeras on them; other inputs differ
     only where x * 2**f lies exactly halfway between two integers.

@@ -6,7 +6,7 @@ import os
 import sys
 
 from ..errors import OutputExistsError, UnsupportedConfigurationError
-from .builder import DEFAULT_INPUT_F
+from .quantizer_formats import DEFAULT_INPUT_F
 
 GRANULARITIES = "per-element|per-channel|per-layer"
 

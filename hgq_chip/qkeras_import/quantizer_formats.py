@@ -24,6 +24,9 @@ import numpy as np
 from ..errors import UnsupportedLayerError
 from ..fixed.minimal import fractional_bits
 
+# Fractional bits given to an unquantized QKeras input (QKeras itself leaves it float).
+DEFAULT_INPUT_F = 8
+
 SUPPORTED = ("quantized_bits", "quantized_relu")
 EXACT_PLAIN_ACTIVATIONS = ("linear", "relu")
 

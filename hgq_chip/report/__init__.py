@@ -3,19 +3,21 @@
 Plots need the optional ``plot`` extra (matplotlib), imported only when drawing.
 """
 
-from .conversion import Conversion, WeightBits, load_conversion, load_pareto, load_trajectories
-from .page import write_report
-from .plots import plot_bit_heatmaps, plot_bit_histograms, plot_pareto, plot_trajectories
+from .._lazy import lazy_exports
 
-__all__ = [
-    "Conversion",
-    "WeightBits",
-    "load_conversion",
-    "load_pareto",
-    "load_trajectories",
-    "plot_bit_heatmaps",
-    "plot_bit_histograms",
-    "plot_pareto",
-    "plot_trajectories",
-    "write_report",
-]
+_EXPORTS = {
+    "Conversion": ".conversion",
+    "WeightBits": ".conversion",
+    "load_conversion": ".conversion",
+    "load_pareto": ".conversion",
+    "load_trajectories": ".conversion",
+    "plot_bit_heatmaps": ".plots",
+    "plot_bit_histograms": ".plots",
+    "plot_pareto": ".plots",
+    "plot_trajectories": ".plots",
+    "write_report": ".page",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = sorted(_EXPORTS)

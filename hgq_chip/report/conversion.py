@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..convert.reports import CONFIG_FILE, SUMMARY_FILE, WEIGHTS_FILE
+from ..conversion.reports import CONFIG_FILE, SUMMARY_FILE, WEIGHTS_FILE
 from ..errors import HGQChipError
-from ..training.pareto import INDEX_NAME
 
 
 @dataclass
@@ -76,6 +75,9 @@ def load_conversion(directory) -> Conversion:
 
 def load_pareto(source) -> list[dict]:
     """The Pareto front index (a pareto.json file or the directory holding it), sorted by EBOPs."""
+    # Imported here: training.pareto imports Keras, which `hgq_chip report` does not need otherwise.
+    from ..training.pareto import INDEX_NAME
+
     path = Path(source)
     if path.is_dir():
         path = path / INDEX_NAME

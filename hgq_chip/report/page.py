@@ -31,7 +31,7 @@ class Section:
 def estimate_of(source):
     """(estimate dict, None) from hgq_chip.estimate, or (None, why it is unavailable)."""
     try:
-        from ..estimate import estimate
+        from ..estimation import estimate
     except ImportError as error:
         return None, f"hgq_chip.estimate is not available ({error})"
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from ..calibrate import activation_quantizers
+from ..calibration import activation_quantizers
 from ..cost import ebops
 
 LOG_KEY = "ebops"

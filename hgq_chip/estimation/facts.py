@@ -133,11 +133,11 @@ def facts_from_records(records, input_types: dict[str, FixedFormat]) -> list[Lay
 
 def facts_from_model(model) -> list[LayerFacts]:
     """Derive the records exactly as ``convert`` does (no project is written)."""
-    from ..calibrate import uncalibrated_quantizers
-    from ..convert.graph import graph_nodes
-    from ..convert.inputs import all_input_formats
-    from ..convert.precision import derive
-    from ..convert.project import as_functional
+    from ..calibration import uncalibrated_quantizers
+    from ..conversion.graph import graph_nodes
+    from ..conversion.inputs import all_input_formats
+    from ..conversion.precision import derive
+    from ..conversion.project import as_functional
     from ..errors import CalibrationError
 
     missing = uncalibrated_quantizers(model)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import keras
 
-from ..calibrate import uncalibrated_quantizers
+from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, OutputExistsError, UnsupportedConfigurationError
 from .graph import graph_nodes
 from .hls_config import backend_name, build_hls_config, check_io_type, strategy_name

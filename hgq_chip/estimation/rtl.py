@@ -16,9 +16,9 @@ import math
 import keras
 import numpy as np
 
-from ..convert.graph import graph_nodes
-from ..convert.inputs import all_input_formats
-from ..convert.project import as_functional
+from ..conversion.graph import graph_nodes
+from ..conversion.inputs import all_input_formats
+from ..conversion.project import as_functional
 from ..errors import UnsupportedLayerError
 from ..layers import HActivation, HQuantize
 from . import constants as C
@@ -117,7 +117,7 @@ def _activation(layer, x):
         from da4ml.trace.ops import relu
 
         return relu(x) if name == "relu" else x
-    from ..convert.rules.activation import activation_table, table_output_format
+    from ..conversion.rules.activation import activation_table, table_output_format
 
     inputs, outputs = activation_table(layer)
     lookup = dict(zip(inputs.tolist(), outputs.tolist()))
