@@ -14,7 +14,13 @@ of the same model beats in both numbers. HGQ2 (``import hgq``) runs only if inst
 
 Epoch times are wall time per epoch as a user sees it (training, the validation pass and
 each model's own epoch-end callbacks); the first epoch (tracing) is excluded and the
-median of the rest reported.
+median of the rest reported. Our model is compiled with ``jit_compile=True`` (XLA fuses
+the quantizers' elementwise ops); Keras's default on a CPU-only machine is no XLA, so the
+float baseline and HGQ2 run as a user would run them by default. A float model with XLA
+is timed too, for reference; ``--hgq2-xla`` compiles HGQ2 with XLA as well.
+
+Front points also get estimated LUTs (``hgq_chip.estimate``, no synthesis). HGQ2's
+models are not ours to convert, so their front is in EBOPs only.
 """
 
 from __future__ import annotations
@@ -113,10 +119,10 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def train(model, data, epochs: int, callbacks=()) -> list[float]:
+def train(model, data, epochs: int, callbacks=(), jit_compile="auto") -> list[float]:
     """Fit with the shared recipe; returns the warm epochs' seconds."""
     model.compile(keras.optimizers.Adam(LEARNING_RATE), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], jit_compile=jit_compile)
     # The timer comes last so its epoch end follows the other callbacks' epoch-end work.
     timer = EpochTimer()
     model.fit(*data["train"], validation_data=data["val"], epochs=epochs, batch_size=BATCH_SIZE, verbose=0,
@@ -150,7 +156,7 @@ def run_hgq_chip(data, epochs: int, directory: Path) -> tuple[list[float], list[
     # EBOPsMetric precedes ParetoCheckpoint so the checkpoint reads the logged exact EBOPs.
     callbacks = [ResetRanges(), LogRampBeta(BETA_START, BETA_END, stop=max(epochs - 1, 1)), EBOPsMetric(),
                  ParetoCheckpoint(str(checkpoints), monitor="val_accuracy")]
-    seconds = train(model, data, epochs, callbacks)
+    seconds = train(model, data, epochs, callbacks, jit_compile=True)
     points = []
     with open(checkpoints / "pareto.json") as handle:
         members = json.load(handle)
@@ -158,11 +164,11 @@ def run_hgq_chip(data, epochs: int, directory: Path) -> tuple[list[float], list[
         trained = hgq_chip.load_model(member["path"])
         hgq_chip.calibrate(trained, data["train"][0])
         points.append({"epoch": member["epoch"], "path": member["path"], "ebops": hgq_chip.ebops(trained),
-                       "accuracy": test_accuracy(trained, data)})
+                       "accuracy": test_accuracy(trained, data), "lut": hgq_chip.estimate(trained).lut})
     return seconds, points
 
 
-def run_hgq2(data, epochs: int, directory: Path) -> tuple[list[float], list[dict]]:
+def run_hgq2(data, epochs: int, directory: Path, jit_compile="auto") -> tuple[list[float], list[dict]]:
     n_in = data["train"][0].shape[1]
     model = hgq2_mlp(n_in)
     checkpoints = directory / "hgq2"
@@ -171,7 +177,7 @@ def run_hgq2(data, epochs: int, directory: Path) -> tuple[list[float], list[dict
     # whole-model deserialization; the epoch in the name lets us report it.
     front = ParetoFront(str(checkpoints), ["val_accuracy", "ebops"], [1, -1],
                         fname_format="epoch={epoch}.weights.h5")
-    seconds = train(model, data, epochs, [BetaScheduler(schedule), FreeEBOPs(), front])
+    seconds = train(model, data, epochs, [BetaScheduler(schedule), FreeEBOPs(), front], jit_compile=jit_compile)
     points = []
     for path in front.paths:
         trained = hgq2_mlp(n_in)
@@ -209,8 +215,17 @@ def print_front(name: str, points: list[dict]) -> list[dict]:
     front = non_dominated(points)
     print(f"\n{name}: {len(front)} front points of {len(points)} checkpoints (test accuracy @ exact EBOPs, training-set ranges)")
     for p in front:
-        print(f"  {p['accuracy']:.4f} @ {p['ebops'] / 1e3:8.1f}k   (epoch {p['epoch']})")
+        lut = f"   {p['lut']:7d} est. LUTs" if "lut" in p else ""
+        print(f"  {p['accuracy']:.4f} @ {p['ebops'] / 1e3:8.1f}k{lut}   (epoch {p['epoch']})")
     return front
+
+
+def print_lut_front(name: str, points: list[dict]) -> None:
+    """The same checkpoints ranked by estimated LUTs instead of EBOPs."""
+    by_lut = non_dominated([{**p, "ebops": p["lut"]} for p in points])
+    print(f"\n{name}: {len(by_lut)} front points by estimated LUTs (test accuracy @ LUTs, latency strategy)")
+    for p in by_lut:
+        print(f"  {p['accuracy']:.4f} @ {p['lut']:7d} LUTs   (epoch {p['epoch']})")
 
 
 def plot_fronts(fronts: dict[str, list[dict]], path: str) -> None:
@@ -222,15 +237,21 @@ def plot_fronts(fronts: dict[str, list[dict]], path: str) -> None:
     except ImportError:
         print(f"matplotlib not installed: no plot written to {path}")
         return
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, (axis, lut_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, front in fronts.items():
         axis.step([p["ebops"] for p in front], [p["accuracy"] for p in front], where="post", marker="o", label=name)
+        with_lut = sorted((p for p in front if "lut" in p), key=lambda p: p["lut"])
+        if with_lut:
+            lut_axis.plot([p["lut"] for p in with_lut], [p["accuracy"] for p in with_lut], marker="o", label=name)
     axis.set_xscale("log")
     axis.set_xlabel("exact EBOPs (ranges traced on the training set)")
-    axis.set_ylabel("test accuracy")
-    axis.set_title("MNIST 4x4, MLP 16-64-32-32-10")
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend()
+    lut_axis.set_xscale("log")
+    lut_axis.set_xlabel("estimated LUTs (hgq_chip.estimate, latency strategy)")
+    for a in (axis, lut_axis):
+        a.set_ylabel("test accuracy")
+        a.set_title("MNIST 4x4, MLP 16-64-32-32-10")
+        a.grid(True, which="both", alpha=0.3)
+        a.legend()
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -245,6 +266,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep checkpoints and verify projects here (default: a temp dir)")
     parser.add_argument("--plot", default=None, help="write a PNG of both fronts here")
     parser.add_argument("--verify-points", type=int, default=3, help="convert and verify this many of our front points")
+    parser.add_argument("--hgq2-xla", action="store_true", help="compile HGQ2 with jit_compile=True as well")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be >= 2: the first epoch is excluded from timing")
@@ -262,23 +284,30 @@ def main(argv=None) -> int:
         baseline = float_mlp(data["train"][0].shape[1])
         times["float keras"] = train(baseline, data, args.epochs)
         print(f"\nfloat keras: test accuracy {test_accuracy(baseline, data):.4f}")
+        keras.utils.set_random_seed(args.seed)
+        times["float + XLA"] = train(float_mlp(data["train"][0].shape[1]), data, args.epochs, jit_compile=True)
 
         keras.utils.set_random_seed(args.seed)
         times["hgq_chip"], ours = run_hgq_chip(data, args.epochs, directory)
         fronts["hgq_chip"] = print_front("hgq_chip", ours)
+        print_lut_front("hgq_chip", ours)
 
         if QDense is not None:
             keras.utils.set_random_seed(args.seed)
-            times["HGQ2"], theirs = run_hgq2(data, args.epochs, directory)
+            times["HGQ2"], theirs = run_hgq2(data, args.epochs, directory, jit_compile=True if args.hgq2_xla else "auto")
             fronts["HGQ2"] = print_front("HGQ2", theirs)
         else:
             print("\nHGQ2 not installed (import hgq failed): its front is skipped")
 
         print("\nper-epoch wall time (median of warm epochs)")
         reference = statistics.median(times["float keras"])
+        compiled = {"float keras": "default", "float + XLA": "XLA", "hgq_chip": "XLA",
+                    "HGQ2": "XLA" if args.hgq2_xla else "default"}
         for name, seconds in times.items():
             median = statistics.median(seconds)
-            print(f"  {name:12s} {median * 1e3:8.1f} ms   {median / reference:5.2f}x float")
+            mean = statistics.mean(seconds)
+            print(f"  {name:12s} {median * 1e3:8.1f} ms   {median / reference:5.2f}x float   "
+                  f"(mean {mean * 1e3:.1f} ms = {mean / statistics.mean(times['float keras']):.2f}x; compile: {compiled[name]})")
 
         if args.verify_points > 0:
             print(f"\nconvert + verify {min(args.verify_points, len(fronts['hgq_chip']))} hgq_chip front points")

@@ -149,6 +149,7 @@ def test_pareto_keeps_only_non_dominated_members(tmp_path):
     callback.on_train_begin()
     # (metric, ebops): 1 dominates 0, 2 and 3 trade off with 1, 4 dominates 2, 5 is dominated by 1 (tie).
     _drive_pareto(callback, [(0.5, 900), (0.6, 800), (0.4, 300), (0.9, 2000), (0.45, 300), (0.6, 800)])
+    callback.on_train_end()  # files are written in the background; fit returns after the last one
     front = [(m["epoch"], m["metric"], m["ebops"]) for m in callback.front]
     assert front == [(4, 0.45, 300), (1, 0.6, 800), (3, 0.9, 2000)]
     files = sorted(f for f in os.listdir(tmp_path) if f.endswith(".keras"))
@@ -171,7 +172,9 @@ def test_pareto_keeps_only_non_dominated_members(tmp_path):
 def test_pareto_in_fit_saves_models_with_their_exact_ebops(tmp_path):
     model = _tiny_model()
     x, y = _data()
-    callbacks = [ResetRanges(), LogRampBeta(1e-4, 1e-2, stop=3), EBOPsMetric(), ParetoCheckpoint(str(tmp_path))]
+    weights_at_epoch = {}
+    snapshot = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: weights_at_epoch.update({e: model.get_weights()}))
+    callbacks = [ResetRanges(), LogRampBeta(1e-4, 1e-2, stop=3), EBOPsMetric(), ParetoCheckpoint(str(tmp_path)), snapshot]
     model.fit(x, y, validation_data=(x, y), epochs=4, batch_size=16, verbose=0, callbacks=callbacks)
     with open(tmp_path / "pareto.json") as handle:
         index = json.load(handle)
@@ -179,6 +182,24 @@ def test_pareto_in_fit_saves_models_with_their_exact_ebops(tmp_path):
     for member in index:
         loaded = keras.models.load_model(member["path"])
         assert cost.ebops(loaded) == member["ebops"]
+        assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+        # Written in the background from a copy taken at that epoch's end, not from later weights.
+        saved = loaded.get_weights()
+        assert all(np.array_equal(a, b) for a, b in zip(saved, weights_at_epoch[member["epoch"]], strict=True))
+
+
+def test_pareto_write_failure_is_raised_at_train_end(tmp_path):
+    model = _tiny_model()
+    model(np.zeros((1, 6), np.float32))
+    directory = tmp_path / "front"
+    callback = ParetoCheckpoint(str(directory))
+    callback.set_model(model)
+    callback.on_train_begin()
+    directory.rmdir()
+    directory.write_text("")  # the checkpoint directory is now a file: the background save must fail
+    _drive_pareto(callback, [(0.5, 900)])
+    with pytest.raises(OSError):
+        callback.on_train_end()
 
 
 def test_pareto_needs_the_monitored_metric(tmp_path):

@@ -5,6 +5,12 @@ epochs it dominates leave the front and their files are deleted. Each member is 
 as ``epoch=<e>-<metric>=<value>-ebops=<n>.keras`` and listed in ``pareto.json``
 (``[{path, epoch, metric, ebops}]``, sorted by EBOPs) so the front can be read back
 without loading models.
+
+Saving a ``.keras`` file takes tens of milliseconds of Python, as long as a whole epoch of
+a small model, and in a falling-EBOPs run nearly every epoch joins the front. So the epoch
+end only copies the weights; one background thread writes them through a clone of the
+model, in order, and ``fit`` returns after the last file is written. Files hold the model
+(architecture, weights, ranges, f), not the optimizer state.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import keras
 
@@ -43,6 +50,9 @@ class ParetoCheckpoint(keras.callbacks.Callback):
         self.mode = mode
         self.resume = bool(resume)
         self.front: list[dict] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+        self._clone = None
 
     @property
     def index_path(self) -> str:
@@ -50,6 +60,9 @@ class ParetoCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.directory, exist_ok=True)
+        # Rebuilt from its serialized form, as loading a saved file would: same layer names.
+        self._clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(self.model))
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pareto-checkpoint")
         if self.front or not os.path.isfile(self.index_path):
             return  # fresh directory, or a later fit with this same callback: keep its front
         if not self.resume:
@@ -70,25 +83,51 @@ class ParetoCheckpoint(keras.callbacks.Callback):
         metric = float(logs[self.monitor])
         if not math.isfinite(metric):
             return
+        self._raise_write_errors()
         candidate = {"epoch": int(epoch), "metric": metric, "ebops": exact_ebops_in_logs(self.model, logs)}
         if any(dominates(member, candidate, self.mode) for member in self.front):
             return
         candidate["path"] = os.path.join(self.directory, self._file_name(candidate))
-        self.model.save(candidate["path"])
-        for member in [m for m in self.front if dominates(candidate, m, self.mode)]:
+        dominated = [m for m in self.front if dominates(candidate, m, self.mode)]
+        for member in dominated:
             self.front.remove(member)
-            if os.path.isfile(member["path"]):
-                os.remove(member["path"])
         self.front.append(candidate)
         self.front.sort(key=lambda m: m["ebops"])
-        self._write_index()
+        job = (candidate["path"], self.model.get_weights(), [m["path"] for m in dominated], self._records())
+        self._pending.append(self._writer.submit(self._write, *job))
+
+    def on_train_end(self, logs=None):
+        self.wait()
+
+    def wait(self) -> None:
+        """Block until every file and the index are written; re-raise a failed write."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        self._raise_write_errors()
+
+    def _raise_write_errors(self) -> None:
+        done = [future for future in self._pending if future.done()]
+        self._pending = [future for future in self._pending if not future.done()]
+        for future in done:
+            future.result()
+
+    def _write(self, path: str, weights: list, dominated_paths: list[str], records: list[dict]) -> None:
+        self._clone.set_weights(weights)
+        self._clone.save(path)
+        for old in dominated_paths:
+            if os.path.isfile(old):
+                os.remove(old)
+        self._write_index(records)
 
     def _file_name(self, member: dict) -> str:
         name = self.monitor.replace("/", "_")
         return f"epoch={member['epoch']:04d}-{name}={member['metric']:.6f}-ebops={member['ebops']}.keras"
 
-    def _write_index(self) -> None:
-        records = [{"path": m["path"], "epoch": m["epoch"], "metric": m["metric"], "ebops": m["ebops"]} for m in self.front]
+    def _records(self) -> list[dict]:
+        return [{"path": m["path"], "epoch": m["epoch"], "metric": m["metric"], "ebops": m["ebops"]} for m in self.front]
+
+    def _write_index(self, records: list[dict]) -> None:
         temporary = self.index_path + ".tmp"
         with open(temporary, "w") as handle:
             json.dump(records, handle, indent=1)
