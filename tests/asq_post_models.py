@@ -1,4 +1,4 @@
-"""Small ASQDense models for the ASQ/POST tests: one input, three branches (POST, ASQ, ASQ+POST).
+"""Small ASQ/POST models for the tests: three branches (POST, ASQ, ASQ+POST), dense or convolutional.
 
 One Keras model holds every branch, so one hls4ml project and one g++ compilation check
 all three; adapters get random nonzero weights so β really changes from sample to sample.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from hgq_chip.layers import ASQDense, HQuantize
+from hgq_chip.layers import ASQConv1D, ASQConv2D, ASQDense, HQuantize
 
 BRANCHES = {
     "post": ({"kind": "lsq", "bits": 4, "signed": True}, {"kind": "post", "bits": 4}),
@@ -48,3 +48,32 @@ def calibration_inputs(n: int = 256, n_in: int = 16, seed: int = 0) -> np.ndarra
     rng = np.random.default_rng(seed)
     # Per-sample scale differences: the case ASQ adapts to.
     return (rng.normal(0.0, 1.0, (n, n_in)) * rng.uniform(0.3, 2.0, (n, 1))).astype(np.float32)
+
+
+def conv_model(seed: int = 0) -> keras.Model:
+    """Conv2D (strided) and Conv1D branches for every BRANCHES quantizer pair, each followed by a
+    second ASQ/POST conv on the relu output, flattened into one output per branch."""
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((7, 6, 2), name="image")
+    series = keras.Input((9, 3), name="series")
+    q_image = HQuantize({"granularity": "per-layer", "init_f": 4}, name="q_image")(image)
+    q_series = HQuantize({"granularity": "per-layer", "init_f": 4}, name="q_series")(series)
+    outputs = []
+    for name, (iq, kq) in BRANCHES.items():
+        second = dict(iq, signed=False)  # after a relu
+        x = ASQConv2D(4, (3, 2), strides=(2, 1), activation="relu", input_quantizer=iq, kernel_quantizer=kq,
+                      name=f"{name}_c2d")(q_image)
+        x = ASQConv2D(2, 2, input_quantizer=second, kernel_quantizer=kq, name=f"{name}_c2d_b")(x)
+        outputs.append(keras.layers.Flatten(name=f"{name}_flat2d")(x))
+        y = ASQConv1D(3, 3, strides=2, activation="relu", input_quantizer=iq, kernel_quantizer=kq, name=f"{name}_c1d")(q_series)
+        outputs.append(keras.layers.Flatten(name=f"{name}_flat1d")(y))
+    model = keras.Model([image, series], outputs)
+    randomize_adapters(model, np.random.default_rng(seed))
+    return model
+
+
+def conv_calibration_inputs(n: int = 256, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    image = rng.normal(0.0, 1.0, (n, 7, 6, 2)) * rng.uniform(0.3, 2.0, (n, 1, 1, 1))
+    series = rng.normal(0.0, 1.0, (n, 9, 3)) * rng.uniform(0.3, 2.0, (n, 1, 1))
+    return [image.astype(np.float32), series.astype(np.float32)]

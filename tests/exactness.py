@@ -16,20 +16,28 @@ def randomize_bits(model, rng, act_f=(1, 5), weight_f=(0, 5)):
             q.f.assign(rng.integers(lo, hi + 1, size=q.f.shape).astype("float32"))
 
 
-def assert_bit_exact(model, x_calibration, directory, seed=0, **convert_options):
-    """Calibrate on x, convert, and compare csim with Keras on calibration-range, uniform
-    random and 4x-outside-the-range inputs; every value must be equal."""
-    calibrate(model, x_calibration)
-    convert(model, directory, log=lambda *_: None, **convert_options)
-    rng = np.random.default_rng(seed)
+def _test_inputs(x_calibration, rng, n=64):
+    """Calibration samples, uniform over the calibrated range, and up to 4x the span beyond it."""
     lo, hi = x_calibration.min(axis=0), x_calibration.max(axis=0)
     span = np.maximum(hi - lo, 1e-3)
-    n = 64
-    x = np.concatenate([
+    return np.concatenate([
         x_calibration[:n],
         rng.uniform(lo, hi, (n,) + lo.shape),
         rng.uniform(lo - 4 * span, hi + 4 * span, (n,) + lo.shape),
     ]).astype(np.float32)
+
+
+def assert_bit_exact(model, x_calibration, directory, seed=0, **convert_options):
+    """Calibrate on x (an array, or a list for several inputs), convert, and compare csim with
+    Keras on calibration-range, uniform random and 4x-outside-the-range inputs; every value
+    must be equal."""
+    calibrate(model, x_calibration)
+    convert(model, directory, log=lambda *_: None, **convert_options)
+    rng = np.random.default_rng(seed)
+    if isinstance(x_calibration, list):
+        x = [_test_inputs(part, rng) for part in x_calibration]
+    else:
+        x = _test_inputs(x_calibration, rng)
     report = verify(model, directory, x, log=lambda *_: None)
     assert report.ok, report.describe()
     return report

@@ -62,19 +62,35 @@ def _function_body(source: str, signature_marker: str) -> str:
     raise AssertionError("unbalanced braces")
 
 
-def test_post_kernel_has_no_weight_multiplier():
-    """The POT/POST accumulation multiplies only the shared x·c; weights act through shifts and adds."""
-    body = _function_body(HEADER.read_text(), "asq_log_weights)")
+def _products(body: str) -> list[str]:
+    """Multiplications of data: array indices and anything times a CONFIG_T size are addresses,
+    compile-time constants once the loops unroll."""
     code = re.sub(r"//[^\n]*", "", body)
-    # Array indices (i * n_out + j) are compile-time addresses once the loops unroll.
     arithmetic = re.sub(r"\[[^\]]*\]", "[]", code)
-    products = re.findall(r"[\w\]\)]\s*\*\s*[\w(]", arithmetic)
-    assert products == ["] * c"], products
-    assert re.search(r"xc\[i\] = m\[i\] \* c;", code)
-    assert ">> shift" in code and "acc[j] -= term" in code and "acc[j] += term" in code
+    arithmetic = re.sub(r"\*\s*CONFIG_T::\w+", "", arithmetic)
+    return re.findall(r"[\w\]\)]\s*\*\s*[\w(]", arithmetic)
+
+
+def test_post_kernel_has_no_weight_multiplier():
+    """POT/POST: one x·c product per input element; the weights act through shifts and adds only."""
+    source = HEADER.read_text()
+    accumulate = re.sub(r"//[^\n]*", "", _function_body(source, "asq_log_weights)"))
+    assert _products(accumulate) == []
+    assert ">> shift" in accumulate and "acc[j] -= term" in accumulate and "acc[j] += term" in accumulate
     # The weight array is read only to decode the level (sign, shift, c or not).
-    assert re.findall(r"w\[[^\]]*\]", code) == ["w[i * CONFIG_T::n_out + j]"]
-    assert "const int code = w[i * CONFIG_T::n_out + j];" in code
+    assert re.findall(r"w\[[^\]]*\]", accumulate) == ["w[i * CONFIG_T::n_out + j]"]
+    assert "const int code = w[i * CONFIG_T::n_out + j];" in accumulate
+    assert "term = xc[i];" in accumulate and "term = m[i];" in accumulate
+    shared = _function_body(source, "typename CONFIG_T::xc_t xc[N])")
+    assert _products(shared) == ["] * c"] and re.search(r"xc\[i\] = m\[i\] \* c;", shared)
+    # Dense and convolution layers compute x·c for every input element once, before any
+    # accumulation (a conv's patches then read the shared products).
+    for layer in ("asq_post_dense", "asq_post_dense_adaptive", "asq_post_conv", "asq_post_conv_adaptive"):
+        body = _function_body(source, f"void {layer}(")
+        calls = [name for name in re.findall(r"(asq_\w+)<", body)]
+        assert calls.count("asq_sqrt_half_products") == 1 and calls.count("asq_accumulate") == 1, (layer, calls)
+        assert calls.index("asq_sqrt_half_products") < calls.index("asq_accumulate")
+        assert _products(body) == [], (layer, _products(body))
 
 
 def test_generated_post_layer_stores_level_codes_and_uses_the_shift_add_kernel(tmp_path):

@@ -1,4 +1,4 @@
-"""hls4ml side of ASQDense: an IR layer, its C++ templates and header, registered through
+"""hls4ml side of ASQDense and ASQConv1D/2D: IR layers, their C++ templates and header, registered through
 hls4ml's public extension API (``register_layer``, ``Backend.register_template``,
 ``Backend.register_source``), as hls4ml's own extension test does.
 
@@ -14,9 +14,13 @@ from ..errors import HGQChipError, UnsupportedConfigurationError
 
 HEADER_NAME = "nnet_asq_post.h"
 HLS_CLASS_NAME = "AsqPostDense"
+HLS_CONV_CLASS_NAME = "AsqPostConv"
+# Sizes a convolution adds to the config (a dense layer keeps the defaults of 1).
+CONV_SIZES = ("in_height", "in_width", "n_chan", "filt_height", "filt_width", "stride_height", "stride_width",
+              "out_height", "out_width")
 BACKENDS = ("Vivado", "Vitis")
 
-# Types every ASQDense declares (besides result/weight/bias/accum, which hls4ml handles itself).
+# Types every ASQ/POST layer declares (besides result/weight/bias/accum, which hls4ml handles itself).
 COMMON_TYPES = ("in", "code", "code_wide", "out_wide")
 LOG_TYPES = ("xc", "term", "sqrt_half")
 ADAPTIVE_TYPES = ("sum", "z", "beta", "product", "rescaled", "hidden")
@@ -29,6 +33,7 @@ CONFIG_TEMPLATE = """struct config{index} : nnet::asq_post_config {{
     static const int out_shift = {out_shift};
     static const bool sqrt2_levels = {sqrt2_levels};
     static const unsigned beta_min_code = {beta_min_code};
+{size_lines}
 {constant_lines}
     typedef nnet::{weight_kind} weight_kind;
     typedef {weight_t.name} weight_t;
@@ -38,9 +43,9 @@ CONFIG_TEMPLATE = """struct config{index} : nnet::asq_post_config {{
 }};
 """
 
-FUNCTION_TEMPLATE = "nnet::asq_post_dense<{input_t}, {output_t}, {config}>({input}, {output}, {w}, {b});"
+FUNCTION_TEMPLATE = "nnet::{function}<{input_t}, {output_t}, {config}>({input}, {output}, {w}, {b});"
 ADAPTIVE_FUNCTION_TEMPLATE = (
-    "nnet::asq_post_dense_adaptive<{input_t}, {output_t}, {config}>({input}, {output}, {w}, {b}, {adapter}, {table});"
+    "nnet::{function}_adaptive<{input_t}, {output_t}, {config}>({input}, {output}, {w}, {b}, {adapter}, {table});"
 )
 
 
@@ -90,9 +95,9 @@ def register_asq_post_hls() -> None:
         def initialize(self):
             if self.model.config.get_config_value("IOType") != "io_parallel":
                 raise UnsupportedConfigurationError(
-                    f"{self.name}: ASQDense firmware exists for io_parallel only; convert with io_type='io_parallel'"
+                    f"{self.name}: ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'"
                 )
-            self.add_output_variable([self.attributes["n_out"]])
+            self._add_output()
             self.add_weights_variable(name="weight", var_name="w{index}", data="weight")
             self.add_weights_variable(name="bias", var_name="b{index}", data="bias")
             if self.attributes["adaptive"]:
@@ -105,12 +110,24 @@ def register_asq_post_hls() -> None:
                 precision, _ = self.model.config.get_precision(self, key)
                 self.set_attr(f"{key}_t", NamedType(f"{self.name.lower()}_{key}_t", precision))
 
+        def _add_output(self):
+            self.add_output_variable([self.attributes["n_out"]])
+
+    class AsqPostConv(AsqPostDense):
+        def _add_output(self):
+            spatial = [self.attributes["out_width"]]
+            if not self.attributes["one_dimensional"]:
+                spatial.insert(0, self.attributes["out_height"])
+            self.add_output_variable([*spatial, self.attributes["n_out"]])
+
     class AsqPostDenseConfigTemplate(LayerConfigTemplate):
         def __init__(self):
-            super().__init__(AsqPostDense)
+            super().__init__((AsqPostDense, AsqPostConv))
 
         def format(self, node):
             params = self._default_config_params(node)
+            sizes = CONV_SIZES if node.class_name == HLS_CONV_CLASS_NAME else ()
+            params["size_lines"] = "\n".join(f"    static const unsigned {name} = {node.get_attr(name)};" for name in sizes)
             params["sqrt2_levels"] = "true" if node.get_attr("sqrt2_levels") else "false"
             # Exact dyadic constants: repr round-trips the double, so C++ reads the same value.
             params["constant_lines"] = "\n".join(
@@ -123,10 +140,11 @@ def register_asq_post_hls() -> None:
 
     class AsqPostDenseFunctionTemplate(FunctionCallTemplate):
         def __init__(self):
-            super().__init__(AsqPostDense, include_header=[f"nnet_utils/{HEADER_NAME}"])
+            super().__init__((AsqPostDense, AsqPostConv), include_header=[f"nnet_utils/{HEADER_NAME}"])
 
         def format(self, node):
             params = self._default_function_params(node)
+            params["function"] = "asq_post_conv" if node.class_name == HLS_CONV_CLASS_NAME else "asq_post_dense"
             params["w"] = node.get_weights("weight").name
             params["b"] = node.get_weights("bias").name
             if node.get_attr("adaptive"):
@@ -137,6 +155,7 @@ def register_asq_post_hls() -> None:
 
     header = header_path()
     register_layer(HLS_CLASS_NAME, AsqPostDense)
+    register_layer(HLS_CONV_CLASS_NAME, AsqPostConv)
     for name in BACKENDS:
         backend = hls4ml.backends.get_backend(name)
         backend.register_template(AsqPostDenseConfigTemplate)

@@ -17,8 +17,9 @@ from .pooling import check_exact_average_pooling
 __all__ += ["HActivation", "HAdd", "check_exact_average_pooling"]
 
 from .asq_post import ASQDense  # noqa: E402
+from .asq_post_conv import ASQConv1D, ASQConv2D  # noqa: E402
 
-__all__ += ["ASQDense"]
+__all__ += ["ASQConv1D", "ASQConv2D", "ASQDense"]
 
 from .adaqat import AConv1D, AConv2D, ADense  # noqa: E402
 from .adaqat_clone import adaqat_from_model  # noqa: E402

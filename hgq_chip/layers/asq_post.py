@@ -1,10 +1,10 @@
-"""ASQDense: Dense with LSQ/ASQ activations and LSQ/POT/POST weights (seed 001).
+"""ASQDense (and the shared part of ASQConv1D/2D): LSQ/ASQ activations, LSQ/POT/POST weights (seed 001).
 
 The input quantizer turns x into b-bit integer codes m and a per-sample scale
 s' = β·2**e_a (β ≡ 1 for LSQ); the kernel is "units" times 2**e_w: b-bit integers for LSQ,
 ±u_j (shifts of 1 or of c) for POT/POST. Then
 
-    y = (m @ units) · β · 2**(e_a + e_w) + bias
+    y = (m ⊛ units) · β · 2**(e_a + e_w) + bias       (⊛: matmul or convolution)
 
 In training the layer fake-quantizes x and w in float32 (STE, LSQ gradients). At
 inference it computes exactly the fixed-point steps above in float64, which the firmware
@@ -58,20 +58,12 @@ def make_weight_quantizer(config: dict):
     return LogWeightQuantizer(kind=kind, name="kq", **options)
 
 
-@keras.saving.register_keras_serializable(package="hgq_chip")
-class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
-    """``keras.layers.Dense`` with LSQ or ASQ input codes and LSQ, POT or POST weights.
+class ASQPostMixin(QuantizedLayerMixin):
+    """What ASQDense and ASQConv1D/2D share: quantizers, exact inference, EBOPs, overhead.
 
-    ``input_quantizer``: ``{"kind": "lsq"|"asq", "bits", "signed", "init_step", ...}`` (ASQ also
-    takes ``adapter_hidden``, ``adapter_bits``, ``beta_bits``, ``reciprocal_bits``);
-    ``kernel_quantizer``: ``{"kind": "lsq"|"pot"|"post", "bits", ...}`` (POST: ``sqrt2_bits``);
-    ``bias_quantizer``: :class:`~hgq_chip.quantizers.WeightQuantizer` arguments.
+    The layer supplies ``_apply_kernel`` (matmul or convolution) and the element counts of
+    one input and one output sample; the kernel is seen as a matrix (taps x channels, units).
     """
-
-    def __init__(self, units, *args, input_quantizer=None, kernel_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
-        super().__init__(units, *args, **kwargs)
-        self._check_keras_options()
-        self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
     def _make_quantizers(self, input_quantizer, kernel_quantizer, bias_quantizer, beta0):
         self.input_quantizer_config = merged_config(DEFAULT_ASQ_INPUT, input_quantizer)
@@ -82,10 +74,7 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
         self.kq = make_weight_quantizer(self.kernel_quantizer_config)
         self.bq = WeightQuantizer(name="bq", **self.bias_quantizer_config)
 
-    def build(self, input_shape):
-        if len(input_shape) != 2:
-            raise ValueError(f"{self.name}: ASQDense takes (batch, features) inputs, got {tuple(input_shape)}; Flatten first")
-        super().build(input_shape)
+    def _build_asq_post(self, input_shape):
         self._build_quantizers(input_shape, self.kernel.shape, self.bias.shape if self.use_bias else None)
         self.kq.initialize_from(self.kernel.numpy())
 
@@ -98,6 +87,10 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
     def weight_kind(self) -> str:
         return self.kernel_quantizer_config["kind"]
 
+    @property
+    def n_out_channels(self) -> int:
+        return int(self.kernel.shape[-1])
+
     def output_exponent(self) -> int:
         """E with y = acc · β · 2**E + bias."""
         return self.iq.exponent() + self.kq.scale_exponent()
@@ -107,11 +100,11 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
         return self.kq.units(self.kernel.numpy())
 
     def quantized_bias(self) -> np.ndarray:
-        return self.bq.quantized(self.bias.numpy()) if self.use_bias else np.zeros(self.units)
+        return self.bq.quantized(self.bias.numpy()) if self.use_bias else np.zeros(self.n_out_channels)
 
     def accumulator_interval(self) -> Interval:
-        """Bounds of acc = m @ units per output (every code m in [Q_n, Q_p])."""
-        units = Interval.of_constants(self.kernel_units())
+        """Bounds of one accumulator per output channel (every code m in [Q_n, Q_p])."""
+        units = Interval.of_constants(self.kernel_units().reshape(-1, self.n_out_channels))
         codes = Interval(float(self.iq.q_n), float(self.iq.q_p), 0)
         return (codes * units).sum(axis=0)
 
@@ -119,7 +112,7 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
     def call(self, inputs, training=None):
         if training:
             x = self.iq(inputs, training=True)
-            y = ops.matmul(x, self.kq(self.kernel))
+            y = self._apply_kernel(x, self.kq(self.kernel))
             if self.use_bias:
                 y = y + self.bq(self.bias)
         else:
@@ -132,7 +125,7 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
         codes, beta = self.iq.codes_exact(x64)
         weight_exponent = self.kq.exponent_tensor()
         units = ops.cast(self.kq(self.kernel) * pow2(-weight_exponent), "float64")
-        acc = ops.matmul(codes, units)
+        acc = self._apply_kernel(codes, units)
         y = acc * ops.cast(pow2(self.iq.exponent_tensor() + weight_exponent), "float64")
         if beta is not None:
             y = y * beta
@@ -146,25 +139,32 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
         return int(sum(self.ebops_terms().values()))
 
     def ebops_terms(self) -> dict[str, int]:
-        """EBOPs by part. Uniform weights: Σ b_a·bits(k_ij), as HGQ counts constant multiplications.
-        POT/POST: a shift costs nothing, so each nonzero weight costs one add of its operand's width
-        (b_a, or b_a + F for x·c), plus the shared x·c product b_a·F per input that needs it.
-        ASQ adds the per-output rescale acc·β (width(acc)·width(β))."""
+        """EBOPs by part, summed over output positions. Uniform weights: Σ b_a·bits(k_ij), as HGQ
+        counts constant multiplications. POT/POST: a shift costs nothing, so each nonzero weight
+        costs one add of its operand's width (b_a, or b_a + F for x·c), plus the shared x·c
+        product b_a·F per input element that needs it. ASQ adds the per-output rescale acc·β."""
         units = self.kernel_units()
         b_a = self.iq.bits
+        positions = self.n_output_elements() // self.n_out_channels
         terms = {}
         if self.weight_kind == "lsq":
-            terms["products"] = int(b_a * bits_of_constant(units).sum())
+            terms["products"] = int(positions * b_a * bits_of_constant(units).sum())
         else:
             codes = self.kq.codes(self.kernel.numpy())
             _, odd = level_shift_and_odd(codes, self.weight_kind)
             live = codes != 0
             f_c = self.kq.sqrt2_bits
-            terms["shift_adds"] = int(np.sum(live * np.where(odd, b_a + f_c, b_a)))
-            terms["shared_sqrt_half_products"] = int(b_a * f_c * np.count_nonzero((live & odd).any(axis=1)))
+            terms["shift_adds"] = int(positions * np.sum(live * np.where(odd, b_a + f_c, b_a)))
+            # Kernel as (taps, input channels, units): an input element needs x·c when any
+            # tap of its channel has a live odd level.
+            channels_needing_c = (live & odd).reshape(-1, codes.shape[-2], codes.shape[-1]).any(axis=(0, 2))
+            elements_per_channel = self.n_input_elements() // codes.shape[-2]
+            terms["shared_sqrt_half_products"] = int(
+                b_a * f_c * elements_per_channel * np.count_nonzero(channels_needing_c)
+            )
         if self.adaptive:
             acc_width = Interval.covering(self.accumulator_interval()).to_format()[()].width
-            terms["rescale"] = int(self.units * acc_width * (self.iq.beta_bits + 1))
+            terms["rescale"] = int(self.n_output_elements() * acc_width * (self.iq.beta_bits + 1))
         return terms
 
     def ebops_surrogate(self):
@@ -177,9 +177,10 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
         Parameters: adapter weights and the 1/β table entries. Operations: adapter multiplies,
         the per-input x·r product and the per-output acc·β rescale (LSQ needs only shifts).
         """
-        n_in, n_out = self.kernel.shape
-        layer_parameters = n_in * n_out + (n_out if self.use_bias else 0)
-        layer_macs = n_in * n_out
+        n_in, n_out = self.n_input_elements(), self.n_output_elements()
+        kernel_size = int(np.prod(self.kernel.shape))
+        layer_parameters = kernel_size + (self.n_out_channels if self.use_bias else 0)
+        layer_macs = kernel_size * (n_out // self.n_out_channels)
         if not self.adaptive:
             adapter_parameters = table_entries = multiplies = adds = 0
         else:
@@ -201,3 +202,34 @@ class ASQDense(QuantizedLayerMixin, keras.layers.Dense):
         config = super().get_config()
         config.update(self._quantizer_config())
         return config
+
+
+@keras.saving.register_keras_serializable(package="hgq_chip")
+class ASQDense(ASQPostMixin, keras.layers.Dense):
+    """``keras.layers.Dense`` with LSQ or ASQ input codes and LSQ, POT or POST weights.
+
+    ``input_quantizer``: ``{"kind": "lsq"|"asq", "bits", "signed", "init_step", ...}`` (ASQ also
+    takes ``adapter_hidden``, ``adapter_bits``, ``beta_bits``, ``reciprocal_bits``);
+    ``kernel_quantizer``: ``{"kind": "lsq"|"pot"|"post", "bits", ...}`` (POST: ``sqrt2_bits``);
+    ``bias_quantizer``: :class:`~hgq_chip.quantizers.WeightQuantizer` arguments.
+    """
+
+    def __init__(self, units, *args, input_quantizer=None, kernel_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
+        super().__init__(units, *args, **kwargs)
+        self._check_keras_options()
+        self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{self.name}: ASQDense takes (batch, features) inputs, got {tuple(input_shape)}; Flatten first")
+        super().build(input_shape)
+        self._build_asq_post(input_shape)
+
+    def _apply_kernel(self, x, kernel):
+        return ops.matmul(x, kernel)
+
+    def n_input_elements(self) -> int:
+        return int(self.kernel.shape[0])
+
+    def n_output_elements(self) -> int:
+        return self.units

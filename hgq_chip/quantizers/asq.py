@@ -5,8 +5,9 @@ activation to β, initialised so β = 1 (the last layer starts at zero, β = 1 +
 reach s (LSQ-scaled) and the adapter through s' (paper eqs. 7–9, by autodiff).
 
 Fixed point (ours), identical in Keras inference and firmware:
-- summary u = Σ_features x · 2**−p with p = ⌈log2 n⌉ (the mean when n is a power of two,
-  otherwise within 2× of it; a shift, so exact);
+- summary u = Σ x · 2**−p over every element of the sample (features, or positions and
+  channels of a feature map: one β per sample, so a convolution's accumulators share it),
+  p = ⌈log2 n⌉ (the mean when n is a power of two, otherwise within 2× of it; exact);
 - adapter weights have ``adapter_bits`` fractional bits (rounded half up); the summary's
   2**−p and the "1 +" fold into the firmware's constants;
 - β is cast to ufixed with ``beta_bits`` fractional bits (RND, SAT) and clamped to
@@ -33,6 +34,11 @@ BETA_MIN = 0.5
 BETA_INTEGER_BITS = 1  # beta_t holds [0, 2 − 2**−beta_bits]
 
 
+def _sample_axes(x) -> tuple[int, ...]:
+    """Every axis but the batch axis."""
+    return tuple(range(1, len(x.shape)))
+
+
 @keras.saving.register_keras_serializable(package="hgq_chip")
 class ASQActivationQuantizer(LSQActivationQuantizer):
     """LSQ activation quantizer whose step is rescaled per sample by an adapter's β."""
@@ -52,7 +58,7 @@ class ASQActivationQuantizer(LSQActivationQuantizer):
     # ---- structure -------------------------------------------------------------------------
     def build(self, input_shape):
         super().build(input_shape)
-        self.n_features = int(input_shape[-1])
+        self.n_features = int(np.prod(input_shape[1:]))
         self.summary_shift = math.ceil(math.log2(self.n_features)) if self.n_features > 1 else 0
         zeros = keras.initializers.Zeros()
         if self.adapter_hidden:
@@ -107,7 +113,7 @@ class ASQActivationQuantizer(LSQActivationQuantizer):
 
     def beta_float(self, x):
         """β per sample (batch, 1) with quantized adapter weights and quantized β (straight through)."""
-        u = ops.sum(x, axis=-1, keepdims=True) * 2.0**-self.summary_shift
+        u = ops.sum(x, axis=_sample_axes(x), keepdims=True) * 2.0**-self.summary_shift
         a1, d1 = self._quantized_adapter_weight(self.a1), self._quantized_adapter_weight(self.d1)
         if self.adapter_hidden:
             hidden = ops.relu(u * a1 + d1)
@@ -130,7 +136,7 @@ class ASQActivationQuantizer(LSQActivationQuantizer):
     def beta_exact(self, x64):
         """Quantized β per sample (batch, 1), float64, exactly as the firmware computes it."""
         c = self.adapter_constants_tensors()
-        s = ops.sum(x64, axis=-1, keepdims=True)
+        s = ops.sum(x64, axis=_sample_axes(x64), keepdims=True)
         if self.adapter_hidden:
             hidden = ops.relu(s * c["a1"] + c["d1"])
             z = ops.sum(hidden * c["a2"], axis=-1, keepdims=True) + c["d2"]

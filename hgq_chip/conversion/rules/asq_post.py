@@ -1,4 +1,4 @@
-"""Precision rule and hls4ml handler for ASQDense (LSQ/ASQ inputs, LSQ/POT/POST weights).
+"""Precision rule and hls4ml handler for ASQDense and ASQConv1D/2D (LSQ/ASQ inputs, LSQ/POT/POST weights).
 
 Every intermediate of ``firmware_templates/nnet_asq_post.h`` gets a type from exact interval
 arithmetic, wide enough that only the two declared casts round (input codes, β). Internal
@@ -15,6 +15,7 @@ from ...fixed.format import FixedFormat
 from ...fixed.interval import Interval
 from ...fixed.minimal import minimal_format_per_element
 from ...layers.asq_post import ASQDense
+from ...layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ...quantizers.asq import BETA_INTEGER_BITS, BETA_MIN
 from ...quantizers.post import level_shift_and_odd
 from ..hls_handlers import _io, handler
@@ -53,7 +54,7 @@ def _code_types(layer, x: Interval, in_fmt: FixedFormat, types: dict) -> Interva
         types["code_wide"] = holding(in_fmt, format_of(shifted_interval(Interval.of_format(in_fmt), -e)))
         return None
     constants = iq.adapter_constants()
-    total = x.sum(axis=-1)
+    total = x.reshape((-1,)).sum(axis=0)  # one β per sample, from every input element
     types["sum"] = normal(format_of(total))
     if iq.adapter_hidden:
         pre = total * Interval.of_constants(constants["a1"]) + Interval.of_constants(constants["d1"])
@@ -118,11 +119,17 @@ def _check_float64_exact(layer, types: dict) -> None:
         )
 
 
-@rule(ASQDense)
-def asq_dense_rule(layer, intervals):
+def _output_shape(layer) -> tuple[int, ...]:
+    return tuple(int(d) for d in layer.output.shape[1:])
+
+
+@rule(ASQDense, ASQConv1D, ASQConv2D)
+def asq_post_rule(layer, intervals):
     require_input(layer, intervals)
     x = intervals[0]
     types, out = asq_post_types(layer, x)
+    # Per output channel; a convolution's positions all share the bounds.
+    out = out.broadcast_to(_output_shape(layer))
     _check_float64_exact(layer, types)
     kernel_values = layer.kernel_units() * 2.0**layer.kq.scale_exponent()
     kernel = WeightTable(kernel_values, minimal_format_per_element(kernel_values))
@@ -143,9 +150,21 @@ def asq_dense_rule(layer, intervals):
     return record
 
 
-@handler(ASQDense)
-def handle_asq_dense(layer, in_tensors, out_tensors):
-    from ..asq_post_hls import HLS_CLASS_NAME, declared_types, register_asq_post_hls
+def _conv_sizes(layer) -> dict:
+    """The firmware's view of a 'valid' channels_last convolution; 1D as height 1."""
+    one_dimensional = len(layer.kernel_size) == 1
+    in_shape, out_shape = layer.input_feature_shape, layer.output_feature_shape
+    pad = (lambda dims: (1, *dims)) if one_dimensional else (lambda dims: tuple(dims))
+    (in_h, in_w), (out_h, out_w) = pad(in_shape[:-1]), pad(out_shape[:-1])
+    (filt_h, filt_w), (stride_h, stride_w) = pad(layer.kernel_size), pad(layer.strides)
+    return {"one_dimensional": one_dimensional, "in_height": in_h, "in_width": in_w, "n_chan": int(in_shape[-1]),
+            "filt_height": filt_h, "filt_width": filt_w, "stride_height": stride_h, "stride_width": stride_w,
+            "out_height": out_h, "out_width": out_w}
+
+
+@handler(ASQDense, ASQConv1D, ASQConv2D)
+def handle_asq_post(layer, in_tensors, out_tensors):
+    from ..asq_post_hls import HLS_CLASS_NAME, HLS_CONV_CLASS_NAME, declared_types, register_asq_post_hls
 
     register_asq_post_hls()
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
@@ -154,9 +173,13 @@ def handle_asq_dense(layer, in_tensors, out_tensors):
     iq, kq = layer.iq, layer.kq
     log_weights = layer.weight_kind != "lsq"
     weights = kq.codes(layer.kernel.numpy()) if log_weights else layer.kernel_units()
+    # A conv kernel (taps..., channels, filters) as the matrix of one patch: rows in patch order.
+    weights = weights.reshape(-1, weights.shape[-1])
     n_in, n_out = weights.shape
+    is_conv = isinstance(layer, (ASQConv1D, ASQConv2D))
     config = _io(
-        layer.name, [in_tensor.name], [dense_out], class_name=HLS_CLASS_NAME,
+        layer.name, [in_tensor.name], [dense_out], class_name=HLS_CONV_CLASS_NAME if is_conv else HLS_CLASS_NAME,
+        **(_conv_sizes(layer) if is_conv else {}),
         n_in=int(n_in), n_out=int(n_out), weight_data=weights.astype(np.float64), bias_data=layer.quantized_bias(),
         adaptive=layer.adaptive, n_hidden=int(getattr(iq, "adapter_hidden", 0)),
         code_shift=iq.exponent(), out_shift=layer.output_exponent(),
