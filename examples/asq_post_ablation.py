@@ -7,7 +7,8 @@ Rows: float baseline; LSQ (activations and weights); +POT and +POST weights; +AS
 activations; ASQ+POST. Model: HQuantize -> ASQDense(64) -> ASQDense(32) -> ASQDense(32) ->
 ASQDense(10). As in the paper, the first and last layers stay 8-bit LSQ; the two middle
 layers use the row's quantizers at 3 or 4 bits. Accuracy is measured with the exact
-fixed-point inference path (what the firmware computes); EBOPs with hgq_chip.ebops; the
+fixed-point inference path (what the firmware computes); EBOPs with hgq_chip.ebops; LUTs
+with hgq_chip.estimate (latency strategy, no synthesis; whole model and middle layers); the
 ASQ overhead column is the middle layers' extra parameters (adapter + 1/β table) and
 operations relative to their own (paper Table 1 style).
 """
@@ -102,7 +103,8 @@ def main(argv=None):
     float_accuracy = train(build_float(data.n_features, data.n_classes), data, args.epochs, args.seed)
     print(f"digits: {len(data.x_train)} train / {len(data.x_val)} validation samples; float baseline accuracy "
           f"{float_accuracy:.4f}\n")
-    header = f"{'method':<10}{'bits':>5}{'accuracy':>10}{'EBOPs':>9}{'middle EBOPs':>14}  ASQ overhead (middle layers)"
+    header = (f"{'method':<10}{'bits':>5}{'accuracy':>10}{'EBOPs':>9}{'middle EBOPs':>14}{'est. LUTs':>11}{'middle LUTs':>13}"
+              "  ASQ overhead (middle layers)")
     print(header)
     print("-" * len(header))
     last = None
@@ -112,8 +114,10 @@ def main(argv=None):
             accuracy = train(model, data, args.epochs, args.seed)
             hgq_chip.calibrate(model, data.x_train)
             middle = sum(model.get_layer(f"middle{i}").ebops_exact() for i in range(2))
-            print(f"{name:<10}{bits:>5}{accuracy:>10.4f}{hgq_chip.ebops(model):>9}{middle:>14}  {asq_overhead(model)}",
-                  flush=True)
+            resources = hgq_chip.estimate(model)  # latency strategy, no synthesis
+            middle_lut = sum(layer.lut for layer in resources.layers if layer.layer.startswith("middle"))
+            print(f"{name:<10}{bits:>5}{accuracy:>10.4f}{hgq_chip.ebops(model):>9}{middle:>14}{resources.lut:>11}"
+                  f"{middle_lut:>13}  {asq_overhead(model)}", flush=True)
             last = model
     print(f"\ntotal time {time.time() - start:.0f} s")
     if args.verify and last is not None:

@@ -67,6 +67,9 @@ class LayerRecord:
     inputs: list = field(default_factory=list)
     input_shapes: list = field(default_factory=list)
     quantizer_formats: dict[str, ArrayFormat] = field(default_factory=dict)
+    # Layers on our own templates describe their arithmetic for the estimate directly
+    # (operation dicts of hgq_chip.estimation; empty: the estimate reads the kernel).
+    estimate_ops: list = field(default_factory=list)
 
 
 def float32_exact_sum(term_magnitudes: np.ndarray, f: int) -> bool:

@@ -38,6 +38,11 @@ DSP_MIN_PRODUCT_BITS = 100
 # (techmap mul2dsp: DSP_A_MINWIDTH=2, DSP_B_MINWIDTH=2, DSP_Y_MINWIDTH=9).
 
 # --- distributed arithmetic (da4ml) -----------------------------------------------------
+# A soft multiplier of two variable operands (a x b bits; ASQ's x * 1/beta and acc * beta).
+# yosys synth_xilinx -nodsp on signed x unsigned products 4x4 ... 10x10 gave 1.5-2.2 LUTs per
+# operand-bit pair (4x4: 24, 6x6: 67, 8x8: 129, 10x10: 216, 8x12: 210 LUTs); median ~1.9.
+LUT_PER_VARIABLE_PRODUCT_BIT = 1.9
+
 # da4ml's cost with adder_size=1 counts adder bits; each becomes about one LUT. *fitted*.
 LUT_PER_DA4ML_COST_BIT = 1.0
 

@@ -8,7 +8,9 @@ Nothing here re-derives a type: every format comes from ``convert.precision.deri
 One layer becomes a list of operations:
 ``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
 Conv kernel, at ``positions`` output positions), ``relu``, ``table``, ``maxpool``,
-``avgpool`` and ``add``. Reshaping layers cost nothing and have no operations.
+``avgpool`` and ``add``; layers on our own templates (ASQ/POST) bring their operations
+along (``asq_post_ops.py``), including ``product`` (two variable operands). Reshaping
+layers cost nothing and have no operations.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def _layer_facts(record, input_types) -> LayerFacts:
     cast = facts.ops[0] if facts.ops else None
     if "kernel" in record.weights:
         facts.ops.append(_cmvm(record, cast))
+    facts.ops.extend(getattr(record, "estimate_ops", []))
     for name, stage in stages.items():
         if name.endswith("_relu"):
             facts.ops.append({"op": "relu", "out": _interval_kif(record.output)})

@@ -147,6 +147,19 @@ def cmvm_da_cost(op: dict, live_out=None) -> OpCost:
                   delay_ns=levels * _adder_delay(accum))
 
 
+def product_cost(op: dict, dsp_min_product_bits: int, live_out=None) -> OpCost:
+    """Products of two variable operands (ASQ's x·1/β and acc·β): a DSP when wide enough (the
+    DSP rule), else a soft multiplier of about LUT_PER_VARIABLE_PRODUCT_BIT per operand-bit pair."""
+    a, b = int(op["a_width"]), int(op["b_width"])
+    count = int(_live(live_out, np.size(op["out"]["k"])).sum())
+    out_bits = count * (a + b)
+    if a * b >= dsp_min_product_bits:
+        return OpCost(dsp=count, out_bits=out_bits, delay_ns=2 * C.LUT_DELAY_NS)
+    levels = int(column_depth(min(a, b)))
+    return OpCost(lut=float(count * a * b * C.LUT_PER_VARIABLE_PRODUCT_BIT), out_bits=out_bits,
+                  delay_ns=C.LUT_DELAY_NS + levels * _adder_delay(a + b))
+
+
 def relu_cost(op: dict, live_out=None) -> OpCost:
     width = _widths(op["out"])
     width = np.where(_live(live_out, width.shape), width, 0)
@@ -190,7 +203,7 @@ def op_cost(op: dict, strategy: str, dsp_min_product_bits: int, live_out=None) -
     if kind == "cast":
         return cast_cost(op, live_out)
     if kind == "cmvm":
-        if strategy == "distributed_arithmetic":
+        if strategy == "distributed_arithmetic" and not op.get("own_template", False):
             return cmvm_da_cost(op, live_out)
         return cmvm_latency_cost(op, dsp_min_product_bits, live_out)
     if kind == "relu":
@@ -201,4 +214,6 @@ def op_cost(op: dict, strategy: str, dsp_min_product_bits: int, live_out=None) -
         return pool_cost(op)
     if kind == "add":
         return add_cost(op)
+    if kind == "product":
+        return product_cost(op, dsp_min_product_bits, live_out)
     raise ValueError(f"unknown operation {kind!r} in the estimate inputs")

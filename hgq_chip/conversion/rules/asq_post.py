@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedLayerError
+from ...estimation.asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
 from ...fixed.format import FixedFormat
 from ...fixed.interval import Interval
 from ...fixed.minimal import minimal_format_per_element
@@ -142,12 +143,31 @@ def asq_post_rule(layer, intervals):
         record.weights["bias"] = WeightTable(bias, minimal_format_per_element(bias))
     record.accum = types["accum"]
     record.ebops = layer.ebops_exact()
+    record.estimate_ops = asq_post_operations(_estimate_facts(layer, x, types))
     # Keras does the exact steps in float64 and returns float32: exact while the result fits 24 bits.
     record.float32_exact = types["result"].width <= FLOAT32_MANTISSA_BITS
     if layer.activation.__name__ == "relu":
         record.output = out.relu()
         record.hls_layers.append(HLSLayerTypes(f"{layer.name}_relu", {"result": format_of(record.output)}))
     return record
+
+
+def _estimate_facts(layer, x: Interval, types: dict) -> dict:
+    """The numbers hgq_chip.estimate prices this layer's firmware with (estimation/asq_post_ops.py)."""
+    n_out = layer.n_out_channels
+    facts = {"types": types, "code_source": code_source_interval(x, types, layer.iq.exponent()),
+             "n_elements": layer.n_input_elements(), "positions": layer.n_output_elements() // n_out,
+             "n_channels": int(layer.kernel.shape[-2]), "bias": layer.quantized_bias()}
+    if layer.weight_kind == "lsq":
+        facts["kernel"] = layer.kernel_units().reshape(-1, n_out)
+    else:
+        codes = layer.kq.codes(layer.kernel.numpy()).reshape(-1, n_out)
+        facts["kernel"], facts["uses_c"] = shift_add_kernel(codes, layer.weight_kind, level_shift_and_odd)
+        facts["sqrt_half"] = layer.kq.sqrt_half
+    if layer.adaptive:
+        constants = layer.iq.adapter_constants()
+        facts["adapter"] = {name: np.atleast_1d(value) for name, value in constants.items()}
+    return facts
 
 
 def _conv_sizes(layer) -> dict:
