@@ -58,6 +58,7 @@ BATCH_SIZE = 1024
 LEARNING_RATE = 3e-3
 BETA_START, BETA_END = 1e-7, 1e-4
 POOL = 7  # 28x28 averaged over 7x7 blocks -> 4x4 = 16 features
+TARGETS = ((0.85, 60_000), (0.80, 25_000))  # issue 9: (test accuracy, at most this many EBOPs)
 
 
 # -- data --------------------------------------------------------------------------------
@@ -228,6 +229,29 @@ def print_lut_front(name: str, points: list[dict]) -> None:
         print(f"  {p['accuracy']:.4f} @ {p['lut']:7d} LUTs   (epoch {p['epoch']})")
 
 
+def print_dominance(ours: list[dict], theirs: list[dict]) -> None:
+    """For each HGQ2 front point, our cheapest point at least as accurate and no more expensive."""
+    print("\ndoes our front dominate HGQ2's? (each HGQ2 point: our cheapest point with >= accuracy at <= EBOPs)")
+    missing = 0
+    for p in theirs:
+        covering = [q for q in ours if q["accuracy"] >= p["accuracy"] and q["ebops"] <= p["ebops"]]
+        if covering:
+            q = min(covering, key=lambda q: q["ebops"])
+            print(f"  HGQ2 {p['accuracy']:.4f} @ {p['ebops'] / 1e3:7.1f}k  <-  ours {q['accuracy']:.4f} @ {q['ebops'] / 1e3:7.1f}k")
+        else:
+            missing += 1
+            print(f"  HGQ2 {p['accuracy']:.4f} @ {p['ebops'] / 1e3:7.1f}k  <-  none of ours")
+    print(f"  {len(theirs) - missing} of {len(theirs)} HGQ2 points dominated")
+
+
+def print_targets(ours: list[dict]) -> None:
+    for accuracy, budget in TARGETS:
+        best = max((p for p in ours if p["ebops"] <= budget), key=lambda p: p["accuracy"], default=None)
+        found = f"{best['accuracy']:.4f} @ {best['ebops'] / 1e3:.1f}k" if best else "no point"
+        verdict = "met" if best and best["accuracy"] >= accuracy else "NOT met"
+        print(f"  target {accuracy:.2f} at <= {budget / 1e3:.0f}k EBOPs: best {found} -> {verdict}")
+
+
 def plot_fronts(fronts: dict[str, list[dict]], path: str) -> None:
     try:
         import matplotlib
@@ -291,11 +315,13 @@ def main(argv=None) -> int:
         times["hgq_chip"], ours = run_hgq_chip(data, args.epochs, directory)
         fronts["hgq_chip"] = print_front("hgq_chip", ours)
         print_lut_front("hgq_chip", ours)
+        print_targets(fronts["hgq_chip"])
 
         if QDense is not None:
             keras.utils.set_random_seed(args.seed)
             times["HGQ2"], theirs = run_hgq2(data, args.epochs, directory, jit_compile=True if args.hgq2_xla else "auto")
             fronts["HGQ2"] = print_front("HGQ2", theirs)
+            print_dominance(fronts["hgq_chip"], fronts["HGQ2"])
         else:
             print("\nHGQ2 not installed (import hgq failed): its front is skipped")
 

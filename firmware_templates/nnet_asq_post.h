@@ -179,10 +179,13 @@ typename CONFIG_T::table_t asq_reciprocal(typename CONFIG_T::beta_t beta, typena
     return table[beta.range(CONFIG_T::beta_t::width - 1, 0).to_uint() - CONFIG_T::beta_min_code];
 }
 
+// The scale of LSQ outputs: 1 (no rescale product).
+struct asq_no_rescale {};
+
 // res = acc * 2^out_shift + bias (LSQ) ...
 template <class res_T, typename CONFIG_T>
 void asq_outputs(typename CONFIG_T::accum_t acc[CONFIG_T::n_out], res_T res[CONFIG_T::n_out],
-                 typename CONFIG_T::bias_t b[CONFIG_T::n_out]) {
+                 typename CONFIG_T::bias_t b[CONFIG_T::n_out], asq_no_rescale) {
     #pragma HLS INLINE
     for (unsigned j = 0; j < CONFIG_T::n_out; j++) {
         #pragma HLS UNROLL
@@ -216,7 +219,7 @@ void asq_post_dense(data_T x[CONFIG_T::n_in], res_T res[CONFIG_T::n_out],
     asq_input_codes<data_T, CONFIG_T, CONFIG_T::n_in>(x, m);
     asq_sqrt_half_products<CONFIG_T, CONFIG_T::n_in>(m, xc);
     asq_accumulate<CONFIG_T>(m, xc, acc, w, typename CONFIG_T::weight_kind());
-    asq_outputs<res_T, CONFIG_T>(acc, res, b);
+    asq_outputs<res_T, CONFIG_T>(acc, res, b, asq_no_rescale());
 }
 
 template <class data_T, class res_T, typename CONFIG_T>
@@ -259,6 +262,26 @@ void asq_patch(unsigned oh, unsigned ow, typename CONFIG_T::code_t m[], typename
     }
 }
 
+// Every output position: gather its patch, accumulate, scale (asq_no_rescale or beta) and add the bias.
+template <class res_T, typename CONFIG_T, class scale_T>
+void asq_conv_positions(typename CONFIG_T::code_t m[], typename CONFIG_T::xc_t xc[],
+                        res_T res[CONFIG_T::out_height * CONFIG_T::out_width * CONFIG_T::n_out],
+                        typename CONFIG_T::weight_t w[CONFIG_T::n_in * CONFIG_T::n_out],
+                        typename CONFIG_T::bias_t b[CONFIG_T::n_out], scale_T scale) {
+    #pragma HLS INLINE
+    for (unsigned oh = 0; oh < CONFIG_T::out_height; oh++) {
+        for (unsigned ow = 0; ow < CONFIG_T::out_width; ow++) {
+            #pragma HLS UNROLL
+            typename CONFIG_T::code_t m_patch[CONFIG_T::n_in];
+            typename CONFIG_T::xc_t xc_patch[CONFIG_T::n_in];
+            typename CONFIG_T::accum_t acc[CONFIG_T::n_out];
+            asq_patch<CONFIG_T>(oh, ow, m, xc, m_patch, xc_patch);
+            asq_accumulate<CONFIG_T>(m_patch, xc_patch, acc, w, typename CONFIG_T::weight_kind());
+            asq_outputs<res_T, CONFIG_T>(acc, res + (oh * CONFIG_T::out_width + ow) * CONFIG_T::n_out, b, scale);
+        }
+    }
+}
+
 template <class data_T, class res_T, typename CONFIG_T>
 void asq_post_conv(data_T x[CONFIG_T::in_height * CONFIG_T::in_width * CONFIG_T::n_chan],
                    res_T res[CONFIG_T::out_height * CONFIG_T::out_width * CONFIG_T::n_out],
@@ -272,17 +295,7 @@ void asq_post_conv(data_T x[CONFIG_T::in_height * CONFIG_T::in_width * CONFIG_T:
     #pragma HLS ARRAY_PARTITION variable=xc complete
     asq_input_codes<data_T, CONFIG_T, n_elements>(x, m);
     asq_sqrt_half_products<CONFIG_T, n_elements>(m, xc);
-    for (unsigned oh = 0; oh < CONFIG_T::out_height; oh++) {
-        for (unsigned ow = 0; ow < CONFIG_T::out_width; ow++) {
-            #pragma HLS UNROLL
-            typename CONFIG_T::code_t m_patch[CONFIG_T::n_in];
-            typename CONFIG_T::xc_t xc_patch[CONFIG_T::n_in];
-            typename CONFIG_T::accum_t acc[CONFIG_T::n_out];
-            asq_patch<CONFIG_T>(oh, ow, m, xc, m_patch, xc_patch);
-            asq_accumulate<CONFIG_T>(m_patch, xc_patch, acc, w, typename CONFIG_T::weight_kind());
-            asq_outputs<res_T, CONFIG_T>(acc, res + (oh * CONFIG_T::out_width + ow) * CONFIG_T::n_out, b);
-        }
-    }
+    asq_conv_positions<res_T, CONFIG_T>(m, xc, res, w, b, asq_no_rescale());
 }
 
 template <class data_T, class res_T, typename CONFIG_T>
@@ -300,17 +313,7 @@ void asq_post_conv_adaptive(data_T x[CONFIG_T::in_height * CONFIG_T::in_width * 
     #pragma HLS ARRAY_PARTITION variable=xc complete
     asq_input_codes<data_T, CONFIG_T, n_elements>(x, m, asq_reciprocal<CONFIG_T>(beta, table));
     asq_sqrt_half_products<CONFIG_T, n_elements>(m, xc);
-    for (unsigned oh = 0; oh < CONFIG_T::out_height; oh++) {
-        for (unsigned ow = 0; ow < CONFIG_T::out_width; ow++) {
-            #pragma HLS UNROLL
-            typename CONFIG_T::code_t m_patch[CONFIG_T::n_in];
-            typename CONFIG_T::xc_t xc_patch[CONFIG_T::n_in];
-            typename CONFIG_T::accum_t acc[CONFIG_T::n_out];
-            asq_patch<CONFIG_T>(oh, ow, m, xc, m_patch, xc_patch);
-            asq_accumulate<CONFIG_T>(m_patch, xc_patch, acc, w, typename CONFIG_T::weight_kind());
-            asq_outputs<res_T, CONFIG_T>(acc, res + (oh * CONFIG_T::out_width + ow) * CONFIG_T::n_out, b, beta);
-        }
-    }
+    asq_conv_positions<res_T, CONFIG_T>(m, xc, res, w, b, beta);
 }
 
 } // namespace nnet

@@ -87,10 +87,13 @@ def test_post_kernel_has_no_weight_multiplier():
     # accumulation (a conv's patches then read the shared products).
     for layer in ("asq_post_dense", "asq_post_dense_adaptive", "asq_post_conv", "asq_post_conv_adaptive"):
         body = _function_body(source, f"void {layer}(")
-        calls = [name for name in re.findall(r"(asq_\w+)<", body)]
-        assert calls.count("asq_sqrt_half_products") == 1 and calls.count("asq_accumulate") == 1, (layer, calls)
-        assert calls.index("asq_sqrt_half_products") < calls.index("asq_accumulate")
+        calls = re.findall(r"(asq_\w+)<", body)
+        accumulation = "asq_conv_positions" if "conv" in layer else "asq_accumulate"
+        assert calls.count("asq_sqrt_half_products") == 1 and calls.count(accumulation) == 1, (layer, calls)
+        assert calls.index("asq_sqrt_half_products") < calls.index(accumulation)
         assert _products(body) == [], (layer, _products(body))
+    positions = _function_body(source, "void asq_conv_positions(")
+    assert _products(positions) == [] and re.findall(r"(asq_\w+)<", positions).count("asq_accumulate") == 1
 
 
 def test_generated_post_layer_stores_level_codes_and_uses_the_shift_add_kernel(tmp_path):
