@@ -42,6 +42,8 @@ def shift_add_kernel(codes: np.ndarray, kind: str, level_shift_and_odd) -> tuple
     """POT/POST codes (patch rows x outputs) as constants on the rows [m; x·c]: ±2**-shift.
 
     Returns the (2 * rows, outputs) kernel and, per code row, whether its x·c row is used.
+    ``level_shift_and_odd`` (from hgq_chip.quantizers.post) is passed in: this package stays
+    free of the Keras-importing quantizers so `hgq_chip estimate DIR` starts fast.
     """
     codes = np.asarray(codes)
     kernel = np.zeros((2 * codes.shape[0], codes.shape[1]))
