@@ -10,7 +10,8 @@ Saving a ``.keras`` file takes tens of milliseconds of Python, as long as a whol
 a small model, and in a falling-EBOPs run nearly every epoch joins the front. So the epoch
 end only copies the weights; one background thread writes them through a clone of the
 model, in order, and ``fit`` returns after the last file is written. Files hold the model
-(architecture, weights, ranges, f), not the optimizer state.
+(architecture, weights, ranges, f), not the optimizer state. The clone is rebuilt from the
+model's config, so custom layers must be registered (as loading the files needs anyway).
 """
 
 from __future__ import annotations
