@@ -17,7 +17,8 @@ of the same model beats in both numbers. HGQ2 (``import hgq``) runs only if inst
 
 Epoch times are wall time per epoch as a user sees it (training, the validation pass and
 each model's own epoch-end callbacks); the first epoch (tracing) is excluded and the
-median of the rest reported. Our model is compiled with ``jit_compile=True`` (XLA fuses
+median of the rest reported. The models train in turn, ``--chunk`` epochs at a time, so a
+shared machine whose speed drifts during the run slows all of them alike. Our model is compiled with ``jit_compile=True`` (XLA fuses
 the quantizers' elementwise ops); Keras's default on a CPU-only machine is no XLA, so the
 float baseline and HGQ2 run as a user would run them by default. A float model with XLA
 is timed too, for reference; ``--hgq2-xla`` compiles HGQ2 with XLA as well.
@@ -34,6 +35,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -114,6 +116,9 @@ def hgq2_mlp(n_in: int) -> keras.Model:
 
 # -- training ----------------------------------------------------------------------------
 class EpochTimer(keras.callbacks.Callback):
+    """Wall time per epoch, including the other callbacks' epoch-end work and, for the last
+    epoch of each ``fit``, their train-end work (e.g. waiting for background checkpoint writes)."""
+
     def __init__(self):
         super().__init__()
         self.seconds: list[float] = []
@@ -122,18 +127,40 @@ class EpochTimer(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        self._end = time.perf_counter()
+        self.seconds.append(self._end - self._start)
+
+    def on_train_end(self, logs=None):
+        if self.seconds:
+            self.seconds[-1] += time.perf_counter() - self._end
 
 
-def train(model, data, epochs: int, callbacks=(), jit_compile="auto") -> list[float]:
-    """Fit with the shared recipe; returns the warm epochs' seconds."""
-    model.compile(keras.optimizers.Adam(LEARNING_RATE), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=jit_compile)
-    # The timer comes last so its epoch end follows the other callbacks' epoch-end work.
-    timer = EpochTimer()
-    model.fit(*data["train"], validation_data=data["val"], epochs=epochs, batch_size=BATCH_SIZE, verbose=0,
-              callbacks=[*callbacks, timer])
-    return timer.seconds[1:]
+@dataclass
+class Run:
+    """One model of the comparison with its own callbacks and compile option."""
+
+    name: str
+    model: keras.Model
+    callbacks: list = field(default_factory=list)
+    jit_compile: object = "auto"
+    timer: EpochTimer = field(default_factory=EpochTimer)
+
+
+def train_interleaved(runs: list[Run], data, epochs: int, chunk: int) -> dict[str, list[float]]:
+    """Fit every run with the shared recipe, ``chunk`` epochs at a time in turn, so that a
+    machine whose speed drifts (shared cores) slows every model alike. Returns each run's
+    per-epoch seconds without the first epoch (tracing and compilation)."""
+    for run in runs:
+        run.model.compile(keras.optimizers.Adam(LEARNING_RATE),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                          jit_compile=run.jit_compile)
+    for start in range(0, epochs, chunk):
+        for run in runs:
+            # The timer comes last so its epoch end follows the other callbacks' epoch-end work.
+            run.model.fit(*data["train"], validation_data=data["val"], initial_epoch=start,
+                          epochs=min(start + chunk, epochs), batch_size=BATCH_SIZE, verbose=0,
+                          callbacks=[*run.callbacks, run.timer])
+    return {run.name: run.timer.seconds[1:] for run in runs}
 
 
 def test_accuracy(model, data) -> float:
@@ -156,48 +183,50 @@ def non_dominated(points: list[dict]) -> list[dict]:
     return front
 
 
-def run_hgq_chip(data, epochs: int, directory: Path, init_bits: float = 4.0,
-                 ramp_fraction: float = 0.8) -> tuple[list[float], list[dict]]:
-    model = hgq_chip_mlp(data["train"][0].shape[1], init_bits)
-    checkpoints = directory / "hgq_chip"
+def hgq_chip_run(n_in: int, epochs: int, directory: Path, init_bits: float, ramp_fraction: float) -> Run:
+    model = hgq_chip_mlp(n_in, init_bits)
     # Same beta range as HGQ2, but the ramp ends at ramp_fraction of the run and beta then
     # holds at its end value: the last epochs trade accuracy for EBOPs at full pressure.
     ramp_end = max(min(round(ramp_fraction * epochs), epochs - 1), 1)
     # EBOPsMetric precedes ParetoCheckpoint so the checkpoint reads the logged exact EBOPs.
     callbacks = [ResetRanges(), LogRampBeta(BETA_START, BETA_END, stop=ramp_end), EBOPsMetric(),
-                 ParetoCheckpoint(str(checkpoints), monitor="val_accuracy")]
-    seconds = train(model, data, epochs, callbacks, jit_compile=True)
+                 ParetoCheckpoint(str(directory / "hgq_chip"), monitor="val_accuracy")]
+    return Run("hgq_chip", model, callbacks, jit_compile=True)
+
+
+def hgq_chip_points(directory: Path, data) -> list[dict]:
     points = []
-    with open(checkpoints / "pareto.json") as handle:
+    with open(directory / "hgq_chip" / "pareto.json") as handle:
         members = json.load(handle)
     for member in members:
         trained = hgq_chip.load_model(member["path"])
         hgq_chip.calibrate(trained, data["train"][0])
         points.append({"epoch": member["epoch"], "path": member["path"], "ebops": hgq_chip.ebops(trained),
                        "accuracy": test_accuracy(trained, data), "lut": hgq_chip.estimate(trained).lut})
-    return seconds, points
+    return points
 
 
-def run_hgq2(data, epochs: int, directory: Path, jit_compile="auto") -> tuple[list[float], list[dict]]:
-    n_in = data["train"][0].shape[1]
-    model = hgq2_mlp(n_in)
-    checkpoints = directory / "hgq2"
+def hgq2_run(n_in: int, epochs: int, directory: Path, jit_compile="auto") -> Run:
     schedule = PieceWiseSchedule([(0, BETA_START, "log"), (max(epochs - 1, 1), BETA_END, "constant")])
     # Weights only: reloading into a freshly built model avoids depending on HGQ2's
     # whole-model deserialization; the epoch in the name lets us report it.
-    front = ParetoFront(str(checkpoints), ["val_accuracy", "ebops"], [1, -1],
+    front = ParetoFront(str(directory / "hgq2"), ["val_accuracy", "ebops"], [1, -1],
                         fname_format="epoch={epoch}.weights.h5")
-    seconds = train(model, data, epochs, [BetaScheduler(schedule), FreeEBOPs(), front], jit_compile=jit_compile)
+    return Run("HGQ2", hgq2_mlp(n_in), [BetaScheduler(schedule), FreeEBOPs(), front], jit_compile=jit_compile)
+
+
+def hgq2_points(run: Run, data) -> list[dict]:
+    front = run.callbacks[-1]
     points = []
     for path in front.paths:
-        trained = hgq2_mlp(n_in)
+        trained = hgq2_mlp(data["train"][0].shape[1])
         trained.load_weights(path)
         # trace_minmax resets and re-traces the ranges on the training set, then returns the
         # sum of every layer's exact EBOPs at those ranges.
         ebops = trace_minmax(trained, data["train"][0], batch_size=BATCH_SIZE)
         epoch = int(Path(path).name.split("=")[1].split(".")[0])
         points.append({"epoch": epoch, "path": str(path), "ebops": int(ebops), "accuracy": test_accuracy(trained, data)})
-    return seconds, points
+    return points
 
 
 # -- conversion check --------------------------------------------------------------------
@@ -300,6 +329,7 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", default=None, help="write a PNG of both fronts here")
     parser.add_argument("--verify-points", type=int, default=3, help="convert and verify this many of our front points")
     parser.add_argument("--hgq2-xla", action="store_true", help="compile HGQ2 with jit_compile=True as well")
+    parser.add_argument("--chunk", type=int, default=10, help="models train in turn, this many epochs at a time")
     parser.add_argument("--init-bits", type=float, default=4.0, help="our initial fractional bits (HDense default: 6)")
     parser.add_argument("--ramp-fraction", type=float, default=0.8,
                         help="our beta ramp ends at this fraction of the epochs, then holds (1.0: HGQ2's schedule)")
@@ -314,28 +344,29 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="pareto_mnist16_") as temporary:
         directory = args.out or Path(temporary)
         directory.mkdir(parents=True, exist_ok=True)
-        times, fronts = {}, {}
+        fronts = {}
+        n_in = data["train"][0].shape[1]
+        runs = []
+        for name, make in (("float keras", lambda: Run("float keras", float_mlp(n_in))),
+                           ("float + XLA", lambda: Run("float + XLA", float_mlp(n_in), jit_compile=True)),
+                           ("hgq_chip", lambda: hgq_chip_run(n_in, args.epochs, directory, args.init_bits,
+                                                             args.ramp_fraction)),
+                           ("HGQ2", lambda: hgq2_run(n_in, args.epochs, directory, True if args.hgq2_xla else "auto"))):
+            if name == "HGQ2" and QDense is None:
+                print("\nHGQ2 not installed (import hgq failed): it is skipped")
+                continue
+            keras.utils.set_random_seed(args.seed)
+            runs.append(make())
+        times = train_interleaved(runs, data, args.epochs, args.chunk)
 
-        keras.utils.set_random_seed(args.seed)
-        baseline = float_mlp(data["train"][0].shape[1])
-        times["float keras"] = train(baseline, data, args.epochs)
-        print(f"\nfloat keras: test accuracy {test_accuracy(baseline, data):.4f}")
-        keras.utils.set_random_seed(args.seed)
-        times["float + XLA"] = train(float_mlp(data["train"][0].shape[1]), data, args.epochs, jit_compile=True)
-
-        keras.utils.set_random_seed(args.seed)
-        times["hgq_chip"], ours = run_hgq_chip(data, args.epochs, directory, args.init_bits, args.ramp_fraction)
+        print(f"\nfloat keras: test accuracy {test_accuracy(runs[0].model, data):.4f}")
+        ours = hgq_chip_points(directory, data)
         fronts["hgq_chip"] = print_front("hgq_chip", ours)
         print_lut_front("hgq_chip", ours)
         print_targets(fronts["hgq_chip"])
-
         if QDense is not None:
-            keras.utils.set_random_seed(args.seed)
-            times["HGQ2"], theirs = run_hgq2(data, args.epochs, directory, jit_compile=True if args.hgq2_xla else "auto")
-            fronts["HGQ2"] = print_front("HGQ2", theirs)
+            fronts["HGQ2"] = print_front("HGQ2", hgq2_points(runs[-1], data))
             print_dominance(fronts["hgq_chip"], fronts["HGQ2"])
-        else:
-            print("\nHGQ2 not installed (import hgq failed): its front is skipped")
 
         print("\nper-epoch wall time (median of warm epochs)")
         reference = statistics.median(times["float keras"])

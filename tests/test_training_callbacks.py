@@ -1,6 +1,7 @@
 """Beta schedules, the PID controller, EBOPs logging, range resets and Pareto checkpoints."""
 
 import json
+import time
 import math
 import os
 
@@ -186,6 +187,25 @@ def test_pareto_in_fit_saves_models_with_their_exact_ebops(tmp_path):
         # Written in the background from a copy taken at that epoch's end, not from later weights.
         saved = loaded.get_weights()
         assert all(np.array_equal(a, b) for a, b in zip(saved, weights_at_epoch[member["epoch"]], strict=True))
+
+
+def test_pareto_members_reach_the_disk_during_training(tmp_path):
+    model = _tiny_model()
+    x, y = _data()
+    seen_during_fit = []
+
+    def look(epoch, logs):
+        if epoch == 2:  # after the flush of epoch 1 (in the background), before that of epoch 3
+            deadline = time.monotonic() + 30
+            while not (tmp_path / "pareto.json").is_file() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen_during_fit.extend(json.loads((tmp_path / "pareto.json").read_text()))
+
+    callbacks = [EBOPsMetric(), ParetoCheckpoint(str(tmp_path), write_every=2), keras.callbacks.LambdaCallback(on_epoch_end=look)]
+    model.fit(x, y, validation_data=(x, y), epochs=4, batch_size=16, verbose=0, callbacks=callbacks)
+    assert seen_during_fit and all(m["epoch"] <= 1 for m in seen_during_fit)
+    with pytest.raises(ValueError, match="write_every"):
+        ParetoCheckpoint(str(tmp_path), write_every=0)
 
 
 def test_pareto_write_failure_is_raised_at_train_end(tmp_path):

@@ -7,9 +7,11 @@ as ``epoch=<e>-<metric>=<value>-ebops=<n>.keras`` and listed in ``pareto.json``
 without loading models.
 
 Saving a ``.keras`` file takes tens of milliseconds of Python, as long as a whole epoch of
-a small model, and in a falling-EBOPs run nearly every epoch joins the front. So the epoch
-end only copies the weights; one background thread writes them through a clone of the
-model, in order, and ``fit`` returns after the last file is written. Files hold the model
+a small model, and in a falling-EBOPs run nearly every epoch joins the front, most of them
+only until a later epoch beats them. So the epoch end only copies the weights of a new
+member; every ``write_every`` epochs (and when ``fit`` ends) one background thread writes
+the members still on the front through a clone of the model and deletes the files of
+those that left it. ``fit`` returns after the last file is written. Files hold the model
 (architecture, weights, ranges, f), not the optimizer state. The clone is rebuilt from the
 model's config, so custom layers must be registered (as loading the files needs anyway).
 """
@@ -42,17 +44,23 @@ class ParetoCheckpoint(keras.callbacks.Callback):
     before this callback) or are computed here, so every number is the exact integer.
     """
 
-    def __init__(self, directory: str, monitor: str = "val_accuracy", mode: str = "max", resume: bool = False):
+    def __init__(self, directory: str, monitor: str = "val_accuracy", mode: str = "max", resume: bool = False,
+                 write_every: int = 10):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        if int(write_every) < 1:
+            raise ValueError(f"write_every must be >= 1 epoch, got {write_every}")
         self.directory = str(directory)
         self.monitor = monitor
         self.mode = mode
         self.resume = bool(resume)
+        self.write_every = int(write_every)
         self.front: list[dict] = []
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
+        self._unwritten: dict[str, list] = {}  # path -> weights of members not yet on disk
+        self._stale: list[str] = []  # files of members that left the front
         self._clone = None
 
     @property
@@ -82,23 +90,37 @@ class ParetoCheckpoint(keras.callbacks.Callback):
                 "pass validation_data to fit or choose another monitor"
             )
         metric = float(logs[self.monitor])
-        if not math.isfinite(metric):
-            return
         self._raise_write_errors()
-        candidate = {"epoch": int(epoch), "metric": metric, "ebops": exact_ebops_in_logs(self.model, logs)}
+        if math.isfinite(metric):
+            self._consider({"epoch": int(epoch), "metric": metric, "ebops": exact_ebops_in_logs(self.model, logs)})
+        if (epoch + 1) % self.write_every == 0:
+            self._flush()
+
+    def _consider(self, candidate: dict) -> None:
+        """Add the epoch to the front (weights copied, written later) unless a member dominates it."""
         if any(dominates(member, candidate, self.mode) for member in self.front):
             return
         candidate["path"] = os.path.join(self.directory, self._file_name(candidate))
-        dominated = [m for m in self.front if dominates(candidate, m, self.mode)]
-        for member in dominated:
+        for member in [m for m in self.front if dominates(candidate, m, self.mode)]:
             self.front.remove(member)
+            if self._unwritten.pop(member["path"], None) is None:
+                self._stale.append(member["path"])
         self.front.append(candidate)
         self.front.sort(key=lambda m: m["ebops"])
-        job = (candidate["path"], self.model.get_weights(), [m["path"] for m in dominated], self._records())
-        self._pending.append(self._writer.submit(self._write, *job))
+        self._unwritten[candidate["path"]] = self.model.get_weights()
 
     def on_train_end(self, logs=None):
+        self._flush()
         self.wait()
+
+    def _flush(self) -> None:
+        """Queue the writes of the unwritten members, the deletion of stale files and the index."""
+        if self._writer is None or not (self._unwritten or self._stale):
+            return
+        job = (dict(self._unwritten), list(self._stale), self._records())
+        self._unwritten.clear()
+        self._stale.clear()
+        self._pending.append(self._writer.submit(self._write, *job))
 
     def wait(self) -> None:
         """Block until every file and the index are written; re-raise a failed write."""
@@ -113,10 +135,11 @@ class ParetoCheckpoint(keras.callbacks.Callback):
         for future in done:
             future.result()
 
-    def _write(self, path: str, weights: list, dominated_paths: list[str], records: list[dict]) -> None:
-        self._clone.set_weights(weights)
-        self._clone.save(path)
-        for old in dominated_paths:
+    def _write(self, members: dict[str, list], stale: list[str], records: list[dict]) -> None:
+        for path, weights in members.items():
+            self._clone.set_weights(weights)
+            self._clone.save(path)
+        for old in stale:
             if os.path.isfile(old):
                 os.remove(old)
         self._write_index(records)
