@@ -23,7 +23,8 @@ import sys
 import tensorflow as tf
 from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
-tf.random.set_seed(0)
+# Seeds Python, NumPy and TF: tf_keras draws unseeded initializer seeds from Python's random.
+tf.keras.utils.set_random_seed(0)
 bias = tf.keras.initializers.RandomUniform(-1, 1, seed=1)
 inputs = tf.keras.Input(shape=(16,))
 x = QActivation(quantized_bits(10, 3, alpha=1), name="input_q")(inputs)
