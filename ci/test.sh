@@ -5,7 +5,11 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" dev,rtl,qkeras,plot
 cd "$ROOT"
 set +e
-python -m pytest -q "$@"
+# Most test time is g++ compiling HLS projects, one single-threaded compiler per test: run the
+# tests in parallel workers, one per core up to 4 (each worker loads TensorFlow, ~1 GB).
+# HGQ_CHIP_TEST_WORKERS overrides the count; 0 runs everything in this process.
+workers="${HGQ_CHIP_TEST_WORKERS:-$(python -c 'import os; print(min(len(os.sched_getaffinity(0)), 4))')}"
+python -m pytest -q -n "$workers" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
