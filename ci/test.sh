@@ -6,10 +6,14 @@ set -euo pipefail
 cd "$ROOT"
 set +e
 # Most test time is g++ compiling HLS projects, one single-threaded compiler per test: run the
-# tests in parallel workers, one per core up to 4 (each worker loads TensorFlow, ~1 GB).
-# HGQ_CHIP_TEST_WORKERS overrides the count; 0 runs everything in this process.
-workers="${HGQ_CHIP_TEST_WORKERS:-$(python -c 'import os; print(min(len(os.sched_getaffinity(0)), 4))')}"
-python -m pytest -q -n "$workers" "$@"
+# tests in parallel workers, xdist's one per core up to 4 (each worker loads TensorFlow, ~1 GB).
+# HGQ_CHIP_TEST_WORKERS sets the count instead; 0 runs everything in this process.
+if [ -n "${HGQ_CHIP_TEST_WORKERS:-}" ]; then
+    workers=(-n "$HGQ_CHIP_TEST_WORKERS")
+else
+    workers=(-n auto --maxprocesses 4)
+fi
+python -m pytest -q "${workers[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
