@@ -13,13 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import HGQChipError
-
-
-class DataError(HGQChipError):
-    """A data file is missing or does not hold ``x`` and ``y`` arrays of matching length."""
-
-    exit_code = 2
+from .errors import DataError  # noqa: F401  (re-exported: hgq_chip.data.DataError)
 
 
 @dataclass(frozen=True)

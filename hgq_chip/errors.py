@@ -1,10 +1,21 @@
-"""The exceptions a user of hgq_chip can see; each message says what to do next."""
+"""The exceptions a user of hgq_chip can see; each message says what to do next.
+
+Exit codes of the CLI (``hgq_chip ...``): 0 success, 1 any other hgq_chip error,
+2 command-line usage (argparse's own code, used by no error class), 3-16 one per class
+below, 130 interrupted (Ctrl-C). The README's table lists them.
+"""
 
 
 class HGQChipError(Exception):
     """Base class: the CLI prints these to stderr and exits with ``exit_code``."""
 
     exit_code = 1
+
+
+class DataError(HGQChipError):
+    """Input data (``--data``, calibration or verification arrays, ``.npz`` files) is missing or malformed."""
+
+    exit_code = 11
 
 
 class ModelFileError(HGQChipError):
@@ -53,3 +64,33 @@ class MismatchError(HGQChipError):
     """C simulation and the Keras model disagree."""
 
     exit_code = 10
+
+
+class SimulationCrashError(HGQChipError):
+    """The compiled C simulation died (abort, assert, segfault) in its child process."""
+
+    exit_code = 12
+
+
+class CompileError(HGQChipError):
+    """g++ could not build the project's C simulation."""
+
+    exit_code = 13
+
+
+class UnsafeOutputError(HGQChipError):
+    """An output path that a command must not write into or replace (a user folder, the input's folder, ...)."""
+
+    exit_code = 14
+
+
+class OutputLockedError(HGQChipError):
+    """Another hgq_chip command is writing the same output folder."""
+
+    exit_code = 15
+
+
+class ProjectError(HGQChipError):
+    """A project folder is not an hgq_chip/hls4ml project, or does not match the model given with it."""
+
+    exit_code = 16
