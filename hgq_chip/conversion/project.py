@@ -17,6 +17,7 @@ from .graph import graph_nodes
 from .hls_config import backend_name, build_hls_config, check_io_type, strategy_name
 from .hls_handlers import register_handlers
 from .inputs import all_input_formats
+from .manifest import model_manifest, write_manifest
 from .precision import derive
 from .stream import check_one_type_per_tensor, move_casts_before_reshapes
 from .reports import write_reports
@@ -113,6 +114,10 @@ def convert(
         log(f"[hgq_chip] writing {backend} {io_type} project")
         hls_model = _write_hls4ml_project(model, staging, project_name, backend, io_type, part, clock_period, hls_config)
         write_reports(staging, records, input_types, hls_config)
+        write_manifest(staging, model_manifest(
+            model, project_name=project_name, backend=backend, io_type=io_type, strategy=str(strategy).lower(),
+            reuse_factor=reuse_factor, clock_period=clock_period, part=part,
+        ))
         if output_dir.exists():
             shutil.rmtree(output_dir)
         staging.rename(output_dir)

@@ -1,0 +1,87 @@
+"""``hgq_chip_project.json``: the marker and description every converted project carries.
+
+Written by ``convert`` into the project folder (in the staging folder, so it appears with
+the complete project). Other commands read it instead of guessing:
+
+- ``convert --force`` replaces only folders that hold it (an earlier hgq_chip project);
+- ``verify`` checks the model's input/output names and sizes against it before compiling;
+- ``estimate DIR`` takes the strategy, reuse factor and clock period the project was built with.
+
+No Keras is imported here, so ``hgq_chip estimate`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .._version import __version__
+from ..errors import ProjectError
+
+MANIFEST_FILE = "hgq_chip_project.json"
+FORMAT_VERSION = 1
+
+
+def tensor_entries(tensors, names) -> list[dict]:
+    """``[{"name": ..., "shape": [...], "size": n}]`` for Keras tensors (batch axis dropped)."""
+    entries = []
+    for tensor, name in zip(tensors, names):
+        shape = [int(d) for d in tensor.shape[1:]]
+        size = 1
+        for d in shape:
+            size *= d
+        entries.append({"name": str(name), "shape": shape, "size": size})
+    return entries
+
+
+def model_manifest(model, *, project_name: str, backend: str, io_type: str, strategy: str, reuse_factor: int,
+                   clock_period: float, part: str | None) -> dict:
+    """The manifest of ``model`` (a functional ``keras.Model``) converted with these options.
+
+    Inputs are named by their input layers, outputs by the layers producing them
+    (``model.output_names``), in the order of the firmware's arguments.
+    """
+    input_names = [t.name for t in model.inputs]  # a functional model's input tensors carry the Input layer's name
+    output_names = list(model.output_names)
+    return {
+        "format": FORMAT_VERSION,
+        "hgq_chip_version": __version__,
+        "model_name": model.name,
+        "project_name": project_name,
+        "backend": backend,
+        "io_type": io_type,
+        "strategy": strategy,
+        "reuse_factor": int(reuse_factor),
+        "clock_period_ns": float(clock_period),
+        "part": part,
+        "inputs": tensor_entries(model.inputs, input_names),
+        "outputs": tensor_entries(model.outputs, output_names),
+    }
+
+
+def write_manifest(directory, manifest: dict) -> Path:
+    path = Path(directory) / MANIFEST_FILE
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def is_project(directory) -> bool:
+    """True when ``directory`` holds the marker of an hgq_chip conversion."""
+    return (Path(directory) / MANIFEST_FILE).is_file()
+
+
+def read_manifest(directory) -> dict:
+    """The manifest of a project folder; ProjectError if it is missing or unreadable."""
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise ProjectError(
+            f"{directory} has no {MANIFEST_FILE}, so it was not written by `hgq_chip convert` (or by an older "
+            "version); convert the model again into a new folder"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ProjectError(f"cannot read {path} ({error}); convert the model again") from error
+    if not isinstance(manifest, dict) or "inputs" not in manifest or "outputs" not in manifest:
+        raise ProjectError(f"{path} is not an hgq_chip project manifest; convert the model again")
+    return manifest
