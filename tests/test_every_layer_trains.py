@@ -26,15 +26,17 @@ SAMPLES = 32
 BATCH = 16
 N_CLASSES = 3
 
-# Keras parent -> (per-sample input shape, variants: (id, constructor arguments)).
-# Most specific parent first: every hgq_chip layer is also a keras.layers.Layer.
+# Keras parent -> (per-sample input shape, variants: (id, constructor args, keyword args)).
+# Most specific parent first: every hgq_chip layer is also a keras.layers.Layer. Only
+# options every class of that parent accepts (ASQ convolutions refuse 'same' and dilation).
+CONV_VARIANTS = (("", (3, 3), {}), ("strided", (3, 3), {"strides": 2}))
 CASES_BY_PARENT = (
-    (keras.layers.Conv2D, (5, 5, 2), (("", (3, 3)),)),
-    (keras.layers.Conv1D, (8, 2), (("", (3, 3)),)),
-    (keras.layers.Dense, (6,), (("", (4,)),)),
-    (keras.layers.Activation, (6,), (("relu", ("relu",)), ("tanh-table", ("tanh",)))),
-    (keras.layers.Add, (6,), (("", ()),)),
-    (keras.layers.Layer, (6,), (("", ()),)),
+    (keras.layers.Conv2D, (5, 5, 2), CONV_VARIANTS),
+    (keras.layers.Conv1D, (8, 2), CONV_VARIANTS),
+    (keras.layers.Dense, (6,), (("", (4,), {}),)),
+    (keras.layers.Activation, (6,), (("relu", ("relu",), {}), ("tanh-table", ("tanh",), {}))),
+    (keras.layers.Add, (6,), (("", (), {}),)),
+    (keras.layers.Layer, (6,), (("", (), {}),)),
 )
 
 
@@ -60,23 +62,23 @@ def cases() -> list:
     for cls in layer_classes():
         for parent, shape, variants in CASES_BY_PARENT:
             if issubclass(cls, parent):
-                for variant, args in variants:
+                for variant, args, kwargs in variants:
                     case_id = f"{cls.__name__}-{variant}" if variant else cls.__name__
-                    found.append(pytest.param(cls, shape, args, id=case_id))
+                    found.append(pytest.param(cls, shape, args, kwargs, id=case_id))
                 break
     return found
 
 
-def build_model(cls, shape, args, seed=0):
+def build_model(cls, shape, args, kwargs, seed=0):
     """Input -> the layer under test (HAdd: of two HDense branches) -> Flatten -> float Dense head."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape)
     if issubclass(cls, keras.layers.Add):
         branches = [hgq_chip.layers.HDense(shape[-1], name=f"branch{i}")(inputs) for i in range(2)]
-        layer = cls(*args, name="under_test")
+        layer = cls(*args, name="under_test", **kwargs)
         x = layer(branches)
     else:
-        layer = cls(*args, name="under_test")
+        layer = cls(*args, name="under_test", **kwargs)
         x = layer(inputs)
     x = keras.layers.Flatten()(x) if len(x.shape) > 2 else x
     return keras.Model(inputs, keras.layers.Dense(N_CLASSES, name="head")(x)), layer
@@ -110,8 +112,8 @@ def quantizers_of(layer) -> list:
     return list(layer.quantizers()) if hasattr(layer, "quantizers") else []
 
 
-def train_and_check(cls, shape, args, jit_compile: bool):
-    model, layer = build_model(cls, shape, args)
+def train_and_check(cls, shape, args, kwargs, jit_compile: bool):
+    model, layer = build_model(cls, shape, args, kwargs)
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (SAMPLES,) + tuple(shape)).astype(np.float32)
     y = rng.integers(0, N_CLASSES, SAMPLES)
@@ -148,18 +150,18 @@ def test_every_exported_layer_class_has_a_training_case():
     assert {"ADense", "AConv1D", "AConv2D", "HAdd", "HQuantize", "ASQConv2D"} <= {c.__name__ for c in covered}
 
 
-@pytest.mark.parametrize(("cls", "shape", "args"), cases())
-def test_layer_trains_with_fit_and_moves_its_bit_widths(cls, shape, args):
-    train_and_check(cls, shape, args, jit_compile=False)
+@pytest.mark.parametrize(("cls", "shape", "args", "kwargs"), cases())
+def test_layer_trains_with_fit_and_moves_its_bit_widths(cls, shape, args, kwargs):
+    train_and_check(cls, shape, args, kwargs, jit_compile=False)
 
 
-@pytest.mark.parametrize(("cls", "shape", "args"), [c for c in cases() if family(c.values[0]) == "adaqat"])
-def test_adaqat_layer_trains_under_xla(cls, shape, args):
-    model, layer = train_and_check(cls, shape, args, jit_compile=True)
+@pytest.mark.parametrize(("cls", "shape", "args", "kwargs"), [c for c in cases() if family(c.values[0]) == "adaqat"])
+def test_adaqat_layer_trains_under_xla(cls, shape, args, kwargs):
+    model, layer = train_and_check(cls, shape, args, kwargs, jit_compile=True)
     assert layer.bit_widths() != {"w": 8.0, "a": 8.0}  # the controller moved N (lam > 0)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("cls", "shape", "args"), [c for c in cases() if family(c.values[0]) != "adaqat"])
-def test_layer_trains_under_xla(cls, shape, args):
-    train_and_check(cls, shape, args, jit_compile=True)
+@pytest.mark.parametrize(("cls", "shape", "args", "kwargs"), [c for c in cases() if family(c.values[0]) != "adaqat"])
+def test_layer_trains_under_xla(cls, shape, args, kwargs):
+    train_and_check(cls, shape, args, kwargs, jit_compile=True)
