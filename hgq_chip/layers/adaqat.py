@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from keras import ops
 
 from ..quantizers.adaqat import AdaQATActivationQuantizer, AdaQATWeightQuantizer, ceil_ste
 from ..quantizers.hgq import WeightQuantizer
@@ -84,13 +83,37 @@ class ADense(AdaQATLayerMixin, HDense):
         return int(np.sum(bits_in @ bits_w))
 
 
+def taps_in_range(length: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    """(output position, tap) pairs of one spatial axis whose input index lies inside the input.
+
+    Keras' output length and 'same' split (the smaller half of the padding before):
+    out = ceil(L / s) for 'same', floor((L − (k − 1)·d − 1) / s) + 1 for 'valid'.
+    Pure NumPy on Python ints, so it is safe to call while a graph is traced.
+    """
+    span = (kernel - 1) * dilation + 1
+    if padding == "same":
+        outputs = -(-length // stride)
+        before = max((outputs - 1) * stride + span - length, 0) // 2
+    else:
+        outputs = max((length - span) // stride + 1, 0)
+        before = 0
+    index = (np.arange(outputs)[:, None] * stride - before) + np.arange(kernel)[None, :] * dilation
+    return int(np.count_nonzero((index >= 0) & (index < length)))
+
+
 class _AConvMacs:
     def macs(self) -> int:
-        """Multiplications per sample, counting the taps that 'same' padding leaves out."""
-        ones_in = np.ones(self.input_feature_shape, np.float64)
-        ones_w = np.ones(self.kernel.shape, np.float64)
-        total = ops.sum(self._apply_kernel(ops.convert_to_tensor(ones_in[None]), ops.convert_to_tensor(ones_w)))
-        return int(np.asarray(ops.convert_to_numpy(total)))
+        """Multiplications per sample, counting the taps that 'same' padding leaves out.
+
+        The product over spatial axes of :func:`taps_in_range`, times input channels and
+        filters: a Python int from the shapes alone (no tensor is evaluated), so the cost
+        term stays graph-safe under ``fit`` and ``jit_compile``.
+        """
+        spatial = self.input_feature_shape[:-1]
+        total = int(self.input_feature_shape[-1]) * int(self.filters)
+        for length, kernel, stride, dilation in zip(spatial, self.kernel_size, self.strides, self.dilation_rate):
+            total *= taps_in_range(int(length), int(kernel), int(stride), int(dilation), self.padding)
+        return total
 
 
 @keras.saving.register_keras_serializable(package="hgq_chip")

@@ -15,7 +15,8 @@ at the larger value for the rest of training.
 
 The batch: as a Keras callback the controller cannot see fit's batch, so it draws one of
 ``batch_size`` samples from ``data``; in a custom loop call ``update(x, y)`` with the
-batch just trained on. Every update is logged in ``trajectory`` (and ``csv_path``); the
+batch just trained on. ``x`` and ``y`` may be lists or dicts of arrays (models with
+several inputs or outputs), as ``fit`` takes them. Every update is logged in ``trajectory`` (and ``csv_path``); the
 epoch logs (hence History) get ``adaqat/<layer>/w``, ``adaqat/<layer>/a`` (⌈N⌉) and
 ``bitops``.
 """
@@ -28,6 +29,7 @@ import os
 import keras
 import numpy as np
 
+from ..errors import DataError
 from ..layers.adaqat import adaqat_layers
 
 CSV_FIELDS = ("step", "layer", "kind", "bits", "ceil", "frozen", "task_gradient", "cost_gradient")
@@ -40,6 +42,28 @@ def history_key(layer_name: str, kind: str) -> str:
 def total_bitops(model) -> int:
     """Σ MACs·⌈N_w⌉·⌈N_a⌉ over the model's AdaQAT layers."""
     return int(sum(layer.bitops() for layer in adaqat_layers(model)))
+
+
+def _as_arrays(data, what: str):
+    """``data`` (an array, or a list/dict of arrays) as NumPy arrays of one common length."""
+    arrays = keras.tree.map_structure(np.asarray, data)
+    lengths = {len(a) if a.ndim else None for a in keras.tree.flatten(arrays)}
+    if len(lengths) != 1 or None in lengths:
+        raise DataError(f"AdaQATController data: the arrays of {what} need one common number of samples, got {lengths}")
+    return arrays, lengths.pop()
+
+
+def per_output_losses(loss, n_outputs: int, output_names) -> list:
+    """One loss function per model output from a compile-style ``loss`` (one, a list, or a dict by output name)."""
+    if isinstance(loss, dict):
+        missing = [name for name in output_names if name not in loss]
+        if missing:
+            raise ValueError(f"AdaQATController: the loss dict has no entry for output(s) {missing}")
+        loss = [loss[name] for name in output_names]
+    losses = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n_outputs
+    if len(losses) != n_outputs:
+        raise ValueError(f"AdaQATController: {len(losses)} losses for a model with {n_outputs} outputs")
+    return [keras.losses.get(l) if isinstance(l, (str, dict)) else l for l in losses]
 
 
 def oscillating(ceils, window: int, min_flips: int) -> bool:
@@ -77,7 +101,13 @@ class AdaQATController(keras.callbacks.Callback):
             raise ValueError("every and batch_size must be >= 1, window >= 2, min_flips >= 1")
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
-        self.data = None if data is None else (np.asarray(data[0]), np.asarray(data[1]))
+        self.data = None
+        self.n_samples = 0
+        if data is not None:
+            (x, n_x), (y, n_y) = _as_arrays(data[0], "x"), _as_arrays(data[1], "y")
+            if n_x != n_y:
+                raise DataError(f"AdaQATController data: x has {n_x} samples but y has {n_y}")
+            self.data, self.n_samples = (x, y), n_x
         self.lam = lam
         self.lr = float(lr)
         self.every = int(every)
@@ -97,12 +127,32 @@ class AdaQATController(keras.callbacks.Callback):
 
     # -- the algorithm ---------------------------------------------------------------
     def task_loss(self, x, y) -> float:
+        """The task loss of the model's current prediction on (x, y), summed over outputs (no cost term).
+
+        Uses ``loss`` or else the compiled one (one loss, a list, or a dict by output
+        name); compile's ``loss_weights`` are not seen, so pass a weighting ``loss=`` if
+        the outputs must count differently.
+        """
         loss = self.loss or self.model.loss
         if loss is None:
             raise ValueError("AdaQATController needs a task loss: compile the model with one or pass loss=")
-        loss = keras.losses.get(loss) if isinstance(loss, str) else loss
         prediction = self.model.predict_on_batch(x)
-        return float(np.asarray(keras.ops.convert_to_numpy(loss(y, prediction))).mean())
+        if self.loss is not None and callable(self.loss):
+            return float(np.asarray(keras.ops.convert_to_numpy(self.loss(y, prediction))).mean())
+        if isinstance(prediction, dict):
+            names = sorted(prediction)
+            predictions = [prediction[name] for name in names]
+        else:
+            predictions = keras.tree.flatten(prediction)
+            names = list(getattr(self.model, "output_names", None) or range(len(predictions)))
+        targets = [y[name] for name in names] if isinstance(y, dict) else keras.tree.flatten(y)
+        if len(targets) != len(predictions):
+            raise DataError(f"AdaQATController: y holds {len(targets)} arrays for a model with {len(predictions)} outputs")
+        total = 0.0
+        for fn, target, output in zip(per_output_losses(loss, len(predictions), names), targets, predictions):
+            if fn is not None:  # compile allows None for an output without a loss
+                total += float(np.asarray(keras.ops.convert_to_numpy(fn(target, output))).mean())
+        return total
 
     def finite_difference(self, quantizer, x, y, base_loss: float) -> float:
         """L(⌈N⌉) − L(⌈N⌉ − 1) with only this quantizer lowered; 0 at its minimum width."""
@@ -170,9 +220,9 @@ class AdaQATController(keras.callbacks.Callback):
         self.step += 1
         if self.data is None or self.step < self.start_step or self.step % self.every:
             return
-        x, y = self.data
-        pick = self.rng.choice(len(x), size=min(self.batch_size, len(x)), replace=False)
-        self.update(x[pick], y[pick])
+        pick = self.rng.choice(self.n_samples, size=min(self.batch_size, self.n_samples), replace=False)
+        x, y = keras.tree.map_structure(lambda a: a[pick], self.data)
+        self.update(x, y)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
