@@ -12,19 +12,23 @@ Rules (``hgq_chip convert --output-dir``, ``hgq_chip synth --rtl-dir``, the demo
 - An existing project is replaced only with ``force`` (else :class:`OutputExistsError`, exit 8);
   files a user added inside a project folder go with it.
 - Writing happens in a staging folder beside the target, ``.NAME.hgq_chip-staging-PID-XXXX``
-  (holding the marker file ``.hgq_chip_staging`` until it is complete). The swap renames the old
-  folder aside to ``.NAME.hgq_chip-old-PID-XXXX`` (then marks it with ``.hgq_chip_replaced``),
-  renames the new one in and deletes the old one last. So at every instant ``NAME`` is either
-  the complete old folder or the complete new one; a killed run leaves at most a staging and
-  a set-aside folder, which the next run on the same target removes (restoring the set-aside
-  folder first if ``NAME`` is missing). Leftovers are recognised by name and by one of the
-  markers (or by being empty); anything else is left alone with a warning.
+  (holding the marker file ``.hgq_chip_staging`` until it is complete). The swap exchanges the
+  staging folder and ``NAME`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so at every
+  instant ``NAME`` is either the complete old folder or the complete new one; the old folder,
+  now under the staging name, is marked and deleted last. Where the exchange is not available
+  (other systems or file systems) the old folder is renamed aside to
+  ``.NAME.hgq_chip-old-PID-XXXX`` (then marked with ``.hgq_chip_replaced``), the new one renamed
+  in and the old one deleted last; a kill between the two renames leaves ``NAME`` missing for
+  the next run to restore. A killed run leaves at most a staging and a set-aside folder, which
+  the next run on the same target removes (restoring the set-aside folder first if ``NAME`` is
+  missing). Leftovers are recognised by name and by a marker, the project marker or being
+  empty; anything else is left alone with a warning.
 - One lock per target, ``.NAME.hgq_chip.lock`` beside it (``fcntl.flock``), is held from the
   cleanup of leftovers to the end of the swap. A second command on the same target does not
   wait: it fails at once with :class:`OutputLockedError` (exit 15) and touches nothing. The lock
   file is removed when the lock is released (a killed run's lock file is reused and removed by
   the next run; the kernel releases the lock itself when a process dies).
-- Folders are created with mode ``0o777 & ~umask`` (``os.mkdir``), files as their writers open them.
+- Folders get mode ``0o777 & ~umask`` (also those a writer copied), files keep the modes their writers gave them.
 
 Test hook: if the environment variable ``HGQ_CHIP_TEST_KILL_AFTER`` names one of :data:`STEPS`,
 the process SIGKILLs itself right after that step (``tests/test_output_kill_points.py``).
@@ -53,9 +57,13 @@ OLD_MARKER = ".hgq_chip_replaced"
 KILL_ENV = "HGQ_CHIP_TEST_KILL_AFTER"
 REPLACE_FLAG = "--replace-non-project"
 
-# The points of one write where the kill hook can fire, in order.
+# The points of one replacing write where the kill hook fires, in order (exchange available).
 STEPS = ("locked", "cleaned", "staging_created", "staging_marked", "written", "staging_unmarked",
-         "old_set_aside", "old_marked", "new_in_place", "old_deleted")
+         "new_in_place", "old_marked", "old_deleted")
+# The same without renameat2's exchange: the old folder is renamed aside first.
+FALLBACK_STEPS = STEPS[:6] + ("old_set_aside", "old_marked", "new_in_place", "old_deleted")
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
 
 
 def step(name: str) -> None:
@@ -220,12 +228,45 @@ def clean_leftovers(target: Path, project_marker: str = MANIFEST_FILE, log=lambd
                 f"has neither {marker} nor {project_marker}")
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; an old ``target`` is set aside first and deleted last."""
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where that is unsupported."""
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def _give_folders_mode_of(top: Path) -> None:
+    """Folders copied by writers (hls4ml's copytree keeps the installed package's modes) get ``top``'s
+    mode, which ``os.mkdir`` made ``0o777 & ~umask``."""
+    mode = top.stat().st_mode & 0o7777
+    for folder, subfolders, _ in os.walk(top):
+        for name in subfolders:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, mode)
+
+
+def _put_in_place(staging: Path, target: Path) -> tuple[Path, str] | None:
+    """Make the complete ``staging`` folder ``target``; returns where the old target now is (and its marker)."""
     if not os.path.lexists(target) or (target.is_dir() and not any(target.iterdir())):
         os.rename(staging, target)  # rename(2) replaces an empty folder atomically
         step("new_in_place")
-        return
+        return None
+    if exchange(staging, target):
+        step("new_in_place")  # the old folder now has the staging name
+        (staging / STAGING_MARKER).touch()
+        step("old_marked")
+        return staging, STAGING_MARKER
     old = _leftover_name(target, OLD_TAG)
     os.rename(target, old)
     step("old_set_aside")
@@ -240,8 +281,24 @@ def _swap_in(staging: Path, target: Path) -> None:
                 (target / OLD_MARKER).unlink()
         raise
     step("new_in_place")
-    remove_marked(old, OLD_MARKER)
-    step("old_deleted")
+    return old, OLD_MARKER
+
+
+def _swap_in(staging: Path, target: Path, log) -> None:
+    """Put the new folder in place, then delete the old one (a failure there only leaves marked litter)."""
+    try:
+        old = _put_in_place(staging, target)
+    except BaseException:
+        if staging.is_dir():  # the new folder (or, after an exchange, the old one): ours either way
+            remove_marked(staging, STAGING_MARKER)
+        raise
+    if old is not None:
+        try:
+            remove_marked(*old)
+        except OSError as error:
+            log(f"[hgq_chip] warning: could not delete the replaced folder {old[0]} ({error}); the next run "
+                "on this folder removes it")
+        step("old_deleted")
 
 
 @contextlib.contextmanager
@@ -270,11 +327,11 @@ def replace_atomically(output_dir, *, force: bool = False, replace_non_project: 
             (staging / STAGING_MARKER).touch()
             step("staging_marked")
             yield staging
+            _give_folders_mode_of(staging)
             step("written")
             (staging / STAGING_MARKER).unlink()
             step("staging_unmarked")
-            _swap_in(staging, target)
         except BaseException:
-            if staging.is_dir():
-                remove_marked(staging, STAGING_MARKER)
+            remove_marked(staging, STAGING_MARKER)
             raise
+        _swap_in(staging, target, log)
