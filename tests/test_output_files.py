@@ -100,7 +100,7 @@ def test_import_qkeras_output_refused_before_reading(user, capsys, case, output,
     _refused(capsys, [user], argv, code, words)
 
 
-@pytest.mark.parametrize("rtl_dir,words", [(".", "current directory"), ("folder", "was not written by hgq_chip"),
+@pytest.mark.parametrize("rtl_dir,words", [(".", "current directory"), ("folder", "choose a new or empty folder"),
                                            ("models", "which this command reads")])
 def test_synth_rtl_dir_refused_before_any_work(project, user, capsys, rtl_dir, words):
     (user / "folder" / "mine.v").write_text("module mine; endmodule")

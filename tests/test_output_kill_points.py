@@ -134,16 +134,21 @@ def test_convert_force_killed_at_every_step_and_at_random_times(models, tmp_path
     target = tmp_path / "out" / "prj"
     assert subprocess.run(_convert_cmd(models, "a.keras", target), env=ENV, cwd=ROOT).returncode == 0
     rng = random.Random(15)
-    kills = [(step, None) for step in od.STEPS] + [(None, rng.uniform(1.0, 6.0)) for _ in range(6)]
+    # Random kills land in the write-and-swap phase: a random time after the "writing" message.
+    kills = [(step, None) for step in od.STEPS] + [(None, rng.uniform(0.0, 1.5)) for _ in range(6)]
     for step, delay in kills:
         before = tree(target)
         new = "b.keras" if _holds(target, refs) == "a.keras" else "a.keras"
         env = {**ENV, od.KILL_ENV: step} if step else ENV
-        child = subprocess.Popen(_convert_cmd(models, new, target), env=env, cwd=ROOT,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = [c for c in _convert_cmd(models, new, target) if c != "--quiet"]
+        child = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if delay is not None:
+            for line in child.stderr:
+                if "[hgq_chip] writing" in line:
+                    break
             time.sleep(delay)
             child.send_signal(signal.SIGKILL)
+        child.stderr.read()
         code = child.wait(timeout=120)
         assert code in (-signal.SIGKILL, 0), (step, delay, code)  # a late random kill may find it done
         assert tree(target) == before or _holds(target, refs) == new, (step, delay)

@@ -98,7 +98,7 @@ def check_location(given, reads=(), what: str = "output") -> Path:
         raise UnsafeOutputError(f"{what} {given} is {where}, which would be replaced; name a new folder")
     for source in reads:
         if source is not None and _real(source) == real:
-            raise UnsafeOutputError(f"{what} {given} is {source}, which this command reads; name a new folder")
+            raise UnsafeOutputError(f"{what} {given} is {source}, which this command reads; choose another path")
         if source is not None and _real(source).is_relative_to(real):
             raise UnsafeOutputError(
                 f"{what} {given} holds {source}, which this command reads, so replacing it would delete it; "
@@ -115,11 +115,13 @@ def check_location(given, reads=(), what: str = "output") -> Path:
 
 
 def check_output_dir(output_dir, *, force: bool = False, replace_non_project: bool = False, reads=(),
-                     marker: str = MANIFEST_FILE, what: str = "output folder") -> Path:
+                     marker: str = MANIFEST_FILE, what: str = "output folder",
+                     replace_flag: str | None = REPLACE_FLAG) -> Path:
     """Every refusal of the module docstring, before anything is touched; returns the real target path.
 
     ``marker`` is the file that makes an existing folder ours (the project manifest for
-    ``convert``). Raises UnsafeOutputError (exit 14) or OutputExistsError (exit 8).
+    ``convert``); ``replace_flag`` the option the message offers for replacing another folder
+    (None: the command has none). Raises UnsafeOutputError (exit 14) or OutputExistsError (exit 8).
     """
     real = check_location(output_dir, reads, what)
     if not os.path.lexists(real):
@@ -130,11 +132,12 @@ def check_output_dir(output_dir, *, force: bool = False, replace_non_project: bo
         if not force:
             raise OutputExistsError(f"{output_dir} exists; choose another folder or pass --force to replace it")
     elif any(real.iterdir()) and not replace_non_project:
+        hint = "choose a new or empty folder"
+        if replace_flag:
+            hint = (f"refusing to replace it even with --force. Choose a new folder, or pass {replace_flag} "
+                    "(Python: replace_non_project=True) to delete everything in it")
         raise UnsafeOutputError(
-            f"{what} {output_dir} exists and was not written by hgq_chip (it has no {marker}); refusing to "
-            f"replace it even with --force. Choose a new folder, or pass {REPLACE_FLAG} (Python: "
-            "replace_non_project=True) to delete everything in it"
-        )
+            f"{what} {output_dir} exists and was not written by hgq_chip (it has no {marker}); {hint}")
     return real
 
 
@@ -303,7 +306,8 @@ def _swap_in(staging: Path, target: Path, log) -> None:
 
 @contextlib.contextmanager
 def replace_atomically(output_dir, *, force: bool = False, replace_non_project: bool = False, reads=(),
-                       marker: str = MANIFEST_FILE, what: str = "output folder", log=lambda message: None):
+                       marker: str = MANIFEST_FILE, what: str = "output folder",
+                       replace_flag: str | None = REPLACE_FLAG, log=lambda message: None):
     """Yield an empty staging folder to write into; on success it atomically becomes ``output_dir``.
 
     Takes the target's lock (OutputLockedError if held), removes leftovers of killed runs,
@@ -311,15 +315,15 @@ def replace_atomically(output_dir, *, force: bool = False, replace_non_project: 
     then yields. If the block raises, the staging folder is removed and the target is
     untouched. The caller must write ``marker`` into the staging folder.
     """
-    target = check_output_dir(output_dir, force=force, replace_non_project=replace_non_project, reads=reads,
-                              marker=marker, what=what)
+    checks = dict(force=force, replace_non_project=replace_non_project, reads=reads, marker=marker, what=what,
+                  replace_flag=replace_flag)
+    target = check_output_dir(output_dir, **checks)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FolderLock(target):
         step("locked")
         clean_leftovers(target, marker, log)
         step("cleaned")
-        check_output_dir(output_dir, force=force, replace_non_project=replace_non_project, reads=reads,
-                         marker=marker, what=what)
+        check_output_dir(output_dir, **checks)
         staging = _leftover_name(target, STAGING_TAG)
         os.mkdir(staging, 0o777)  # the umask applies, unlike tempfile.mkdtemp's 0o700
         step("staging_created")

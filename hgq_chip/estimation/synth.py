@@ -134,7 +134,7 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     keep = rtl_dir is not None
     reads = [model] if isinstance(model, (str, os.PathLike)) else []
     if keep:  # refuse an unsafe folder before the slow work (rules: hgq_chip.conversion.output_dir)
-        check_output_dir(rtl_dir, force=True, reads=reads, marker=RTL_MARKER, what="--rtl-dir")
+        check_output_dir(rtl_dir, force=True, reads=reads, marker=RTL_MARKER, what="--rtl-dir", replace_flag=None)
     require_yosys()
     require_da4ml()
     model = load_for_synth(model)
@@ -146,7 +146,8 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     if check:
         report.mismatches = check_trace(model, comb)
     if keep:  # written beside rtl_dir and swapped in: an earlier RTL folder is replaced atomically
-        with replace_atomically(rtl_dir, force=True, reads=reads, marker=RTL_MARKER, what="--rtl-dir") as staging:
+        with replace_atomically(rtl_dir, force=True, reads=reads, marker=RTL_MARKER, what="--rtl-dir",
+                                replace_flag=None) as staging:
             report.cells = run_yosys(write_rtl(comb, staging))
             (staging / RTL_MARKER).write_text(json.dumps({"top": TOP, "strategy": strategy}) + "\n")
         report.rtl_dir = str(rtl_dir)
