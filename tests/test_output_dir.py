@@ -144,6 +144,8 @@ def test_replace_non_project_flag_replaces_user_folder_and_umask_applies(world, 
         os.umask(previous)
     assert got == 0, err
     assert is_project(mine) and not (mine / "old.txt").exists()
+    config = (mine / "hls4ml_config.yml").read_text()  # names the project folder, not the staging folder
+    assert f"OutputDir: {mine}\n" in config and od.STAGING_TAG not in config
     folders = [mine, *(p for p in mine.rglob("*") if p.is_dir())]
     assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(0o775)}
     assert sorted(p.name for p in (world / "work").iterdir()) == ["mine", "notes.txt"]  # no lock, no staging
