@@ -27,6 +27,7 @@ import hgq_chip
 from hgq_chip.conversion.reports import format_summary, summarize
 from hgq_chip.data import load_split
 from hgq_chip.errors import HGQChipError, MismatchError
+from hgq_chip.conversion.output_dir import check_output_dir
 from hgq_chip.estimation.estimate import format_estimate
 from hgq_chip.layers import HDense, HQuantize
 from hgq_chip.training import EBOPsMetric, LogRampBeta, ResetRanges
@@ -35,7 +36,7 @@ from hgq_chip.training import EBOPsMetric, LogRampBeta, ResetRanges
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=None, help="an .npz with arrays x and y (default: scikit-learn digits)")
-    parser.add_argument("--output-dir", default="out/demo", help="where the hls4ml project goes (replaced if present)")
+    parser.add_argument("--output-dir", default="out/demo", help="where the hls4ml project goes (an earlier project there is replaced)")
     parser.add_argument("--backend", default="Vitis", help="Vitis or Vivado")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--hidden", type=int, default=32, help="hidden layer width")
@@ -64,6 +65,9 @@ def step(message: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # Before a minute of training: the output must be new, empty or an earlier project (never a
+    # folder of other files, the current directory, or the folder holding --data).
+    check_output_dir(args.output_dir, force=True, reads=[args.data])
     keras.utils.set_random_seed(args.seed)
     split = load_split(args.data, seed=args.seed)
     source = args.data or "scikit-learn digits"
@@ -92,7 +96,8 @@ def main(argv=None) -> int:
     print(f"  exact EBOPs: {hgq_chip.ebops(model)}")
 
     step(f"converting to an hls4ml {args.backend} project in {args.output_dir}")
-    conversion = hgq_chip.convert(model, args.output_dir, backend=args.backend, force=True)
+    conversion = hgq_chip.convert(model, args.output_dir, backend=args.backend, force=True,
+                                  reads=[args.data] if args.data else ())
     print(format_summary(summarize(conversion.records)))
 
     step("verifying the C simulation against Keras, bit for bit")

@@ -49,15 +49,29 @@ def _as_model(model):
 
 
 def convert(model, output_dir, backend="Vitis", io_type="io_parallel", part=None, clock_period=5.0,
-            reuse_factor=1, strategy="latency", force=False, project_name="myproject", log=print):
+            reuse_factor=1, strategy="latency", force=False, project_name="myproject", log=print,
+            replace_non_project=False, reads=()):
     """Write the hls4ml project of a calibrated model into ``output_dir`` (see ``hgq_chip convert``).
 
     ``model`` is a ``keras.Model`` or a ``.keras`` path. Returns the ``Conversion``
     (records, types, the hls4ml model). Nothing is left in ``output_dir`` if it fails.
+    ``force`` replaces an earlier project; ``replace_non_project`` also a folder convert did
+    not write (its files are deleted). Unsafe folders (the current directory, home, one holding
+    the model or one of ``reads``, the files the caller read, ...) raise UnsafeOutputError
+    before anything is loaded or written (rules: ``hgq_chip.conversion.output_dir``).
     """
+    reads = tuple(reads)
+    if isinstance(model, (str, os.PathLike)):
+        from .conversion.output_dir import check_output_dir
+
+        reads += (model,)
+        check_output_dir(output_dir, force=force or replace_non_project, replace_non_project=replace_non_project,
+                         reads=reads)
+        log(f"[hgq_chip] loading {model}")
     return _convert_project(
         _as_model(model), output_dir, backend=backend, io_type=io_type, part=part, clock_period=clock_period,
-        reuse_factor=reuse_factor, strategy=strategy, force=force, project_name=project_name, log=log,
+        reuse_factor=reuse_factor, strategy=strategy, force=force or replace_non_project, project_name=project_name,
+        log=log, replace_non_project=replace_non_project, reads=reads,
     )
 
 

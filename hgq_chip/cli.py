@@ -26,12 +26,10 @@ def _run_convert(args) -> int:
     from .conversion.reports import format_summary, summarize
 
     log = _log(args)
-    log(f"[hgq_chip] loading {args.model}")
-    model = api.load_model(args.model)
     conversion = api.convert(
-        model, args.output_dir, backend=args.backend, io_type=args.io_type, part=args.part,
+        args.model, args.output_dir, backend=args.backend, io_type=args.io_type, part=args.part,
         clock_period=args.clock_period, reuse_factor=args.reuse_factor, strategy=args.strategy,
-        force=args.force, project_name=args.project_name, log=log,
+        force=args.force, project_name=args.project_name, log=log, replace_non_project=args.replace_non_project,
     )
     print(format_summary(summarize(conversion.records)))
     print(f"project: {conversion.output_dir} (per-weight types: weight_types.csv, summary: summary.json)")
@@ -77,7 +75,9 @@ def _add_convert(subparsers) -> None:
                                           "its hls4ml project; prints the per-layer summary.")
     p.add_argument("model", help="the model, saved with model.save('name.keras')")
     p.add_argument("--backend", required=True, metavar=BACKENDS, help="hls4ml backend")
-    p.add_argument("--output-dir", required=True, help="project directory (must not exist unless --force)")
+    p.add_argument("--output-dir", required=True,
+                   help="project folder: new or empty, or an earlier project with --force; never the current "
+                        "directory, home, a filesystem root or the model's folder")
     p.add_argument("--io-type", default="io_parallel", metavar=IO_TYPES,
                    help="io_stream needs per-layer activation bits (default: io_parallel)")
     p.add_argument("--part", default=None, help="FPGA part (default: the backend's)")
@@ -85,7 +85,10 @@ def _add_convert(subparsers) -> None:
     p.add_argument("--reuse-factor", type=int, default=1, metavar="N", help="hls4ml reuse factor (default: 1)")
     p.add_argument("--strategy", default="latency", metavar=STRATEGIES, help="hls4ml strategy (default: latency)")
     p.add_argument("--project-name", default="myproject", help="C++ top function name (default: myproject)")
-    p.add_argument("--force", action="store_true", help="replace --output-dir if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace --output-dir if it holds an earlier hgq_chip project (swapped atomically)")
+    p.add_argument("--replace-non-project", action="store_true",
+                   help="also replace a folder convert did not write, deleting everything in it (implies --force)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(handler=_run_convert)
 

@@ -52,9 +52,9 @@ def test_convert_prints_summary_and_writes_project(converted, tmp_path, capsys):
 def test_convert_quiet_and_force(converted, tmp_path, capsys):
     root, _, _ = converted
     out = tmp_path / "prj"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
     argv = ["convert", root / "model.keras", "--backend", "Vitis", "--output-dir", out, "--force", "--quiet"]
+    assert _run(capsys, *argv)[0] == 0
+    (out / "stale.txt").write_text("old")  # a file added to an earlier project goes with it
     code, stdout, stderr = _run(capsys, *argv)
     assert code == 0 and stderr == ""
     assert not (out / "stale.txt").exists() and (out / "summary.json").is_file()

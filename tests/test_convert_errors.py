@@ -20,9 +20,9 @@ from hgq_chip.errors import (
     CalibrationError,
     HGQChipError,
     ModelFileError,
-    OutputExistsError,
     ToolMissingError,
     UnsupportedConfigurationError,
+    UnsafeOutputError,
     UnsupportedLayerError,
 )
 from hgq_chip.layers import HDense, HQuantize
@@ -118,9 +118,9 @@ def test_existing_output_dir_is_refused_and_untouched(models, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
-    code, _, err = _run(capsys, *_convert(models, "calibrated.keras", out))
-    assert code == OutputExistsError.exit_code
-    assert "--force" in err
+    code, _, err = _run(capsys, *_convert(models, "calibrated.keras", out, "--force"))
+    assert code == UnsafeOutputError.exit_code  # not a project: --force alone does not replace it
+    assert "--replace-non-project" in err
     assert [p.name for p in out.iterdir()] == ["mine.txt"] and (out / "mine.txt").read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 

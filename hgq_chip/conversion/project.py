@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from ..calibration import uncalibrated_quantizers
-from ..errors import CalibrationError, HGQChipError, OutputExistsError, UnsupportedConfigurationError
+from ..errors import CalibrationError, HGQChipError, UnsupportedConfigurationError
 from .graph import graph_nodes
 from .hls_config import backend_name, build_hls_config, check_io_type, strategy_name
 from .hls_handlers import register_handlers
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
+from .output_dir import check_output_dir, replace_atomically
 from .precision import derive
 from .stream import check_one_type_per_tensor, move_casts_before_reshapes
 from .reports import write_reports
@@ -77,13 +76,21 @@ def convert(
     force: bool = False,
     project_name: str = "myproject",
     log=print,
+    replace_non_project: bool = False,
+    reads=(),
 ) -> Conversion:
-    """Derive exact types for every tensor and write the hls4ml project into ``output_dir``."""
+    """Derive exact types for every tensor and write the hls4ml project into ``output_dir``.
+
+    ``output_dir`` follows the rules of :mod:`hgq_chip.conversion.output_dir` (checked before
+    anything else; ``reads``: files the output folder must not hold, e.g. the model file):
+    ``force`` replaces an earlier project, ``replace_non_project`` any other folder; the
+    project is written beside it and swapped in atomically under a lock.
+    """
     backend = backend_name(backend)
     check_io_type(io_type)
     output_dir = Path(output_dir)
-    if output_dir.exists() and not force:
-        raise OutputExistsError(f"{output_dir} exists; choose another directory or pass --force to replace it")
+    outputs = dict(force=force, replace_non_project=replace_non_project, reads=reads)
+    check_output_dir(output_dir, **outputs)
     missing = uncalibrated_quantizers(model)
     if missing:
         raise CalibrationError(
@@ -108,25 +115,25 @@ def convert(
     input_types = all_input_formats(model, nodes)
     hls_config = build_hls_config(records, input_types, reuse_factor, strategy)
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with replace_atomically(output_dir, **outputs, log=log) as staging:
         log(f"[hgq_chip] writing {backend} {io_type} project")
         hls_model = _write_hls4ml_project(model, staging, project_name, backend, io_type, part, clock_period, hls_config)
+        _point_config_at(staging, output_dir)
         write_reports(staging, records, input_types, hls_config)
         write_manifest(staging, model_manifest(
             model, project_name=project_name, backend=backend, io_type=io_type, strategy=str(strategy).lower(),
             reuse_factor=reuse_factor, clock_period=clock_period, part=part,
         ))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     hls_model.config.config["OutputDir"] = str(output_dir)
     log(f"[hgq_chip] project written to {output_dir}")
     return Conversion(output_dir, records, input_types, hls_config, hls_model, project_name)
+
+
+def _point_config_at(staging: Path, output_dir: Path) -> None:
+    """hls4ml wrote the staging folder's path into hls4ml_config.yml; name the final folder instead."""
+    config = staging / "hls4ml_config.yml"
+    if config.is_file():
+        config.write_text(config.read_text().replace(str(staging), str(output_dir)))
 
 
 # Type attributes that take part in arithmetic; others (e.g. relu's unused table_t) are ignored.

@@ -58,7 +58,9 @@ def add_synth_command(subparsers) -> None:
                                           "print LUT/CARRY/DSP/FF counts. Needs yosys and the rtl extra.")
     p.add_argument("source", metavar="DIR|MODEL.keras", help="converted project directory or calibrated model file")
     p.add_argument("--tool", default="yosys", choices=["yosys"], help="synthesis tool (default: yosys)")
-    p.add_argument("--rtl-dir", default=None, help="keep the generated RTL here (default: a temporary directory)")
+    p.add_argument("--rtl-dir", default=None,
+                   help="keep the generated RTL in this folder (new, empty, or an earlier --rtl-dir, which is "
+                        "replaced; default: a temporary folder)")
     p.add_argument("--no-check", action="store_true", help="skip comparing the traced logic with Keras")
     _common(p)
     p.set_defaults(handler=_run_synth)

@@ -6,6 +6,7 @@ counts are what the arithmetic costs on a Xilinx 7-series fabric.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,12 +16,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..conversion.output_dir import check_output_dir, replace_atomically
 from ..errors import HGQChipError, ToolMissingError
 from . import constants as C
 
 YOSYS_HINT = "install yosys (Debian/Ubuntu: apt-get install -y yosys; or https://github.com/YosysHQ/oss-cad-suite-build)"
 DA4ML_HINT = "install the RTL extra: pip install 'hgq_chip[rtl]' (da4ml)"
 TOP = "model_rtl"
+RTL_MARKER = "hgq_chip_rtl.json"  # marks a --rtl-dir folder synth wrote, so a later synth may replace it
 
 
 @dataclass
@@ -128,6 +131,10 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     if tool != "yosys":
         raise HGQChipError(f"unknown synthesis tool {tool!r}; only yosys is supported")
     strategy = check_strategy(strategy)
+    keep = rtl_dir is not None
+    reads = [model] if isinstance(model, (str, os.PathLike)) else []
+    if keep:  # refuse an unsafe folder before the slow work (rules: hgq_chip.conversion.output_dir)
+        check_output_dir(rtl_dir, force=True, reads=reads, marker=RTL_MARKER, what="--rtl-dir", replace_flag=None)
     require_yosys()
     require_da4ml()
     model = load_for_synth(model)
@@ -138,14 +145,18 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     report = SynthReport(tool, strategy)
     if check:
         report.mismatches = check_trace(model, comb)
-    keep = rtl_dir is not None
-    directory = Path(rtl_dir) if keep else Path(tempfile.mkdtemp(prefix="hgq_chip_rtl_"))
-    try:
-        report.cells = run_yosys(write_rtl(comb, directory))
-    finally:
-        if not keep:
+    if keep:  # written beside rtl_dir and swapped in: an earlier RTL folder is replaced atomically
+        with replace_atomically(rtl_dir, force=True, reads=reads, marker=RTL_MARKER, what="--rtl-dir",
+                                replace_flag=None) as staging:
+            report.cells = run_yosys(write_rtl(comb, staging))
+            (staging / RTL_MARKER).write_text(json.dumps({"top": TOP, "strategy": strategy}) + "\n")
+        report.rtl_dir = str(rtl_dir)
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="hgq_chip_rtl_"))
+        try:
+            report.cells = run_yosys(write_rtl(comb, directory))
+        finally:
             shutil.rmtree(directory, ignore_errors=True)
-    report.rtl_dir = str(directory) if keep else None
     report.seconds = time.time() - start
     return report
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
+import zipfile
 
-from ..errors import OutputExistsError, UnsupportedConfigurationError
+from ..conversion.output_file import check_output_file, write_atomically
+from ..errors import UnsupportedConfigurationError
 from .quantizer_formats import DEFAULT_INPUT_F
 
 GRANULARITIES = "per-element|per-channel|per-layer"
@@ -17,14 +18,14 @@ def _run_import(args) -> int:
     from ..cost import ebops_per_layer
     from . import from_qkeras
 
-    if os.path.exists(args.output) and not args.force:
-        raise OutputExistsError(f"{args.output} exists; pass --force to replace it")
     if not args.output.endswith(".keras"):
         raise UnsupportedConfigurationError(f"{args.output}: name the output NAME.keras (the Keras 3 format)")
+    check_output_file(args.output, reads=[args.model, args.data], replace=args.force, is_ours=zipfile.is_zipfile,
+                      what="import-qkeras output", not_ours_hint="it is not a Keras archive; choose another name")
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     x = np.load(args.data, allow_pickle=False) if args.data else None
     model = from_qkeras(args.model, x=x, input_f=args.input_f, granularity=args.granularity, log=log)
-    model.save(args.output)
+    write_atomically(args.output, model.save, suffix=".keras")
     per_layer = ebops_per_layer(model)
     for name, value in per_layer.items():
         print(f"{name:<24}{value:>10} EBOPs")

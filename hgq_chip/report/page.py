@@ -8,12 +8,14 @@ the HTML and Markdown versions always hold the same content.
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import HGQChipError, UnsupportedConfigurationError
+from ..conversion.output_file import check_output_file, write_atomically
+from ..errors import HGQChipError, UnsafeOutputError, UnsupportedConfigurationError
 from . import plots as charts
 from .conversion import Conversion, load_conversion, load_pareto
 
@@ -187,8 +189,9 @@ def write_report(directory, output=None, format: str = "html", plots: bool = Fal
     """
     if format not in FORMATS:
         raise UnsupportedConfigurationError(f"unknown report format {format!r}; use one of {list(FORMATS)}")
+    output = Path(output) if output else Path(directory) / FORMATS[format]
+    check_report_output(output, reads=[directory, pareto, trajectories])
     conversion = load_conversion(directory)
-    output = Path(output) if output else conversion.directory / FORMATS[format]
     estimate, why = estimate_of(conversion.directory)
     sections = [summary_section(conversion), types_section(conversion), estimate_section(estimate, why)]
     if plots or pareto is not None or trajectories is not None:
@@ -196,6 +199,28 @@ def write_report(directory, output=None, format: str = "html", plots: bool = Fal
         sections.append(plot_section(conversion, plot_dir, pareto, trajectories, metric_name))
     title = f"hgq_chip report: {conversion.directory.resolve().name}"
     text = render_html(title, sections) if format == "html" else render_markdown(title, sections)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    write_atomically(output, lambda partial: partial.write_text(text))
     return output
+
+
+def is_report(path: Path) -> bool:
+    """True for a page :func:`write_report` wrote (HTML or Markdown), judged by its first bytes."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(300).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return head.startswith("# hgq_chip report: ") or (
+        head.startswith("<!DOCTYPE html>") and "<title>hgq_chip report: " in head)
+
+
+def check_report_output(output: Path, reads=()) -> None:
+    """Refuse (UnsafeOutputError) a page path that is a folder, a file the report reads or any existing
+    file that is not an earlier report (those are replaced); the plot folder beside it must be a folder."""
+    check_output_file(output, reads=[r for r in reads if isinstance(r, (str, os.PathLike))], replace=True,
+                      is_ours=is_report, what="report --output",
+                      not_ours_hint="choose another --output (earlier reports are replaced)")
+    plot_dir = output.parent / PLOT_DIR
+    if os.path.lexists(plot_dir) and not plot_dir.is_dir():
+        raise UnsafeOutputError(f"{plot_dir} (where the report's plots go) is a file; move it or choose another "
+                                "--output folder")

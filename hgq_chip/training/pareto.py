@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import keras
 
-from ..errors import OutputExistsError
+from ..errors import OutputExistsError, UnsafeOutputError
 from .ebops import exact_ebops_in_logs
 
 INDEX_NAME = "pareto.json"
@@ -68,6 +68,8 @@ class ParetoCheckpoint(keras.callbacks.Callback):
         return os.path.join(self.directory, INDEX_NAME)
 
     def on_train_begin(self, logs=None):
+        if os.path.lexists(self.directory) and not os.path.isdir(self.directory):
+            raise UnsafeOutputError(f"ParetoCheckpoint directory {self.directory} is a file; name a folder")
         os.makedirs(self.directory, exist_ok=True)
         # Rebuilt from its serialized form, as loading a saved file would: same layer names.
         self._clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(self.model))
@@ -136,13 +138,22 @@ class ParetoCheckpoint(keras.callbacks.Callback):
             future.result()
 
     def _write(self, members: dict[str, list], stale: list[str], records: list[dict]) -> None:
+        from ..conversion.output_file import write_atomically
+
         for path, weights in members.items():
             self._clone.set_weights(weights)
-            self._clone.save(path)
+            write_atomically(path, self._clone.save, suffix=".keras")  # a killed fit leaves no half file
         for old in stale:
-            if os.path.isfile(old):
+            if self._is_own_checkpoint(old) and os.path.isfile(old):
                 os.remove(old)
         self._write_index(records)
+
+    def _is_own_checkpoint(self, path: str) -> bool:
+        """Only ``epoch=...-ebops=N.keras`` files directly in ``directory`` are ever deleted (a
+        ``pareto.json`` edited by hand, or from elsewhere, cannot make it delete other files)."""
+        name = os.path.basename(path)
+        return (os.path.realpath(os.path.dirname(path)) == os.path.realpath(self.directory)
+                and name.startswith("epoch=") and "-ebops=" in name and name.endswith(".keras"))
 
     def _file_name(self, member: dict) -> str:
         name = self.monitor.replace("/", "_")
