@@ -54,6 +54,15 @@ def _same_padding_totals(sizes, pool_size, strides) -> list[int]:
     return totals
 
 
+def pooling_pads(layer, input_shape) -> tuple[int, ...]:
+    """Total padding per spatial axis that ``layer`` (a windowed pooling) adds to an input of
+    ``input_shape`` (batch axis first); all zeros for 'valid' or where 'same' pads nothing."""
+    sizes = _spatial_sizes(layer, tuple(input_shape))
+    if layer.padding != "same":
+        return (0,) * len(sizes)
+    return tuple(_same_padding_totals(sizes, layer.pool_size, layer.strides))
+
+
 def check_exact_average_pooling(layer, input_shape=None) -> None:
     """Raise ``UnsupportedLayerError`` unless ``layer``'s averages are exact shifts.
 

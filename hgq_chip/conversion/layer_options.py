@@ -1,0 +1,155 @@
+"""Layer options the firmware reproduces exactly, as one table checked before anything is written.
+
+Each accepted layer class lists the constructor options (and call shapes) whose values
+its precision rule and hls4ml handler reproduce bit for bit; any other value is refused
+with a typed error naming the layer, the option and what to use instead. The table is
+looked up along each layer's class hierarchy, so subclasses (BatchNorm-fused, AdaQAT,
+ASQ layers) are checked by their Keras parent's entries plus their own.
+
+Sources of the limits: hls4ml 1.3's Keras 3 handlers ignore ``dilation_rate``, ``groups``
+and ``channels_first`` layouts of convolutions; its ``Merge`` layer takes exactly two
+inputs of equal shape; its ``Dense`` reads a flat input; its streaming pooling templates
+(``nnet_pooling_stream.h``) assert no padding and a pool size equal to the stride.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+
+from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
+from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
+from ..layers.pooling import pooling_pads
+
+BOTH = ("io_parallel", "io_stream")
+STREAM = ("io_stream",)
+_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.AveragePooling1D,
+            keras.layers.AveragePooling2D)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One checked option: how to read it from a layer call, which values are exact, the fix.
+
+    ``value(layer, node)`` returns the option's value; ``exact(value)`` says whether the
+    firmware reproduces it. ``io_types`` limits the check to those io types; ``error`` is
+    the typed error raised (a layer limit, or a limit of the chosen configuration).
+    """
+
+    name: str
+    value: Callable
+    exact: Callable
+    advice: str
+    io_types: tuple = BOTH
+    error: type = UnsupportedLayerError
+
+
+def _attr(name: str) -> Callable:
+    return lambda layer, node: getattr(layer, name, None)
+
+
+def _tuple_attr(name: str) -> Callable:
+    return lambda layer, node: tuple(getattr(layer, name))
+
+
+def _input_shapes(layer, node) -> list:
+    return [tuple(t.shape[1:]) for t in node.inputs]
+
+
+def _all_ones(value) -> bool:
+    return all(int(v) == 1 for v in value)
+
+
+_CHANNELS_LAST = Option(
+    "data_format", _attr("data_format"), lambda v: v == "channels_last",
+    "use data_format='channels_last' (put keras.layers.Permute before the layer if your data is channels-first)",
+)
+
+_CONV = [
+    _CHANNELS_LAST,
+    Option("groups", _attr("groups"), lambda v: v == 1, "use groups=1 (hls4ml has no grouped convolution)"),
+    Option("dilation_rate", _tuple_attr("dilation_rate"), _all_ones,
+           "use dilation_rate=1 (hls4ml ignores dilation); for a wider receptive field stack convolutions or "
+           "use a larger kernel"),
+    Option("padding", _attr("padding"), lambda v: v in ("valid", "same"),
+           "use padding='valid' or 'same' (for 'causal' put keras.layers.ZeroPadding1D((k - 1, 0)) before a "
+           "'valid' convolution)"),
+]
+
+_POOL = [
+    _CHANNELS_LAST,
+    Option("padding", lambda layer, node: pooling_pads(layer, node.inputs[0].shape), lambda pads: not any(pads),
+           "hls4ml's streaming pooling cannot pad: use padding='valid', or an input size the stride divides "
+           "with pool_size == strides, or convert with io_type='io_parallel'",
+           io_types=STREAM, error=UnsupportedConfigurationError),
+    Option("pool_size", lambda layer, node: (tuple(layer.pool_size), tuple(layer.strides)),
+           lambda sizes: sizes[0] == sizes[1],
+           "hls4ml's streaming pooling needs pool_size == strides (it asserts this); change the pooling or "
+           "convert with io_type='io_parallel'",
+           io_types=STREAM, error=UnsupportedConfigurationError),
+]
+
+OPTIONS: dict[type, list[Option]] = {
+    keras.layers.Layer: [
+        Option("dtype", lambda layer, node: layer.compute_dtype, lambda v: v in ("float32", "float64"),
+               "keep the layer's dtype float32 (or float64): in lower precision Keras rounds values the "
+               "firmware keeps exact"),
+    ],
+    keras.layers.Conv1D: _CONV,
+    keras.layers.Conv2D: _CONV,
+    ASQConv1D: [Option("padding", _attr("padding"), lambda v: v == "valid",
+                       "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")],
+    ASQConv2D: [Option("padding", _attr("padding"), lambda v: v == "valid",
+                       "use padding='valid' (pad with keras.layers.ZeroPadding2D before the layer)")],
+    keras.layers.Dense: [
+        Option("input rank", lambda layer, node: len(node.inputs[0].shape), lambda v: v == 2,
+               "a Dense on a tensor of rank > 1 (per sample) is not reproduced by hls4ml's dense; put a "
+               "keras.layers.Flatten before it, or use a convolution with kernel_size=1 for a per-position dense"),
+    ],
+    keras.layers.Flatten: [
+        Option("data_format", lambda layer, node: (layer.data_format, len(node.inputs[0].shape)),
+               lambda v: v[0] == "channels_last" or v[1] <= 2,
+               "use data_format='channels_last' (channels_first transposes before flattening, which the "
+               "firmware does not)"),
+    ],
+    keras.layers.Add: [
+        Option("number of inputs", lambda layer, node: len(node.inputs), lambda v: v == 2,
+               "hls4ml adds exactly two tensors: chain Add layers of two inputs each"),
+        Option("input shapes", _input_shapes, lambda shapes: len(set(shapes)) == 1,
+               "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
+               "explicitly, e.g. with a convolution or UpSampling"),
+    ],
+    **{cls: _POOL for cls in _POOLING},
+}
+
+
+def options_of(layer) -> list[Option]:
+    """Every table entry that applies to ``layer`` (its class and each parent class)."""
+    found, seen = [], set()
+    for cls in type(layer).__mro__:
+        for option in OPTIONS.get(cls, ()):
+            if id(option) not in seen:
+                seen.add(id(option))
+                found.append(option)
+    return found
+
+
+def check_layer_options(nodes, io_type: str) -> None:
+    """Raise the option's typed error for the first layer option the firmware would not reproduce.
+
+    ``nodes`` are ``graph.GraphNode`` s; ``io_type`` selects the io-specific limits.
+    """
+    for node in nodes:
+        layer = node.layer
+        for option in options_of(layer):
+            if io_type not in option.io_types:
+                continue
+            value = option.value(layer, node)
+            if not option.exact(value):
+                where = "" if option.io_types == BOTH else f" in {io_type}"
+                raise option.error(
+                    f"layer {layer.name!r} ({type(layer).__name__}): {option.name}={value!r} is not supported"
+                    f"{where}; {option.advice}"
+                )
