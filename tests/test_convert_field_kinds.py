@@ -1,0 +1,106 @@
+"""Field kinds that used to convert into wrong firmware, now bit-exact (issue "Exact or refused").
+
+- max pooling with padding='same' that really pads: hls4ml pads with the type's top bit set,
+  a large positive value for an unsigned type; the converter casts the input signed first.
+- io_stream quantizers and activations right after a Flatten/Reshape: they read the
+  flattened stream through a Repack (Dense layers get their cast moved ahead).
+
+Each test builds one multi-branch model (one g++ compile) and compares the C simulation
+with Keras on calibration data, uniform in-range data and 4x out-of-range data.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import hgq_chip
+from hgq_chip.layers import HActivation, HConv1D, HConv2D, HDense, HQuantize
+from exactness import assert_bit_exact, randomize_bits
+
+
+def _q(granularity="per-layer", overflow="WRAP", rounding="RND"):
+    act = {"granularity": granularity, "overflow": overflow, "rounding": rounding}
+    weight = {"granularity": granularity, "rounding": rounding}
+    return {"input_quantizer": act, "kernel_quantizer": weight, "bias_quantizer": weight}, act
+
+
+def padded_max_pooling(granularity="per-layer", overflow="WRAP"):
+    """Max pools whose windows reach into padding, on unsigned (relu) and signed inputs, 1D and 2D."""
+    q, act = _q(granularity, overflow)
+    table_q = {**act, "overflow": "SAT"}
+    image, series = keras.Input((7, 7, 1)), keras.Input((9, 2))
+    x = HQuantize(act)(image)
+    unsigned2d = HConv2D(2, 3, activation="relu", **q)(x)                       # 5x5, unsigned
+    signed2d = HConv2D(2, 3, **q)(x)                                             # 5x5, signed
+    outs = [
+        keras.layers.MaxPooling2D(2, padding="same")(unsigned2d),
+        keras.layers.MaxPooling2D(2, padding="same")(signed2d),
+        keras.layers.MaxPooling2D(3, strides=2, padding="same")(HActivation("relu", input_quantizer=act)(signed2d)),
+        keras.layers.MaxPooling2D((2, 3), strides=(3, 2), padding="same")(
+            HActivation("sigmoid", input_quantizer=table_q)(signed2d)),             # table output, unsigned
+    ]
+    y = HQuantize(act)(series)
+    outs += [
+        keras.layers.MaxPooling1D(2, padding="same")(HConv1D(2, 3, activation="relu", **q)(y)),   # 7 -> 4
+        keras.layers.MaxPooling1D(4, strides=3, padding="same")(HConv1D(2, 2, **q)(y)),           # signed
+    ]
+    return keras.Model([image, series], [keras.layers.Flatten()(o) for o in outs])
+
+
+def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
+    """Quantizers and activations reading a flattened stream, and a Dense after each."""
+    q, act = _q(granularity, overflow)
+    table_q = {**act, "overflow": "SAT"}
+    inp = keras.Input((4, 4, 2))
+    x = HQuantize(act)(inp)
+    conv = lambda: HConv2D(3, 3, **q)(x)  # noqa: E731  (2x2x3: words of 3 values)
+    strided = HConv2D(2, (3, 2), strides=(2, 1), padding="same", **q)(x)  # 2x4x2
+    flat = keras.layers.Flatten
+    outs = [
+        HDense(3, **q)(HQuantize(act)(flat()(conv()))),
+        HActivation("relu", input_quantizer=act)(flat()(conv())),
+        HActivation("tanh", input_quantizer=table_q)(keras.layers.Reshape((12,))(conv())),
+        HDense(2, **q)(HActivation("linear", input_quantizer=act)(flat()(strided))),
+        HActivation("relu", input_quantizer=act)(keras.layers.Dropout(0.3)(flat()(conv()))),
+        HDense(2, **q)(keras.layers.Dropout(0.3)(flat()(keras.layers.MaxPooling2D(2, padding="same")(x)))),
+    ]
+    return keras.Model(inp, outs)
+
+
+def check_exact(build, shapes, tmp_path, seed, **convert_options):
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build()
+    x = [rng.normal(0, 2, (128,) + s).astype("float32") for s in shapes]
+    randomize_bits(model, rng, act_f=(1, 4), weight_f=(1, 4))
+    x = x if len(x) > 1 else x[0]
+    assert_bit_exact(model, x, tmp_path / "prj", seed=seed, **convert_options)
+    report = hgq_chip.verify(model, tmp_path / "prj", random=200, scale=4.0, seed=seed, strict=True,
+                             log=lambda *_: None)
+    assert report.ok
+
+
+def test_max_pooling_that_pads_is_exact_signed_and_unsigned(tmp_path):
+    check_exact(padded_max_pooling, [(7, 7, 1), (9, 2)], tmp_path, 0)
+
+
+def test_io_stream_quantizer_or_activation_after_flatten_is_exact(tmp_path):
+    check_exact(flatten_then_elementwise, [(4, 4, 2)], tmp_path, 1, io_type="io_stream")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("granularity, overflow, backend", [
+    ("per-element", "SAT", "Vivado"),
+    ("per-channel", "WRAP", "Vitis"),
+])
+def test_max_pooling_that_pads_is_exact_grid(tmp_path, granularity, overflow, backend):
+    check_exact(lambda: padded_max_pooling(granularity, overflow), [(7, 7, 1), (9, 2)], tmp_path, 2,
+                backend=backend)
+
+
+@pytest.mark.slow
+def test_io_stream_after_flatten_is_exact_saturating_vivado(tmp_path):
+    check_exact(lambda: flatten_then_elementwise("per-layer", "SAT"), [(4, 4, 2)], tmp_path, 3,
+                io_type="io_stream", backend="Vivado")
