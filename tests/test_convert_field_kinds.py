@@ -65,6 +65,8 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         HDense(2, **q)(HActivation("linear", input_quantizer=act)(flat()(strided))),
         HActivation("relu", input_quantizer=act)(keras.layers.Dropout(0.3)(flat()(conv()))),
         HDense(2, **q)(keras.layers.Dropout(0.3)(flat()(keras.layers.MaxPooling2D(2, padding="same")(x)))),
+        # a row kernel (height 1) and a row pooling in the stream, then a Dense
+        HDense(2, **q)(flat()(keras.layers.MaxPooling2D((1, 2))(HConv2D(2, (1, 3), padding="same", **q)(x)))),
     ]
     return keras.Model(inp, outs)
 

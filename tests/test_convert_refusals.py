@@ -78,6 +78,12 @@ def test_average_pooling_same_that_pads_is_refused(tmp_path, io_type):
     assert_refused(model, tmp_path, (UnsupportedLayerError, UnsupportedConfigurationError), "avg", io_type=io_type)
 
 
+def test_stream_row_kernel_with_row_stride_is_refused(tmp_path):
+    inp = keras.Input((6, 6, 2))
+    model = _calibrated(inp, HConv2D(2, (1, 3), strides=2, name="rows", **Q)(HQuantize(PL)(inp)))
+    assert_refused(model, tmp_path, UnsupportedConfigurationError, "'rows'", "strides", io_type="io_stream")
+
+
 # ---- kind: io_stream layers that would read a flattened stream wrongly ---------------------
 
 def test_stream_add_after_flatten_is_refused(tmp_path):
@@ -141,6 +147,14 @@ def _float16_layer():
 def test_layer_option_not_reproduced_is_refused(tmp_path, build, option):
     model = _calibrated(*build())
     assert_refused(model, tmp_path, UnsupportedLayerError, "'opt'", option)
+
+
+def test_fused_activation_changed_after_construction_is_refused(tmp_path):
+    inp = keras.Input((4,))
+    dense = HDense(2, name="opt", **Q)
+    model = _calibrated(inp, dense(HQuantize(PL)(inp)))
+    dense.activation = keras.activations.get("tanh")
+    assert_refused(model, tmp_path, UnsupportedLayerError, "'opt'", "activation", "HActivation")
 
 
 def test_noise_layer_without_rule_is_refused(tmp_path):

@@ -67,8 +67,18 @@ _CHANNELS_LAST = Option(
     "use data_format='channels_last' (put keras.layers.Permute before the layer if your data is channels-first)",
 )
 
+def _activation_name(layer, node):
+    return getattr(layer.activation, "__name__", str(layer.activation))
+
+
+_FUSED_ACTIVATION = Option(
+    "activation", _activation_name, lambda v: v in ("linear", "relu"),
+    "use activation='relu' or None here and put an HActivation layer after it (exact tables)",
+)
+
 _CONV = [
     _CHANNELS_LAST,
+    _FUSED_ACTIVATION,
     Option("groups", _attr("groups"), lambda v: v == 1, "use groups=1 (hls4ml has no grouped convolution)"),
     Option("dilation_rate", _tuple_attr("dilation_rate"), _all_ones,
            "use dilation_rate=1 (hls4ml ignores dilation); for a wider receptive field stack convolutions or "
@@ -98,12 +108,22 @@ OPTIONS: dict[type, list[Option]] = {
                "firmware keeps exact"),
     ],
     keras.layers.Conv1D: _CONV,
-    keras.layers.Conv2D: _CONV,
+    keras.layers.Conv2D: [
+        *_CONV,
+        # nnet_conv_stream.h runs a kernel of height 1 as a 1D convolution along each row: it
+        # never skips rows, so a row stride is lost.
+        Option("strides", lambda layer, node: (tuple(layer.kernel_size), tuple(layer.strides)),
+               lambda v: v[0][0] > 1 or v[1][0] == 1,
+               "hls4ml's streaming convolution ignores the row stride of a kernel of height 1; use "
+               "strides=(1, s) followed by a pooling, or convert with io_type='io_parallel'",
+               io_types=STREAM, error=UnsupportedConfigurationError),
+    ],
     ASQConv1D: [Option("padding", _attr("padding"), lambda v: v == "valid",
                        "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")],
     ASQConv2D: [Option("padding", _attr("padding"), lambda v: v == "valid",
                        "use padding='valid' (pad with keras.layers.ZeroPadding2D before the layer)")],
     keras.layers.Dense: [
+        _FUSED_ACTIVATION,
         Option("input rank", lambda layer, node: len(node.inputs[0].shape), lambda v: v == 2,
                "a Dense on a tensor of rank > 1 (per sample) is not reproduced by hls4ml's dense; put a "
                "keras.layers.Flatten before it, or use a convolution with kernel_size=1 for a per-position dense"),
