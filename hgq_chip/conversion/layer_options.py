@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import keras
 
 from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
+from ..layers.asq_post import ASQDense
 from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ..layers.pooling import pooling_pads
 
@@ -101,6 +102,10 @@ _POOL = [
            io_types=STREAM, error=UnsupportedConfigurationError),
 ]
 
+_ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
+                     "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
+                     io_types=STREAM, error=UnsupportedConfigurationError)
+
 OPTIONS: dict[type, list[Option]] = {
     keras.layers.Layer: [
         Option("dtype", lambda layer, node: layer.compute_dtype, lambda v: v in ("float32", "float64"),
@@ -118,9 +123,10 @@ OPTIONS: dict[type, list[Option]] = {
                "strides=(1, s) followed by a pooling, or convert with io_type='io_parallel'",
                io_types=STREAM, error=UnsupportedConfigurationError),
     ],
-    ASQConv1D: [Option("padding", _attr("padding"), lambda v: v == "valid",
+    ASQDense: [_ASQ_STREAM],
+    ASQConv1D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",
                        "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")],
-    ASQConv2D: [Option("padding", _attr("padding"), lambda v: v == "valid",
+    ASQConv2D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",
                        "use padding='valid' (pad with keras.layers.ZeroPadding2D before the layer)")],
     keras.layers.Dense: [
         _FUSED_ACTIVATION,
