@@ -2,6 +2,8 @@
 
 - max pooling with padding='same' that really pads: hls4ml pads with the type's top bit set,
   a large positive value for an unsigned type; the converter casts the input signed first.
+  Average pooling that pads divides each window by its count of valid elements (Keras and
+  hls4ml alike): exact where those counts are powers of two (refused otherwise).
 - io_stream quantizers and activations right after a Flatten/Reshape: they read the
   flattened stream through a Repack (Dense layers get their cast moved ahead).
 
@@ -26,8 +28,8 @@ def _q(granularity="per-layer", overflow="WRAP", rounding="RND"):
     return {"input_quantizer": act, "kernel_quantizer": weight, "bias_quantizer": weight}, act
 
 
-def padded_max_pooling(granularity="per-layer", overflow="WRAP"):
-    """Max pools whose windows reach into padding, on unsigned (relu) and signed inputs, 1D and 2D."""
+def padded_pooling(granularity="per-layer", overflow="WRAP"):
+    """Pools whose windows reach into padding, on unsigned (relu) and signed inputs, 1D and 2D."""
     q, act = _q(granularity, overflow)
     table_q = {**act, "overflow": "SAT"}
     image, series = keras.Input((7, 7, 1)), keras.Input((9, 2))
@@ -40,11 +42,14 @@ def padded_max_pooling(granularity="per-layer", overflow="WRAP"):
         keras.layers.MaxPooling2D(3, strides=2, padding="same")(HActivation("relu", input_quantizer=act)(signed2d)),
         keras.layers.MaxPooling2D((2, 3), strides=(3, 2), padding="same")(
             HActivation("sigmoid", input_quantizer=table_q)(signed2d)),             # table output, unsigned
+        keras.layers.AveragePooling2D(2, padding="same")(unsigned2d),                # windows of 4, 2, 1
+        keras.layers.AveragePooling2D(2, strides=1, padding="same")(signed2d),
     ]
     y = HQuantize(act)(series)
     outs += [
         keras.layers.MaxPooling1D(2, padding="same")(HConv1D(2, 3, activation="relu", **q)(y)),   # 7 -> 4
         keras.layers.MaxPooling1D(4, strides=3, padding="same")(HConv1D(2, 2, **q)(y)),           # signed
+        keras.layers.AveragePooling1D(2, padding="same")(HConv1D(2, 3, **q)(y)),
     ]
     return keras.Model([image, series], [keras.layers.Flatten()(o) for o in outs])
 
@@ -84,8 +89,8 @@ def check_exact(build, shapes, tmp_path, seed, **convert_options):
     assert report.ok
 
 
-def test_max_pooling_that_pads_is_exact_signed_and_unsigned(tmp_path):
-    check_exact(padded_max_pooling, [(7, 7, 1), (9, 2)], tmp_path, 0)
+def test_pooling_that_pads_is_exact_signed_and_unsigned(tmp_path):
+    check_exact(padded_pooling, [(7, 7, 1), (9, 2)], tmp_path, 0)
 
 
 def test_io_stream_quantizer_or_activation_after_flatten_is_exact(tmp_path):
@@ -97,8 +102,8 @@ def test_io_stream_quantizer_or_activation_after_flatten_is_exact(tmp_path):
     ("per-element", "SAT", "Vivado"),
     ("per-channel", "WRAP", "Vitis"),
 ])
-def test_max_pooling_that_pads_is_exact_grid(tmp_path, granularity, overflow, backend):
-    check_exact(lambda: padded_max_pooling(granularity, overflow), [(7, 7, 1), (9, 2)], tmp_path, 2,
+def test_pooling_that_pads_is_exact_grid(tmp_path, granularity, overflow, backend):
+    check_exact(lambda: padded_pooling(granularity, overflow), [(7, 7, 1), (9, 2)], tmp_path, 2,
                 backend=backend)
 
 
