@@ -44,12 +44,15 @@ def padded_pooling(granularity="per-layer", overflow="WRAP"):
             HActivation("sigmoid", input_quantizer=table_q)(signed2d)),             # table output, unsigned
         keras.layers.AveragePooling2D(2, padding="same")(unsigned2d),                # windows of 4, 2, 1
         keras.layers.AveragePooling2D(2, strides=1, padding="same")(signed2d),
+        HConv2D(2, 3, strides=2, padding="same", **q)(x),                          # conv padding 1/1
+        HConv2D(2, 2, strides=2, padding="same", **q)(x),                          # conv padding 0/1
     ]
     y = HQuantize(act)(series)
     outs += [
         keras.layers.MaxPooling1D(2, padding="same")(HConv1D(2, 3, activation="relu", **q)(y)),   # 7 -> 4
         keras.layers.MaxPooling1D(4, strides=3, padding="same")(HConv1D(2, 2, **q)(y)),           # signed
         keras.layers.AveragePooling1D(2, padding="same")(HConv1D(2, 3, **q)(y)),
+        HConv1D(2, 4, strides=3, padding="same", **q)(y),
     ]
     return keras.Model([image, series], [keras.layers.Flatten()(o) for o in outs])
 
@@ -72,6 +75,9 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         HDense(2, **q)(keras.layers.Dropout(0.3)(flat()(keras.layers.MaxPooling2D(2, padding="same")(x)))),
         # a row kernel (height 1) and a row pooling in the stream, then a Dense
         HDense(2, **q)(flat()(keras.layers.MaxPooling2D((1, 2))(HConv2D(2, (1, 3), padding="same", **q)(x)))),
+        # 'valid' pooling leaving a border column and row unread (3x3 map, pool 2)
+        HDense(2, **q)(flat()(keras.layers.AveragePooling2D(2)(HConv2D(2, 2, **q)(x)))),
+        HQuantize(act)(flat()(conv())),  # a model output read through the repack
     ]
     return keras.Model(inp, outs)
 

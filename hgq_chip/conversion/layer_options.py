@@ -23,6 +23,7 @@ from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
 from ..layers.asq_post import ASQDense
 from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ..layers.pooling import pooling_pads
+from .precision import find_rule
 
 BOTH = ("io_parallel", "io_stream")
 STREAM = ("io_stream",)
@@ -68,6 +69,7 @@ _CHANNELS_LAST = Option(
     "use data_format='channels_last' (put keras.layers.Permute before the layer if your data is channels-first)",
 )
 
+
 def _activation_name(layer, node):
     return getattr(layer.activation, "__name__", str(layer.activation))
 
@@ -91,7 +93,8 @@ _CONV = [
 
 _POOL = [
     _CHANNELS_LAST,
-    Option("padding", lambda layer, node: pooling_pads(layer, node.inputs[0].shape), lambda pads: not any(pads),
+    Option("padding (elements padded per axis)", lambda layer, node: pooling_pads(layer, node.inputs[0].shape),
+           lambda pads: not any(pads),
            "hls4ml's streaming pooling cannot pad: use padding='valid', or an input size the stride divides "
            "with pool_size == strides, or convert with io_type='io_parallel'",
            io_types=STREAM, error=UnsupportedConfigurationError),
@@ -167,8 +170,12 @@ def check_layer_options(nodes, io_type: str) -> None:
 
     ``nodes`` are ``graph.GraphNode`` s; ``io_type`` selects the io-specific limits.
     """
+    from . import rules  # noqa: F401  (importing registers every rule)
+
     for node in nodes:
         layer = node.layer
+        if find_rule(layer) is None:
+            continue  # precision.derive refuses it, listing the supported layers
         for option in options_of(layer):
             if io_type not in option.io_types:
                 continue
