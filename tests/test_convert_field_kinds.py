@@ -64,7 +64,8 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
     inp = keras.Input((4, 4, 2))
     x = HQuantize(act)(inp)
     conv = lambda: HConv2D(3, 3, **q)(x)  # noqa: E731  (2x2x3: words of 3 values)
-    strided = HConv2D(2, (3, 2), strides=(2, 1), padding="same", **q)(x)  # 2x4x2
+    x2 = HQuantize(act)(inp)  # a second copy: hls4ml's io_stream feeds one stream to at most 7 layers
+    strided = HConv2D(2, (3, 2), strides=(2, 1), padding="same", **q)(x2)  # 2x4x2
     flat = keras.layers.Flatten
     outs = [
         HDense(3, **q)(HQuantize(act)(flat()(conv()))),
@@ -72,11 +73,11 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         HActivation("tanh", input_quantizer=table_q)(keras.layers.Reshape((12,))(conv())),
         HDense(2, **q)(HActivation("linear", input_quantizer=act)(flat()(strided))),
         HActivation("relu", input_quantizer=act)(keras.layers.Dropout(0.3)(flat()(conv()))),
-        HDense(2, **q)(keras.layers.Dropout(0.3)(flat()(keras.layers.MaxPooling2D(2, padding="same")(x)))),
+        HDense(2, **q)(keras.layers.Dropout(0.3)(flat()(keras.layers.MaxPooling2D(2, padding="same")(x2)))),
         # a row kernel (height 1) and a row pooling in the stream, then a Dense
-        HDense(2, **q)(flat()(keras.layers.MaxPooling2D((1, 2))(HConv2D(2, (1, 3), padding="same", **q)(x)))),
+        HDense(2, **q)(flat()(keras.layers.MaxPooling2D((1, 2))(HConv2D(2, (1, 3), padding="same", **q)(x2)))),
         # 'valid' pooling leaving a border column and row unread (3x3 map, pool 2)
-        HDense(2, **q)(flat()(keras.layers.AveragePooling2D(2)(HConv2D(2, 2, **q)(x)))),
+        HDense(2, **q)(flat()(keras.layers.AveragePooling2D(2)(HConv2D(2, 2, **q)(x2)))),
         HQuantize(act)(flat()(conv())),  # a model output read through the repack
     ]
     return keras.Model(inp, outs)

@@ -84,6 +84,13 @@ def test_stream_row_kernel_with_row_stride_is_refused(tmp_path):
     assert_refused(model, tmp_path, UnsupportedConfigurationError, "'rows'", "strides", io_type="io_stream")
 
 
+def test_stream_read_by_more_than_seven_layers_is_refused(tmp_path):
+    inp = keras.Input((4,))
+    x = HQuantize(PL, name="fanout")(inp)
+    model = _calibrated(inp, [HDense(1, **Q)(keras.layers.Dropout(0.1)(x)) for _ in range(8)])
+    assert_refused(model, tmp_path, UnsupportedConfigurationError, "'fanout'", "8 layers", io_type="io_stream")
+
+
 # ---- kind: io_stream layers that would read a flattened stream wrongly ---------------------
 
 def test_stream_add_after_flatten_is_refused(tmp_path):

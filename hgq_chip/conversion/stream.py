@@ -134,6 +134,33 @@ def _check_repack(node, word_in: int) -> None:
                             "divides (or is a multiple of) the input's last axis")
 
 
+# nnet_stream.h's clone_stream copies one stream into at most 7 (hls4ml's CloneOutput pass).
+MAX_STREAM_READERS = 7
+
+
+def _check_readers(streams: _Streams, model) -> None:
+    """Every stream is read by at most 7 layers (model outputs count; hls4ml removes Dropouts, so
+    their readers read the Dropout's input)."""
+    readers: dict[int, list] = {}
+    for node in streams.nodes:
+        for t in node.inputs:
+            readers.setdefault(id(t), []).append(node)
+    for node in streams.nodes:
+        out = node.outputs[0]
+        pending, count = list(readers.get(id(out), [])), int(id(out) in streams.model_outputs)
+        while pending:
+            reader = pending.pop()
+            if isinstance(reader.layer, keras.layers.Dropout):
+                pending += readers.get(id(reader.outputs[0]), [])
+                count += int(id(reader.outputs[0]) in streams.model_outputs)
+            else:
+                count += 1
+        if count > MAX_STREAM_READERS:
+            _refuse(node.layer, f"its output is read by {count} layers (model outputs included) and hls4ml "
+                                f"copies a stream into at most {MAX_STREAM_READERS}; put an HQuantize after the "
+                                "layer for some of the readers (each copy then feeds fewer layers)")
+
+
 def _pass_dropout_types(streams: _Streams, records) -> None:
     for index, node in enumerate(streams.nodes):
         source = streams.producer.get(id(node.inputs[0])) if node.inputs else None
@@ -150,6 +177,7 @@ def prepare_stream(model, nodes, records) -> dict[str, int]:
     from ..layers import HDense
 
     streams = _Streams(model, nodes)
+    _check_readers(streams, model)
     repacks: dict[str, int] = {}
     for index, node in enumerate(nodes):
         layer = node.layer
