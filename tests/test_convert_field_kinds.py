@@ -46,6 +46,7 @@ def padded_pooling(granularity="per-layer", overflow="WRAP"):
         keras.layers.AveragePooling2D(2, strides=1, padding="same")(signed2d),
         HConv2D(2, 3, strides=2, padding="same", **q)(x),                          # conv padding 1/1
         HConv2D(2, 2, strides=2, padding="same", **q)(x),                          # conv padding 0/1
+        keras.layers.SpatialDropout2D(0.2)(unsigned2d),
     ]
     y = HQuantize(act)(series)
     outs += [
@@ -61,7 +62,7 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
     """Quantizers and activations reading a flattened stream, and a Dense after each."""
     q, act = _q(granularity, overflow)
     table_q = {**act, "overflow": "SAT"}
-    inp = keras.Input((4, 4, 2))
+    inp, series = keras.Input((4, 4, 2)), keras.Input((9, 2))
     x = HQuantize(act)(inp)
     conv = lambda: HConv2D(3, 3, **q)(x)  # noqa: E731  (2x2x3: words of 3 values)
     x2 = HQuantize(act)(inp)  # a second copy: hls4ml's io_stream feeds one stream to at most 7 layers
@@ -80,7 +81,10 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         HDense(2, **q)(flat()(keras.layers.AveragePooling2D(2)(HConv2D(2, 2, **q)(x2)))),
         HQuantize(act)(flat()(conv())),  # a model output read through the repack
     ]
-    return keras.Model(inp, outs)
+    y = keras.layers.SpatialDropout1D(0.2)(HQuantize(act)(series))
+    y = keras.layers.MaxPooling1D(2)(HConv1D(2, 3, strides=2, padding="same", **q)(y))     # 9 -> 5 -> 2
+    outs.append(HActivation("relu", input_quantizer=act)(flat()(y)))
+    return keras.Model([inp, series], outs)
 
 
 def check_exact(build, shapes, tmp_path, seed, **convert_options):
@@ -101,7 +105,7 @@ def test_pooling_that_pads_is_exact_signed_and_unsigned(tmp_path):
 
 
 def test_io_stream_quantizer_or_activation_after_flatten_is_exact(tmp_path):
-    check_exact(flatten_then_elementwise, [(4, 4, 2)], tmp_path, 1, io_type="io_stream")
+    check_exact(flatten_then_elementwise, [(4, 4, 2), (9, 2)], tmp_path, 1, io_type="io_stream")
 
 
 @pytest.mark.slow
@@ -116,5 +120,5 @@ def test_pooling_that_pads_is_exact_grid(tmp_path, granularity, overflow, backen
 
 @pytest.mark.slow
 def test_io_stream_after_flatten_is_exact_saturating_vivado(tmp_path):
-    check_exact(lambda: flatten_then_elementwise("per-layer", "SAT"), [(4, 4, 2)], tmp_path, 3,
+    check_exact(lambda: flatten_then_elementwise("per-layer", "SAT"), [(4, 4, 2), (9, 2)], tmp_path, 3,
                 io_type="io_stream", backend="Vivado")
