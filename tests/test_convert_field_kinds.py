@@ -80,6 +80,7 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         # 'valid' pooling leaving a border column and row unread (3x3 map, pool 2)
         HDense(2, **q)(flat()(keras.layers.AveragePooling2D(2)(HConv2D(2, 2, **q)(x2)))),
         HQuantize(act)(flat()(conv())),  # a model output read through the repack
+        HDense(2, **q)(flat()(HQuantize(act)(conv()))),  # the Dense's cast cannot move past a quantizer
     ]
     y = keras.layers.SpatialDropout1D(0.2)(HQuantize(act)(series))
     y = keras.layers.MaxPooling1D(2)(HConv1D(2, 3, strides=2, padding="same", **q)(y))     # 9 -> 5 -> 2

@@ -12,7 +12,7 @@ reads wrong values or past its word (a segfault for tables). A Dense reads any p
 - every other quantizer or activation of ours (HQuantize, HActivation: relu, tables,
   linear) reads the flattened stream through a ``Repack`` layer (hls4ml's own stream
   repacker, from the producer's word to the flat word), emitted by the handlers;
-- a Dropout passes its input's type on unchanged (hls4ml then removes it);
+- a Dropout or in-place Flatten keeps its input's type (hls4ml then removes the Dropout);
 - any other layer reading a flattened stream, and a Reshape whose word sizes do not divide
   each other (``repack_stream`` would drop or invent values), is refused up front.
 """
@@ -93,7 +93,7 @@ class _Streams:
         """Whether hls4ml streams this node's output as a view of its input (same word)."""
         out = node.outputs[0]
         if isinstance(node.layer, keras.layers.Dropout):
-            return True  # removed by hls4ml (its type is its input's, see _pass_dropout_types)
+            return True  # removed by hls4ml (its type is its input's, see _pass_in_place_types)
         return (
             isinstance(node.layer, (keras.layers.Flatten, keras.layers.Reshape))
             and len(out.shape) == 2 and id(out) not in self.model_outputs
@@ -138,7 +138,7 @@ def _check_repack(node, word_in: int) -> None:
 MAX_STREAM_READERS = 7
 
 
-def _check_readers(streams: _Streams, model) -> None:
+def _check_readers(streams: _Streams) -> None:
     """Every stream is read by at most 7 layers (model outputs count; hls4ml removes Dropouts, so
     their readers read the Dropout's input)."""
     readers: dict[int, list] = {}
@@ -161,10 +161,11 @@ def _check_readers(streams: _Streams, model) -> None:
                                 "layer for some of the readers (each copy then feeds fewer layers)")
 
 
-def _pass_dropout_types(streams: _Streams, records) -> None:
+def _pass_in_place_types(streams: _Streams, records) -> None:
+    """A stream view (in-place Flatten, removed Dropout) has its input's type, as hls4ml gives it."""
     for index, node in enumerate(streams.nodes):
         source = streams.producer.get(id(node.inputs[0])) if node.inputs else None
-        if isinstance(node.layer, keras.layers.Dropout) and source is not None:
+        if streams.in_place(node) and source is not None:
             records[index].hls_layers[-1].types["result"] = records[source].hls_layers[-1].types["result"]
 
 
@@ -177,7 +178,7 @@ def prepare_stream(model, nodes, records) -> dict[str, int]:
     from ..layers import HDense
 
     streams = _Streams(model, nodes)
-    _check_readers(streams, model)
+    _check_readers(streams)
     repacks: dict[str, int] = {}
     for index, node in enumerate(nodes):
         layer = node.layer
@@ -205,5 +206,5 @@ def prepare_stream(model, nodes, records) -> dict[str, int]:
         else:
             _refuse(layer, "it reads a flattened stream, which hls4ml 1.3 streams with the packing of the "
                            "tensor before the Flatten; put the layer before the Flatten/Reshape")
-    _pass_dropout_types(streams, records)
+    _pass_in_place_types(streams, records)
     return repacks
