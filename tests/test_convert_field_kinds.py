@@ -47,6 +47,7 @@ def padded_pooling(granularity="per-layer", overflow="WRAP"):
         HConv2D(2, 3, strides=2, padding="same", **q)(x),                          # conv padding 1/1
         HConv2D(2, 2, strides=2, padding="same", **q)(x),                          # conv padding 0/1
         keras.layers.SpatialDropout2D(0.2)(unsigned2d),
+        HDense(2, **q)(signed2d),                                                   # a Dense per position
     ]
     y = HQuantize(act)(series)
     outs += [
@@ -85,6 +86,7 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
     y = keras.layers.SpatialDropout1D(0.2)(HQuantize(act)(series))
     y = keras.layers.MaxPooling1D(2)(HConv1D(2, 3, strides=2, padding="same", **q)(y))     # 9 -> 5 -> 2
     outs.append(HActivation("relu", input_quantizer=act)(flat()(y)))
+    outs.append(HDense(2, **q)(y))  # a Dense per position of a 1D map
     return keras.Model([inp, series], outs)
 
 

@@ -133,9 +133,10 @@ OPTIONS: dict[type, list[Option]] = {
                        "use padding='valid' (pad with keras.layers.ZeroPadding2D before the layer)")],
     keras.layers.Dense: [
         _FUSED_ACTIVATION,
-        Option("input rank", lambda layer, node: len(node.inputs[0].shape), lambda v: v == 2,
-               "a Dense on a tensor of rank > 1 (per sample) is not reproduced by hls4ml's dense; put a "
-               "keras.layers.Flatten before it, or use a convolution with kernel_size=1 for a per-position dense"),
+        # hls4ml turns a Dense on a (positions..., channels) tensor into a pointwise Conv1D/Conv2D.
+        Option("input rank", lambda layer, node: len(node.inputs[0].shape) - 1, lambda v: v <= 3,
+               "hls4ml applies a Dense per position only on 1D or 2D maps (input rank <= 3 per sample); "
+               "put a keras.layers.Flatten or Reshape before it"),
     ],
     keras.layers.Flatten: [
         Option("data_format", lambda layer, node: (layer.data_format, len(node.inputs[0].shape)),
