@@ -48,6 +48,8 @@ def padded_pooling(granularity="per-layer", overflow="WRAP"):
         HConv2D(2, 2, strides=2, padding="same", **q)(x),                          # conv padding 0/1
         keras.layers.SpatialDropout2D(0.2)(unsigned2d),
         HDense(2, **q)(signed2d),                                                   # a Dense per position
+        keras.layers.AveragePooling2D(pool_size=1, strides=2)(signed2d),            # pool != stride
+        keras.layers.MaxPooling2D(3, strides=1)(unsigned2d),
     ]
     y = HQuantize(act)(series)
     outs += [
