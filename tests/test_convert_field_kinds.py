@@ -84,6 +84,7 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         HDense(2, **q)(flat()(keras.layers.AveragePooling2D(2)(HConv2D(2, 2, **q)(x2)))),
         HQuantize(act)(flat()(conv())),  # a model output read through the repack
         HDense(2, **q)(flat()(HQuantize(act)(conv()))),  # the Dense's cast cannot move past a quantizer
+        HActivation("relu", input_quantizer=act)(keras.layers.Reshape((2, 6))(HConv2D(3, 3, **q)(x2))),  # repacked
     ]
     y = keras.layers.SpatialDropout1D(0.2)(HQuantize(act)(series))
     y = keras.layers.MaxPooling1D(2)(HConv1D(2, 3, strides=2, padding="same", **q)(y))     # 9 -> 5 -> 2
