@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import hgq_chip
-from hgq_chip.layers import HActivation, HConv1D, HConv2D, HDense, HQuantize
+from hgq_chip.layers import HActivation, HAdd, HConv1D, HConv2D, HDense, HQuantize
 from exactness import assert_bit_exact, randomize_bits
 
 
@@ -50,6 +50,7 @@ def padded_pooling(granularity="per-layer", overflow="WRAP"):
         HDense(2, **q)(signed2d),                                                   # a Dense per position
         keras.layers.AveragePooling2D(pool_size=1, strides=2)(signed2d),            # pool != stride
         keras.layers.MaxPooling2D(3, strides=1)(unsigned2d),
+        keras.layers.Add()([signed2d, unsigned2d, HConv2D(2, 3, **q)(x)]),         # three inputs: a chain
     ]
     y = HQuantize(act)(series)
     outs += [
@@ -86,8 +87,9 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         HDense(2, **q)(flat()(HQuantize(act)(conv()))),  # the Dense's cast cannot move past a quantizer
         HActivation("relu", input_quantizer=act)(keras.layers.Reshape((2, 6))(HConv2D(3, 3, **q)(x2))),  # repacked
     ]
-    y = keras.layers.SpatialDropout1D(0.2)(HQuantize(act)(series))
-    y = keras.layers.MaxPooling1D(2)(HConv1D(2, 3, strides=2, padding="same", **q)(y))     # 9 -> 5 -> 2
+    ys = keras.layers.SpatialDropout1D(0.2)(HQuantize(act)(series))
+    y = keras.layers.MaxPooling1D(2)(HConv1D(2, 3, strides=2, padding="same", **q)(ys))    # 9 -> 5 -> 2
+    outs.append(HAdd()([HConv1D(2, 3, **q)(ys) for _ in range(4)]))  # four inputs: a chain of three adds
     outs.append(HActivation("relu", input_quantizer=act)(flat()(y)))
     outs.append(HDense(2, **q)(y))  # a Dense per position of a 1D map
     return keras.Model([inp, series], outs)

@@ -127,12 +127,6 @@ def _add_broadcast():
     return inp, keras.layers.Add(name="opt")([x, HConv1D(1, 1, **Q)(x)])
 
 
-def _add_three():
-    inp = keras.Input((4,))
-    x = HQuantize(PL)(inp)
-    return inp, keras.layers.Add(name="opt")([HDense(3, **Q)(x), HDense(3, **Q)(x), HDense(3, **Q)(x)])
-
-
 def _dense_on_rank4():
     inp = keras.Input((2, 2, 2, 3))
     return inp, HDense(2, name="opt", **Q)(HQuantize(PL)(inp))
@@ -147,10 +141,9 @@ def _float16_layer():
     (_flatten_channels_first, "data_format"),
     (_pooling_channels_first, "data_format"),
     (_add_broadcast, "input shapes"),
-    (_add_three, "number of inputs"),
     (_dense_on_rank4, "input rank"),
     (_float16_layer, "dtype"),
-], ids=["flatten-channels-first", "pool-channels-first", "add-broadcast", "add-three", "dense-rank4", "float16"])
+], ids=["flatten-channels-first", "pool-channels-first", "add-broadcast", "dense-rank4", "float16"])
 def test_layer_option_not_reproduced_is_refused(tmp_path, build, option):
     model = _calibrated(*build())
     assert_refused(model, tmp_path, UnsupportedLayerError, "'opt'", option)

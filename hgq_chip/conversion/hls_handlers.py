@@ -16,7 +16,6 @@ import numpy as np
 from ..fixed.interval import Interval
 from ..layers import (
     HActivation,
-    HAdd,
     HConv1D,
     HConv1DBatchNorm,
     HConv2D,
@@ -170,15 +169,12 @@ def handle_hactivation(layer, in_tensors, out_tensors):
     return (*q_configs, lut)
 
 
-@handler(HAdd)
-def handle_hadd(layer, in_tensors, out_tensors):
-    import keras
+def hls4ml_handler(cls):
+    """hls4ml's own handler for the Keras class ``cls`` (also where ours wraps it)."""
     from hls4ml.converters.keras_v3 import layer_handlers
 
-    configs = layer_handlers[class_key(keras.layers.Add)](layer, in_tensors, out_tensors)
-    for config in configs:
-        config["op"] = "add"  # hls4ml derives the op from the class name, which is ours
-    return configs
+    key = class_key(cls)
+    return _HLS4ML_HANDLERS.get(key, layer_handlers[key])
 
 
 def register_handlers() -> None:

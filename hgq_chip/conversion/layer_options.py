@@ -7,8 +7,9 @@ looked up along each layer's class hierarchy, so subclasses (BatchNorm-fused, Ad
 ASQ layers) are checked by their Keras parent's entries plus their own.
 
 Sources of the limits: hls4ml 1.3's Keras 3 handlers ignore ``dilation_rate``, ``groups``
-and ``channels_first`` layouts of convolutions; its ``Merge`` layer takes exactly two
-inputs of equal shape; its ``Dense`` reads a flat input; its streaming pooling templates
+and ``channels_first`` layouts of convolutions; its ``Merge`` layer adds inputs of
+equal shape (no broadcasting); its ``Dense`` works per position on at most 2D maps (as a
+pointwise convolution); its streaming pooling templates
 (``nnet_pooling_stream.h``) assert no padding and a pool size equal to the stride.
 """
 
@@ -145,8 +146,6 @@ OPTIONS: dict[type, list[Option]] = {
                "firmware does not)"),
     ],
     keras.layers.Add: [
-        Option("number of inputs", lambda layer, node: len(node.inputs), lambda v: v == 2,
-               "hls4ml adds exactly two tensors: chain Add layers of two inputs each"),
         Option("input shapes", _input_shapes, lambda shapes: len(set(shapes)) == 1,
                "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
                "explicitly, e.g. with a convolution or UpSampling"),

@@ -6,6 +6,8 @@ import keras
 import numpy as np
 
 from ...fixed.interval import Interval
+from ...layers import HAdd
+from ..hls_handlers import handler, hls4ml_handler, keras_handler
 from ..precision import require_input, rule
 from ..records import HLSLayerTypes, LayerRecord, format_of
 
@@ -32,10 +34,46 @@ def dropout_rule(layer, intervals):
     return record_of(layer, intervals[0])
 
 
+def partial_sum_name(layer, index: int) -> str:
+    """The hls4ml layer adding input ``index`` + 1 to the sum of the inputs before it."""
+    return f"{layer.name}_sum{index}"
+
+
 @rule(keras.layers.Add)
 def add_rule(layer, intervals):
+    """A sum of fixed-point values is exact in a type holding its interval. hls4ml adds two
+    tensors per layer, so n inputs become a chain of n - 1 additions, each partial sum typed
+    by its own interval."""
     require_input(layer, intervals)
-    out = intervals[0]
+    out, partials = intervals[0], []
     for iv in intervals[1:]:
         out = out + iv
-    return record_of(layer, out)
+        partials.append(out)
+    record = record_of(layer, out)
+    chain = [HLSLayerTypes(partial_sum_name(layer, i), {"result": format_of(p)}) for i, p in enumerate(partials[:-1], 1)]
+    record.hls_layers[:0] = chain
+    return record
+
+
+@keras_handler(keras.layers.Add)
+def handle_add(layer, in_tensors, out_tensors, add_handler):
+    """hls4ml's Merge('add') for two inputs; a chain of them for more."""
+    first = [dict(c) for c in add_handler(layer, in_tensors[:2], [out_tensors[0]])]
+    for config in first:
+        config["op"] = "add"  # hls4ml derives the op from the class name (HAdd's is ours)
+    if len(in_tensors) == 2:
+        return first
+    configs, previous = [], in_tensors[0].name
+    for index, tensor in enumerate(in_tensors[1:], 1):
+        last = index == len(in_tensors) - 1
+        config = dict(first[0], name=layer.name if last else partial_sum_name(layer, index))
+        out_name = out_tensors[0].name if last else f"{out_tensors[0].name}_{config['name']}"
+        config.update(input_keras_tensor_names=[previous, tensor.name], output_keras_tensor_names=[out_name])
+        configs.append(config)
+        previous = out_name
+    return configs
+
+
+@handler(HAdd)
+def handle_hadd(layer, in_tensors, out_tensors):
+    return handle_add(layer, in_tensors, out_tensors, hls4ml_handler(keras.layers.Add))
