@@ -87,6 +87,8 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         HDense(2, **q)(flat()(HQuantize(act)(conv()))),  # the Dense's cast cannot move past a quantizer
         HActivation("relu", input_quantizer=act)(keras.layers.Reshape((2, 6))(HConv2D(3, 3, **q)(x2))),  # repacked
     ]
+    shared_flat = flat()(HConv2D(3, 3, **q)(x2))  # one flattened stream read by two layers
+    outs += [HDense(2, **q)(shared_flat), HActivation("relu", input_quantizer=act)(shared_flat)]
     ys = keras.layers.SpatialDropout1D(0.2)(HQuantize(act)(series))
     y = keras.layers.MaxPooling1D(2)(HConv1D(2, 3, strides=2, padding="same", **q)(ys))    # 9 -> 5 -> 2
     outs.append(HAdd()([HConv1D(2, 3, **q)(ys) for _ in range(4)]))  # four inputs: a chain of three adds

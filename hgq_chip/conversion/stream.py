@@ -109,7 +109,9 @@ def _move_dense_cast(streams: _Streams, index: int, records) -> bool:
         chain.append(streams.producer[id(tensor)])
         tensor = nodes[chain[-1]].inputs[0]
     source = streams.producer.get(id(tensor))
-    shared = [t for i in chain for t in nodes[i].inputs] + [tensor]
+    # Every tensor from the producer to the Dense must feed only the next step: a cast moved
+    # ahead of a tensor another layer also reads would change that layer's input too.
+    shared = [nodes[index].inputs[0]] + [t for i in chain for t in nodes[i].inputs]
     if source is None or any(streams.consumers.get(id(t), 0) != 1 for t in shared) or _ends_with_cast(nodes[source].layer):
         return False
     cast = records[index].hls_layers[0].types["result"]
