@@ -5,7 +5,8 @@
   Average pooling that pads divides each window by its count of valid elements (Keras and
   hls4ml alike): exact where those counts are powers of two (refused otherwise).
 - io_stream quantizers and activations right after a Flatten/Reshape: they read the
-  flattened stream through a Repack (Dense layers get their cast moved ahead).
+  flattened stream through a Repack (Dense layers get their cast moved ahead). A stream
+  max pool that pads an unsigned map reads it through a ZeroPadding layer.
 
 Each test builds one multi-branch model (one g++ compile) and compares the C simulation
 with Keras on calibration data, uniform in-range data and 4x out-of-range data.
@@ -87,11 +88,15 @@ def flatten_then_elementwise(granularity="per-layer", overflow="WRAP"):
         HDense(2, **q)(flat()(HQuantize(act)(conv()))),  # the Dense's cast cannot move past a quantizer
         HActivation("relu", input_quantizer=act)(keras.layers.Reshape((2, 6))(HConv2D(3, 3, **q)(x2))),  # repacked
     ]
+    # a max pool that pads, on an unsigned map: zero-padded ahead of the stream pooling
+    outs.append(HDense(2, **q)(flat()(keras.layers.MaxPooling2D(2, padding="same")(
+        HConv2D(2, 2, activation="relu", **q)(x2)))))                              # 3x3 -> 2x2
     shared_flat = flat()(HConv2D(3, 3, **q)(x2))  # one flattened stream read by two layers
     outs += [HDense(2, **q)(shared_flat), HActivation("relu", input_quantizer=act)(shared_flat)]
     ys = keras.layers.SpatialDropout1D(0.2)(HQuantize(act)(series))
     y = keras.layers.MaxPooling1D(2)(HConv1D(2, 3, strides=2, padding="same", **q)(ys))    # 9 -> 5 -> 2
     outs.append(HAdd()([HConv1D(2, 3, **q)(ys) for _ in range(4)]))  # four inputs: a chain of three adds
+    outs.append(keras.layers.MaxPooling1D(2, padding="same")(HConv1D(2, 3, activation="relu", **q)(ys)))  # 7 -> 4
     outs.append(HActivation("relu", input_quantizer=act)(flat()(y)))
     outs.append(HDense(2, **q)(y))  # a Dense per position of a 1D map
     return keras.Model([inp, series], outs)

@@ -58,11 +58,13 @@ def test_dilated_convolution_is_refused(tmp_path, conv, io_type):
 
 @pytest.mark.parametrize("pooling, shape, option", [
     (lambda: keras.layers.AveragePooling2D(pool_size=1, strides=2, name="pool"), (8, 8, 2), "pool_size"),
-    (lambda: keras.layers.MaxPooling2D(2, padding="same", name="pool"), (5, 5, 2), "padding"),
+    (lambda: keras.layers.MaxPooling2D(2, padding="same", name="pool"), (5, 5, 2), "signed"),
     (lambda: keras.layers.MaxPooling1D(3, strides=2, name="pool"), (9, 2), "pool_size"),
-    (lambda: keras.layers.MaxPooling1D(2, padding="same", name="pool"), (7, 2), "padding"),
+    (lambda: keras.layers.MaxPooling1D(2, padding="same", name="pool"), (7, 2), "signed"),
+    (lambda: keras.layers.AveragePooling1D(2, padding="same", name="pool"), (7, 2), "padding"),
     (lambda: keras.layers.AveragePooling2D((2, 1), strides=(2, 2), name="pool"), (8, 8, 2), "pool_size"),
-], ids=["avg2d-pool1-stride2", "max2d-same-odd", "max1d-pool3-stride2", "max1d-same-odd", "avg2d-2x1-stride2"])
+], ids=["avg2d-pool1-stride2", "max2d-same-odd-signed", "max1d-pool3-stride2", "max1d-same-odd-signed",
+        "avg1d-same-odd", "avg2d-2x1-stride2"])
 def test_stream_pooling_the_templates_cannot_do_is_refused(tmp_path, pooling, shape, option):
     inp = keras.Input(shape)
     model = _calibrated(inp, pooling()(HQuantize(PL)(inp)))

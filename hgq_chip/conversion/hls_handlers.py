@@ -36,8 +36,8 @@ _HLS4ML_HANDLERS: dict = {}
 # True only inside hgq_chip's own conversion: other hls4ml conversions in the process keep
 # hls4ml's behaviour for the Keras classes we wrap.
 _CONVERTING = contextvars.ContextVar("hgq_chip_converting", default=False)
-# io_stream: {layer name: flat size} of layers that read a flattened stream through a Repack.
-_REPACKS = contextvars.ContextVar("hgq_chip_repacks", default={})
+# io_stream plan from stream.prepare_stream: {"repacks": {layer: flat size}, "zero_padded": {layer: pads}}.
+_STREAM_PLAN = contextvars.ContextVar("hgq_chip_stream_plan", default={})
 
 
 def handler(*classes):
@@ -93,7 +93,7 @@ def _repacked(layer, in_tensor) -> tuple[list[dict], object]:
     (see stream.py); returns the configs to put first and the tensor the layer then reads."""
     from .stream import repack_name
 
-    size = _REPACKS.get().get(layer.name)
+    size = planned("repacks", layer.name)
     if size is None:
         return [], in_tensor
     name = f"{in_tensor.name}_{repack_name(layer)}"
@@ -204,15 +204,20 @@ def _dispatching(fn, key):
     return dispatch
 
 
+def planned(kind: str, layer_name: str):
+    """What the io_stream plan holds for ``layer_name`` under ``kind`` (None: nothing)."""
+    return _STREAM_PLAN.get().get(kind, {}).get(layer_name)
+
+
 @contextlib.contextmanager
-def converting(repacks: dict | None = None):
+def converting(stream_plan: dict | None = None):
     """Register the handlers and let the wrapped Keras handlers act for the duration;
-    ``repacks`` ({layer name: flat size}, from ``stream.prepare_stream``) names the layers
-    whose input is read through a Repack."""
+    ``stream_plan`` (from ``stream.prepare_stream``) names the layers whose input is read
+    through a Repack or zero-padded ahead of a stream pooling."""
     register_handlers()
-    token, repack_token = _CONVERTING.set(True), _REPACKS.set(dict(repacks or {}))
+    token, plan_token = _CONVERTING.set(True), _STREAM_PLAN.set(dict(stream_plan or {}))
     try:
         yield
     finally:
         _CONVERTING.reset(token)
-        _REPACKS.reset(repack_token)
+        _STREAM_PLAN.reset(plan_token)

@@ -28,8 +28,8 @@ from .precision import find_rule
 
 BOTH = ("io_parallel", "io_stream")
 STREAM = ("io_stream",)
-_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.AveragePooling1D,
-            keras.layers.AveragePooling2D)
+_MAX_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
+_AVERAGE_POOLING = (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
 
 
 @dataclass(frozen=True)
@@ -92,19 +92,21 @@ _CONV = [
            "'valid' convolution)"),
 ]
 
-_POOL = [
-    _CHANNELS_LAST,
-    Option("padding (elements padded per axis)", lambda layer, node: pooling_pads(layer, node.inputs[0].shape),
-           lambda pads: not any(pads),
-           "hls4ml's streaming pooling cannot pad: use padding='valid', or an input size the stride divides "
-           "with pool_size == strides, or convert with io_type='io_parallel'",
-           io_types=STREAM, error=UnsupportedConfigurationError),
-    Option("pool_size", lambda layer, node: (tuple(layer.pool_size), tuple(layer.strides)),
-           lambda sizes: sizes[0] == sizes[1],
-           "hls4ml's streaming pooling needs pool_size == strides (it asserts this); change the pooling or "
-           "convert with io_type='io_parallel'",
-           io_types=STREAM, error=UnsupportedConfigurationError),
-]
+_POOL_STRIDE = Option(
+    "pool_size", lambda layer, node: (tuple(layer.pool_size), tuple(layer.strides)), lambda sizes: sizes[0] == sizes[1],
+    "hls4ml's streaming pooling needs pool_size == strides (it asserts this); change the pooling or "
+    "convert with io_type='io_parallel'",
+    io_types=STREAM, error=UnsupportedConfigurationError,
+)
+# A max pool that pads is padded with zeros ahead of the stream pooling where its input is
+# unsigned (stream.py checks the sign once types are derived); an average never.
+_AVERAGE_POOL_PADS = Option(
+    "padding (elements padded per axis)", lambda layer, node: pooling_pads(layer, node.inputs[0].shape),
+    lambda pads: not any(pads),
+    "hls4ml's streaming average pooling cannot pad: use padding='valid', or an input size the stride divides "
+    "with pool_size == strides, or convert with io_type='io_parallel'",
+    io_types=STREAM, error=UnsupportedConfigurationError,
+)
 
 _ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
                      "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
@@ -150,7 +152,8 @@ OPTIONS: dict[type, list[Option]] = {
                "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
                "explicitly, e.g. with a convolution or UpSampling"),
     ],
-    **{cls: _POOL for cls in _POOLING},
+    **{cls: [_CHANNELS_LAST, _POOL_STRIDE] for cls in _MAX_POOLING},
+    **{cls: [_CHANNELS_LAST, _POOL_STRIDE, _AVERAGE_POOL_PADS] for cls in _AVERAGE_POOLING},
 }
 
 

@@ -95,10 +95,10 @@ def convert(
             "hgq_chip.calibrate(model, x) on representative inputs before converting"
         )
     records = derive(nodes)
-    repacks = {}
+    stream_plan = {}
     if io_type == "io_stream":
         check_one_type_per_tensor(nodes)
-        repacks = prepare_stream(model, nodes, records)
+        stream_plan = prepare_stream(model, nodes, records)
     if strategy_name(strategy) == "distributed_arithmetic":
         _check_distributed_arithmetic(nodes)
     inexact = [r.layer_name for r in records if not r.float32_exact]
@@ -116,7 +116,7 @@ def convert(
     try:
         log(f"[hgq_chip] writing {backend} {io_type} project")
         hls_model = _write_hls4ml_project(
-            model, staging, project_name, backend, io_type, part, clock_period, hls_config, repacks
+            model, staging, project_name, backend, io_type, part, clock_period, hls_config, stream_plan
         )
         write_reports(staging, records, input_types, hls_config)
         write_manifest(staging, model_manifest(
@@ -174,7 +174,7 @@ def _moves_data_only(node) -> bool:
 
 
 def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config,
-                          repacks=None):
+                          stream_plan=None):
     import hls4ml
 
     options = {"clock_period": clock_period}
@@ -182,7 +182,7 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
         options["part"] = part
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter), converting(repacks):
+        with contextlib.redirect_stdout(chatter), converting(stream_plan):
             hls_model = hls4ml.converters.convert_from_keras_model(
                 model,
                 output_dir=str(directory),

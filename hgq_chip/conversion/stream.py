@@ -13,6 +13,8 @@ reads wrong values or past its word (a segfault for tables). A Dense reads any p
   linear) reads the flattened stream through a ``Repack`` layer (hls4ml's own stream
   repacker, from the producer's word to the flat word), emitted by the handlers;
 - a Dropout or in-place Flatten keeps its input's type (hls4ml then removes the Dropout);
+- a max pool that pads reads its input through a ZeroPadding layer (hls4ml's stream pooling
+  cannot pad), exact for unsigned inputs; signed ones are refused;
 - any other layer reading a flattened stream, and a Reshape whose word sizes do not divide
   each other (``repack_stream`` would drop or invent values), is refused up front.
 """
@@ -24,6 +26,7 @@ import math
 import keras
 
 from ..errors import UnsupportedConfigurationError
+from ..layers.pooling import pooling_pads
 from .records import HLSLayerTypes, format_of, quantizer_needs_mask
 
 _RESHAPING = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout)
@@ -171,10 +174,12 @@ def _pass_in_place_types(streams: _Streams, records) -> None:
             records[index].hls_layers[-1].types["result"] = records[source].hls_layers[-1].types["result"]
 
 
-def prepare_stream(model, nodes, records) -> dict[str, int]:
-    """Plan how every flattened stream is read (see the module docstring); adjusts ``records``.
+def prepare_stream(model, nodes, records) -> dict[str, dict]:
+    """Plan how every flattened stream is read and every padded max pool is padded (see the
+    module docstring); adjusts ``records``.
 
-    Returns {layer name: flat size} of the layers whose handler repacks their input first.
+    Returns {"repacks": {layer name: flat size} of the layers whose handler repacks their
+    input first, "zero_padded": {layer name: padding per axis} of max pools padded ahead}.
     Raises ``UnsupportedConfigurationError`` for a layer that would read a stream wrongly.
     """
     from ..layers import HDense
@@ -209,4 +214,28 @@ def prepare_stream(model, nodes, records) -> dict[str, int]:
             _refuse(layer, "it reads a flattened stream, which hls4ml 1.3 streams with the packing of the "
                            "tensor before the Flatten; put the layer before the Flatten/Reshape")
     _pass_in_place_types(streams, records)
-    return repacks
+    return {"repacks": repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
+
+
+def _zero_pad_max_pools(streams: _Streams, records) -> dict[str, tuple]:
+    """{layer name: total padding per axis} of the max pools that pad, zero-padded ahead of the
+    stream pooling (which cannot pad): exact for an unsigned input, whose values are all >= 0
+    (every window holds a valid element); a signed input is refused."""
+    from .rules.pooling import signed_cast_name
+
+    padded = {}
+    for index, node in enumerate(streams.nodes):
+        layer = node.layer
+        if not isinstance(layer, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)):
+            continue
+        pads = pooling_pads(layer, node.inputs[0].shape)
+        if not any(pads):
+            continue
+        source = records[streams.producer[id(node.inputs[0])]].hls_layers[-1].types["result"]
+        if source.k:
+            _refuse(layer, "hls4ml's streaming pooling cannot pad, and padding with zeros is exact only for an "
+                           "unsigned input (this one is signed); use padding='valid', an input size the pool "
+                           "divides, or a relu before the pooling")
+        records[index].hls_layers = [h for h in records[index].hls_layers if h.name != signed_cast_name(layer)]
+        padded[layer.name] = pads
+    return padded
