@@ -109,15 +109,19 @@ def test_power_of_two_valid_pool_is_accepted(layer):
     assert check_exact_average_pooling(layer) is None
 
 
-def test_same_padding_needs_full_windows():
+def test_same_padding_needs_power_of_two_valid_counts():
     layer = keras.layers.AveragePooling2D(2, padding="same")
     with pytest.raises(UnsupportedLayerError, match="input shape"):
         check_exact_average_pooling(layer)
-    with pytest.raises(UnsupportedLayerError, match="partial"):
-        check_exact_average_pooling(layer, input_shape=(None, 7, 8, 3))
+    # Border windows of 2 or 1 valid elements: still exact shifts (firmware divides by the count).
+    check_exact_average_pooling(layer, input_shape=(None, 7, 8, 3))
     check_exact_average_pooling(layer, input_shape=(None, 8, 8, 3))
+    check_exact_average_pooling(keras.layers.AveragePooling2D(2, strides=1, padding="same"), (None, 8, 8, 3))
+    # A 4-wide pool on 5 values: windows of 3 (padding 1 before) and 2 valid elements.
     with pytest.raises(UnsupportedLayerError, match="partial"):
-        check_exact_average_pooling(keras.layers.AveragePooling2D(2, strides=1, padding="same"), (None, 8, 8, 3))
+        check_exact_average_pooling(keras.layers.AveragePooling1D(4, strides=4, padding="same"), (None, 5, 3))
+    with pytest.raises(UnsupportedLayerError, match="partial"):
+        check_exact_average_pooling(keras.layers.AveragePooling2D(4, strides=2, padding="same"), (None, 6, 6, 1))
 
     # Why: Keras divides a partial border window by its valid count, not by the pool area.
     x = np.arange(7 * 7, dtype=np.float32).reshape(1, 7, 7, 1)

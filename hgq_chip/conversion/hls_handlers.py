@@ -8,12 +8,14 @@ records in ``precision.py`` through the hls4ml configuration.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 
 from ..fixed.interval import Interval
 from ..layers import (
     HActivation,
-    HAdd,
     HConv1D,
     HConv1DBatchNorm,
     HConv2D,
@@ -27,6 +29,15 @@ from .records import format_of, quantizer_needs_mask
 
 
 _HANDLERS: dict = {}
+# Handlers wrapping hls4ml's own one for a Keras class: fn(layer, in_tensors, out_tensors, hls4ml_handler).
+_KERAS_HANDLERS: dict = {}
+# hls4ml's handlers that ours replace, by class key (kept to delegate to them).
+_HLS4ML_HANDLERS: dict = {}
+# True only inside hgq_chip's own conversion: other hls4ml conversions in the process keep
+# hls4ml's behaviour for the Keras classes we wrap.
+_CONVERTING = contextvars.ContextVar("hgq_chip_converting", default=False)
+# io_stream plan from stream.prepare_stream: {"repacks": {layer: flat size}, "zero_padded": {layer: pads}}.
+_STREAM_PLAN = contextvars.ContextVar("hgq_chip_stream_plan", default={})
 
 
 def handler(*classes):
@@ -36,6 +47,18 @@ def handler(*classes):
     def register(fn):
         for cls in classes:
             _HANDLERS[cls] = fn
+        return fn
+
+    return register
+
+
+def keras_handler(*classes):
+    """Register a wrapper of hls4ml's handler for Keras classes (e.g. pooling). The wrapper gets
+    hls4ml's handler as a fourth argument and runs only inside :func:`converting`."""
+
+    def register(fn):
+        for cls in classes:
+            _KERAS_HANDLERS[cls] = fn
         return fn
 
     return register
@@ -65,15 +88,38 @@ def quantizer_config(name: str, quantizer, in_tensor, out_name: str) -> dict:
                input_shape=[list(shape)])
 
 
+def _repacked(layer, in_tensor) -> tuple[list[dict], object]:
+    """In io_stream, a layer reading a flattened stream reads it through hls4ml's Repack layer
+    (see stream.py); returns the configs to put first and the tensor the layer then reads."""
+    from .stream import repack_name
+
+    size = planned("repacks", layer.name)
+    if size is None:
+        return [], in_tensor
+    name = f"{in_tensor.name}_{repack_name(layer)}"
+    config = _io(repack_name(layer), [in_tensor.name], [name], class_name="Repack", target_shape=[size])
+    return [config], _RenamedTensor(name, in_tensor.shape)
+
+
+class _RenamedTensor:
+    """A Keras tensor's shape under the name of the hls4ml tensor that replaces it."""
+
+    def __init__(self, name, shape):
+        self.name, self.shape = name, shape
+
+
 @handler(HQuantize)
 def handle_hquantize(layer: HQuantize, in_tensors, out_tensors):
-    return (quantizer_config(layer.name, layer.q, in_tensors[0], out_tensors[0].name),)
+    first, in_tensor = _repacked(layer, in_tensors[0])
+    return (*first, quantizer_config(layer.name, layer.q, in_tensor, out_tensors[0].name))
 
 
-def _quantized_input(layer, in_tensor) -> tuple[dict, str]:
-    """The hls4ml quantizer for a layer's input quantizer, and the tensor name it produces."""
+def _quantized_input(layer, in_tensor) -> tuple[list[dict], str]:
+    """The hls4ml layers for a layer's input quantizer (behind a Repack where needed), and the
+    tensor name the quantizer produces."""
+    first, source = _repacked(layer, in_tensor)
     q_name = f"{in_tensor.name}_{layer.name}_q"
-    return quantizer_config(quantizer_name(layer, layer.iq), layer.iq, in_tensor, q_name), q_name
+    return [*first, quantizer_config(quantizer_name(layer, layer.iq), layer.iq, source, q_name)], q_name
 
 
 def _redirect_input(config: dict, old: str, new: str) -> dict:
@@ -88,7 +134,7 @@ def handle_weighted(layer, in_tensors, out_tensors):
     from hls4ml.converters.keras_v3 import layer_handlers
 
     in_tensor = in_tensors[0]
-    q_config, q_name = _quantized_input(layer, in_tensor)
+    q_configs, q_name = _quantized_input(layer, in_tensor)
     parent = next(cls for cls in type(layer).__mro__ if class_key(cls) in layer_handlers and cls.__module__.startswith("keras."))
     configs = list(layer_handlers[class_key(parent)](layer, in_tensors, out_tensors))
     main = _redirect_input(configs[0], in_tensor.name, q_name)
@@ -97,7 +143,7 @@ def handle_weighted(layer, in_tensors, out_tensors):
     main["bias_data"] = layer.bq.quantized(layer.fused_bias()) if layer.use_bias else np.zeros(kernel.shape[-1])
     main["use_bias"] = True
     main["class_name"] = parent.__name__
-    return (q_config, *configs)
+    return (*q_configs, *configs)
 
 
 @handler(HActivation)
@@ -107,31 +153,28 @@ def handle_hactivation(layer, in_tensors, out_tensors):
     from .rules.activation import table_in_index_order
 
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
-    q_config, q_name = _quantized_input(layer, in_tensor)
+    q_configs, q_name = _quantized_input(layer, in_tensor)
     name = layer.activation.__name__
     if not layer.uses_table:
         if name == "linear":
-            q_config["output_keras_tensor_names"] = [out_tensor.name]
-            return (q_config,)
-        return (q_config, _io(f"{layer.name}_relu", [q_name], [out_tensor.name], class_name="Activation",
-                              activation="relu"))
+            q_configs[-1]["output_keras_tensor_names"] = [out_tensor.name]
+            return tuple(q_configs)
+        return (*q_configs, _io(f"{layer.name}_relu", [q_name], [out_tensor.name], class_name="Activation",
+                                activation="relu"))
     table = table_in_index_order(layer)
     fmt = format_of(Interval.of_constants(table).covering())
     table_t = FixedPrecisionType(fmt.width, fmt.k + fmt.i, bool(fmt.k))
     lut = _io(f"{layer.name}_table", [q_name], [out_tensor.name], class_name="UnaryLUT", activation="unary_lut",
               table_data=table, table_t=table_t, input_shape=[list(in_tensor.shape[1:])])
-    return (q_config, lut)
+    return (*q_configs, lut)
 
 
-@handler(HAdd)
-def handle_hadd(layer, in_tensors, out_tensors):
-    import keras
+def hls4ml_handler(cls):
+    """hls4ml's own handler for the Keras class ``cls`` (also where ours wraps it)."""
     from hls4ml.converters.keras_v3 import layer_handlers
 
-    configs = layer_handlers[class_key(keras.layers.Add)](layer, in_tensors, out_tensors)
-    for config in configs:
-        config["op"] = "add"  # hls4ml derives the op from the class name, which is ours
-    return configs
+    key = class_key(cls)
+    return _HLS4ML_HANDLERS.get(key, layer_handlers[key])
 
 
 def register_handlers() -> None:
@@ -147,3 +190,39 @@ def register_handlers() -> None:
 
     for cls, fn in _HANDLERS.items():
         layer_handlers[class_key(cls)] = fn
+    for cls, fn in _KERAS_HANDLERS.items():
+        key = class_key(cls)
+        current = layer_handlers[key]
+        if not getattr(current, "hgq_chip_wrapper", False):
+            _HLS4ML_HANDLERS[key] = current
+            layer_handlers[key] = _dispatching(fn, key)
+
+
+def _dispatching(fn, key):
+    def dispatch(layer, in_tensors, out_tensors):
+        original = _HLS4ML_HANDLERS[key]
+        if not _CONVERTING.get():
+            return original(layer, in_tensors, out_tensors)
+        return fn(layer, in_tensors, out_tensors, original)
+
+    dispatch.hgq_chip_wrapper = True
+    return dispatch
+
+
+def planned(kind: str, layer_name: str):
+    """What the io_stream plan holds for ``layer_name`` under ``kind`` (None: nothing)."""
+    return _STREAM_PLAN.get().get(kind, {}).get(layer_name)
+
+
+@contextlib.contextmanager
+def converting(stream_plan: dict | None = None):
+    """Register the handlers and let the wrapped Keras handlers act for the duration;
+    ``stream_plan`` (from ``stream.prepare_stream``) names the layers whose input is read
+    through a Repack or zero-padded ahead of a stream pooling."""
+    register_handlers()
+    token, plan_token = _CONVERTING.set(True), _STREAM_PLAN.set(dict(stream_plan or {}))
+    try:
+        yield
+    finally:
+        _CONVERTING.reset(token)
+        _STREAM_PLAN.reset(plan_token)

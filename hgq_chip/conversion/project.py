@@ -13,12 +13,13 @@ from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, UnsupportedConfigurationError
 from .graph import graph_nodes
 from .hls_config import backend_name, build_hls_config, check_io_type, strategy_name
-from .hls_handlers import register_handlers
+from .hls_handlers import converting
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
 from .output_dir import check_output_dir, replace_atomically
 from .precision import derive
-from .stream import check_one_type_per_tensor, move_casts_before_reshapes
+from .layer_options import check_layer_options
+from .stream import check_one_type_per_tensor, prepare_stream
 from .reports import write_reports
 
 
@@ -91,18 +92,20 @@ def convert(
     output_dir = Path(output_dir)
     outputs = dict(force=force, replace_non_project=replace_non_project, reads=reads)
     check_output_dir(output_dir, **outputs)
+    model = as_functional(model)
+    nodes = graph_nodes(model)
+    check_layer_options(nodes, io_type)
     missing = uncalibrated_quantizers(model)
     if missing:
         raise CalibrationError(
             f"activation ranges were never recorded for {', '.join(missing)}; train the model or call "
             "hgq_chip.calibrate(model, x) on representative inputs before converting"
         )
-    model = as_functional(model)
-    nodes = graph_nodes(model)
     records = derive(nodes)
+    stream_plan = {}
     if io_type == "io_stream":
         check_one_type_per_tensor(nodes)
-        move_casts_before_reshapes(nodes, records)
+        stream_plan = prepare_stream(model, nodes, records)
     if strategy_name(strategy) == "distributed_arithmetic":
         _check_distributed_arithmetic(nodes)
     inexact = [r.layer_name for r in records if not r.float32_exact]
@@ -117,7 +120,9 @@ def convert(
 
     with replace_atomically(output_dir, **outputs, log=log) as staging:
         log(f"[hgq_chip] writing {backend} {io_type} project")
-        hls_model = _write_hls4ml_project(model, staging, project_name, backend, io_type, part, clock_period, hls_config)
+        hls_model = _write_hls4ml_project(
+            model, staging, project_name, backend, io_type, part, clock_period, hls_config, stream_plan
+        )
         _point_config_at(staging, output_dir)
         write_reports(staging, records, input_types, hls_config)
         write_manifest(staging, model_manifest(
@@ -175,16 +180,16 @@ def _moves_data_only(node) -> bool:
     return str(node.get_output_variable().type.precision) == str(source)
 
 
-def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config):
+def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config,
+                          stream_plan=None):
     import hls4ml
 
-    register_handlers()
     options = {"clock_period": clock_period}
     if part:
         options["part"] = part
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter):
+        with contextlib.redirect_stdout(chatter), converting(stream_plan):
             hls_model = hls4ml.converters.convert_from_keras_model(
                 model,
                 output_dir=str(directory),

@@ -1,18 +1,33 @@
-"""io_stream specifics: one type per tensor, and casts moved ahead of flattening.
+"""io_stream specifics: one type per tensor, and reading flattened streams with the right packing.
 
-hls4ml 1.3 streams a flattened tensor with its producer's packing but gives an activation
-after the Flatten a packing of its own, so a cast right after a Flatten reads the stream
-wrongly. A per-tensor cast commutes with reshaping, so instead the producer of the
-reshaped tensor casts its own result; the cast after the Flatten then converts a type to
-itself, which hls4ml removes.
+hls4ml 1.3 packs a streamed tensor by its last axis (one stream word holds the channels of
+one position). A Flatten (or a Reshape to one axis) that is not a model output becomes an
+in-place view (``InplaceStreamFlatten``): its stream keeps the producer's packing, but a
+layer reading it is generated for the flat packing, so an elementwise layer right after it
+reads wrong values or past its word (a segfault for tables). A Dense reads any packing. So:
+
+- a Dense's input cast right after a flattening moves ahead of it (a per-tensor cast
+  commutes with reshaping): the producer casts its own result, and the cast after the
+  Flatten converts a type to itself, which hls4ml removes;
+- every other quantizer or activation of ours (HQuantize, HActivation: relu, tables,
+  linear) reads the flattened stream through a ``Repack`` layer (hls4ml's own stream
+  repacker, from the producer's word to the flat word), emitted by the handlers;
+- a Dropout or in-place Flatten keeps its input's type (hls4ml then removes the Dropout);
+- a max pool that pads reads its input through a ZeroPadding layer (hls4ml's stream pooling
+  cannot pad), exact for unsigned inputs; signed ones are refused;
+- any other layer reading a flattened stream, and a Reshape whose word sizes do not divide
+  each other (``repack_stream`` would drop or invent values), is refused up front.
 """
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 from ..errors import UnsupportedConfigurationError
-from .records import quantizer_needs_mask
+from ..layers.pooling import pooling_pads
+from .records import HLSLayerTypes, format_of, quantizer_needs_mask
 
 _RESHAPING = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout)
 
@@ -36,6 +51,11 @@ def check_one_type_per_tensor(nodes) -> None:
                 )
 
 
+def repack_name(layer) -> str:
+    """The hls4ml layer that repacks ``layer``'s flattened input stream."""
+    return f"{layer.name}_repack"
+
+
 def _ends_with_cast(layer) -> bool:
     from ..layers import HActivation, HQuantize
 
@@ -44,34 +64,178 @@ def _ends_with_cast(layer) -> bool:
     return isinstance(layer, HActivation) and layer.activation.__name__ == "linear"
 
 
-def move_casts_before_reshapes(nodes, records) -> None:
-    """Give the producer of each flattened tensor the type of the cast that follows the Flatten."""
-    producer = {id(t): i for i, node in enumerate(nodes) for t in node.outputs}
-    consumers: dict[int, int] = {}
-    for node in nodes:
+def _reads_through_repack(layer) -> bool:
+    """Our layers whose handler can put a Repack before their input quantizer."""
+    from ..layers import HActivation, HQuantize
+
+    return isinstance(layer, (HActivation, HQuantize))
+
+
+def _size(tensor) -> int:
+    return int(math.prod(int(d) for d in tensor.shape[1:]))
+
+
+def _word(tensor) -> int:
+    return int(tensor.shape[-1])
+
+
+class _Streams:
+    """Producers, consumers and the stream word size of every tensor of the model."""
+
+    def __init__(self, model, nodes):
+        self.nodes = nodes
+        self.producer = {id(t): i for i, node in enumerate(nodes) for t in node.outputs}
+        self.consumers: dict[int, int] = {}
+        for node in nodes:
+            for t in node.inputs:
+                self.consumers[id(t)] = self.consumers.get(id(t), 0) + 1
+        self.model_outputs = {id(t) for t in model.outputs}
+        self.word: dict[int, int] = {id(t): _word(t) for t in model.inputs}
+
+    def in_place(self, node) -> bool:
+        """Whether hls4ml streams this node's output as a view of its input (same word)."""
+        out = node.outputs[0]
+        if isinstance(node.layer, keras.layers.Dropout):
+            return True  # removed by hls4ml (its type is its input's, see _pass_in_place_types)
+        return (
+            isinstance(node.layer, (keras.layers.Flatten, keras.layers.Reshape))
+            and len(out.shape) == 2 and id(out) not in self.model_outputs
+        )
+
+
+def _move_dense_cast(streams: _Streams, index: int, records) -> bool:
+    """Give the producer ahead of the flattening the cast of the Dense at ``index``; False when
+    the cast cannot move (a shared tensor, or a producer that is itself a quantizer)."""
+    nodes = streams.nodes
+    chain, tensor = [], nodes[index].inputs[0]
+    while id(tensor) in streams.producer and isinstance(nodes[streams.producer[id(tensor)]].layer, _RESHAPING):
+        chain.append(streams.producer[id(tensor)])
+        tensor = nodes[chain[-1]].inputs[0]
+    source = streams.producer.get(id(tensor))
+    # Every tensor from the producer to the Dense must feed only the next step: a cast moved
+    # ahead of a tensor another layer also reads would change that layer's input too.
+    shared = [nodes[index].inputs[0]] + [t for i in chain for t in nodes[i].inputs]
+    if source is None or any(streams.consumers.get(id(t), 0) != 1 for t in shared) or _ends_with_cast(nodes[source].layer):
+        return False
+    cast = records[index].hls_layers[0].types["result"]
+    for i in [source, *chain]:
+        records[i].hls_layers[-1].types["result"] = cast
+    return True
+
+
+def _refuse(layer, why: str):
+    raise UnsupportedConfigurationError(
+        f"io_stream cannot convert layer {layer.name!r} ({type(layer).__name__}) exactly: {why}; convert with "
+        "io_type='io_parallel'"
+    )
+
+
+def _check_repack(node, word_in: int) -> None:
+    """hls4ml repacks a Reshape's stream word by word: exact only when the words divide."""
+    word_out = _word(node.outputs[0])
+    if word_in % word_out and word_out % word_in:
+        _refuse(node.layer, f"hls4ml repacks the stream from words of {word_in} to words of {word_out} values, "
+                            "which only works when one divides the other; choose a target shape whose last axis "
+                            "divides (or is a multiple of) the input's last axis")
+
+
+# nnet_stream.h's clone_stream copies one stream into at most 7 (hls4ml's CloneOutput pass).
+MAX_STREAM_READERS = 7
+
+
+def _check_readers(streams: _Streams) -> None:
+    """Every stream is read by at most 7 layers (model outputs count; hls4ml removes Dropouts, so
+    their readers read the Dropout's input)."""
+    readers: dict[int, list] = {}
+    for node in streams.nodes:
         for t in node.inputs:
-            consumers[id(t)] = consumers.get(id(t), 0) + 1
+            readers.setdefault(id(t), []).append(node)
+    for node in streams.nodes:
+        out = node.outputs[0]
+        pending, count = list(readers.get(id(out), [])), int(id(out) in streams.model_outputs)
+        while pending:
+            reader = pending.pop()
+            if isinstance(reader.layer, keras.layers.Dropout):
+                pending += readers.get(id(reader.outputs[0]), [])
+                count += int(id(reader.outputs[0]) in streams.model_outputs)
+            else:
+                count += 1
+        if count > MAX_STREAM_READERS:
+            _refuse(node.layer, f"its output is read by {count} layers (model outputs included) and hls4ml "
+                                f"copies a stream into at most {MAX_STREAM_READERS}; put an HQuantize after the "
+                                "layer for some of the readers (each copy then feeds fewer layers)")
+
+
+def _pass_in_place_types(streams: _Streams, records) -> None:
+    """A stream view (in-place Flatten, removed Dropout) has its input's type, as hls4ml gives it."""
+    for index, node in enumerate(streams.nodes):
+        source = streams.producer.get(id(node.inputs[0])) if node.inputs else None
+        if streams.in_place(node) and source is not None:
+            records[index].hls_layers[-1].types["result"] = records[source].hls_layers[-1].types["result"]
+
+
+def prepare_stream(model, nodes, records) -> dict[str, dict]:
+    """Plan how every flattened stream is read and every padded max pool is padded (see the
+    module docstring); adjusts ``records``.
+
+    Returns {"repacks": {layer name: flat size} of the layers whose handler repacks their
+    input first, "zero_padded": {layer name: padding per axis} of max pools padded ahead}.
+    Raises ``UnsupportedConfigurationError`` for a layer that would read a stream wrongly.
+    """
+    from ..layers import HDense
+
+    streams = _Streams(model, nodes)
+    _check_readers(streams)
+    repacks: dict[str, int] = {}
     for index, node in enumerate(nodes):
-        if getattr(node.layer, "iq", None) is None:
-            continue  # layers with an input quantizer list its cast first in their record
-        chain, tensor = [], node.inputs[0]
-        while id(tensor) in producer and isinstance(nodes[producer[id(tensor)]].layer, _RESHAPING):
-            chain.append(producer[id(tensor)])
-            tensor = nodes[chain[-1]].inputs[0]
-        if not any(isinstance(nodes[i].layer, (keras.layers.Flatten, keras.layers.Reshape)) for i in chain):
+        layer = node.layer
+        words = [streams.word.get(id(t), _word(t)) for t in node.inputs]
+        # A flat tensor whose stream words are not the whole vector (an in-place Flatten's view).
+        misread = [len(t.shape) == 2 and w != _size(t) for w, t in zip(words, node.inputs)]
+        out = node.outputs[0]
+        if streams.in_place(node):
+            if isinstance(layer, keras.layers.Dropout) and misread[0] and id(out) in streams.model_outputs:
+                _refuse(layer, "a Dropout right after a Flatten cannot be a model output; remove the Dropout")
+            streams.word[id(out)] = words[0]
             continue
-        source = producer.get(id(tensor))
-        shared = [t for i in chain for t in nodes[i].inputs] + [tensor]
-        if (
-            source is None
-            or any(consumers.get(id(t), 0) != 1 for t in shared)
-            or _ends_with_cast(nodes[source].layer)
-        ):
-            raise UnsupportedConfigurationError(
-                f"io_stream cannot cast {node.layer.name!r}'s input right after a Flatten/Reshape (hls4ml 1.3 "
-                "repacks the stream wrongly there), and the cast cannot move before it because its input is "
-                "shared or is itself a quantizer; convert with io_type='io_parallel'"
+        streams.word[id(out)] = _word(out)
+        if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
+            _check_repack(node, words[0])
+        elif not any(misread):
+            continue
+        elif isinstance(layer, HDense) and _move_dense_cast(streams, index, records):
+            continue
+        elif _reads_through_repack(layer) or isinstance(layer, HDense):
+            repacks[layer.name] = _size(node.inputs[0])
+            records[index].hls_layers.insert(
+                0, HLSLayerTypes(repack_name(layer), {"result": format_of(records[index].inputs[0])})
             )
-        cast = records[index].hls_layers[0].types["result"]
-        for i in [source, *chain]:
-            records[i].hls_layers[-1].types["result"] = cast
+        else:
+            _refuse(layer, "it reads a flattened stream, which hls4ml 1.3 streams with the packing of the "
+                           "tensor before the Flatten; put the layer before the Flatten/Reshape")
+    _pass_in_place_types(streams, records)
+    return {"repacks": repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
+
+
+def _zero_pad_max_pools(streams: _Streams, records) -> dict[str, tuple]:
+    """{layer name: total padding per axis} of the max pools that pad, zero-padded ahead of the
+    stream pooling (which cannot pad): exact for an unsigned input, whose values are all >= 0
+    (every window holds a valid element); a signed input is refused."""
+    from .rules.pooling import signed_cast_name
+
+    padded = {}
+    for index, node in enumerate(streams.nodes):
+        layer = node.layer
+        if not isinstance(layer, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)):
+            continue
+        pads = pooling_pads(layer, node.inputs[0].shape)
+        if not any(pads):
+            continue
+        source = records[streams.producer[id(node.inputs[0])]].hls_layers[-1].types["result"]
+        if source.k:
+            _refuse(layer, "hls4ml's streaming pooling cannot pad, and padding with zeros is exact only for an "
+                           "unsigned input (this one is signed); use padding='valid', an input size the pool "
+                           "divides, or a relu before the pooling")
+        records[index].hls_layers = [h for h in records[index].hls_layers if h.name != signed_cast_name(layer)]
+        padded[layer.name] = pads
+    return padded

@@ -120,7 +120,8 @@ def _layer_facts(record, input_types) -> LayerFacts:
 
 def cast_index_width(record, stages) -> int:
     """A table is indexed by its input stage's result type (the first stage of the layer)."""
-    return stages[record.hls_layers[0].name].types["result"].width
+    first = next(h for h in record.hls_layers if not h.name.endswith("_repack"))  # io_stream repack: no cast
+    return stages[first.name].types["result"].width
 
 
 def facts_from_records(records, input_types: dict[str, FixedFormat]) -> list[LayerFacts]:

@@ -3,8 +3,9 @@
 Max pooling, Flatten, Reshape and Dropout move or select fixed-point values and need no
 hgq_chip class. An average is a sum (exact) divided by the window size: exact only when
 that size is a power of two, since the division is then a shift. Keras' ``padding='same'``
-divides a border window by its number of valid elements, so partial windows break this
-even for a power-of-two pool; 'same' is accepted only where no padding happens.
+divides a border window by its number of valid elements (so does hls4ml's io_parallel
+pooling, ``count_pad = false``), so 'same' is accepted where every window's count of valid
+elements is a power of two too (e.g. a 2x2 pool on an odd map: 4, 2 or 1).
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def _same_padding_totals(sizes, pool_size, strides) -> list[int]:
     return totals
 
 
+def pooling_pads(layer, input_shape) -> tuple[int, ...]:
+    """Total padding per spatial axis that ``layer`` (a windowed pooling) adds to an input of
+    ``input_shape`` (batch axis first); all zeros for 'valid' or where 'same' pads nothing."""
+    sizes = _spatial_sizes(layer, tuple(input_shape))
+    if layer.padding != "same":
+        return (0,) * len(sizes)
+    return tuple(_same_padding_totals(sizes, layer.pool_size, layer.strides))
+
+
 def check_exact_average_pooling(layer, input_shape=None) -> None:
     """Raise ``UnsupportedLayerError`` unless ``layer``'s averages are exact shifts.
 
@@ -86,10 +96,24 @@ def check_exact_average_pooling(layer, input_shape=None) -> None:
             raise UnsupportedLayerError(
                 f"{layer.name}: cannot check padding='same' without an input shape; use padding='valid'"
             )
-        totals = _same_padding_totals(_spatial_sizes(layer, shape), layer.pool_size, layer.strides)
-        if any(totals):
+        sizes = _spatial_sizes(layer, shape)
+        counts = _valid_counts(sizes, layer.pool_size, layer.strides)
+        odd = sorted({c for axis in counts for c in axis if not is_power_of_two(c)})
+        if odd:
             raise UnsupportedLayerError(
-                f"{layer.name}: with padding='same' the border windows are partial and Keras divides them "
-                f"by their number of valid elements, which is not a power of two; use padding='valid' or "
-                f"an input size that is a multiple of the stride and pool size <= stride"
+                f"{layer.name}: with padding='same' some border windows are partial and Keras divides them "
+                f"by their number of valid elements per axis ({', '.join(map(str, odd))}), which is not a "
+                f"power of two; use padding='valid', or an input size whose border windows keep 1, 2, 4, ... "
+                f"valid elements per axis"
             )
+
+
+def _valid_counts(sizes, pool_size, strides) -> list[list[int]]:
+    """Per axis, the number of non-padding elements of each window of a 'same' pooling
+    (Keras/TF and hls4ml put the smaller half of the padding first)."""
+    counts = []
+    for size, pool, stride, total in zip(sizes, pool_size, strides, _same_padding_totals(sizes, pool_size, strides)):
+        n_out = -(-size // stride)
+        starts = [o * stride - total // 2 for o in range(n_out)]
+        counts.append([min(start + pool, size) - max(start, 0) for start in starts])
+    return counts

@@ -4,6 +4,6 @@ A new layer type gets a rule here (``@rule(LayerClass)`` from ``..precision``) a
 handler (``@handler(LayerClass)`` from ``..hls_handlers``).
 """
 
-from . import activation, conv, dense, structure  # noqa: F401
+from . import activation, conv, dense, pooling, structure  # noqa: F401
 from . import adaqat  # noqa: F401,E402  (AdaQAT layers: handler registration only)
 from . import asq_post  # noqa: F401,E402  (ASQDense: LSQ/ASQ inputs, LSQ/POT/POST weights)

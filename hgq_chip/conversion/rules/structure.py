@@ -1,24 +1,23 @@
-"""Precision rules for layers without weights: reshaping, dropout, pooling, addition."""
+"""Precision rules for layers without weights: reshaping, dropout, addition (pooling: pooling.py)."""
 
 from __future__ import annotations
-
-import math
 
 import keras
 import numpy as np
 
 from ...fixed.interval import Interval
-from ...layers import check_exact_average_pooling
+from ...layers import HAdd
+from ..hls_handlers import handler, hls4ml_handler, keras_handler
 from ..precision import require_input, rule
 from ..records import HLSLayerTypes, LayerRecord, format_of
 
 
-def _record(layer, out: Interval, **types) -> LayerRecord:
+def record_of(layer, out: Interval, **types) -> LayerRecord:
     types = {"result": format_of(out), **types}
     return LayerRecord(layer.name, type(layer).__name__, out, [HLSLayerTypes(layer.name, types)])
 
 
-def _apply(layer, array) -> np.ndarray:
+def apply_to_bounds(layer, array) -> np.ndarray:
     """Run a monotone weightless layer on one bound map (float32 holds these exactly)."""
     return np.asarray(keras.ops.convert_to_numpy(layer(array[None].astype(np.float32))))[0].astype(np.float64)
 
@@ -26,45 +25,55 @@ def _apply(layer, array) -> np.ndarray:
 @rule(keras.layers.Flatten, keras.layers.Reshape)
 def reshape_rule(layer, intervals):
     require_input(layer, intervals)
-    return _record(layer, intervals[0].reshape(tuple(layer.output.shape[1:])))
+    return record_of(layer, intervals[0].reshape(tuple(layer.output.shape[1:])))
 
 
 @rule(keras.layers.Dropout)
 def dropout_rule(layer, intervals):
     require_input(layer, intervals)
-    return _record(layer, intervals[0])
+    return record_of(layer, intervals[0])
 
 
-@rule(keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
-def max_pooling_rule(layer, intervals):
-    """Max pooling is monotone, so pooling each bound map bounds the pooled values."""
-    require_input(layer, intervals)
-    iv = intervals[0]
-    out = Interval(_apply(layer, iv.lo), _apply(layer, iv.hi), _apply(layer, iv.f).astype(np.int64))
-    # hls4ml's max() returns through accum_t: it must hold the result exactly too.
-    return _record(layer, out, accum=format_of(out))
-
-
-@rule(keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
-def average_pooling_rule(layer, intervals):
-    """The firmware sums a window in accum_t, then divides by its power-of-two size: a shift."""
-    require_input(layer, intervals)
-    check_exact_average_pooling(layer)
-    iv = intervals[0]
-    shift = int(math.log2(math.prod(layer.pool_size)))
-    max_pool = (keras.layers.MaxPooling1D if len(layer.pool_size) == 1 else keras.layers.MaxPooling2D)(
-        layer.pool_size, layer.strides, layer.padding
-    )
-    f = _apply(max_pool, iv.f).astype(np.int64) + shift
-    out = Interval(_apply(layer, iv.lo), _apply(layer, iv.hi), f)
-    window_sum = Interval(out.lo * 2**shift, out.hi * 2**shift, f)
-    return _record(layer, out, accum=format_of(window_sum))
+def partial_sum_name(layer, index: int) -> str:
+    """The hls4ml layer adding input ``index`` + 1 to the sum of the inputs before it."""
+    return f"{layer.name}_sum{index}"
 
 
 @rule(keras.layers.Add)
 def add_rule(layer, intervals):
+    """A sum of fixed-point values is exact in a type holding its interval. hls4ml adds two
+    tensors per layer, so n inputs become a chain of n - 1 additions, each partial sum typed
+    by its own interval."""
     require_input(layer, intervals)
-    out = intervals[0]
+    out, partials = intervals[0], []
     for iv in intervals[1:]:
         out = out + iv
-    return _record(layer, out)
+        partials.append(out)
+    record = record_of(layer, out)
+    chain = [HLSLayerTypes(partial_sum_name(layer, i), {"result": format_of(p)}) for i, p in enumerate(partials[:-1], 1)]
+    record.hls_layers[:0] = chain
+    return record
+
+
+@keras_handler(keras.layers.Add)
+def handle_add(layer, in_tensors, out_tensors, add_handler):
+    """hls4ml's Merge('add') for two inputs; a chain of them for more."""
+    first = [dict(c) for c in add_handler(layer, in_tensors[:2], [out_tensors[0]])]
+    for config in first:
+        config["op"] = "add"  # hls4ml derives the op from the class name (HAdd's is ours)
+    if len(in_tensors) == 2:
+        return first
+    configs, previous = [], in_tensors[0].name
+    for index, tensor in enumerate(in_tensors[1:], 1):
+        last = index == len(in_tensors) - 1
+        config = dict(first[0], name=layer.name if last else partial_sum_name(layer, index))
+        out_name = out_tensors[0].name if last else f"{out_tensors[0].name}_{config['name']}"
+        config.update(input_keras_tensor_names=[previous, tensor.name], output_keras_tensor_names=[out_name])
+        configs.append(config)
+        previous = out_name
+    return configs
+
+
+@handler(HAdd)
+def handle_hadd(layer, in_tensors, out_tensors):
+    return handle_add(layer, in_tensors, out_tensors, hls4ml_handler(keras.layers.Add))

@@ -1,0 +1,191 @@
+"""Layer options the firmware reproduces exactly, as one table checked before anything is written.
+
+Each accepted layer class lists the constructor options (and call shapes) whose values
+its precision rule and hls4ml handler reproduce bit for bit; any other value is refused
+with a typed error naming the layer, the option and what to use instead. The table is
+looked up along each layer's class hierarchy, so subclasses (BatchNorm-fused, AdaQAT,
+ASQ layers) are checked by their Keras parent's entries plus their own.
+
+Sources of the limits: hls4ml 1.3's Keras 3 handlers ignore ``dilation_rate``, ``groups``
+and ``channels_first`` layouts of convolutions; its ``Merge`` layer adds inputs of
+equal shape (no broadcasting); its ``Dense`` works per position on at most 2D maps (as a
+pointwise convolution); its streaming pooling templates
+(``nnet_pooling_stream.h``) assert no padding and a pool size equal to the stride.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+
+from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
+from ..layers.asq_post import ASQDense
+from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
+from ..layers.pooling import pooling_pads
+from .precision import find_rule
+
+BOTH = ("io_parallel", "io_stream")
+STREAM = ("io_stream",)
+_MAX_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
+_AVERAGE_POOLING = (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One checked option: how to read it from a layer call, which values are exact, the fix.
+
+    ``value(layer, node)`` returns the option's value; ``exact(value)`` says whether the
+    firmware reproduces it. ``io_types`` limits the check to those io types; ``error`` is
+    the typed error raised (a layer limit, or a limit of the chosen configuration).
+    """
+
+    name: str
+    value: Callable
+    exact: Callable
+    advice: str
+    io_types: tuple = BOTH
+    error: type = UnsupportedLayerError
+
+
+def _attr(name: str) -> Callable:
+    return lambda layer, node: getattr(layer, name, None)
+
+
+def _tuple_attr(name: str) -> Callable:
+    return lambda layer, node: tuple(getattr(layer, name))
+
+
+def _input_shapes(layer, node) -> list:
+    return [tuple(t.shape[1:]) for t in node.inputs]
+
+
+def _all_ones(value) -> bool:
+    return all(int(v) == 1 for v in value)
+
+
+_CHANNELS_LAST = Option(
+    "data_format", _attr("data_format"), lambda v: v == "channels_last",
+    "use data_format='channels_last' (put keras.layers.Permute before the layer if your data is channels-first)",
+)
+
+
+def _activation_name(layer, node):
+    return getattr(layer.activation, "__name__", str(layer.activation))
+
+
+_FUSED_ACTIVATION = Option(
+    "activation", _activation_name, lambda v: v in ("linear", "relu"),
+    "use activation='relu' or None here and put an HActivation layer after it (exact tables)",
+)
+
+_CONV = [
+    _CHANNELS_LAST,
+    _FUSED_ACTIVATION,
+    Option("groups", _attr("groups"), lambda v: v == 1, "use groups=1 (hls4ml has no grouped convolution)"),
+    Option("dilation_rate", _tuple_attr("dilation_rate"), _all_ones,
+           "use dilation_rate=1 (hls4ml ignores dilation); for a wider receptive field stack convolutions or "
+           "use a larger kernel"),
+    Option("padding", _attr("padding"), lambda v: v in ("valid", "same"),
+           "use padding='valid' or 'same' (for 'causal' put keras.layers.ZeroPadding1D((k - 1, 0)) before a "
+           "'valid' convolution)"),
+]
+
+_POOL_STRIDE = Option(
+    "pool_size", lambda layer, node: (tuple(layer.pool_size), tuple(layer.strides)), lambda sizes: sizes[0] == sizes[1],
+    "hls4ml's streaming pooling needs pool_size == strides (it asserts this); change the pooling or "
+    "convert with io_type='io_parallel'",
+    io_types=STREAM, error=UnsupportedConfigurationError,
+)
+# A max pool that pads is padded with zeros ahead of the stream pooling where its input is
+# unsigned (stream.py checks the sign once types are derived); an average never.
+_AVERAGE_POOL_PADS = Option(
+    "padding (elements padded per axis)", lambda layer, node: pooling_pads(layer, node.inputs[0].shape),
+    lambda pads: not any(pads),
+    "hls4ml's streaming average pooling cannot pad: use padding='valid', or an input size the stride divides "
+    "with pool_size == strides, or convert with io_type='io_parallel'",
+    io_types=STREAM, error=UnsupportedConfigurationError,
+)
+
+_ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
+                     "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
+                     io_types=STREAM, error=UnsupportedConfigurationError)
+
+OPTIONS: dict[type, list[Option]] = {
+    keras.layers.Layer: [
+        Option("dtype", lambda layer, node: layer.compute_dtype, lambda v: v in ("float32", "float64"),
+               "keep the layer's dtype float32 (or float64): in lower precision Keras rounds values the "
+               "firmware keeps exact"),
+    ],
+    keras.layers.Conv1D: _CONV,
+    keras.layers.Conv2D: [
+        *_CONV,
+        # nnet_conv_stream.h runs a kernel of height 1 as a 1D convolution along each row: it
+        # never skips rows, so a row stride is lost.
+        Option("strides", lambda layer, node: (tuple(layer.kernel_size), tuple(layer.strides)),
+               lambda v: v[0][0] > 1 or v[1][0] == 1,
+               "hls4ml's streaming convolution ignores the row stride of a kernel of height 1; use "
+               "strides=(1, s) followed by a pooling, or convert with io_type='io_parallel'",
+               io_types=STREAM, error=UnsupportedConfigurationError),
+    ],
+    ASQDense: [_ASQ_STREAM],
+    ASQConv1D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",
+                       "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")],
+    ASQConv2D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",
+                       "use padding='valid' (pad with keras.layers.ZeroPadding2D before the layer)")],
+    keras.layers.Dense: [
+        _FUSED_ACTIVATION,
+        # hls4ml turns a Dense on a (positions..., channels) tensor into a pointwise Conv1D/Conv2D.
+        Option("input rank", lambda layer, node: len(node.inputs[0].shape) - 1, lambda v: v <= 3,
+               "hls4ml applies a Dense per position only on 1D or 2D maps (input rank <= 3 per sample); "
+               "put a keras.layers.Flatten or Reshape before it"),
+    ],
+    keras.layers.Flatten: [
+        Option("data_format", lambda layer, node: (layer.data_format, len(node.inputs[0].shape)),
+               lambda v: v[0] == "channels_last" or v[1] <= 2,
+               "use data_format='channels_last' (channels_first transposes before flattening, which the "
+               "firmware does not)"),
+    ],
+    keras.layers.Add: [
+        Option("input shapes", _input_shapes, lambda shapes: len(set(shapes)) == 1,
+               "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
+               "explicitly, e.g. with a convolution or UpSampling"),
+    ],
+    **{cls: [_CHANNELS_LAST, _POOL_STRIDE] for cls in _MAX_POOLING},
+    **{cls: [_CHANNELS_LAST, _POOL_STRIDE, _AVERAGE_POOL_PADS] for cls in _AVERAGE_POOLING},
+}
+
+
+def options_of(layer) -> list[Option]:
+    """Every table entry that applies to ``layer`` (its class and each parent class)."""
+    found, seen = [], set()
+    for cls in type(layer).__mro__:
+        for option in OPTIONS.get(cls, ()):
+            if id(option) not in seen:
+                seen.add(id(option))
+                found.append(option)
+    return found
+
+
+def check_layer_options(nodes, io_type: str) -> None:
+    """Raise the option's typed error for the first layer option the firmware would not reproduce.
+
+    ``nodes`` are ``graph.GraphNode`` s; ``io_type`` selects the io-specific limits.
+    """
+    from . import rules  # noqa: F401  (importing registers every rule)
+
+    for node in nodes:
+        layer = node.layer
+        if find_rule(layer) is None:
+            continue  # precision.derive refuses it, listing the supported layers
+        for option in options_of(layer):
+            if io_type not in option.io_types:
+                continue
+            value = option.value(layer, node)
+            if not option.exact(value):
+                where = "" if option.io_types == BOTH else f" in {io_type}"
+                raise option.error(
+                    f"layer {layer.name!r} ({type(layer).__name__}): {option.name}={value!r} is not supported"
+                    f"{where}; {option.advice}"
+                )

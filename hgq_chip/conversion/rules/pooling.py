@@ -1,0 +1,119 @@
+"""Precision rules and hls4ml handler for MaxPooling1D/2D and AveragePooling1D/2D.
+
+hls4ml's io_parallel pooling (``nnet_pooling.h``) fills a padded window position of a max
+pool with ``pad_val``: the type's top bit set. For a signed type that is its most negative
+value, below every real value, so the maximum equals Keras' (which ignores padding). For an
+unsigned type it is a large positive value that wins the maximum. So a max pool that really
+pads first casts its input into the signed type one sign bit wider (every value kept
+exactly); the cast is a separate hls4ml layer ``<name>_signed`` emitted by the handler here.
+io_stream pooling cannot pad at all: there an unsigned input is zero-padded ahead of the
+pooling instead (exact: every value is >= 0 and every window holds one), a signed one is
+refused (``stream.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from ...fixed.format import FixedFormat
+from ...fixed.interval import Interval
+from ...layers import check_exact_average_pooling
+from ...layers.pooling import pooling_pads
+from ..hls_handlers import _io, _redirect_input, keras_handler, planned
+from ..precision import require_input, rule
+from ..records import HLSLayerTypes, format_of
+from .structure import apply_to_bounds, record_of
+
+_MAX_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
+
+
+def signed_cast_name(layer) -> str:
+    return f"{layer.name}_signed"
+
+
+def needs_signed_input(layer) -> bool:
+    """A max pool whose windows reach into padding (Keras 'same' on a size the stride and pool
+    do not fit): its input is cast to a signed type first."""
+    return isinstance(layer, _MAX_POOLING) and any(pooling_pads(layer, layer.input.shape))
+
+
+def signed(fmt: FixedFormat) -> FixedFormat:
+    """The signed type holding every value of ``fmt`` (one sign bit more when unsigned)."""
+    return fmt if fmt.k else FixedFormat(1, fmt.i, fmt.f)
+
+
+@rule(*_MAX_POOLING)
+def max_pooling_rule(layer, intervals):
+    """Max pooling is monotone, so pooling each bound map bounds the pooled values."""
+    require_input(layer, intervals)
+    iv = intervals[0]
+    out = Interval(apply_to_bounds(layer, iv.lo), apply_to_bounds(layer, iv.hi),
+                   apply_to_bounds(layer, iv.f).astype(np.int64))
+    # hls4ml's max() returns through accum_t: it must hold the result exactly too.
+    record = record_of(layer, out, accum=format_of(out))
+    if needs_signed_input(layer):
+        cast = HLSLayerTypes(signed_cast_name(layer), {"result": signed(format_of(iv))})
+        record.hls_layers.insert(0, cast)
+    return record
+
+
+@rule(keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
+def average_pooling_rule(layer, intervals):
+    """The firmware sums a window in accum_t, then divides by its power-of-two size: a shift."""
+    require_input(layer, intervals)
+    check_exact_average_pooling(layer)
+    iv = intervals[0]
+    shift = int(math.log2(math.prod(layer.pool_size)))
+    max_pool = (keras.layers.MaxPooling1D if len(layer.pool_size) == 1 else keras.layers.MaxPooling2D)(
+        layer.pool_size, layer.strides, layer.padding
+    )
+    f = apply_to_bounds(max_pool, iv.f).astype(np.int64) + shift
+    out = Interval(apply_to_bounds(layer, iv.lo), apply_to_bounds(layer, iv.hi), f)
+    window_sum = Interval(out.lo * 2**shift, out.hi * 2**shift, f)
+    return record_of(layer, out, accum=format_of(window_sum))
+
+
+def _zero_padded(layer, in_tensor, configs: list, pads) -> list:
+    """io_stream: a ZeroPadding1D/2D ahead of the pooling, which then pools the padded map
+    without padding (keras/hls4ml put the smaller half of the padding first)."""
+    *spatial, n_chan = (int(d) for d in in_tensor.shape[1:])
+    before = [p // 2 for p in pads]
+    after = [p - b for p, b in zip(pads, before)]
+    padded = [s + p for s, p in zip(spatial, pads)]
+    name = f"{layer.name}_pad"
+    out_name = f"{in_tensor.name}_{name}"
+    pool = _redirect_input(configs[0], in_tensor.name, out_name)
+    pool["input_shape"] = [[*padded, n_chan]]
+    common = {"n_chan": n_chan, "data_format": "channels_last", "input_shape": [[*spatial, n_chan]]}
+    if len(spatial) == 1:
+        pad = _io(name, [in_tensor.name], [out_name], class_name="ZeroPadding1D", in_width=spatial[0],
+                  out_width=padded[0], pad_left=before[0], pad_right=after[0], **common)
+        pool.update(pad_left=0, pad_right=0, in_width=padded[0], n_in=padded[0])
+    else:
+        pad = _io(name, [in_tensor.name], [out_name], class_name="ZeroPadding2D", in_height=spatial[0],
+                  in_width=spatial[1], out_height=padded[0], out_width=padded[1], pad_top=before[0],
+                  pad_bottom=after[0], pad_left=before[1], pad_right=after[1], **common)
+        pool.update(pad_top=0, pad_bottom=0, pad_left=0, pad_right=0, in_height=padded[0], in_width=padded[1])
+    return [pad, *configs]
+
+
+@keras_handler(*_MAX_POOLING)
+def handle_max_pooling(layer, in_tensors, out_tensors, hls4ml_handler):
+    """hls4ml's own pooling layer, behind a cast into a signed type where the pool pads
+    (io_parallel), or behind a zero padding of its unsigned input (io_stream, planned by
+    ``stream.prepare_stream``)."""
+    configs = list(hls4ml_handler(layer, in_tensors, out_tensors))
+    pads = planned("zero_padded", layer.name)
+    if pads is not None:
+        return _zero_padded(layer, in_tensors[0], configs, pads)
+    if not needs_signed_input(layer):
+        return configs
+    in_tensor = in_tensors[0]
+    signed_name = f"{in_tensor.name}_{signed_cast_name(layer)}"
+    cast = _io(signed_cast_name(layer), [in_tensor.name], [signed_name], class_name="Activation",
+               activation="linear", input_shape=[list(in_tensor.shape[1:])])
+    configs[0] = _redirect_input(configs[0], in_tensor.name, signed_name)
+    return [cast, *configs]
