@@ -2,8 +2,8 @@
 
 This reads only the project directory, so ``verify`` checks exactly the firmware on disk.
 The library is never loaded into the calling process: a child Python process
-(``csim_child.py``, NumPy and ctypes only) loads it and runs the samples, with inputs and
-outputs in ``.npy`` files of a temporary folder. An abort, failed assert or segfault in the
+(``csim_child.py``, standard library only) loads it and runs the samples, with inputs and
+outputs in raw float64 files of a temporary folder. An abort, failed assert or segfault in the
 firmware therefore ends only the child and becomes :class:`SimulationCrashError`.
 """
 
@@ -36,6 +36,13 @@ def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[
     """
     errors = [line for line in log.splitlines() if re.search(r"error", line, re.I)]
     return errors[:limit], len(errors)
+
+
+def _write_raw(path: Path, array: np.ndarray) -> int:
+    """Write ``array`` (2-D) as raw native values; its row size. Empty rows get one padding
+    value, since an empty file cannot be memory-mapped (the firmware never reads it)."""
+    array.tofile(path) if array.size else np.zeros(1, array.dtype).tofile(path)
+    return int(array.shape[1])
 
 
 class CSimulation:
@@ -104,24 +111,26 @@ class CSimulation:
         """
         library = self._library or self.build()
         n = len(inputs[0])
+        if n == 0:
+            return [np.zeros((0, int(size)), np.float64) for size in output_sizes]
         with tempfile.TemporaryDirectory(prefix="hgq_chip_csim_") as folder:
             work = Path(folder)
-            names_in, names_out = [], []
+            job_inputs, job_outputs = [], []
             for i, x in enumerate(inputs):
-                names_in.append(f"input{i}.npy")
-                np.save(work / names_in[-1], np.ascontiguousarray(np.asarray(x, np.float64).reshape(n, -1)))
+                flat = np.ascontiguousarray(np.asarray(x, np.float64).reshape(n, -1))
+                job_inputs.append([f"input{i}", _write_raw(work / f"input{i}", flat)])
             for i, size in enumerate(output_sizes):
-                names_out.append(f"output{i}.npy")
-                np.lib.format.open_memmap(work / names_out[-1], "w+", np.float64, (n, int(size))).flush()
-            np.save(work / "progress.npy", np.zeros(1, np.int64))
-            job = {"library": str(library.resolve()), "function": f"{self.project_name}_double",
-                   "inputs": names_in, "outputs": names_out}
+                job_outputs.append([f"output{i}", _write_raw(work / f"output{i}", np.zeros((n, int(size))))])
+            _write_raw(work / "progress", np.zeros((1, 1), np.int64))
+            job = {"library": str(library.resolve()), "function": f"{self.project_name}_double", "samples": n,
+                   "inputs": job_inputs, "outputs": job_outputs}
             (work / "job.json").write_text(json.dumps(job))
-            done = subprocess.run([sys.executable, str(CHILD_SCRIPT), str(work)], capture_output=True, text=True,
-                                  errors="replace", stdin=subprocess.DEVNULL, cwd=work)
+            # -I -S: no site-packages or user environment; the child needs only the standard library.
+            done = subprocess.run([sys.executable, "-I", "-S", str(CHILD_SCRIPT), str(work)], capture_output=True,
+                                  text=True, errors="replace", stdin=subprocess.DEVNULL, cwd=work)
             if done.returncode != 0:
-                raise self._crash_error(done, int(np.load(work / "progress.npy")[0]), n)
-            return [np.array(np.load(work / name)) for name in names_out]
+                raise self._crash_error(done, int(np.fromfile(work / "progress", np.int64)[0]), n)
+            return [np.fromfile(work / name, np.float64, count=n * size).reshape(n, size) for name, size in job_outputs]
 
     def _crash_error(self, done: subprocess.CompletedProcess, finished: int, n: int) -> SimulationCrashError:
         code = done.returncode
