@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CompileError, HGQChipError, SimulationCrashError, ToolMissingError
+from ..errors import CompileError, ProjectError, SimulationCrashError, ToolMissingError
 
 CHILD_SCRIPT = Path(__file__).with_name("csim_child.py")
 # How much of a failing child's stderr, and of a failing g++ run's error lines, a message shows.
@@ -57,19 +57,19 @@ class CSimulation:
         script = (self.project_dir / "build_lib.sh").read_text()
         stamp = re.search(r"^LIB_STAMP=(\S+)", script, re.M)
         if not stamp:
-            raise HGQChipError(f"{self.project_dir}/build_lib.sh has no LIB_STAMP; is this an hls4ml project?")
+            raise ProjectError(f"{self.project_dir}/build_lib.sh has no LIB_STAMP; is this an hls4ml project?")
         return self.project_dir / "firmware" / f"{self.project_name}-{stamp.group(1)}.so"
 
     def build(self) -> Path:
         """Compile the project's shared library with g++ unless it is up to date; its path.
 
-        Raises ToolMissingError (no g++), HGQChipError (no hls4ml project) or CompileError
+        Raises ToolMissingError (no g++), ProjectError (no hls4ml project) or CompileError
         (g++ failed; the message shows the first error lines and where the full log is).
         """
         if shutil.which("g++") is None:
             raise ToolMissingError("g++ is not installed; C simulation needs it (e.g. apt-get install g++)")
         if not (self.project_dir / "build_lib.sh").exists():
-            raise HGQChipError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
+            raise ProjectError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
         path = self._library_path()
         if self.needs_build():
             done = subprocess.run(["bash", "build_lib.sh"], cwd=self.project_dir, capture_output=True, text=True)
