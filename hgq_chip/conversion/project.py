@@ -14,10 +14,13 @@ import keras
 from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, OutputExistsError, UnsupportedConfigurationError
 from .graph import graph_nodes
-from .hls_config import backend_name, build_hls_config, check_io_type, strategy_name
+from .hls_config import (
+    backend_name, build_hls_config, check_io_type, check_options, check_reuse_factors_applied, strategy_name,
+)
 from .hls_handlers import register_handlers
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
+from .names import check_layer_names, check_project_name
 from .precision import derive
 from .stream import check_one_type_per_tensor, move_casts_before_reshapes
 from .reports import write_reports
@@ -81,6 +84,7 @@ def convert(
     """Derive exact types for every tensor and write the hls4ml project into ``output_dir``."""
     backend = backend_name(backend)
     check_io_type(io_type)
+    reuse_factor, clock_period = check_options(reuse_factor, clock_period, part, strategy)
     output_dir = Path(output_dir)
     if output_dir.exists() and not force:
         raise OutputExistsError(f"{output_dir} exists; choose another directory or pass --force to replace it")
@@ -93,6 +97,8 @@ def convert(
     model = as_functional(model)
     nodes = graph_nodes(model)
     records = derive(nodes)
+    check_layer_names(model, records)
+    check_project_name(project_name, model)
     if io_type == "io_stream":
         check_one_type_per_tensor(nodes)
         move_casts_before_reshapes(nodes, records)
@@ -191,6 +197,7 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
                 **options,
             )
             check_types_applied(hls_model, hls_config)
+            check_reuse_factors_applied(hls_model, hls_config["Model"]["ReuseFactor"], chatter.getvalue())
             hls_model.write()
     except HGQChipError:
         raise
