@@ -41,8 +41,8 @@ def _model(**names):
 HOSTILE = [
     ("hidden", "conv-1"), ("hidden", "block.1"), ("hidden", "has space"), ("hidden", "2nd"), ("hidden", "int"),
     ("hidden", "class"), ("hidden", "layer2_out"), ("hidden", "w4"), ("hidden", "_private"), ("hidden", "a__b"),
-    ("hidden", "relu"), ("logits", "result_t"), ("quantize", "config3"), ("input", "in-put"), ("input", "x.1"),
-    ("input", "input_t"), ("input", "3d"), ("quantize", "pixels_ap"), ("logits", "DIV_ROUNDUP"),
+    ("logits", "BIAS"), ("logits", "result_t"), ("quantize", "config3"), ("input", "in-put"), ("input", "x.1"),
+    ("input", "input_t"), ("input", "3d"), ("quantize", "pixels_ap"), ("logits", "DIV_ROUNDUP"), ("input", "INLINE"),
 ]
 
 
@@ -62,6 +62,16 @@ def test_layer_named_like_another_layers_derived_stage_is_refused(tmp_path):
     for stage in ("hidden_iq", "hidden_relu"):
         with pytest.raises(UnsupportedLayerError, match=f"'{stage}' has the name of a stage"):
             hgq_chip.convert(_model(logits=stage), tmp_path / "prj", **QUIET)
+    assert not (tmp_path / "prj").exists()
+
+
+def test_per_element_quantizer_named_like_an_nnet_function_is_refused(tmp_path):
+    """A per-element HQuantize becomes the function nnet::<name>; 'dense' is hls4ml's own."""
+    model = _model(quantize="dense")
+    quantizer = model.get_layer("dense").q
+    quantizer.f.assign(np.resize([2.0, 3.0, 4.0], quantizer.f.shape).astype("float32"))
+    with pytest.raises(UnsupportedLayerError, match="nnet::dense"):
+        hgq_chip.convert(model, tmp_path / "prj", **QUIET)
     assert not (tmp_path / "prj").exists()
 
 

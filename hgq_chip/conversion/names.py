@@ -8,9 +8,10 @@ prefixes its types (``<name>_weight_t``), a per-element quantizer becomes the fu
 Keras accepts names that none of this survives (``"conv-1"``, ``"a.b"``, ``"2nd"``, ``"int"``).
 
 ``convert`` therefore refuses, before writing anything, every name that is not a plain
-C++ identifier, is a C++ keyword, a macro or function of the firmware's headers, looks
-like a name hls4ml generates, or collides with another layer's stage, and suggests a
-valid unique name (UnsupportedLayerError / UnsupportedConfigurationError).
+C++ identifier, is a C++ keyword or a macro of the firmware's headers, looks like a name
+hls4ml generates, collides with another layer's stage, or (for a per-element quantizer)
+is a function of hls4ml's ``nnet_utils``, and suggests a valid unique name
+(UnsupportedLayerError; UnsupportedConfigurationError for the project name).
 """
 
 from __future__ import annotations
@@ -46,33 +47,45 @@ GENERATED = re.compile(
 
 
 @functools.lru_cache(maxsize=1)
-def firmware_names() -> frozenset[str]:
-    """Macros of hls4ml's C++ templates and function names of its ``nnet_utils`` (read once)."""
+def _template_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(macros of hls4ml's C++ templates, function names of its ``nnet_utils``), read once."""
     import hls4ml
 
     templates = Path(hls4ml.__file__).parent / "templates" / "vivado"
-    names = set()
+    macros, functions = set(), set()
     for path in templates.rglob("*.h"):
         text = path.read_text(errors="replace")
-        names.update(re.findall(r"#\s*define\s+(\w+)", text))
+        macros.update(re.findall(r"#\s*define\s+(\w+)", text))
         if "nnet_utils" in path.parts:
-            names.update(re.findall(r"\bvoid\s+(\w+)\s*\(", text))
-    return frozenset(names)
+            functions.update(re.findall(r"\bvoid\s+(\w+)\s*\(", text))
+    return frozenset(macros), frozenset(functions)
 
 
 def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a C++ identifier in the firmware, or None if it can."""
+    """Why ``name`` cannot be a name in the firmware, or None if it can."""
     if not IDENTIFIER.match(name):
         return "is not a C++ identifier (letters, digits and '_' only, starting with a letter)"
     if "__" in name:
         return "contains '__' (reserved in C++)"
     if name in CPP_KEYWORDS or keyword.iskeyword(name):
         return "is a C++ keyword"
-    if name in RESERVED or name.lower() in ("defines", "parameters") or name in firmware_names():
+    if name in RESERVED or name.lower() in ("defines", "parameters") or name in _template_names()[0]:
         return "is a name the firmware's headers already use"
     if GENERATED.match(name):
         return "has the form of a name hls4ml generates (layer<N>..., w<N>, config<N>, ..._t, ..._ap)"
     return None
+
+
+def check_quantizer_functions(hls_model) -> None:
+    """hls4ml writes each per-element quantizer as the function ``nnet::<its layer name>``:
+    UnsupportedLayerError if that name is already a function of hls4ml's ``nnet_utils``."""
+    functions = _template_names()[1]
+    for name, node in hls_model.graph.items():
+        if node.class_name == "FixedPointQuantizer" and name in functions:
+            raise UnsupportedLayerError(
+                f"layer {name!r} would become the C++ function nnet::{name}, which hls4ml's library already "
+                f"defines; rename it, e.g. name={name + '_q'!r}"
+            )
 
 
 def suggest(name: str, taken: set[str]) -> str:

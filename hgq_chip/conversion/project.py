@@ -20,7 +20,7 @@ from .hls_config import (
 from .hls_handlers import register_handlers
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
-from .names import check_layer_names, check_project_name
+from .names import check_layer_names, check_project_name, check_quantizer_functions
 from .precision import derive
 from .stream import check_one_type_per_tensor, move_casts_before_reshapes
 from .reports import write_reports
@@ -198,6 +198,7 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
             )
             check_types_applied(hls_model, hls_config)
             check_reuse_factors_applied(hls_model, hls_config["Model"]["ReuseFactor"], chatter.getvalue())
+            check_quantizer_functions(hls_model)
             hls_model.write()
     except HGQChipError:
         raise
