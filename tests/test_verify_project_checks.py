@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import hgq_chip
+from hgq_chip.cli import main
 from hgq_chip.conversion.manifest import MANIFEST_FILE
 from hgq_chip.conversion.project_io import bridge_interface, check_project_matches_model
 from hgq_chip.errors import DataError, ProjectError, SimulationCrashError
@@ -98,4 +99,7 @@ def test_real_project_whose_firmware_aborts_leaves_the_process_alive(project, tm
         hgq_chip.verify(model, broken, random=5, **QUIET)
     assert "sample 0 (0-based) of 5" in str(caught.value)
     assert os.getpid() == pid
+    model.save(tmp_path / "model.keras")
+    code = main(["verify", str(tmp_path / "model.keras"), str(broken), "--random", "3", "--quiet"])
+    assert code == SimulationCrashError.exit_code
     assert hgq_chip.verify(model, directory, random=20, **QUIET).ok

@@ -126,7 +126,8 @@ class CSimulation:
                    "inputs": job_inputs, "outputs": job_outputs}
             (work / "job.json").write_text(json.dumps(job))
             # -I -S: no site-packages or user environment; the child needs only the standard library.
-            done = subprocess.run([sys.executable, "-I", "-S", str(CHILD_SCRIPT), str(work)], capture_output=True,
+            python = sys.executable or shutil.which("python3") or "python3"
+            done = subprocess.run([python, "-I", "-S", str(CHILD_SCRIPT), str(work)], capture_output=True,
                                   text=True, errors="replace", stdin=subprocess.DEVNULL, cwd=work)
             if done.returncode != 0:
                 raise self._crash_error(done, int(np.fromfile(work / "progress", np.int64)[0]), n)

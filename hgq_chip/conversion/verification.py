@@ -41,7 +41,7 @@ def check_inputs(model, x) -> list[np.ndarray]:
     with the same ``n >= 1``; NumericError for NaN or infinite values (firmware has none).
     """
     arrays = list(x) if isinstance(x, (list, tuple)) else [x]
-    expected = [tuple(int(d) for d in t.shape[1:]) for t in model.inputs]
+    expected = [tuple(None if d is None else int(d) for d in t.shape[1:]) for t in model.inputs]
     described = ", ".join(f"(n, {', '.join(map(str, s))})".replace(", )", ")") for s in expected)
     if len(arrays) != len(expected):
         raise DataError(f"the model has {len(expected)} inputs, shaped {described}, but {len(arrays)} input arrays "
@@ -52,7 +52,7 @@ def check_inputs(model, x) -> list[np.ndarray]:
             array = np.asarray(array, dtype=np.float32)
         except (TypeError, ValueError) as error:
             raise DataError(f"verification input {index} is not numeric ({error}); pass float arrays") from None
-        if array.shape[1:] != shape or array.ndim != len(shape) + 1:
+        if array.ndim != len(shape) + 1 or any(e is not None and e != a for e, a in zip(shape, array.shape[1:])):
             raise DataError(f"verification input {index} has shape {array.shape}; the model expects "
                             f"(n, {', '.join(map(str, shape))})".replace(", )", ")") + " (n samples first)")
         inputs.append(array)
