@@ -40,7 +40,7 @@ def _model(**names):
 
 HOSTILE = [
     ("hidden", "conv-1"), ("hidden", "block.1"), ("hidden", "has space"), ("hidden", "2nd"), ("hidden", "int"),
-    ("hidden", "class"), ("hidden", "layer2_out"), ("hidden", "w4"), ("hidden", "_private"), ("hidden", "a__b"),
+    ("hidden", "class"), ("hidden", "layer2_out"), ("hidden", "w4"), ("hidden", "_private"), ("hidden", "a__b"), ("hidden", "schicht_ä"),
     ("logits", "BIAS"), ("logits", "result_t"), ("quantize", "config3"), ("input", "in-put"), ("input", "x.1"),
     ("input", "input_t"), ("input", "3d"), ("quantize", "pixels_ap"), ("logits", "DIV_ROUNDUP"), ("input", "INLINE"),
 ]

@@ -90,7 +90,7 @@ def check_quantizer_functions(hls_model) -> None:
 
 def suggest(name: str, taken: set[str]) -> str:
     """A valid name close to ``name`` that is not in ``taken``."""
-    base = re.sub(r"_+", "_", re.sub(r"\W", "_", name)).strip("_") or "layer"
+    base = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", name)).strip("_") or "layer"
     if not IDENTIFIER.match(base) or name_problem(base):
         base = f"l_{base}"
     base = re.sub(r"_(t|ap|index)\Z", r"_\1x", base)
