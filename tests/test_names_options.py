@@ -19,6 +19,7 @@ import pytest
 
 import hgq_chip
 from hgq_chip.cli import main
+from hgq_chip.conversion.hls_config import check_reuse_factors_applied
 from hgq_chip.conversion.names import name_problem
 from hgq_chip.errors import UnsupportedConfigurationError, UnsupportedLayerError
 from hgq_chip.layers import HDense, HQuantize
@@ -97,6 +98,17 @@ def test_reuse_factor_other_than_one_with_distributed_arithmetic_is_refused(tmp_
     with pytest.raises(UnsupportedConfigurationError, match="reuse factor 2 cannot be built with strategy distrib"):
         hgq_chip.convert(_model(), tmp_path / "prj", reuse_factor=2, strategy="distributed_arithmetic", **QUIET)
     assert not (tmp_path / "prj").exists()
+
+
+def test_reuse_factor_changed_inside_hls4ml_is_refused_with_the_valid_values(tmp_path):
+    """hls4ml's resource strategies replace an invalid reuse factor by the closest valid one and
+    only print a warning; the check after hls4ml's conversion refuses any such change."""
+    conversion = hgq_chip.convert(_model(), tmp_path / "prj", reuse_factor=3, **QUIET)
+    check_reuse_factors_applied(conversion.hls_model, 3, "")  # as written: nothing changed
+    conversion.hls_model.graph["hidden"].set_attr("reuse_factor", 4)
+    printed = 'WARNING: Invalid ReuseFactor=3 in layer "hidden".Using ReuseFactor=4 instead. Valid ReuseFactor(s): 1,2,4.'
+    with pytest.raises(UnsupportedConfigurationError, match=r"'hidden' \(hls4ml would use 4; valid: 1,2,4\)"):
+        check_reuse_factors_applied(conversion.hls_model, 3, printed)
 
 
 def test_cli_refuses_reuse_factor_zero_and_nan_clock_with_exit_5(tmp_path, capsys):
