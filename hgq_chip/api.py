@@ -18,7 +18,7 @@ from .conversion.project import as_functional
 from .conversion.project import convert as _convert_project
 from .conversion.verification import VerifyReport
 from .conversion.verification import verify as _verify_project
-from .errors import CalibrationError, HGQChipError, MismatchError, ModelFileError
+from .errors import CalibrationError, DataError, MismatchError, ModelFileError, ProjectError
 
 # How far outside the calibrated range ``random_inputs`` draws by default: the interval
 # around each element's recorded range is this many times as wide, so saturation and
@@ -102,9 +102,9 @@ def random_inputs(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_SC
     values beyond what calibration saw. Values are float32, as Keras computes.
     """
     if n <= 0:
-        raise HGQChipError(f"the number of random samples must be positive, got {n}")
+        raise DataError(f"the number of random samples must be positive, got {n}")
     if not scale > 0:
-        raise HGQChipError(f"the random input scale must be positive, got {scale}")
+        raise DataError(f"the random input scale must be positive, got {scale}")
     rng = np.random.default_rng(seed)
     samples = []
     for lo, hi in input_ranges(_as_model(model)):
@@ -118,10 +118,10 @@ def project_name_of(project_dir) -> str:
     """The project name in ``project_dir``'s build script (what ``convert`` was given)."""
     script = Path(project_dir) / "build_lib.sh"
     if not script.is_file():
-        raise HGQChipError(f"{project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
+        raise ProjectError(f"{project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
     found = re.search(r"^PROJECT=(\S+)", script.read_text(), re.M)
     if not found:
-        raise HGQChipError(f"{script} names no PROJECT; was it written by `hgq_chip convert`?")
+        raise ProjectError(f"{script} names no PROJECT; was it written by `hgq_chip convert`?")
     return found.group(1)
 
 
@@ -131,10 +131,13 @@ def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RAN
 
     Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from
     :func:`random_inputs`. ``strict=True`` raises MismatchError on any difference.
+    Raises DataError (inputs not shaped as the model's), ProjectError (the project's
+    inputs/outputs differ from the model's: checked before compiling), CompileError,
+    SimulationCrashError (the firmware died in its child process; this process survives).
     """
     model = _as_model(model)
     if (x is None) == (random is None):
-        raise HGQChipError("give verification inputs either as data (x) or as a number of random samples, not both")
+        raise DataError("give verification inputs either as data (x) or as a number of random samples, not both")
     if x is None:
         x = random_inputs(model, random, seed, scale)
         log(f"[hgq_chip] drew {random} random samples (seed {seed}) over the calibrated input range widened {scale:g}x")

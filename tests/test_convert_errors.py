@@ -18,8 +18,8 @@ from hgq_chip.cli import main
 from hgq_chip.conversion import project as project_module
 from hgq_chip.errors import (
     CalibrationError,
-    HGQChipError,
     ModelFileError,
+    ProjectError,
     ToolMissingError,
     UnsupportedConfigurationError,
     UnsafeOutputError,
@@ -157,5 +157,5 @@ def test_verify_random_needs_calibrated_input_ranges(models, tmp_path, capsys):
 
 def test_verify_of_a_directory_that_is_no_project(models, tmp_path, capsys):
     code, _, err = _run(capsys, "verify", models / "calibrated.keras", tmp_path / "nothing", "--random", "5", "--quiet")
-    assert code == HGQChipError.exit_code and "hgq_chip convert" in err
+    assert code == ProjectError.exit_code and "hgq_chip convert" in err
     assert not (tmp_path / "nothing").exists()

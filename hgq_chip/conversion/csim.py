@@ -1,46 +1,94 @@
-"""C simulation of a written project: build its shared library with g++ and call it via ctypes.
+"""C simulation of a written project: build its shared library with g++, run it in a child process.
 
 This reads only the project directory, so ``verify`` checks exactly the firmware on disk.
+The library is never loaded into the calling process: a child Python process
+(``csim_child.py``, standard library only) loads it and runs the samples, with inputs and
+outputs in raw float64 files of a temporary folder. An abort, failed assert or segfault in the
+firmware therefore ends only the child and becomes :class:`SimulationCrashError`.
 """
 
 from __future__ import annotations
 
-import ctypes
+import json
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import HGQChipError, ToolMissingError
+from ..errors import CompileError, ProjectError, SimulationCrashError, ToolMissingError
+
+CHILD_SCRIPT = Path(__file__).with_name("csim_child.py")
+# How much of a failing child's stderr, and of a failing g++ run's error lines, a message shows.
+STDERR_TAIL_LINES = 15
+COMPILE_ERROR_LINES = 12
+
+
+def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[str], int]:
+    """The first ``limit`` lines of a compiler log that contain "error", and how many there are.
+
+    g++ prints warnings by the page before (and between) the errors; the first error is
+    what the user needs, so it is taken from the top, not the tail.
+    """
+    errors = [line for line in log.splitlines() if re.search(r"error", line, re.I)]
+    return errors[:limit], len(errors)
+
+
+def _write_raw(path: Path, array: np.ndarray) -> int:
+    """Write ``array`` (2-D) as raw native values; its row size. Empty rows get one padding
+    value, since an empty file cannot be memory-mapped (the firmware never reads it)."""
+    array.tofile(path) if array.size else np.zeros(1, array.dtype).tofile(path)
+    return int(array.shape[1])
 
 
 class CSimulation:
+    """The C simulation of the hls4ml project in ``project_dir`` (top function ``project_name``)."""
+
     def __init__(self, project_dir, project_name: str = "myproject"):
         self.project_dir = Path(project_dir)
         self.project_name = project_name
-        self._lib = None
+        self._library: Path | None = None
 
     def _library_path(self) -> Path:
         script = (self.project_dir / "build_lib.sh").read_text()
         stamp = re.search(r"^LIB_STAMP=(\S+)", script, re.M)
         if not stamp:
-            raise HGQChipError(f"{self.project_dir}/build_lib.sh has no LIB_STAMP; is this an hls4ml project?")
+            raise ProjectError(f"{self.project_dir}/build_lib.sh has no LIB_STAMP; is this an hls4ml project?")
         return self.project_dir / "firmware" / f"{self.project_name}-{stamp.group(1)}.so"
 
     def build(self) -> Path:
+        """Compile the project's shared library with g++ unless it is up to date; its path.
+
+        Raises ToolMissingError (no g++), ProjectError (no hls4ml project) or CompileError
+        (g++ failed; the message shows the first error lines and where the full log is).
+        """
         if shutil.which("g++") is None:
             raise ToolMissingError("g++ is not installed; C simulation needs it (e.g. apt-get install g++)")
         if not (self.project_dir / "build_lib.sh").exists():
-            raise HGQChipError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
+            raise ProjectError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
         path = self._library_path()
         if self.needs_build():
             done = subprocess.run(["bash", "build_lib.sh"], cwd=self.project_dir, capture_output=True, text=True)
             if done.returncode != 0:
-                raise HGQChipError(f"compiling the C simulation failed:\n{done.stderr[-4000:]}")
-        self._lib = ctypes.cdll.LoadLibrary(str(path))
+                raise self._compile_error(done.stdout + done.stderr)
+        self._library = path
         return path
+
+    def _compile_error(self, log: str) -> CompileError:
+        with tempfile.NamedTemporaryFile("w", prefix="hgq_chip_compile_", suffix=".log", delete=False) as file:
+            file.write(log)
+        errors, count = first_error_lines(log)
+        shown = "\n".join(errors) if errors else "\n".join(log.splitlines()[-COMPILE_ERROR_LINES:])
+        more = f"\n... {count - len(errors)} more error lines" if count > len(errors) else ""
+        return CompileError(
+            f"compiling the C simulation of {self.project_dir} failed (g++); first errors:\n{shown}{more}\n"
+            f"full compiler output: {file.name}. The project was written by convert but does not build: "
+            "convert it again with the current hgq_chip, and report the model if it still fails"
+        )
 
     def needs_build(self) -> bool:
         """False when the library is newer than every source of the project."""
@@ -55,20 +103,51 @@ class CSimulation:
         return library.stat().st_mtime >= max(p.stat().st_mtime for p in sources)
 
     def run(self, inputs: list[np.ndarray], output_sizes: list[int]) -> list[np.ndarray]:
-        """Run every sample through the firmware in double precision (exact for < 53-bit types)."""
-        if self._lib is None:
-            self.build()
-        function = getattr(self._lib, f"{self.project_name}_double")
-        ptr = np.ctypeslib.ndpointer(ctypes.c_double, flags="C_CONTIGUOUS")
-        function.argtypes = [ptr] * (len(inputs) + len(output_sizes))
-        function.restype = None
+        """Run every sample through the firmware in double precision (exact for < 53-bit types).
+
+        ``inputs``: one array per firmware input, ``(n, ...)``, flattened per sample (the
+        caller checks the sizes match the firmware's). Returns one float64 ``(n, size)``
+        array per output. Runs in a child process; if it dies or fails, SimulationCrashError.
+        """
+        library = self._library or self.build()
         n = len(inputs[0])
-        flat_inputs = [np.ascontiguousarray(np.asarray(x, np.float64).reshape(n, -1)) for x in inputs]
-        outputs = [np.zeros((n, size), np.float64) for size in output_sizes]
-        for s in range(n):
-            rows = [x[s] for x in flat_inputs]
-            out_rows = [np.zeros(size, np.float64) for size in output_sizes]
-            function(*rows, *out_rows)
-            for out, row in zip(outputs, out_rows):
-                out[s] = row
-        return outputs
+        if n == 0:
+            return [np.zeros((0, int(size)), np.float64) for size in output_sizes]
+        with tempfile.TemporaryDirectory(prefix="hgq_chip_csim_") as folder:
+            work = Path(folder)
+            job_inputs, job_outputs = [], []
+            for i, x in enumerate(inputs):
+                flat = np.ascontiguousarray(np.asarray(x, np.float64).reshape(n, -1))
+                job_inputs.append([f"input{i}", _write_raw(work / f"input{i}", flat)])
+            for i, size in enumerate(output_sizes):
+                job_outputs.append([f"output{i}", _write_raw(work / f"output{i}", np.zeros((n, int(size))))])
+            _write_raw(work / "progress", np.zeros((1, 1), np.int64))
+            job = {"library": str(library.resolve()), "function": f"{self.project_name}_double", "samples": n,
+                   "inputs": job_inputs, "outputs": job_outputs}
+            (work / "job.json").write_text(json.dumps(job))
+            # -I -S: no site-packages or user environment; the child needs only the standard library.
+            python = sys.executable or shutil.which("python3") or "python3"
+            done = subprocess.run([python, "-I", "-S", str(CHILD_SCRIPT), str(work)], capture_output=True,
+                                  text=True, errors="replace", stdin=subprocess.DEVNULL, cwd=work)
+            if done.returncode != 0:
+                raise self._crash_error(done, int(np.fromfile(work / "progress", np.int64)[0]), n)
+            return [np.fromfile(work / name, np.float64, count=n * size).reshape(n, size) for name, size in job_outputs]
+
+    def _crash_error(self, done: subprocess.CompletedProcess, finished: int, n: int) -> SimulationCrashError:
+        code = done.returncode
+        if code < 0:
+            try:
+                how = f"was killed by signal {signal.Signals(-code).name} ({signal.strsignal(-code)})"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        where = f"while running sample {finished} (0-based) of {n}" if finished < n else f"after all {n} samples"
+        tail = "\n".join(done.stderr.strip().splitlines()[-STDERR_TAIL_LINES:]) or "(nothing)"
+        return SimulationCrashError(
+            f"the C simulation of {self.project_dir} {how} {where}; your Python session is unaffected. "
+            f"Last lines of its stderr:\n{tail}\n"
+            "The firmware itself failed (an hls4ml template assert, an out-of-bounds access, ...): check that "
+            "the project was converted from this model, convert it again with the current hgq_chip, and "
+            "report the model if it still crashes"
+        )

@@ -12,10 +12,13 @@ import keras
 from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, UnsupportedConfigurationError
 from .graph import graph_nodes
-from .hls_config import backend_name, build_hls_config, check_io_type, strategy_name
+from .hls_config import (
+    backend_name, build_hls_config, check_io_type, check_options, check_reuse_factors_applied, strategy_name,
+)
 from .hls_handlers import converting
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
+from .names import check_layer_names, check_project_name, check_quantizer_functions
 from .output_dir import check_output_dir, replace_atomically
 from .precision import derive
 from .layer_options import check_layer_options
@@ -89,6 +92,7 @@ def convert(
     """
     backend = backend_name(backend)
     check_io_type(io_type)
+    reuse_factor, clock_period = check_options(reuse_factor, clock_period, part, strategy)
     output_dir = Path(output_dir)
     outputs = dict(force=force, replace_non_project=replace_non_project, reads=reads)
     check_output_dir(output_dir, **outputs)
@@ -102,6 +106,8 @@ def convert(
             "hgq_chip.calibrate(model, x) on representative inputs before converting"
         )
     records = derive(nodes)
+    check_layer_names(model, records)
+    check_project_name(project_name, model)
     stream_plan = {}
     if io_type == "io_stream":
         check_one_type_per_tensor(nodes)
@@ -203,6 +209,8 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
                 **options,
             )
             check_types_applied(hls_model, hls_config)
+            check_reuse_factors_applied(hls_model, hls_config["Model"]["ReuseFactor"], chatter.getvalue())
+            check_quantizer_functions(hls_model)
             hls_model.write()
     except HGQChipError:
         raise

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NumericError
+from ..errors import DataError, NumericError
 from .csim import CSimulation
+from .project import as_functional
+from .project_io import check_project_matches_model
 
 
 @dataclass
@@ -32,11 +34,46 @@ class VerifyReport:
         )
 
 
-def verify(model, project_dir, x, project_name: str = "myproject", log=print) -> VerifyReport:
-    """Compile the project's C simulation, run it and ``model`` on ``x``, compare exactly."""
-    inputs = [np.asarray(a, dtype=np.float32) for a in (x if isinstance(x, (list, tuple)) else [x])]
+def check_inputs(model, x) -> list[np.ndarray]:
+    """``x`` (an array, or a list/tuple with one array per model input) as float32 arrays.
+
+    DataError unless there is one numeric array per model input, each ``(n, *input shape)``
+    with the same ``n >= 1``; NumericError for NaN or infinite values (firmware has none).
+    """
+    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+    expected = [tuple(None if d is None else int(d) for d in t.shape[1:]) for t in model.inputs]
+    described = ", ".join(f"(n, {', '.join(map(str, s))})".replace(", )", ")") for s in expected)
+    if len(arrays) != len(expected):
+        raise DataError(f"the model has {len(expected)} inputs, shaped {described}, but {len(arrays)} input arrays "
+                        "were given; pass one array per model input")
+    inputs = []
+    for index, (array, shape) in enumerate(zip(arrays, expected)):
+        try:
+            array = np.asarray(array, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise DataError(f"verification input {index} is not numeric ({error}); pass float arrays") from None
+        if array.ndim != len(shape) + 1 or any(e is not None and e != a for e, a in zip(shape, array.shape[1:])):
+            raise DataError(f"verification input {index} has shape {array.shape}; the model expects "
+                            f"(n, {', '.join(map(str, shape))})".replace(", )", ")") + " (n samples first)")
+        inputs.append(array)
+    counts = {len(a) for a in inputs}
+    if len(counts) != 1 or 0 in counts:
+        raise DataError(f"verification inputs need the same number (at least 1) of samples each, got {sorted(counts)}")
     if any(not np.all(np.isfinite(a)) for a in inputs):
         raise NumericError("verification inputs contain NaN or infinite values; firmware has no such values")
+    return inputs
+
+
+def verify(model, project_dir, x, project_name: str = "myproject", log=print) -> VerifyReport:
+    """Compile the project's C simulation, run it and ``model`` on ``x``, compare exactly.
+
+    Before anything runs, ``x`` is checked against the model's input shapes (DataError) and
+    the project's inputs/outputs against the model's (ProjectError). The simulation runs in
+    a child process; a crash of the firmware raises SimulationCrashError.
+    """
+    model = as_functional(model)
+    inputs = check_inputs(model, x)
+    check_project_matches_model(model, project_dir, project_name)
     keras_out = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0, batch_size=1024)
     keras_out = [np.asarray(o) for o in (keras_out if isinstance(keras_out, (list, tuple)) else [keras_out])]
     sim = CSimulation(Path(project_dir), project_name)

@@ -1,0 +1,119 @@
+"""The C simulation runs in a child process: a firmware that aborts, fails an assert,
+segfaults or exits never ends the calling Python process; it becomes SimulationCrashError.
+A project whose g++ build fails raises CompileError showing the first error lines.
+
+The projects here are written by hand (a build_lib.sh and one C++ file, as hls4ml lays
+them out), so one quick g++ run covers every kind of crash: the sample's first value picks it.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from hgq_chip.conversion.csim import CSimulation
+from hgq_chip.errors import CompileError, SimulationCrashError
+
+BUILD_LIB = textwrap.dedent("""\
+    #!/bin/bash
+    set -e
+    PROJECT=crashy
+    LIB_STAMP=0badc0de
+    g++ -O1 -fPIC -shared firmware/${PROJECT}.cpp -o firmware/${PROJECT}-${LIB_STAMP}.so
+""")
+
+# in[0] selects the behaviour: 0 doubles the inputs, 1 aborts, 2 fails an assert, 3 dereferences
+# a null pointer, 4 calls exit(3), 5 writes to stderr and raises SIGSEGV.
+FIRMWARE = textwrap.dedent("""\
+    #include <cassert>
+    #include <csignal>
+    #include <cstdio>
+    #include <cstdlib>
+    extern "C" void crashy_double(double *in, double *out) {
+        int mode = (int) in[0];
+        if (mode == 1) std::abort();
+        if (mode == 2) assert(in[1] < 0 && "firmware assert for the test");
+        if (mode == 3) { volatile int *p = nullptr; out[0] = *p; }
+        if (mode == 4) std::exit(3);
+        if (mode == 5) { std::fprintf(stderr, "about to crash on purpose\\n"); std::fflush(stderr); std::raise(SIGSEGV); }
+        for (int i = 0; i < 3; i++) out[i] = 2 * in[i];
+        out[3] = in[0] + in[1] + in[2];
+    }
+""")
+
+
+@pytest.fixture(scope="module")
+def crashy(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("crashy")
+    (directory / "firmware").mkdir()
+    (directory / "build_lib.sh").write_text(BUILD_LIB)
+    (directory / "firmware" / "crashy.cpp").write_text(FIRMWARE)
+    sim = CSimulation(directory, "crashy")
+    sim.build()
+    return sim
+
+
+def _samples(mode_of_crashing_sample, n=6, at=3):
+    x = np.tile(np.array([[0.0, 0.25, -1.5]]), (n, 1))
+    x[:, 1] += np.arange(n)
+    x[at, 0] = mode_of_crashing_sample
+    return x
+
+
+def test_child_returns_exact_double_outputs(crashy):
+    x = np.random.default_rng(0).normal(size=(50, 3)) * 1e6
+    x[:, 0] = 0.0
+    out, = crashy.run([x], [4])
+    expected = np.concatenate([2 * x, x.sum(axis=1, keepdims=True)], axis=1)
+    assert out.dtype == np.float64 and out.shape == (50, 4)
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("mode, signal_name", [(1, "SIGABRT"), (2, "SIGABRT"), (3, "SIGSEGV"), (5, "SIGSEGV")])
+def test_firmware_crash_becomes_simulation_crash_error_and_process_survives(crashy, mode, signal_name):
+    pid = os.getpid()
+    with pytest.raises(SimulationCrashError) as caught:
+        crashy.run([_samples(mode)], [4])
+    message = str(caught.value)
+    assert signal_name in message
+    assert "sample 3 (0-based) of 6" in message
+    if mode == 2:
+        assert "firmware assert for the test" in message  # the assert's own text, from the child's stderr
+    if mode == 5:
+        assert "about to crash on purpose" in message
+    assert caught.value.exit_code == 12
+    # Still the same process, and the simulation still works after the crash.
+    assert os.getpid() == pid
+    assert np.array_equal(crashy.run([_samples(0)], [4])[0][:, 0], 2 * _samples(0)[:, 0])
+
+
+def test_firmware_exit_becomes_simulation_crash_error(crashy):
+    with pytest.raises(SimulationCrashError, match="exited with code 3"):
+        crashy.run([_samples(4)], [4])
+
+
+def test_missing_top_function_is_a_crash_error_not_an_attribute_error(crashy):
+    wrong = CSimulation(crashy.project_dir, "crashy")
+    wrong._library = crashy.build()
+    wrong.project_name = "other"
+    with pytest.raises(SimulationCrashError, match="other_double"):
+        wrong.run([_samples(0)], [4])
+
+
+def test_compile_error_shows_first_error_lines_not_the_warning_tail(tmp_path):
+    (tmp_path / "firmware").mkdir()
+    (tmp_path / "build_lib.sh").write_text(BUILD_LIB.replace("-O1", "-O1 -Wall -Wextra"))
+    noise = "\n".join(f"int unused_{i}(int a, int b) {{ int x; return a; }}" for i in range(300))
+    (tmp_path / "firmware" / "crashy.cpp").write_text(
+        "int first_broken() { return undeclared_name_here; }\n" + noise + "\nint second_broken() { return also_missing; }\n"
+    )
+    with pytest.raises(CompileError) as caught:
+        CSimulation(tmp_path, "crashy").build()
+    message = str(caught.value)
+    assert "undeclared_name_here" in message
+    assert "unused_299" not in message  # the last warnings are not what is shown
+    assert "full compiler output:" in message
+    assert caught.value.exit_code == 13
