@@ -3,16 +3,62 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 from . import constants as C
 
 STRATEGIES = "latency|distributed_arithmetic"
+DEFAULTS = {"strategy": "latency", "clock_period": 5.0}
+# The only reuse factor the estimate models (hls4ml io_parallel, every product unrolled).
+MODELLED_REUSE_FACTOR = 1
+
+
+def _notice(message: str) -> None:
+    print(f"[hgq_chip] note: {message}", file=sys.stderr, flush=True)
+
+
+def project_options(args, names=("strategy", "clock_period")) -> dict:
+    """The options to estimate with: the user's, else the project's (its manifest), else the defaults.
+
+    Prints one stderr line when the user's values differ from the project's, when a
+    project has no manifest, or when the project's reuse factor is not the one the
+    estimate models. A ``.keras`` source has no project: defaults apply silently.
+    """
+    given = {name: getattr(args, name) for name in names}
+    chosen = {name: DEFAULTS[name] if value is None else value for name, value in given.items()}
+    if not os.path.isdir(args.source):
+        return chosen
+    from ..conversion.manifest import is_project, read_manifest
+
+    if not is_project(args.source):
+        _notice(f"{args.source} has no hgq_chip_project.json (converted by an older version?); estimating with "
+                + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in chosen.items()))
+        return chosen
+    manifest = read_manifest(args.source)
+    stored = {"strategy": str(manifest.get("strategy", DEFAULTS["strategy"])).lower(),
+              "clock_period": float(manifest.get("clock_period_ns", DEFAULTS["clock_period"]))}
+    differ = []
+    for name in names:
+        if given[name] is None:
+            chosen[name] = stored[name]
+        elif str(given[name]).lower() != str(stored[name]).lower() and given[name] != stored[name]:
+            differ.append(f"--{name.replace('_', '-')} {given[name]} (project: {stored[name]})")
+    if differ:
+        _notice(f"estimating with {', '.join(differ)}, not the options {args.source} was converted with")
+    reuse = manifest.get("reuse_factor", MODELLED_REUSE_FACTOR)
+    if reuse != MODELLED_REUSE_FACTOR:
+        _notice(f"{args.source} was converted with reuse factor {reuse}; the estimate models reuse factor "
+                f"{MODELLED_REUSE_FACTOR} (fully parallel): the firmware shares multipliers, so expect fewer "
+                "resources and a longer latency than estimated")
+    return chosen
 
 
 def _run_estimate(args) -> int:
     from .estimate import estimate, format_estimate
 
-    result = estimate(args.source, strategy=args.strategy, clock_period=args.clock_period,
+    options = project_options(args)
+    result = estimate(args.source, strategy=options["strategy"], clock_period=options["clock_period"],
                       dsp_min_product_bits=args.dsp_threshold)
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_estimate(result))
     return 0
@@ -21,7 +67,8 @@ def _run_estimate(args) -> int:
 def _run_synth(args) -> int:
     from .synth import format_synth, synth
 
-    report = synth(args.source, strategy=args.strategy, tool=args.tool, rtl_dir=args.rtl_dir,
+    strategy = project_options(args, ("strategy",))["strategy"]
+    report = synth(args.source, strategy=strategy, tool=args.tool, rtl_dir=args.rtl_dir,
                    check=not args.no_check, dsp_min_product_bits=args.dsp_threshold)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_synth(report))
     if report.mismatches:
@@ -32,7 +79,8 @@ def _run_synth(args) -> int:
 
 
 def _common(p) -> None:
-    p.add_argument("--strategy", default="latency", metavar=STRATEGIES, help="hls4ml strategy (default: latency)")
+    p.add_argument("--strategy", default=None, metavar=STRATEGIES,
+                   help="hls4ml strategy (default: the project's, else latency)")
     p.add_argument("--dsp-threshold", type=int, default=C.DSP_MIN_PRODUCT_BITS, metavar="BITS",
                    help="a product goes to a DSP when weight bits x activation bits >= BITS and the weight is not "
                         f"a power of two (default: {C.DSP_MIN_PRODUCT_BITS})")
@@ -46,7 +94,8 @@ def add_estimate_command(subparsers) -> None:
                                           "written by `hgq_chip convert` (fast: no Keras); MODEL.keras is derived "
                                           "on the fly.")
     p.add_argument("source", metavar="DIR|MODEL.keras", help="converted project directory or calibrated model file")
-    p.add_argument("--clock-period", type=float, default=5.0, metavar="NS", help="clock period in ns (default: 5)")
+    p.add_argument("--clock-period", type=float, default=None, metavar="NS",
+                   help="clock period in ns (default: the project's, else 5)")
     _common(p)
     p.set_defaults(handler=_run_estimate)
 
