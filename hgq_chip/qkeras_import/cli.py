@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from ..errors import OutputExistsError, UnsupportedConfigurationError
+from ..errors import ModelFileError, OutputExistsError, UnsupportedConfigurationError
+from ..output_file import check_output_file
 from .quantizer_formats import DEFAULT_INPUT_F
 
 GRANULARITIES = "per-element|per-channel|per-layer"
@@ -17,20 +19,52 @@ def _run_import(args) -> int:
     from ..cost import ebops_per_layer
     from . import from_qkeras
 
-    if os.path.exists(args.output) and not args.force:
-        raise OutputExistsError(f"{args.output} exists; pass --force to replace it")
-    if not args.output.endswith(".keras"):
-        raise UnsupportedConfigurationError(f"{args.output}: name the output NAME.keras (the Keras 3 format)")
+    x = _check_arguments(args)
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    x = np.load(args.data, allow_pickle=False) if args.data else None
     model = from_qkeras(args.model, x=x, input_f=args.input_f, granularity=args.granularity, log=log)
-    model.save(args.output)
+    save_staged(model, Path(args.output))
     per_layer = ebops_per_layer(model)
     for name, value in per_layer.items():
         print(f"{name:<24}{value:>10} EBOPs")
     print(f"{'total':<24}{sum(per_layer.values()):>10} EBOPs")
     print(f"saved {args.output}")
     return 0
+
+
+def _check_arguments(args):
+    """Every check that needs no QKeras, before the child process starts; returns the --data array or None."""
+    source, output = Path(args.model), Path(args.output)
+    if not source.is_file():
+        raise ModelFileError(f"QKeras model {args.model!r} not found; pass the .h5 file written by model.save")
+    if not args.output.endswith(".keras"):
+        raise UnsupportedConfigurationError(f"{args.output}: name the output NAME.keras (the Keras 3 format)")
+    inputs = [source] + ([Path(args.data)] if args.data else [])
+    check_output_file(output, inputs, "OUTPUT")
+    if output.exists() and not args.force:
+        raise OutputExistsError(f"{args.output} exists; pass --force to replace it")
+    if args.data is None:
+        return None
+    from ..errors import DataError
+    from ..input_data import check_array, read_array_file
+
+    x = read_array_file(args.data, "--data")
+    if isinstance(x, dict):
+        if len(x) != 1:
+            raise DataError(f"--data {args.data!r} holds {len(x)} arrays ({sorted(x)}); pass one array (.npy)")
+        x = next(iter(x.values()))
+    return check_array(x, "x", None, "--data")
+
+
+def save_staged(model, output: Path) -> None:
+    """``model.save(output)`` through a hidden file beside it, renamed in at the end (nothing partial on failure)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(f".{output.stem}.{os.getpid()}.partial.keras")
+    try:
+        model.save(staging)
+        os.replace(staging, output)
+    finally:
+        if staging.exists():
+            staging.unlink()
 
 
 def add_import_qkeras_command(subparsers) -> None:

@@ -15,17 +15,11 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UnsafeOutputError
+from ..output_file import check_output_file
 
 # Every page starts with its title, "hgq_chip report: NAME" (page.render_html / render_markdown).
 REPORT_MARK = "hgq_chip report"
 STAGING_PREFIX = ".hgq_chip_report-"
-
-
-def _existing_ancestor(path: Path) -> Path:
-    for parent in path.parents:
-        if parent.exists():
-            return parent
-    return Path(path.anchor or ".")
 
 
 def is_report_page(path: Path) -> bool:
@@ -40,21 +34,10 @@ def is_report_page(path: Path) -> bool:
 
 def check_output(output: Path, inputs: list[Path], plot_dir: Path | None) -> None:
     """UnsafeOutputError unless ``output`` (and ``plot_dir``) can be written without harming any file."""
-    resolved = output.resolve()
-    for source in inputs:
-        if source.exists() and (resolved == source.resolve() or resolved in source.resolve().parents):
-            raise UnsafeOutputError(f"--output {output} would overwrite the report's input {source}; "
-                                    "choose another page path")
-    if output.is_dir():
-        raise UnsafeOutputError(f"--output {output} is a folder; pass the page's file path, e.g. {output}/report.html")
+    check_output_file(output, inputs, "--output")
     if output.exists() and not is_report_page(output):
         raise UnsafeOutputError(f"--output {output} exists and is not an hgq_chip report; refusing to overwrite it "
                                 "(choose another path or move the file away)")
-    ancestor = _existing_ancestor(output)
-    if not ancestor.is_dir():
-        raise UnsafeOutputError(f"cannot create {output.parent}: {ancestor} is a file")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UnsafeOutputError(f"cannot write {output}: the folder {ancestor} is not writable")
     if plot_dir is not None and plot_dir.exists() and not plot_dir.is_dir():
         raise UnsafeOutputError(f"the plots go to {plot_dir}, which is a file; move it away or choose another --output")
 
