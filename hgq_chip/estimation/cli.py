@@ -18,6 +18,20 @@ def _notice(message: str) -> None:
     print(f"[hgq_chip] note: {message}", file=sys.stderr, flush=True)
 
 
+def _check_given(given: dict) -> None:
+    """UnsupportedConfigurationError for a bad --strategy/--clock-period, before any notice is printed."""
+    import math
+
+    from ..errors import UnsupportedConfigurationError
+    from .estimate import check_strategy
+
+    if given.get("strategy") is not None:
+        check_strategy(given["strategy"])
+    period = given.get("clock_period")
+    if period is not None and not (math.isfinite(period) and period > 0):
+        raise UnsupportedConfigurationError(f"the clock period must be positive, got {period}")
+
+
 def project_options(args, names=("strategy", "clock_period")) -> dict:
     """The options to estimate with: the user's, else the project's (its manifest), else the defaults.
 
@@ -26,9 +40,12 @@ def project_options(args, names=("strategy", "clock_period")) -> dict:
     estimate models. A ``.keras`` source has no project: defaults apply silently.
     """
     given = {name: getattr(args, name) for name in names}
+    _check_given(given)
     chosen = {name: DEFAULTS[name] if value is None else value for name, value in given.items()}
-    if not os.path.isdir(args.source):
-        return chosen
+    from .facts import FACTS_FILE
+
+    if not os.path.isfile(os.path.join(args.source, FACTS_FILE)):
+        return chosen  # a .keras file, or a folder estimate() refuses with its own error
     from ..conversion.manifest import is_project, read_manifest
 
     if not is_project(args.source):

@@ -52,7 +52,7 @@ def read_weight_bits(path: Path) -> list[WeightBits]:
     Raises ProjectError when the file lacks a column or holds a malformed row.
     """
     rows: dict[tuple[str, str], list[tuple[tuple[int, ...], int, int]]] = {}
-    with open(path, newline="") as handle:
+    with open(path, newline="", errors="replace") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in WEIGHT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -106,14 +106,18 @@ def load_conversion(directory) -> Conversion:
         raise ProjectError(
             f"{directory} lacks {', '.join(missing)}; pass a directory written by `hgq_chip convert`"
         )
-    try:
-        summary = _check_summary(json.loads((directory / SUMMARY_FILE).read_text()), directory / SUMMARY_FILE)
-        hls_config = yaml.safe_load((directory / CONFIG_FILE).read_text())
-        weights = read_weight_bits(directory / WEIGHTS_FILE)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
-        raise ProjectError(f"cannot read the conversion files in {directory} ({type(error).__name__}: {error}); "
-                           "convert the model again") from error
+    summary = _check_summary(_read(directory / SUMMARY_FILE, json.loads), directory / SUMMARY_FILE)
+    hls_config = _read(directory / CONFIG_FILE, yaml.safe_load)
+    weights = read_weight_bits(directory / WEIGHTS_FILE)
     return Conversion(directory, summary, hls_config, weights)
+
+
+def _read(path: Path, parse):
+    """``parse`` of the file's text; ProjectError naming the file if it cannot be read or parsed."""
+    try:
+        return parse(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
+        raise ProjectError(f"cannot read {path} ({type(error).__name__}: {error}); convert the model again") from error
 
 
 def load_pareto(source) -> list[dict]:
