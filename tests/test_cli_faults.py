@@ -138,19 +138,26 @@ def test_ctrl_c_while_saving_an_import_keeps_the_old_output(tmp_path, capsys, mo
     assert snapshot(tmp_path) == before
 
 
-def test_saved_model_loads_with_plain_keras_after_importing_the_layers(project):
-    """What the README promises: `hgq_chip.load_model(path)`, or `import hgq_chip.layers` then Keras' own loader."""
+@pytest.mark.parametrize("imports", ["import hgq_chip, keras", "import keras, hgq_chip",
+                                     "import hgq_chip; from keras import saving; import keras"])
+def test_plain_keras_loads_a_saved_model_after_import_hgq_chip(project, imports):
+    """`import hgq_chip` (light: no Keras) registers our layers once Keras is imported, in either order."""
     script = (
-        "import sys, keras, numpy as np\n"
-        "import hgq_chip\n"
-        "a = hgq_chip.load_model(sys.argv[1])\n"
-        "import hgq_chip.layers\n"
-        "b = keras.saving.load_model(sys.argv[1])\n"
+        f"import sys, numpy as np\n{imports}\n"
+        "assert 'hgq_chip.layers' in sys.modules\n"
+        "a = keras.saving.load_model(sys.argv[1])\n"
+        "b = hgq_chip.load_model(sys.argv[1])\n"
         "x = np.linspace(-2, 2, 12, dtype='float32').reshape(3, 4)\n"
         "assert np.array_equal(np.asarray(a(x)), np.asarray(b(x)))\n"
-        "print('loaded', type(b.layers[1]).__name__)\n"
+        "print(type(a.layers[1]).__name__)\n"
     )
     run = subprocess.run([sys.executable, "-c", script, str(project / "model.keras")], capture_output=True,
                          text=True, env=child_env(TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "loaded HQuantize"
+    assert run.stdout.strip() == "HQuantize"
+
+
+def test_import_hgq_chip_alone_imports_no_keras():
+    script = "import sys, hgq_chip, hgq_chip.cli\nprint(sorted({'keras', 'tensorflow'} & set(sys.modules)))\n"
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=child_env(), timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stderr
