@@ -48,6 +48,26 @@ def _checked_batches(source, specs):
         raise DataError(f"{WHAT}: the batch source yielded no batches; pass the training (or a representative) set")
 
 
+def _call_structure(model, specs):
+    """How the model was built to be called: "list", "dict" (name -> tensor) or "single" (Keras warns otherwise)."""
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):  # an unbuilt Sequential or subclassed model
+        structure = None
+    if isinstance(structure, dict) and specs is not None:
+        names = [name for name, _ in specs]
+        return {key: names.index(str(tensor.name)) for key, tensor in structure.items()}
+    return "list" if isinstance(structure, (list, tuple)) else "single"
+
+
+def _model_input(structure, batch: list):
+    if isinstance(structure, dict):
+        return {key: batch[index] for key, index in structure.items()}
+    if structure == "list" or len(batch) > 1:
+        return batch
+    return batch[0]
+
+
 def _range_variables(quantizers) -> list:
     return [v for q in quantizers for v in (q.range_lo, q.range_hi, q.range_seen)]
 
@@ -73,6 +93,7 @@ def calibrate(model, x, batch_size: int = 1024):
     if not quantizers:
         raise CalibrationError("the model has no hgq_chip activation quantizers to calibrate")
     specs = input_specs(model)
+    structure = _call_structure(model, specs)
     if _is_batch_source(x):
         batches = _checked_batches(x, specs)
     else:
@@ -84,7 +105,7 @@ def calibrate(model, x, batch_size: int = 1024):
         q.calibrating = True
     try:
         for batch in batches:
-            model(batch if len(batch) > 1 else batch[0], training=False)
+            model(_model_input(structure, batch), training=False)
     except BaseException:
         for variable, value in zip(variables, saved):
             variable.assign(value)
