@@ -165,7 +165,7 @@ def main(argv=None) -> int:
 
     def run(args):
         if _needs_keras(args):
-            import_tensorflow_quietly()
+            import_tensorflow_quietly(quiet=getattr(args, "quiet", False))
         return args.handler(args)
 
     return run_command(run, args)

@@ -37,8 +37,14 @@ def one_line(text: str) -> str:
     return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its start-up log lines suppressed (no-op if imported, absent, or not the backend)."""
+def import_tensorflow_quietly(quiet: bool = False) -> None:
+    """Import TensorFlow with its start-up log lines suppressed (no-op if imported, absent, or not the backend).
+
+    TensorFlow's later C++ log lines follow ``TF_CPP_MIN_LOG_LEVEL``: 3 (fatal
+    only) unless the user set it; ``quiet`` (``--quiet``) sets 3 whatever the user set.
+    """
+    if quiet:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if debugging() or "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return
@@ -50,7 +56,7 @@ def import_tensorflow_quietly() -> None:
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow  # noqa: F401
-        except BaseException:
+        except Exception:  # show what TensorFlow said about its failure (not on Ctrl-C)
             os.dup2(saved, 2)
             captured.seek(0)
             sys.stderr.write(captured.read().decode(errors="replace"))
