@@ -128,10 +128,20 @@ def _add_verify(subparsers) -> None:
     p.set_defaults(handler=_run_verify)
 
 
+def _exit_status_help() -> str:
+    from .cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, error_classes
+
+    codes = ", ".join(f"{c.exit_code} {c.__name__}" for c in error_classes())
+    return (f"Exit status: 0 success, 2 usage, {codes}, {EXIT_INTERRUPTED} Ctrl-C, {EXIT_BROKEN_PIPE} closed "
+            "output pipe; any other failure is a bug (1, 'internal error'; HGQ_CHIP_DEBUG=1 shows the "
+            "traceback). See docs/errors.md.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hgq_chip",
         description="Train Keras models with learned bit-widths and turn them into bit-exact FPGA firmware.",
+        epilog=_exit_status_help(),
     )
     parser.add_argument("--version", action="version", version=f"hgq_chip {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -144,15 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_NO_KERAS = {"estimate", "synth", "report"}  # only when given a project folder (see _needs_keras)
-
-
 def _needs_keras(args) -> bool:
-    if args.command not in NEEDS_NO_KERAS:
-        return True
+    """Whether the command loads Keras (so TensorFlow is imported first, quietly); estimate DIR must not."""
+    if args.command == "estimate":
+        return not os.path.isdir(args.source)
     if args.command == "report":
-        return getattr(args, "pareto", None) is not None
-    return not os.path.isdir(args.source)
+        return args.pareto is not None  # the Pareto index format and its checkpoints' estimates
+    return True
 
 
 def main(argv=None) -> int:

@@ -20,12 +20,19 @@ import os
 import sys
 import tempfile
 
+from . import errors
 from .errors import HGQChipError
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 EXIT_INTERNAL = 1
 DEBUG_ENV = "HGQ_CHIP_DEBUG"
+
+
+def error_classes() -> list[type]:
+    """Every class of hgq_chip.errors in exit-code order (the base class, code 1, first)."""
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, HGQChipError)]
+    return sorted(classes, key=lambda c: c.exit_code)
 
 
 def debugging() -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hgq_chip import errors
-from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED
+from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, error_classes
 
 
 @dataclass
@@ -141,12 +141,6 @@ OTHER_STATUSES = [
     ("interrupted with Ctrl-C (one line; partial outputs are staged and removed)", EXIT_INTERRUPTED),
     ("stdout closed early (`hgq_chip estimate DIR | head -1`): quiet, no traceback", EXIT_BROKEN_PIPE),
 ]
-
-
-def error_classes() -> list[type]:
-    """Every class of hgq_chip.errors, base first, in code order."""
-    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.HGQChipError)]
-    return sorted(classes, key=lambda c: c.exit_code)
 
 
 def render_doc() -> str:

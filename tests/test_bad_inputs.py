@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import hgq_chip
-from bad_input_cases import CASES, error_classes, render_doc
+from bad_input_cases import CASES, render_doc
 from hgq_chip.cli import main
+from hgq_chip.cli_runtime import error_classes
 from mlp_models import MLPSpec, saved_model
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
