@@ -138,7 +138,7 @@ OTHER_STATUSES = [
     ("unexpected internal error (one line `hgq_chip: internal error: ...`; `HGQ_CHIP_DEBUG=1` shows the traceback)",
      EXIT_INTERNAL),
     ("command-line usage (argparse: unknown option, `--random abc`)", 2),
-    ("interrupted with Ctrl-C (one line; partial outputs are staged and removed)", EXIT_INTERRUPTED),
+    ("interrupted with Ctrl-C (one line `hgq_chip: error: interrupted (Ctrl-C)`)", EXIT_INTERRUPTED),
     ("stdout closed early (`hgq_chip estimate DIR | head -1`): quiet, no traceback", EXIT_BROKEN_PIPE),
 ]
 

@@ -52,3 +52,10 @@ def test_project_without_manifest_keeps_the_defaults_with_a_note(project, tmp_pa
     code, result, notes = run(capsys, old)
     assert code == 0 and result["clock_period_ns"] == 5.0 and result["strategy"] == "latency"
     assert len(notes) == 1 and "has no hgq_chip_project.json" in notes[0]
+
+
+def test_report_estimates_with_the_projects_options(project, tmp_path):
+    from hgq_chip.report import write_report
+
+    page = write_report(project, output=tmp_path / "r.md", format="md").read_text()
+    assert "clock period 2.5 ns" in page

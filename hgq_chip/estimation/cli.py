@@ -7,11 +7,9 @@ import os
 import sys
 
 from . import constants as C
+from .options import DEFAULTS, MODELLED_REUSE_FACTOR, stored_options
 
 STRATEGIES = "latency|distributed_arithmetic"
-DEFAULTS = {"strategy": "latency", "clock_period": 5.0}
-# The only reuse factor the estimate models (hls4ml io_parallel, every product unrolled).
-MODELLED_REUSE_FACTOR = 1
 
 
 def _notice(message: str) -> None:
@@ -46,15 +44,11 @@ def project_options(args, names=("strategy", "clock_period")) -> dict:
 
     if not os.path.isfile(os.path.join(args.source, FACTS_FILE)):
         return chosen  # a .keras file, or a folder estimate() refuses with its own error
-    from ..conversion.manifest import is_project, read_manifest
-
-    if not is_project(args.source):
+    stored = stored_options(args.source)
+    if stored is None:
         _notice(f"{args.source} has no hgq_chip_project.json (converted by an older version?); estimating with "
                 + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in chosen.items()))
         return chosen
-    manifest = read_manifest(args.source)
-    stored = {"strategy": str(manifest.get("strategy", DEFAULTS["strategy"])).lower(),
-              "clock_period": float(manifest.get("clock_period_ns", DEFAULTS["clock_period"]))}
     differ = []
     for name in names:
         if given[name] is None:
@@ -63,7 +57,7 @@ def project_options(args, names=("strategy", "clock_period")) -> dict:
             differ.append(f"--{name.replace('_', '-')} {given[name]} (project: {stored[name]})")
     if differ:
         _notice(f"estimating with {', '.join(differ)}, not the options {args.source} was converted with")
-    reuse = manifest.get("reuse_factor", MODELLED_REUSE_FACTOR)
+    reuse = stored["reuse_factor"]
     if reuse != MODELLED_REUSE_FACTOR:
         _notice(f"{args.source} was converted with reuse factor {reuse}; the estimate models reuse factor "
                 f"{MODELLED_REUSE_FACTOR} (fully parallel): the firmware shares multipliers, so expect fewer "

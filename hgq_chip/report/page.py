@@ -31,13 +31,19 @@ class Section:
 
 
 def estimate_of(source):
-    """(estimate dict, None) from hgq_chip.estimate, or (None, why it is unavailable)."""
+    """(estimate dict, None) from hgq_chip.estimate, or (None, why it is unavailable).
+
+    A project folder is estimated with the strategy and clock period it was converted with.
+    """
     try:
         from ..estimation import estimate
+        from ..estimation.options import stored_options
     except ImportError as error:
         return None, f"hgq_chip.estimate is not available ({error})"
     try:
-        return estimate(source).to_dict(), None
+        stored = stored_options(source) if Path(source).is_dir() else None
+        options = {k: stored[k] for k in ("strategy", "clock_period")} if stored else {}
+        return estimate(source, **options).to_dict(), None
     except HGQChipError as error:
         return None, str(error)
 
