@@ -38,3 +38,38 @@ def check_output_file(output: Path, inputs, option: str) -> None:
         raise UnsafeOutputError(f"cannot create {output.parent}: {ancestor} is a file")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UnsafeOutputError(f"cannot write {output}: the folder {ancestor} is not writable")
+
+
+def staging_name(prefix: str) -> str:
+    """``PREFIX<pid>-``: the start of a staging path of this process (see remove_stale_staging)."""
+    return f"{prefix}{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_staging(folder: Path, prefix: str) -> list[Path]:
+    """Delete ``folder/PREFIX<pid>-*`` left by killed runs (their process is gone); returns what was removed.
+
+    Staging paths of live processes (a run in progress) are kept.
+    """
+    import shutil
+
+    removed = []
+    for path in Path(folder).glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

@@ -149,3 +149,17 @@ def test_import_hgq_chip_alone_imports_no_keras():
     script = "import sys, hgq_chip, hgq_chip.cli\nprint(sorted({'keras', 'tensorflow'} & set(sys.modules)))\n"
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=child_env(), timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stderr
+
+
+def test_staging_left_by_a_killed_report_is_removed_by_the_next_run(project, tmp_path, capsys):
+    """A SIGKILLed run leaves its hidden staging folder; the next report removes it (and keeps a live run's)."""
+    from hgq_chip.report.output import STAGING_PREFIX
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{STAGING_PREFIX}{int(dead.stdout)}-abc"
+    (stale / "report_files").mkdir(parents=True)
+    live = tmp_path / f"{STAGING_PREFIX}{os.getppid()}-def"  # a running process: never touched
+    live.mkdir()
+    assert main(["report", str(project / "prj"), "--format", "md", "--output", str(tmp_path / "r.md")]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["r.md", live.name])

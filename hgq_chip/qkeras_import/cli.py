@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ModelFileError, OutputExistsError, UnsupportedConfigurationError
-from ..output_file import check_output_file
+from ..output_file import check_output_file, remove_stale_staging, staging_name
 from .quantizer_formats import DEFAULT_INPUT_F
 
 GRANULARITIES = "per-element|per-channel|per-layer"
@@ -55,10 +55,17 @@ def _check_arguments(args):
     return check_array(x, "x", None, "--data")
 
 
+STAGING_PREFIX = ".hgq_chip_import-"
+
+
 def save_staged(model, output: Path) -> None:
-    """``model.save(output)`` through a hidden file beside it, renamed in at the end (nothing partial on failure)."""
+    """``model.save(output)`` through a hidden file beside it, renamed in at the end (nothing partial on failure).
+
+    Staging files of killed runs are removed first.
+    """
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.stem}.{os.getpid()}.partial.keras")
+    remove_stale_staging(output.parent, STAGING_PREFIX)
+    staging = output.with_name(f"{staging_name(STAGING_PREFIX)}{output.stem}.keras")
     try:
         model.save(staging)
         os.replace(staging, output)

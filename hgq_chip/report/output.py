@@ -4,7 +4,8 @@
 input of the report, or an existing file that is not an earlier hgq_chip report, and its
 folder must be creatable and writable. ``StagedReport`` builds the page and its plots in
 a hidden folder beside the page and moves them in at the end (``os.replace``), so Ctrl-C
-or an error leaves either the old report or the new one.
+or an error leaves either the old report or the new one; the folders of killed runs are
+removed by the next run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UnsafeOutputError
-from ..output_file import check_output_file
+from ..output_file import check_output_file, remove_stale_staging, staging_name
 
 # Every page starts with its title, "hgq_chip report: NAME" (page.render_html / render_markdown).
 REPORT_MARK = "hgq_chip report"
@@ -52,7 +53,8 @@ class StagedReport:
         self.output = output
         self.plot_dir = plot_dir
         output.parent.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output.parent))
+        remove_stale_staging(output.parent, STAGING_PREFIX)  # left by a killed run
+        self.folder = Path(tempfile.mkdtemp(prefix=staging_name(STAGING_PREFIX), dir=output.parent))
         self.staged_plots = self.folder / plot_dir.name if plot_dir is not None else None
 
     def __enter__(self) -> StagedReport:
