@@ -134,7 +134,6 @@ CASES = [
 # Exit statuses that are not an error class: (situation, status, source of the number).
 OTHER_STATUSES = [
     ("success", 0),
-    ("an hgq_chip error of no more specific class", errors.HGQChipError.exit_code),
     ("unexpected internal error (one line `hgq_chip: internal error: ...`; `HGQ_CHIP_DEBUG=1` shows the traceback)",
      EXIT_INTERNAL),
     ("command-line usage (argparse: unknown option, `--random abc`)", 2),
@@ -163,7 +162,7 @@ def render_doc() -> str:
         doc = " ".join((cls.__doc__ or "").split())
         lines.append(f"| {cls.exit_code} | `{cls.__name__}` | {doc} |")
     lines += ["", "| exit code | situation |", "|---|---|"]
-    lines += [f"| {status} | {situation} |" for situation, status in OTHER_STATUSES]
+    lines += [f"| {status} | {situation.replace('|', chr(92) + '|')} |" for situation, status in OTHER_STATUSES]
     lines += ["", "## Bad inputs", "", "| command | input | exit code | message excerpt |", "|---|---|---|---|"]
     for case in CASES:
         excerpt = case.excerpt.replace("|", "\\|")
