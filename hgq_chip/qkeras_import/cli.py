@@ -14,8 +14,6 @@ GRANULARITIES = "per-element|per-channel|per-layer"
 
 
 def _run_import(args) -> int:
-    import numpy as np
-
     from ..cost import ebops_per_layer
     from . import from_qkeras
 
