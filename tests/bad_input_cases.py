@@ -88,6 +88,8 @@ CASES = [
          errors.UnsupportedConfigurationError, "clock period must be positive"),
     Case("estimate", "`--strategy resource`", ["estimate", "{prj}", "--strategy", "resource"],
          errors.UnsupportedConfigurationError, "unknown strategy"),
+    Case("synth", "`--rtl-dir` a folder holding files", ["synth", "{prj}", "--rtl-dir", "{t}"],
+         errors.UnsafeOutputError, "is not empty", {"mine.v": text("module mine; endmodule")}),
     Case("report", "a folder that is not a project", ["report", "{t}"], errors.ProjectError, "lacks summary.json"),
     Case("report", "corrupt summary.json", ["report", "{t}"], errors.ProjectError, "summary.json",
          {**{name: None for name in PROJECT_FILES}, "summary.json": text("{not json")}),
