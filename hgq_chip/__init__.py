@@ -4,6 +4,7 @@ The names below mirror the CLI and are imported on first use, so that commands w
 not need Keras (``hgq_chip estimate DIR``) start without loading it.
 """
 
+from . import _keras_registration
 from ._lazy import lazy_exports
 from ._version import __version__
 
@@ -24,5 +25,8 @@ _EXPORTS = {
 _SUBMODULES = ("training",)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)
+
+# keras.saving.load_model("m.keras") works after `import hgq_chip` (see _keras_registration).
+_keras_registration.install()
 
 __all__ = ["__version__", *_SUBMODULES, *sorted(_EXPORTS)]

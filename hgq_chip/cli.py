@@ -7,7 +7,7 @@ import os
 import sys
 
 from ._version import __version__
-from .errors import HGQChipError
+from .cli_runtime import import_tensorflow_quietly, run_command
 from .estimation import cli as estimate_cli
 from .qkeras_import.cli import add_import_qkeras_command
 from .report.cli import add_report_command
@@ -36,26 +36,44 @@ def _run_convert(args) -> int:
     return 0
 
 
-def _load_data(path):
-    import numpy as np
+def _load_data(path, model, loaded=None) -> list:
+    """The ``--data`` arrays in model-input order, checked against the model's inputs (DataError)."""
+    from .input_data import input_specs, inputs_from_file
 
-    from .data import DataError
+    return inputs_from_file(path, input_specs(model), "--data", loaded)
 
-    if not os.path.isfile(path):
-        raise DataError(f"data file {path!r} not found; pass a .npy array of inputs (samples first)")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise DataError(f"cannot read {path!r} as a .npy array ({error}); save inputs with np.save") from error
+
+def _check_verify_options(args):
+    """Value checks of --random/--seed/--scale and reading --data, before the model is loaded.
+
+    Returns the --data file's content (see input_data.read_array_file) or None.
+    """
+    import math
+
+    from .errors import UnsupportedConfigurationError
+
+    if args.random is not None and args.random <= 0:
+        raise UnsupportedConfigurationError(f"--random must be a positive number of samples, got {args.random}")
+    if args.seed < 0:
+        raise UnsupportedConfigurationError(f"--seed must be 0 or positive, got {args.seed}")
+    if not (math.isfinite(args.scale) and args.scale > 0):
+        raise UnsupportedConfigurationError(f"--scale must be a positive finite number, got {args.scale}")
+    if args.data is None:
+        return None
+    from .input_data import read_array_file
+
+    return read_array_file(args.data, "--data")
 
 
 def _run_verify(args) -> int:
+    loaded = _check_verify_options(args)
     from . import api
 
     log = _log(args)
     log(f"[hgq_chip] loading {args.model}")
     model = api.load_model(args.model)
-    x = _load_data(args.data) if args.data else None
+    x = _load_data(args.data, model, loaded) if args.data else None
+    x = x[0] if x is not None and len(x) == 1 else x
     report = api.verify(model, args.project_dir, x, random=args.random, seed=args.seed, scale=args.scale, log=log)
     print(f"mismatches: {report.n_mismatches} of {report.n_values} values ({report.n_samples} samples)")
     if not report.ok:
@@ -101,7 +119,9 @@ def _add_verify(subparsers) -> None:
     p.add_argument("model", help="the model the project was converted from (.keras)")
     p.add_argument("project_dir", help="the directory written by `hgq_chip convert`")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", metavar="X.npy", help="inputs, samples first, as saved by np.save")
+    source.add_argument("--data", metavar="X.npy|X.npz",
+                        help="inputs, samples first: a .npy (np.save) for a one-input model, or an .npz with one "
+                             "array per model input, keyed by input name (np.savez)")
     source.add_argument("--random", type=int, metavar="N",
                         help="N random samples over the calibrated input range widened --scale times")
     p.add_argument("--seed", type=int, default=0, help="random seed for --random (default: 0)")
@@ -111,10 +131,20 @@ def _add_verify(subparsers) -> None:
     p.set_defaults(handler=_run_verify)
 
 
+def _exit_status_help() -> str:
+    from .cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, error_classes
+
+    codes = ", ".join(f"{c.exit_code} {c.__name__}" for c in error_classes())
+    return (f"Exit status: 0 success, 2 usage, {codes}, {EXIT_INTERRUPTED} Ctrl-C, {EXIT_BROKEN_PIPE} closed "
+            "output pipe; any other failure is a bug (1, 'internal error'; HGQ_CHIP_DEBUG=1 shows the "
+            "traceback). See docs/errors.md.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hgq_chip",
         description="Train Keras models with learned bit-widths and turn them into bit-exact FPGA firmware.",
+        epilog=_exit_status_help(),
     )
     parser.add_argument("--version", action="version", version=f"hgq_chip {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -127,17 +157,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _needs_keras(args) -> bool:
+    """Whether the command loads Keras (so TensorFlow is imported first, quietly); estimate DIR must not."""
+    if args.command == "estimate":
+        return not os.path.isdir(args.source)
+    if args.command == "report":
+        return args.pareto is not None  # the Pareto index format and its checkpoints' estimates
+    return True
+
+
 def main(argv=None) -> int:
+    """Run one command; returns its exit code (see hgq_chip/errors.py and docs/errors.md)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    try:
-        return int(args.handler(args) or 0)
-    except HGQChipError as error:
-        print(f"hgq_chip: error: {error}", file=sys.stderr)
-        return error.exit_code
+
+    def run(args):
+        if _needs_keras(args):
+            import_tensorflow_quietly(quiet=getattr(args, "quiet", False))
+        return args.handler(args)
+
+    return run_command(run, args)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import hgq_chip
 from hgq_chip.cli import main
-from hgq_chip.errors import HGQChipError, UnsupportedConfigurationError
+from hgq_chip.errors import ProjectError, UnsupportedConfigurationError
 from hgq_chip.estimation import estimate
 from hgq_chip.estimation.arithmetic import csd_digits
 from hgq_chip.estimation.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
@@ -185,7 +185,7 @@ def test_cli_estimate_json(tmp_path, capsys):
 
 
 def test_cli_estimate_errors(tmp_path, capsys):
-    assert main(["estimate", str(tmp_path)]) == HGQChipError.exit_code  # no estimate_inputs.json
+    assert main(["estimate", str(tmp_path)]) == ProjectError.exit_code  # no estimate_inputs.json
     assert FACTS_FILE in capsys.readouterr().err
     with pytest.raises(UnsupportedConfigurationError):
         estimate(_mlp(), strategy="resource")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hgq_chip.cli import main
+from hgq_chip.errors import ProjectError
 from hgq_chip.report import (
     load_conversion, load_trajectories, plot_bit_heatmaps, plot_bit_histograms, plot_pareto, plot_trajectories,
     write_report,
@@ -120,5 +121,5 @@ def test_report_cli(converted, tmp_path, capsys):
     assert main(["report", str(root / "prj"), "--format", "markdown", "--plots", "--output", str(out)]) == 0
     assert f"report: {out}" in capsys.readouterr().out
     assert "report_files/kernel_bits.png" in out.read_text()
-    assert main(["report", str(tmp_path)]) == 1  # not a conversion directory
+    assert main(["report", str(tmp_path)]) == ProjectError.exit_code  # not a conversion directory
     assert "lacks summary.json" in capsys.readouterr().err

@@ -55,6 +55,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def staging_name(prefix: str) -> str:
+    """``PREFIX<pid>-``: the start of a staging path of this process (see remove_stale_staging)."""
+    return f"{prefix}{os.getpid()}-"
+
+
+def remove_stale_staging(folder: Path, prefix: str) -> list[Path]:
+    """Delete ``folder/PREFIX<pid>-*`` (files or folders) left by killed runs; returns what was removed.
+
+    Staging paths of live processes (a run in progress) are kept.
+    """
+    import shutil
+
+    removed = []
+    for path in Path(folder).glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def remove_dead_partials(real: Path) -> None:
     """Delete ``.NAME.hgq_chip-partial-PID-*`` files whose process no longer runs."""
     prefix = f".{real.name}.{PARTIAL_TAG}-"

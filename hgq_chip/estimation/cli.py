@@ -3,25 +3,97 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 from . import constants as C
+from .options import DEFAULTS, MODELLED_REUSE_FACTOR, stored_options
 
 STRATEGIES = "latency|distributed_arithmetic"
+
+
+def _notice(message: str) -> None:
+    print(f"[hgq_chip] note: {message}", file=sys.stderr, flush=True)
+
+
+def _check_given(given: dict) -> None:
+    """UnsupportedConfigurationError for a bad --strategy/--clock-period, before any notice is printed."""
+    import math
+
+    from ..errors import UnsupportedConfigurationError
+    from .estimate import check_strategy
+
+    if given.get("strategy") is not None:
+        check_strategy(given["strategy"])
+    period = given.get("clock_period")
+    if period is not None and not (math.isfinite(period) and period > 0):
+        raise UnsupportedConfigurationError(f"the clock period must be positive, got {period}")
+
+
+def project_options(args, names=("strategy", "clock_period")) -> dict:
+    """The options to estimate with: the user's, else the project's (its manifest), else the defaults.
+
+    Prints one stderr line when the user's values differ from the project's, when a
+    project has no manifest, or when the project's reuse factor is not the one the
+    estimate models. A ``.keras`` source has no project: defaults apply silently.
+    """
+    given = {name: getattr(args, name) for name in names}
+    _check_given(given)
+    chosen = {name: DEFAULTS[name] if value is None else value for name, value in given.items()}
+    from .facts import FACTS_FILE
+
+    if not os.path.isfile(os.path.join(args.source, FACTS_FILE)):
+        return chosen  # a .keras file, or a folder estimate() refuses with its own error
+    stored = stored_options(args.source)
+    if stored is None:
+        _notice(f"{args.source} has no hgq_chip_project.json (converted by an older version?); estimating with "
+                + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in chosen.items()))
+        return chosen
+    differ = []
+    for name in names:
+        if given[name] is None:
+            chosen[name] = stored[name]
+        elif str(given[name]).lower() != str(stored[name]).lower() and given[name] != stored[name]:
+            differ.append(f"--{name.replace('_', '-')} {given[name]} (project: {stored[name]})")
+    if differ:
+        _notice(f"estimating with {', '.join(differ)}, not the options {args.source} was converted with")
+    reuse = stored["reuse_factor"]
+    if reuse != MODELLED_REUSE_FACTOR:
+        _notice(f"{args.source} was converted with reuse factor {reuse}; the estimate models reuse factor "
+                f"{MODELLED_REUSE_FACTOR} (fully parallel): the firmware shares multipliers, so expect fewer "
+                "resources and a longer latency than estimated")
+    return chosen
 
 
 def _run_estimate(args) -> int:
     from .estimate import estimate, format_estimate
 
-    result = estimate(args.source, strategy=args.strategy, clock_period=args.clock_period,
+    options = project_options(args)
+    result = estimate(args.source, strategy=options["strategy"], clock_period=options["clock_period"],
                       dsp_min_product_bits=args.dsp_threshold)
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_estimate(result))
     return 0
 
 
+def _check_rtl_dir(rtl_dir) -> None:
+    """The RTL is written file by file into --rtl-dir: refuse a file or a folder that already holds files."""
+    if rtl_dir is None or not os.path.exists(rtl_dir):
+        return
+    from ..errors import UnsafeOutputError
+
+    if not os.path.isdir(rtl_dir):
+        raise UnsafeOutputError(f"--rtl-dir {rtl_dir} is a file; pass a new or empty folder")
+    if os.listdir(rtl_dir):
+        raise UnsafeOutputError(f"--rtl-dir {rtl_dir} is not empty; pass a new or empty folder so that no file of "
+                                "yours is overwritten")
+
+
 def _run_synth(args) -> int:
     from .synth import format_synth, synth
 
-    report = synth(args.source, strategy=args.strategy, tool=args.tool, rtl_dir=args.rtl_dir,
+    _check_rtl_dir(args.rtl_dir)
+    strategy = project_options(args, ("strategy",))["strategy"]
+    report = synth(args.source, strategy=strategy, tool=args.tool, rtl_dir=args.rtl_dir,
                    check=not args.no_check, dsp_min_product_bits=args.dsp_threshold)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_synth(report))
     if report.mismatches:
@@ -32,7 +104,8 @@ def _run_synth(args) -> int:
 
 
 def _common(p) -> None:
-    p.add_argument("--strategy", default="latency", metavar=STRATEGIES, help="hls4ml strategy (default: latency)")
+    p.add_argument("--strategy", default=None, metavar=STRATEGIES,
+                   help="hls4ml strategy (default: the project's, else latency)")
     p.add_argument("--dsp-threshold", type=int, default=C.DSP_MIN_PRODUCT_BITS, metavar="BITS",
                    help="a product goes to a DSP when weight bits x activation bits >= BITS and the weight is not "
                         f"a power of two (default: {C.DSP_MIN_PRODUCT_BITS})")
@@ -46,7 +119,8 @@ def add_estimate_command(subparsers) -> None:
                                           "written by `hgq_chip convert` (fast: no Keras); MODEL.keras is derived "
                                           "on the fly.")
     p.add_argument("source", metavar="DIR|MODEL.keras", help="converted project directory or calibrated model file")
-    p.add_argument("--clock-period", type=float, default=5.0, metavar="NS", help="clock period in ns (default: 5)")
+    p.add_argument("--clock-period", type=float, default=None, metavar="NS",
+                   help="clock period in ns (default: the project's, else 5)")
     _common(p)
     p.set_defaults(handler=_run_estimate)
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import HGQChipError, UnsupportedConfigurationError
+from ..errors import ProjectError, UnsupportedConfigurationError
 from . import constants as C
 from .facts import FACTS_FILE, facts_from_model, read_facts
 from .liveness import operation_liveness
@@ -89,7 +89,7 @@ def load_facts(source):
         if path.is_dir():
             if (path / FACTS_FILE).is_file():
                 return read_facts(path / FACTS_FILE)
-            raise HGQChipError(
+            raise ProjectError(
                 f"{path} has no {FACTS_FILE}; convert the model again with this hgq_chip version, "
                 "or pass the .keras model file instead of the directory"
             )

@@ -31,7 +31,7 @@ from ..layers import (
     HActivation, HConv1D, HConv1DBatchNorm, HConv2D, HConv2DBatchNorm, HDense, HDenseBatchNorm, HQuantize,
 )
 from .legacy_reader import FORMAT, VERSION
-from .quantizer_formats import DEFAULT_INPUT_F, ActivationSpec, activation_spec, weight_fractional_bits
+from .quantizer_formats import ActivationSpec, activation_spec, weight_fractional_bits
 
 PASSIVE = ("Flatten", "Reshape", "Dropout")
 ACTIVATIONS = ("QActivation", "Activation")

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import sys
 import zipfile
+from pathlib import Path
 
 from ..conversion.output_file import check_output_file, write_atomically
-from ..errors import UnsupportedConfigurationError
+from ..errors import ModelFileError, UnsupportedConfigurationError
 from .quantizer_formats import DEFAULT_INPUT_F
 
 GRANULARITIES = "per-element|per-channel|per-layer"
 
 
 def _run_import(args) -> int:
-    import numpy as np
-
     from ..cost import ebops_per_layer
     from . import from_qkeras
 
-    if not args.output.endswith(".keras"):
-        raise UnsupportedConfigurationError(f"{args.output}: name the output NAME.keras (the Keras 3 format)")
-    check_output_file(args.output, reads=[args.model, args.data], replace=args.force, is_ours=zipfile.is_zipfile,
-                      what="import-qkeras output", not_ours_hint="it is not a Keras archive; choose another name")
+    x = _check_arguments(args)
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    x = np.load(args.data, allow_pickle=False) if args.data else None
     model = from_qkeras(args.model, x=x, input_f=args.input_f, granularity=args.granularity, log=log)
     write_atomically(args.output, model.save, suffix=".keras")
     per_layer = ebops_per_layer(model)
@@ -32,6 +27,29 @@ def _run_import(args) -> int:
     print(f"{'total':<24}{sum(per_layer.values()):>10} EBOPs")
     print(f"saved {args.output}")
     return 0
+
+
+def _check_arguments(args):
+    """Every check that needs no QKeras, before the child process starts; returns the --data array or None."""
+    source, output = Path(args.model), Path(args.output)
+    if not source.is_file():
+        raise ModelFileError(f"QKeras model {args.model!r} not found; pass the .h5 file written by model.save")
+    if not args.output.endswith(".keras"):
+        raise UnsupportedConfigurationError(f"{args.output}: name the output NAME.keras (the Keras 3 format)")
+    check_output_file(output, reads=[source] + ([Path(args.data)] if args.data else []), replace=args.force,
+                      is_ours=zipfile.is_zipfile, what="import-qkeras output",
+                      not_ours_hint="it is not a Keras archive; choose another name")
+    if args.data is None:
+        return None
+    from ..errors import DataError
+    from ..input_data import check_array, read_array_file
+
+    x = read_array_file(args.data, "--data")
+    if isinstance(x, dict):
+        if len(x) != 1:
+            raise DataError(f"--data {args.data!r} holds {len(x)} arrays ({sorted(x)}); pass one array (.npy)")
+        x = next(iter(x.values()))
+    return check_array(x, "x", None, "--data")
 
 
 def add_import_qkeras_command(subparsers) -> None:

@@ -56,9 +56,11 @@ def _run_reader(args: list[str], what: str) -> None:
     require_qkeras()
     result = run_legacy_python([str(READER), *args])
     if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-8:])
+        # The child's last line is its exception; the traceback above it is only noise to a user.
+        lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else "no message"
         raise ModelFileError(
-            f"QKeras could not {what} (exit status {result.returncode}):\n{tail}\n"
+            f"QKeras could not {what} (exit status {result.returncode}: {reason}); "
             "pass a model saved by QKeras with model.save('name.h5')"
         )
 

@@ -24,8 +24,11 @@ def add_report_command(subparsers) -> None:
     )
     p.add_argument("directory", help="the output directory of `hgq_chip convert`")
     p.add_argument("--plots", action="store_true", help="draw PNG plots into report_files/ beside the page")
-    p.add_argument("--format", default="html", choices=sorted(FORMATS), help="page format (default: html)")
-    p.add_argument("--output", default=None, help="page path (default: DIRECTORY/report.html or report.md)")
+    p.add_argument("--format", default="html", choices=sorted(FORMATS),
+                   help="page format: html, or md (= markdown) (default: html)")
+    p.add_argument("--output", default=None,
+                   help="page path (default: DIRECTORY/report.html or report.md); an existing file is replaced "
+                        "only if it is an earlier hgq_chip report")
     p.add_argument("--pareto", metavar="DIR|pareto.json", help="ParetoCheckpoint directory: plot its front")
     p.add_argument("--adaqat", metavar="CSV", help="AdaQAT bit-width log: plot the trajectories")
     p.add_argument("--metric-name", default="validation metric", help="y-axis label of the Pareto plot")

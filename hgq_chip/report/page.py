@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conversion.output_file import check_output_file, write_atomically
+from ..conversion.output_file import check_output_file
 from ..errors import HGQChipError, UnsafeOutputError, UnsupportedConfigurationError
 from . import plots as charts
-from .conversion import Conversion, load_conversion, load_pareto
+from .conversion import INPUT_FILES, Conversion, load_conversion, load_pareto, load_trajectories
+from .output import StagedReport
 
-FORMATS = {"html": "report.html", "markdown": "report.md"}
+FORMATS = {"html": "report.html", "md": "report.md", "markdown": "report.md"}
 PLOT_DIR = "report_files"
 HLS_TYPE_KEYS = ("result", "weight", "bias", "accum", "table")
 
@@ -31,13 +32,19 @@ class Section:
 
 
 def estimate_of(source):
-    """(estimate dict, None) from hgq_chip.estimate, or (None, why it is unavailable)."""
+    """(estimate dict, None) from hgq_chip.estimate, or (None, why it is unavailable).
+
+    A project folder is estimated with the strategy and clock period it was converted with.
+    """
     try:
         from ..estimation import estimate
+        from ..estimation.options import stored_options
     except ImportError as error:
         return None, f"hgq_chip.estimate is not available ({error})"
     try:
-        return estimate(source).to_dict(), None
+        stored = stored_options(source) if Path(source).is_dir() else None
+        options = {k: stored[k] for k in ("strategy", "clock_period")} if stored else {}
+        return estimate(source, **options).to_dict(), None
     except HGQChipError as error:
         return None, str(error)
 
@@ -97,9 +104,10 @@ def estimate_section(estimate: dict | None, why: str | None) -> Section:
 
 
 def plot_section(conversion: Conversion, plot_dir: Path, pareto=None, trajectories=None,
-                 metric_name: str = "validation metric") -> Section:
+                 metric_name: str = "validation metric", rel: Path | None = None) -> Section:
+    """Draw the plots into ``plot_dir``; the page links them as ``rel/NAME.png`` (default: plot_dir's name)."""
     section = Section("Plots")
-    rel = Path(plot_dir.name)
+    rel = Path(plot_dir.name) if rel is None else rel
     if conversion.weights:
         charts.plot_bit_histograms(conversion.weights, plot_dir / "bit_histograms.png")
         section.blocks.append(("image", rel / "bit_histograms.png", "Weight bit-widths per layer (red: pruned)."))
@@ -107,7 +115,7 @@ def plot_section(conversion: Conversion, plot_dir: Path, pareto=None, trajectori
         charts.plot_bit_heatmaps(conversion.weights, plot_dir / "kernel_bits.png")
         section.blocks.append(("image", rel / "kernel_bits.png", "Per-weight kernel bit-widths (red: pruned)."))
     if pareto is not None:
-        entries = load_pareto(pareto)
+        entries = pareto if isinstance(pareto, list) else load_pareto(pareto)
         luts, why = pareto_luts(entries)
         charts.plot_pareto(entries, plot_dir / "pareto.png", metric_name=metric_name, luts=luts)
         note = "" if luts is not None else f" No LUT panel: {why}"
@@ -181,26 +189,39 @@ def render_html(title: str, sections: list[Section]) -> str:
 
 def write_report(directory, output=None, format: str = "html", plots: bool = False, pareto=None,
                  trajectories=None, metric_name: str = "validation metric") -> Path:
-    """Write one HTML (or Markdown) page about the conversion in ``directory``; returns its path.
+    """Write one HTML (or Markdown: ``"md"``/``"markdown"``) page about the conversion in ``directory``.
 
     ``output`` defaults to ``directory/report.html`` (``report.md``); plots go to a
     ``report_files`` folder beside it. ``pareto`` is a ParetoCheckpoint directory or its
     pareto.json, ``trajectories`` AdaQAT bit-widths (dict or CSV); both imply plots.
+    Every input is read and the output checked before anything is written: ProjectError
+    for a missing or corrupt project, DataError for a bad --pareto/--adaqat file,
+    UnsafeOutputError for an output that would overwrite an input or a file that is not
+    an earlier report, ToolMissingError for plots without matplotlib. Returns the page path.
     """
     if format not in FORMATS:
         raise UnsupportedConfigurationError(f"unknown report format {format!r}; use one of {list(FORMATS)}")
-    output = Path(output) if output else Path(directory) / FORMATS[format]
-    check_report_output(output, reads=[directory, pareto, trajectories])
     conversion = load_conversion(directory)
+    output = Path(output) if output else conversion.directory / FORMATS[format]
+    entries = load_pareto(pareto) if pareto is not None else None
+    series = load_trajectories(trajectories) if trajectories is not None else None
+    draw = plots or entries is not None or series is not None
+    if draw:
+        charts._matplotlib()  # ToolMissingError now rather than after the page's folder was made
+    plot_dir = output.parent / PLOT_DIR if draw else None
+    inputs = [conversion.directory / name for name in INPUT_FILES]
+    inputs += [Path(p) for p in (pareto, trajectories) if isinstance(p, (str, os.PathLike))]
+    inputs += [Path(e["path"]) for e in entries or [] if isinstance(e.get("path"), str)]
+    check_report_output(output, reads=inputs)
     estimate, why = estimate_of(conversion.directory)
     sections = [summary_section(conversion), types_section(conversion), estimate_section(estimate, why)]
-    if plots or pareto is not None or trajectories is not None:
-        plot_dir = output.parent / PLOT_DIR
-        sections.append(plot_section(conversion, plot_dir, pareto, trajectories, metric_name))
     title = f"hgq_chip report: {conversion.directory.resolve().name}"
-    text = render_html(title, sections) if format == "html" else render_markdown(title, sections)
-    write_atomically(output, lambda partial: partial.write_text(text))
-    return output
+    with StagedReport(output, plot_dir) as staged:
+        if draw:
+            sections.append(plot_section(conversion, staged.staged_plots, entries, series, metric_name,
+                                         rel=Path(PLOT_DIR)))
+        text = render_html(title, sections) if format == "html" else render_markdown(title, sections)
+        return staged.commit(text)
 
 
 def is_report(path: Path) -> bool:

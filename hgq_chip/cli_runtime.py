@@ -1,0 +1,105 @@
+"""How every ``hgq_chip`` command runs: quiet TensorFlow start-up, one-line errors, Ctrl-C, closed pipes.
+
+- Typed errors (``hgq_chip.errors``) print ``hgq_chip: error: ...`` and exit with their code.
+- Ctrl-C exits 130 (128 + SIGINT) with one line; commands write through staging files, so
+  nothing partial is left.
+- A closed stdout pipe (``hgq_chip estimate DIR | head -1``) exits quietly with 141
+  (128 + SIGPIPE, as a Unix tool killed by SIGPIPE), following the recipe in Python's
+  ``signal`` documentation (stdout redirected to devnull so the final flush cannot fail).
+- Any other exception is a bug: one line ``hgq_chip: internal error: ... (please report)``
+  and exit 1; ``HGQ_CHIP_DEBUG=1`` shows the traceback instead.
+- TensorFlow's start-up lines (oneDNN, CUDA, CPU features) are written by absl before
+  ``TF_CPP_MIN_LOG_LEVEL`` applies, so TensorFlow is imported once with file descriptor 2
+  sent to a temporary file; they are shown again if that import fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+
+from . import errors
+from .errors import HGQChipError
+
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+EXIT_INTERNAL = 1
+DEBUG_ENV = "HGQ_CHIP_DEBUG"
+
+
+def error_classes() -> list[type]:
+    """Every class of hgq_chip.errors in exit-code order (the base class, code 1, first)."""
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, HGQChipError)]
+    return sorted(classes, key=lambda c: c.exit_code)
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by ``; `` (error messages must stay one line on stderr)."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def import_tensorflow_quietly(quiet: bool = False) -> None:
+    """Import TensorFlow with its start-up log lines suppressed (no-op if imported, absent, or not the backend).
+
+    TensorFlow's later C++ log lines follow ``TF_CPP_MIN_LOG_LEVEL``: 3 (fatal
+    only) unless the user set it; ``quiet`` (``--quiet``) sets 3 whatever the user set.
+    """
+    if quiet:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if debugging() or "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except Exception:  # show what TensorFlow said about its failure (not on Ctrl-C)
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured in tests)
+        pass
+
+
+def run_command(handler, args) -> int:
+    """``handler(args)``'s exit code, with every failure mapped to one stderr line and an exit code."""
+    try:
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        return code
+    except HGQChipError as error:
+        print(f"hgq_chip: error: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("hgq_chip: error: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as error:
+        if debugging():
+            raise
+        where = f"{type(error).__module__}.{type(error).__name__}".removeprefix("builtins.")
+        print(f"hgq_chip: internal error: {where}: {one_line(error)[:500]} (please report it with the command "
+              f"line; set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
