@@ -37,6 +37,14 @@ def text(content: str):
     return lambda path: path.write_text(content)
 
 
+def keras_archive(path):
+    """A file import-qkeras recognises as a Keras archive (a zip) it may replace with --force."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+
+
 def npz(**arrays):
     return lambda path: np.savez(path, **arrays)
 
@@ -89,7 +97,7 @@ CASES = [
     Case("estimate", "`--strategy resource`", ["estimate", "{prj}", "--strategy", "resource"],
          errors.UnsupportedConfigurationError, "unknown strategy"),
     Case("synth", "`--rtl-dir` a folder holding files", ["synth", "{prj}", "--rtl-dir", "{t}"],
-         errors.UnsafeOutputError, "is not empty", {"mine.v": text("module mine; endmodule")}),
+         errors.UnsafeOutputError, "choose a new or empty folder", {"mine.v": text("module mine; endmodule")}),
     Case("report", "a folder that is not a project", ["report", "{t}"], errors.ProjectError, "lacks summary.json"),
     Case("report", "corrupt summary.json", ["report", "{t}"], errors.ProjectError, "summary.json",
          {**{name: None for name in PROJECT_FILES}, "summary.json": text("{not json")}),
@@ -108,11 +116,11 @@ CASES = [
     Case("report", "`--adaqat` non-numeric values", REPORT + ["--adaqat", "{t}/a.csv", "--output", "{t}/r.html"],
          errors.DataError, "non-numeric", {"a.csv": text("step,d0 N_w\n0,six\n")}),
     Case("report", "`--output` is the project's summary.json", REPORT + ["--output", "{prj}/summary.json"],
-         errors.UnsafeOutputError, "would overwrite the input"),
+         errors.UnsafeOutputError, "which this command reads"),
     Case("report", "`--output` is the `--adaqat` CSV", REPORT + ["--adaqat", "{t}/a.csv", "--output", "{t}/a.csv"],
-         errors.UnsafeOutputError, "would overwrite the input", {"a.csv": text("step,d0 N_w\n0,6\n")}),
+         errors.UnsafeOutputError, "which this command reads", {"a.csv": text("step,d0 N_w\n0,6\n")}),
     Case("report", "`--output` an existing file that is not a report", REPORT + ["--output", "{t}/notes.html"],
-         errors.UnsafeOutputError, "is not an hgq_chip report", {"notes.html": text("<html>mine</html>")}),
+         errors.UnsafeOutputError, "was not written by hgq_chip", {"notes.html": text("<html>mine</html>")}),
     Case("report", "`--output` a folder", REPORT + ["--output", "{t}"], errors.UnsafeOutputError, "is a folder"),
     Case("report", "`--output` below a file", REPORT + ["--output", "{t}/f.txt/r.html"], errors.UnsafeOutputError,
          "is a file", {"f.txt": text("x")}),
@@ -121,10 +129,10 @@ CASES = [
     Case("import-qkeras", "output not named .keras", ["import-qkeras", "{t}/q.h5", "{t}/o.h5"],
          errors.UnsupportedConfigurationError, "NAME.keras", {"q.h5": text("x")}),
     Case("import-qkeras", "output exists, no `--force`", ["import-qkeras", "{t}/q.h5", "{t}/o.keras"],
-         errors.OutputExistsError, "pass --force", {"q.h5": text("x"), "o.keras": text("mine")}),
+         errors.OutputExistsError, "pass --force", {"q.h5": text("x"), "o.keras": keras_archive}),
     Case("import-qkeras", "output is the input (even with `--force`)",
          ["import-qkeras", "{t}/q.keras", "{t}/q.keras", "--force"], errors.UnsafeOutputError,
-         "would overwrite the input", {"q.keras": text("x")}),
+         "which this command reads", {"q.keras": text("x")}),
     Case("import-qkeras", "output a folder", ["import-qkeras", "{t}/q.h5", "{t}/d.keras", "--force"],
          errors.UnsafeOutputError, "is a folder", {"q.h5": text("x"), "d.keras/keep": text("mine")}),
     Case("import-qkeras", "`--data` missing", ["import-qkeras", "{t}/q.h5", "{t}/o.keras", "--data", "{t}/n.npy"],

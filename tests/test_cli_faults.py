@@ -14,6 +14,7 @@ import pytest
 
 from hgq_chip.cli import main
 from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED
+from bad_input_cases import keras_archive
 from test_bad_inputs import assert_one_error_line, project, snapshot  # noqa: F401  (project: the fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +113,7 @@ def test_ctrl_c_while_saving_an_import_keeps_the_old_output(tmp_path, capsys, mo
     import hgq_chip.qkeras_import as qkeras_import
 
     (tmp_path / "q.h5").write_text("a QKeras file")
-    (tmp_path / "o.keras").write_text("the user's earlier model")
+    keras_archive(tmp_path / "o.keras")  # an earlier output: --force may replace it
     before = snapshot(tmp_path)
 
     class HalfSaved:

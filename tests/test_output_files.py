@@ -54,7 +54,7 @@ def _refused(capsys, folders, argv, code, words):
 
 REPORT_REFUSALS = [
     ("user_file", "{user}/notes.txt", "was not written by hgq_chip"),
-    ("project_file_it_reads", "{prj}/summary.json", "was not written by hgq_chip"),
+    ("project_file_it_reads", "{prj}/summary.json", "which this command reads"),
     ("project_folder", "{prj}", "which this command reads"),
     ("a_folder", "{user}/folder", "is a folder, not a file"),
     ("below_a_file", "{user}/notes.txt/r.html", "is a file, not a folder"),

@@ -75,23 +75,9 @@ def _run_estimate(args) -> int:
     return 0
 
 
-def _check_rtl_dir(rtl_dir) -> None:
-    """The RTL is written file by file into --rtl-dir: refuse a file or a folder that already holds files."""
-    if rtl_dir is None or not os.path.exists(rtl_dir):
-        return
-    from ..errors import UnsafeOutputError
-
-    if not os.path.isdir(rtl_dir):
-        raise UnsafeOutputError(f"--rtl-dir {rtl_dir} is a file; pass a new or empty folder")
-    if os.listdir(rtl_dir):
-        raise UnsafeOutputError(f"--rtl-dir {rtl_dir} is not empty; pass a new or empty folder so that no file of "
-                                "yours is overwritten")
-
-
 def _run_synth(args) -> int:
     from .synth import format_synth, synth
 
-    _check_rtl_dir(args.rtl_dir)
     strategy = project_options(args, ("strategy",))["strategy"]
     report = synth(args.source, strategy=strategy, tool=args.tool, rtl_dir=args.rtl_dir,
                    check=not args.no_check, dsp_min_product_bits=args.dsp_threshold)
