@@ -38,6 +38,15 @@ def strategy_name(strategy: str) -> str:
         ) from None
 
 
+def check_strategy_reuse(strategy: str, reuse_factor: int) -> None:
+    """hls4ml 1.3 builds distributed arithmetic only fully parallel: refuse another reuse factor."""
+    if strategy_name(strategy) == "distributed_arithmetic" and reuse_factor != 1:
+        raise UnsupportedConfigurationError(
+            f"strategy distributed_arithmetic needs reuse factor 1 (hls4ml builds it fully parallel), got "
+            f"{reuse_factor}; use --reuse-factor 1, or strategy latency to share multipliers"
+        )
+
+
 def build_hls_config(records, input_types: dict[str, FixedFormat], reuse_factor: int, strategy: str) -> dict:
     layers = {}
     for name, fmt in input_types.items():

@@ -83,8 +83,10 @@ def weighted_layer_record(layer, stage, kernel: WeightTable, products_sum: Inter
     record = LayerRecord(layer.name, type(layer).__name__, products_sum, [stage], {"kernel": kernel})
     types = {"weight": constant_format(kernel.values)}
     accum = products_sum
-    if layer.use_bias:
-        bias = weight_table(layer.bq, layer.fused_bias())
+    # Not ``use_bias``: a folded batch normalization has a bias (beta - mean * scale) without one.
+    folded_bias = layer.fused_bias()
+    if folded_bias is not None:
+        bias = weight_table(layer.bq, folded_bias)
         record.weights["bias"] = bias
         accum = accum + Interval.of_constants(bias.values)
         magnitudes = magnitudes + np.abs(bias.values)

@@ -14,7 +14,7 @@ import keras
 from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, OutputExistsError, UnsupportedConfigurationError
 from .graph import graph_nodes
-from .hls_config import backend_name, build_hls_config, check_io_type, strategy_name
+from .hls_config import backend_name, build_hls_config, check_io_type, check_strategy_reuse, strategy_name
 from .hls_handlers import register_handlers
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
@@ -81,6 +81,7 @@ def convert(
     """Derive exact types for every tensor and write the hls4ml project into ``output_dir``."""
     backend = backend_name(backend)
     check_io_type(io_type)
+    check_strategy_reuse(strategy, reuse_factor)
     output_dir = Path(output_dir)
     if output_dir.exists() and not force:
         raise OutputExistsError(f"{output_dir} exists; choose another directory or pass --force to replace it")
