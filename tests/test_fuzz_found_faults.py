@@ -1,0 +1,82 @@
+"""Regression tests for the faults the model fuzzer (tests/test_fuzz_converter.py) found.
+
+Each is the smallest hand-written model of one kind of fault, named after it.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from exactness import assert_bit_exact
+from hgq_chip.calibration import calibrate
+from hgq_chip.conversion import convert
+from hgq_chip.errors import UnsupportedConfigurationError
+from hgq_chip.layers import ASQDense, HConv1DBatchNorm, HDense, HDenseBatchNorm, HQuantize
+
+
+def _randomize_batchnorm(model, rng):
+    for layer in model.layers:
+        if hasattr(layer, "moving_mean"):
+            channels = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0.0, 0.5, channels))
+            layer.moving_variance.assign(rng.uniform(0.2, 2.0, channels))
+            layer.bn_gamma.assign(rng.normal(1.0, 0.5, channels))
+            layer.bn_beta.assign(rng.normal(0.0, 0.5, channels))
+
+
+def test_batchnorm_fold_without_use_bias_keeps_folded_bias(tmp_path):
+    """use_bias=False still has a folded bias beta - mean * scale; the firmware dropped it."""
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 2))
+    x = HQuantize()(inputs)
+    x = HConv1DBatchNorm(3, 2, use_bias=False, name="conv_bn")(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, HDenseBatchNorm(4, use_bias=False, activation="relu", name="dense_bn")(x))
+    _randomize_batchnorm(model, rng)
+    x_calibration = rng.normal(0.0, 1.0, (128, 6, 2)).astype(np.float32)
+    assert_bit_exact(model, x_calibration, tmp_path / "prj")
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_saturating_quantizer_before_reshape_converts_exact(tmp_path, io_type):
+    """A SAT/SAT_SYM cast right before a Flatten/Reshape: hls4ml's copy (io_parallel: the same
+    variable; io_stream: a repack) carries the cast's overflow mode, which convert took for a
+    type it did not derive (internal error)."""
+    rng = np.random.default_rng(1)
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((4, 3))
+    x = HQuantize({"granularity": "per-layer", "rounding": "TRN", "overflow": "SAT_SYM"})(inputs)
+    flat = keras.layers.Flatten()(x)
+    if io_type == "io_parallel":  # io_stream refuses an input quantizer right after a Flatten
+        flat = HDense(3, input_quantizer={"granularity": "per-layer"})(flat)
+    model = keras.Model(inputs, keras.layers.Reshape((-1, 1))(flat))
+    x_calibration = rng.normal(0.0, 2.0, (128, 4, 3)).astype(np.float32)
+    assert_bit_exact(model, x_calibration, tmp_path / "prj", io_type=io_type)
+
+
+def _refused_before_writing(model, tmp_path, **options):
+    calibrate(model, np.random.default_rng(0).normal(size=(32, *model.input_shape[1:])).astype(np.float32))
+    with pytest.raises(UnsupportedConfigurationError) as refused:
+        convert(model, tmp_path / "prj", log=lambda *_: None, **options)
+    assert not (tmp_path / "prj").exists()
+    return str(refused.value)
+
+
+def test_distributed_arithmetic_with_reuse_factor_above_one_refused(tmp_path):
+    """hls4ml's distributed arithmetic is fully parallel only; it failed with an untyped error."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, HDense(3, name="dense")(inputs))
+    message = _refused_before_writing(model, tmp_path, strategy="distributed_arithmetic", reuse_factor=2)
+    assert "reuse factor 1" in message
+
+
+def test_distributed_arithmetic_on_asq_layer_refused(tmp_path):
+    """hls4ml's DA optimizer does not take the ASQ/POST template; it failed with an untyped error."""
+    inputs = keras.Input((4,))
+    x = HDense(5, activation="relu", name="dense")(inputs)  # not an HQuantize: that is refused on its own
+    model = keras.Model(inputs, ASQDense(3, name="asq_dense")(x))
+    message = _refused_before_writing(model, tmp_path, strategy="distributed_arithmetic")
+    assert "asq_dense" in message
