@@ -13,7 +13,7 @@ from exactness import assert_bit_exact
 from hgq_chip.calibration import calibrate
 from hgq_chip.conversion import convert
 from hgq_chip.errors import UnsupportedConfigurationError
-from hgq_chip.layers import ASQDense, HConv1DBatchNorm, HDense, HDenseBatchNorm, HQuantize
+from hgq_chip.layers import ASQDense, HConv1DBatchNorm, HConv2D, HDense, HDenseBatchNorm, HQuantize
 
 
 def _randomize_batchnorm(model, rng):
@@ -80,3 +80,25 @@ def test_distributed_arithmetic_on_asq_layer_refused(tmp_path):
     model = keras.Model(inputs, ASQDense(3, name="asq_dense")(x))
     message = _refused_before_writing(model, tmp_path, strategy="distributed_arithmetic")
     assert "asq_dense" in message
+
+
+def test_stream_conv2d_one_row_kernel_with_vertical_stride_refused(tmp_path):
+    """io_stream Conv2D with a (1, k>1) kernel and vertical stride 2: hls4ml's line buffer gave
+    wrong outputs (convert succeeded); refused before writing anything."""
+    inputs = keras.Input((4, 4, 1))
+    x = HQuantize({"granularity": "per-layer"})(inputs)
+    x = HConv2D(2, (1, 2), strides=(2, 1), input_quantizer={"granularity": "per-layer"}, name="row_conv")(x)
+    model = keras.Model(inputs, x)
+    message = _refused_before_writing(model, tmp_path, io_type="io_stream")
+    assert "row_conv" in message
+
+
+def test_stream_conv2d_two_row_kernel_with_larger_stride_converts_exact(tmp_path):
+    """The refusal above is narrow: a 2-row kernel with stride 3 > kernel streams exactly."""
+    rng = np.random.default_rng(2)
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((7, 7, 1))
+    x = HQuantize({"granularity": "per-layer"})(inputs)
+    x = HConv2D(2, (2, 2), strides=(3, 3), input_quantizer={"granularity": "per-layer"})(x)
+    model = keras.Model(inputs, x)
+    assert_bit_exact(model, rng.normal(0.0, 1.0, (128, 7, 7, 1)).astype(np.float32), tmp_path / "prj", io_type="io_stream")

@@ -36,6 +36,22 @@ def check_one_type_per_tensor(nodes) -> None:
                 )
 
 
+def check_stream_convolutions(nodes) -> None:
+    """hls4ml 1.3's streaming Conv2D (line buffer) computes wrong outputs for a kernel one row
+    high with a vertical stride > 1 (found by the fuzzer; kernels of 2+ rows, Conv1D and
+    pointwise 1x1 kernels, which take another path, are exact with any stride)."""
+    for node in nodes:
+        layer = node.layer
+        if not isinstance(layer, keras.layers.Conv2D) or all(k == 1 for k in layer.kernel_size):
+            continue
+        if layer.kernel_size[0] == 1 and layer.strides[0] > 1:
+            raise UnsupportedConfigurationError(
+                f"io_stream cannot build {layer.name!r}: a kernel {tuple(layer.kernel_size)} one row high with "
+                f"vertical stride {layer.strides[0]} (hls4ml's streaming convolution then computes wrong "
+                "outputs); use a kernel of 2+ rows, vertical stride 1, or io_type='io_parallel'"
+            )
+
+
 def _ends_with_cast(layer) -> bool:
     from ..layers import HActivation, HQuantize
 
