@@ -13,7 +13,7 @@ from exactness import assert_bit_exact
 from hgq_chip.calibration import calibrate
 from hgq_chip.conversion import convert
 from hgq_chip.errors import UnsupportedConfigurationError
-from hgq_chip.layers import ASQDense, HConv1DBatchNorm, HConv2D, HDense, HDenseBatchNorm, HQuantize
+from hgq_chip.layers import ASQDense, HAdd, HConv1DBatchNorm, HConv2D, HDense, HDenseBatchNorm, HQuantize
 
 
 def _randomize_batchnorm(model, rng):
@@ -102,3 +102,14 @@ def test_stream_conv2d_two_row_kernel_with_larger_stride_converts_exact(tmp_path
     x = HConv2D(2, (2, 2), strides=(3, 3), input_quantizer={"granularity": "per-layer"})(x)
     model = keras.Model(inputs, x)
     assert_bit_exact(model, rng.normal(0.0, 1.0, (128, 7, 7, 1)).astype(np.float32), tmp_path / "prj", io_type="io_stream")
+
+
+def test_stream_add_of_flattened_tensor_refused(tmp_path):
+    """io_stream HAdd reading a Flatten output: the C simulation aborted on a packing assert
+    (killing the caller); refused before writing anything."""
+    inputs = keras.Input((8, 1))
+    x = HQuantize({"granularity": "per-layer"})(inputs)
+    flat = keras.layers.Flatten(name="flat")(x)
+    model = keras.Model(inputs, HAdd(name="sum")([flat, flat]))
+    message = _refused_before_writing(model, tmp_path, io_type="io_stream")
+    assert "flat" in message

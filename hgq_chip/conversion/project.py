@@ -19,7 +19,7 @@ from .hls_handlers import register_handlers
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
 from .precision import derive
-from .stream import check_one_type_per_tensor, check_stream_convolutions, move_casts_before_reshapes
+from .stream import check_one_type_per_tensor, check_stream_convolutions, check_stream_merges, move_casts_before_reshapes
 from .reports import write_reports
 
 
@@ -105,6 +105,7 @@ def convert(
     if io_type == "io_stream":
         check_one_type_per_tensor(nodes)
         check_stream_convolutions(nodes)
+        check_stream_merges(nodes)
         move_casts_before_reshapes(nodes, records)
     if strategy_name(strategy) == "distributed_arithmetic":
         _check_distributed_arithmetic(nodes)

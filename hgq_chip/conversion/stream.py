@@ -52,6 +52,25 @@ def check_stream_convolutions(nodes) -> None:
             )
 
 
+def check_stream_merges(nodes) -> None:
+    """An Add reading a Flatten/Reshape output: hls4ml 1.3 streams the reshaped tensor in its
+    producer's packing, the Add expects its own, and the C simulation aborts on an assert."""
+    producer = {id(t): node.layer for node in nodes for t in node.outputs}
+    for node in nodes:
+        if not isinstance(node.layer, keras.layers.Add):
+            continue
+        for tensor in node.inputs:
+            source = producer.get(id(tensor))
+            while isinstance(source, keras.layers.Dropout):
+                source = producer.get(id(source.input))
+            if isinstance(source, (keras.layers.Flatten, keras.layers.Reshape)):
+                raise UnsupportedConfigurationError(
+                    f"io_stream cannot add {source.name!r}'s reshaped output in {node.layer.name!r} (hls4ml 1.3 "
+                    "streams it in the wrong packing); add before the Flatten/Reshape, put a quantized layer "
+                    "between them, or convert with io_type='io_parallel'"
+                )
+
+
 def _ends_with_cast(layer) -> bool:
     from ..layers import HActivation, HQuantize
 

@@ -262,7 +262,7 @@ def _next_step(d: _Draw, shape, after_reshape: bool) -> tuple[dict, tuple]:
     if d.open and len(shape) == 1 and ch.chance(5):
         ops.append("shared")
     op = ch.choice(ops)
-    if not d.open and d.io_type == "io_stream" and after_reshape and op in ("activation", "quantize", "add"):
+    if not d.open and d.io_type == "io_stream" and after_reshape and op in ("activation", "quantize"):
         op = "dropout"
     makers = {"activation": _activation_step, "quantize": _quantize_step, "add": _residual_step,
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
