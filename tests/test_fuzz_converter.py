@@ -15,7 +15,7 @@ import shutil
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, event, given, settings
 
 from hgq_chip.testing.fuzz_check import check_spec
 from hgq_chip.testing.model_fuzz import model_specs, open_kinds_of
@@ -44,6 +44,7 @@ def _check_exact_or_refused(spec):
         outcome = check_spec(spec, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    event(f"{outcome.kind} {outcome.error_type}".strip())  # shown by --hypothesis-show-statistics
     assert outcome.ok, f"{outcome.describe()}\nspec: {json.dumps(spec)}"
 
 

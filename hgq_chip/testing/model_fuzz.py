@@ -273,9 +273,11 @@ def _next_step(d: _Draw, shape, after_reshape: bool) -> tuple[dict, tuple]:
 
 def _convert_options(d: _Draw) -> dict:
     ch = d.ch
-    options = {"backend": ch.choice(("Vitis", "Vivado")), "io_type": d.io_type,
-               "strategy": "distributed_arithmetic" if ch.chance(20) else "latency",
-               "reuse_factor": ch.choice((1, 1, 2, 4))}
+    strategy = "distributed_arithmetic" if ch.chance(20) else "latency"
+    # Distributed arithmetic refuses reuse factors other than 1: draw one only now and then.
+    reuse = ch.choice((1, 1, 2, 4)) if strategy == "latency" or ch.chance(10) else 1
+    options = {"backend": ch.choice(("Vitis", "Vivado")), "io_type": d.io_type, "strategy": strategy,
+               "reuse_factor": reuse}
     if d.open and ch.chance(5):
         bad = ch.choice(("reuse_factor", "clock_period", "project_name"))
         options[bad] = {"reuse_factor": ch.choice((0, -1)), "clock_period": ch.choice((0.0, -5.0)),
