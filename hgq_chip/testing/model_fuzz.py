@@ -110,7 +110,7 @@ class _Draw:
 
     def name(self, stem: str) -> str:
         self.names += 1
-        if self.open and self.ch.chance(4):
+        if self.open and self.ch.chance(1):
             return f"{stem}-{self.names}" if self.ch.chance(50) else f"{stem}.{self.names}"
         return f"{stem}{self.names}"
 
