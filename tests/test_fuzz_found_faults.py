@@ -113,3 +113,15 @@ def test_stream_add_of_flattened_tensor_refused(tmp_path):
     model = keras.Model(inputs, HAdd(name="sum")([flat, flat]))
     message = _refused_before_writing(model, tmp_path, io_type="io_stream")
     assert "flat" in message
+
+
+def test_per_element_sat_sym_keeps_minimum_of_one_bit_element(tmp_path):
+    """Per-element SAT_SYM casts: a 1-bit signed element holds -1 (SAT_SYM acts as SAT there),
+    but the tensor's common type carried SAT_SYM too and turned that -1 into -max on storing."""
+    rng = np.random.default_rng(3)
+    inputs = keras.Input((2,))
+    quantize = HQuantize({"granularity": "per-element", "rounding": "RND", "overflow": "SAT_SYM"}, name="q")
+    model = keras.Model(inputs, quantize(inputs))
+    quantize.q.f.assign(np.array([0.0, 3.0], np.float32))  # element 0: 1 bit, element 1: 4 bits
+    x_calibration = rng.uniform(-0.9, 0.0, (128, 2)).astype(np.float32)
+    assert_bit_exact(model, x_calibration, tmp_path / "prj")
