@@ -125,3 +125,14 @@ def test_per_element_sat_sym_keeps_minimum_of_one_bit_element(tmp_path):
     quantize.q.f.assign(np.array([0.0, 3.0], np.float32))  # element 0: 1 bit, element 1: 4 bits
     x_calibration = rng.uniform(-0.9, 0.0, (128, 2)).astype(np.float32)
     assert_bit_exact(model, x_calibration, tmp_path / "prj")
+
+
+def test_distributed_arithmetic_after_quantizer_and_dropout_refused(tmp_path):
+    """HQuantize -> Dropout -> HDense with distributed arithmetic: hls4ml drops the Dropout, the two
+    quantizers meet and the project did not compile; refused like the direct case."""
+    inputs = keras.Input((3,))
+    x = HQuantize(name="quant")(inputs)
+    x = keras.layers.Dropout(0.25)(x)
+    model = keras.Model(inputs, HDense(2, name="dense")(x))
+    message = _refused_before_writing(model, tmp_path, strategy="distributed_arithmetic")
+    assert "quant" in message and "dense" in message

@@ -64,6 +64,8 @@ def _check_distributed_arithmetic(nodes):
         if not hasattr(node.layer, "kq"):
             continue
         producer = producers.get(id(node.inputs[0]))
+        while isinstance(producer, keras.layers.Dropout):  # hls4ml removes Dropout: the quantizers meet
+            producer = producers.get(id(producer.input))
         if producer is not None and _ends_with_quantizer(producer):
             raise UnsupportedConfigurationError(
                 f"strategy distributed_arithmetic cannot follow quantizer {producer.name!r} directly with "
