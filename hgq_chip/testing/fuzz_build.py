@@ -82,8 +82,10 @@ def randomize(model, spec: dict, rng: np.random.Generator) -> None:
         if kernel is not None and bits["prune_percent"]:
             keep = rng.uniform(0, 100, kernel.shape) >= bits["prune_percent"]
             kernel.assign(np.asarray(kernel.numpy()) * keep)
-        for name, draw in (("moving_mean", lambda n: rng.normal(0.0, 0.5, n)), ("moving_variance", lambda n: rng.uniform(0.2, 2.0, n)),
-                           ("bn_gamma", lambda n: rng.normal(1.0, 0.5, n)), ("bn_beta", lambda n: rng.normal(0.0, 0.5, n))):
+        statistics = (("moving_mean", lambda n: rng.normal(0.0, 0.5, n)),
+                      ("moving_variance", lambda n: rng.uniform(0.2, 2.0, n)),
+                      ("bn_gamma", lambda n: rng.normal(1.0, 0.5, n)), ("bn_beta", lambda n: rng.normal(0.0, 0.5, n)))
+        for name, draw in statistics:
             var = getattr(layer, name, None)
             if var is not None:
                 var.assign(draw(var.shape))
