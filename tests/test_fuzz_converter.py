@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, Phase, assume, event, given, settings
 from hgq_chip.testing.fuzz_check import check_spec
 from hgq_chip.testing.model_fuzz import model_specs, open_kinds_of
 
-# Most examples cost one g++ compile (about 5 s on an idle core); refusals cost well under 1 s.
-FAST_EXAMPLES = 30
+# An exact example costs one g++ compile (3-10 s); refusals well under 1 s. Measured on 2 shared
+# cores (other jobs running): fast 40 examples about 1 min, slow 150 examples about 11 min.
+FAST_EXAMPLES = 40
 SLOW_EXAMPLES = 150
 
 _COMMON = dict(
