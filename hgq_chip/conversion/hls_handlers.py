@@ -140,7 +140,8 @@ def handle_weighted(layer, in_tensors, out_tensors):
     main = _redirect_input(configs[0], in_tensor.name, q_name)
     kernel = layer.kq.quantized(layer.fused_kernel())
     main["weight_data"] = kernel
-    main["bias_data"] = layer.bq.quantized(layer.fused_bias()) if layer.use_bias else np.zeros(kernel.shape[-1])
+    bias = layer.fused_bias()  # also without use_bias when a batch normalization is folded in
+    main["bias_data"] = layer.bq.quantized(bias) if bias is not None else np.zeros(kernel.shape[-1])
     main["use_bias"] = True
     main["class_name"] = parent.__name__
     return (*q_configs, *configs)

@@ -19,7 +19,7 @@ from ..fixed.interval import Interval
 from ..fixed.minimal import minimal_format
 from ..layers import HQuantize
 from ..quantizers.hgq import ActivationQuantizer
-from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of
+from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of, quantizer_needs_mask
 
 Rule = Callable[[keras.layers.Layer, list], LayerRecord]
 _RULES: dict[type, Rule] = {}
@@ -54,7 +54,10 @@ def quantizer_stage(name: str, quantizer: ActivationQuantizer, tensor_shape) -> 
     fmt = quantizer.fixed_format()
     out = Interval.of_format(fmt).broadcast_to(tuple(tensor_shape))
     # A uniform quantizer becomes a plain cast to this type, so it must carry the quantizer's modes.
-    return HLSLayerTypes(name, {"result": format_of(out, fmt.rounding, fmt.overflow)}), out
+    # Per-element casts (a mask) round and overflow per element; the type then only holds their
+    # results and must not act again: SAT_SYM would turn a 1-bit element's -1 (the type's minimum) into -max.
+    modes = () if quantizer_needs_mask(fmt) else (fmt.rounding, fmt.overflow)
+    return HLSLayerTypes(name, {"result": format_of(out, *modes)}), out
 
 
 def require_input(layer, intervals):
@@ -83,8 +86,10 @@ def weighted_layer_record(layer, stage, kernel: WeightTable, products_sum: Inter
     record = LayerRecord(layer.name, type(layer).__name__, products_sum, [stage], {"kernel": kernel})
     types = {"weight": constant_format(kernel.values)}
     accum = products_sum
-    if layer.use_bias:
-        bias = weight_table(layer.bq, layer.fused_bias())
+    # Not ``use_bias``: a folded batch normalization has a bias (beta - mean * scale) without one.
+    folded_bias = layer.fused_bias()
+    if folded_bias is not None:
+        bias = weight_table(layer.bq, folded_bias)
         record.weights["bias"] = bias
         accum = accum + Interval.of_constants(bias.values)
         magnitudes = magnitudes + np.abs(bias.values)

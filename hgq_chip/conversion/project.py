@@ -53,12 +53,22 @@ def _ends_with_quantizer(layer) -> bool:
 
 def _check_distributed_arithmetic(nodes):
     """hls4ml 1.3's DA code generator folds input quantizers into the DA function and emits
-    duplicate declarations when two quantizers meet, so refuse that shape up front."""
+    duplicate declarations when two quantizers meet, so refuse that shape up front; ASQ/POST
+    layers have their own template, which hls4ml's DA optimizer does not take."""
+    from ..layers.asq_post import ASQPostMixin
+
     producers = {id(t): node.layer for node in nodes for t in node.outputs}
     for node in nodes:
+        if isinstance(node.layer, ASQPostMixin):
+            raise UnsupportedConfigurationError(
+                f"strategy distributed_arithmetic does not apply to {type(node.layer).__name__} "
+                f"{node.layer.name!r} (its shift-and-add template is already multiplier-free); use strategy='latency'"
+            )
         if not hasattr(node.layer, "kq"):
             continue
         producer = producers.get(id(node.inputs[0]))
+        while isinstance(producer, keras.layers.Dropout):  # hls4ml removes Dropout: the quantizers meet
+            producer = producers.get(id(producer.input))
         if producer is not None and _ends_with_quantizer(producer):
             raise UnsupportedConfigurationError(
                 f"strategy distributed_arithmetic cannot follow quantizer {producer.name!r} directly with "
@@ -149,6 +159,16 @@ def _point_config_at(staging: Path, output_dir: Path) -> None:
 
 # Type attributes that take part in arithmetic; others (e.g. relu's unused table_t) are ignored.
 _ARITHMETIC_TYPES = ("result", "accum", "weight", "bias", "table")
+# hls4ml classes that copy values unchanged. io_parallel makes a Reshape's output the input
+# variable itself, so it carries the producer's rounding/overflow modes; copying a value into
+# a type of the same sign and bits never rounds or overflows, so only those must match.
+_COPYING_CLASSES = ("Reshape",)
+
+
+def _same_type(node, expected, actual) -> bool:
+    if node.class_name in _COPYING_CLASSES:
+        return (expected.k, expected.i, expected.f) == (actual.k, actual.i, actual.f)
+    return expected == actual
 
 
 def check_types_applied(hls_model, hls_config) -> None:
@@ -168,7 +188,7 @@ def check_types_applied(hls_model, hls_config) -> None:
                 continue
             expected = ours.get(name, {}).get("Precision", {}).get(key)
             actual = parse_ap_type(str(named.precision))
-            if expected is None or parse_ap_type(expected) != actual:
+            if expected is None or not _same_type(node, parse_ap_type(expected), actual):
                 wrong.append(f"{name}.{key}_t = {named.precision} (derived: {expected})")
     if wrong:
         raise HGQChipError(
@@ -178,12 +198,16 @@ def check_types_applied(hls_model, hls_config) -> None:
 
 
 def _moves_data_only(node) -> bool:
-    """A node hls4ml inserted itself (e.g. zero padding for io_stream) that keeps its input type."""
+    """A node hls4ml inserted itself (e.g. zero padding or a repack for io_stream) whose output
+    type has its input type's sign and bits (rounding/overflow modes then never act)."""
+    from ..fixed.hls import parse_ap_type
+
     try:
-        source = node.get_input_variable().type.precision
-    except (AttributeError, KeyError, IndexError):
+        source = parse_ap_type(str(node.get_input_variable().type.precision))
+        target = parse_ap_type(str(node.get_output_variable().type.precision))
+    except (AttributeError, KeyError, IndexError, ValueError):
         return False
-    return str(node.get_output_variable().type.precision) == str(source)
+    return (source.k, source.i, source.f) == (target.k, target.i, target.f)
 
 
 def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config,

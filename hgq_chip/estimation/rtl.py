@@ -50,8 +50,9 @@ def _quantize(x, fmt, shape):
 
 def _dense(layer, x):
     y = x @ layer.kq.quantized(layer.fused_kernel())
-    if layer.use_bias:
-        y = y + layer.bq.quantized(layer.fused_bias())
+    bias = layer.fused_bias()  # also without use_bias when a batch normalization is folded in
+    if bias is not None:
+        y = y + layer.bq.quantized(bias)
     return y
 
 
@@ -60,7 +61,8 @@ def _conv(layer, x):
     if layer.data_format != "channels_last" or any(d != 1 for d in layer.dilation_rate):
         raise UnsupportedLayerError(f"{layer.name}: RTL tracing supports channels_last, undilated convolutions")
     kernel = layer.kq.quantized(layer.fused_kernel())
-    bias = layer.bq.quantized(layer.fused_bias()) if layer.use_bias else None
+    bias = layer.fused_bias()
+    bias = layer.bq.quantized(bias) if bias is not None else None
     in_spatial, sizes, strides = x.shape[:-1], kernel.shape[:-2], layer.strides
     out_spatial = tuple(layer.output.shape[1:-1])
     pads = []

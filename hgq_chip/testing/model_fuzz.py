@@ -1,0 +1,364 @@
+"""Random model specifications over the grammar ``hgq_chip.convert`` accepts (the fuzzer's input).
+
+A *spec* is a JSON-able dict: an input shape, a list of layer steps, conversion options and
+a seed for weights, bit-widths and data. ``draw_spec`` writes one from any source of choices
+(a ``Chooser``): Hypothesis in the tests (``model_specs()``, which shrinks), or a seeded
+``random.Random`` in ``benchmarks/fuzz_converter.py`` (each example reproducible from its
+seed). ``hgq_chip.testing.fuzz_build.build_model`` turns a spec into a calibrated model.
+
+Some specs are invalid on purpose (per-element activation bits with io_stream, a
+per-element table output, non-power-of-two average pools, layers without quantized
+inputs, distributed arithmetic right after HQuantize, ...): ``convert`` must refuse those
+with a typed error. ``KNOWN_OPEN_KINDS`` lists kinds of fault being fixed elsewhere; the
+default strategy does not generate them, the benchmark does (and tags them).
+"""
+
+from __future__ import annotations
+
+import random
+
+# Kinds of fault issue 14 names that other branches fix now. The CI profiles do not draw
+# them; the lead removes each entry when its fix is merged (then the fuzz tests cover it).
+KNOWN_OPEN_KINDS = {
+    # helper A: hls4ml pads max pooling with a constant from the type (issue 14 item 1).
+    "max_pool_same_padding": "MaxPooling with padding='same'",
+    # helper A: hls4ml's streaming pooling asserts (item 2).
+    "stream_pool_limits": "io_stream pooling with padding='same' or pool size != strides",
+    # helper A: the cast after a Flatten reads the reordered stream (item 3).
+    "stream_cast_after_reshape": "io_stream HQuantize/HActivation right after Flatten/Reshape",
+    # helper A: io_stream wrong, io_parallel untyped hls4ml error (item 4).
+    "dilation": "HConv1D/HConv2D with dilation_rate > 1",
+    # helper A: "internal error" instead of the documented refusal (item 6).
+    "shared_layer": "a layer called twice",
+    # helper B: the project does not compile (item 5).
+    "non_identifier_name": "layer names with '-' or '.'",
+    # helper B: convert succeeds, the project does not build (item 8).
+    "bad_build_option": "reuse factor <= 0, clock period <= 0, non-identifier project name",
+    # helper C: AConv1D/AConv2D cannot train (item 9).
+    "adaqat_conv_training": "a training step on a model with AConv1D/AConv2D",
+}
+
+ACT_GRANULARITIES = ("per-element", "per-channel", "per-layer")
+ROUNDINGS = ("RND", "TRN", "RND_CONV")
+OVERFLOWS = ("WRAP", "SAT", "SAT_SYM")
+EXACT_ACTIVATIONS = ("relu", "linear")
+TABLE_ACTIVATIONS = ("tanh", "sigmoid", "softsign", "gelu")
+CONV_FAMILIES = ("h", "hbn", "a", "asq")
+DENSE_FAMILIES = ("h", "hbn", "a", "asq")
+
+
+class Chooser:
+    """A source of choices; subclasses implement ``integer``."""
+
+    def integer(self, lo: int, hi: int) -> int:  # inclusive bounds
+        raise NotImplementedError
+
+    def choice(self, options):
+        return options[self.integer(0, len(options) - 1)]
+
+    def chance(self, percent: int) -> bool:
+        """True with about ``percent`` % probability; shrinks towards False."""
+        return self.integer(0, 99) >= 100 - percent
+
+
+class RandomChooser(Chooser):
+    """Choices from ``random.Random(seed)``: the benchmark's reproducible source."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+
+    def integer(self, lo, hi):
+        return self.rng.randint(lo, hi)
+
+
+class HypothesisChooser(Chooser):
+    """Choices drawn through a Hypothesis ``draw`` (so failures shrink)."""
+
+    def __init__(self, draw):
+        from hypothesis import strategies as st
+
+        self.draw, self.st = draw, st
+
+    def integer(self, lo, hi):
+        return self.draw(self.st.integers(lo, hi))
+
+    def choice(self, options):
+        return self.draw(self.st.sampled_from(options))
+
+
+def model_specs(include_open_kinds: bool = False):
+    """Hypothesis strategy of specs; without ``include_open_kinds`` no KNOWN_OPEN_KINDS are drawn."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def specs(draw):
+        return draw_spec(HypothesisChooser(draw), include_open_kinds)
+
+    return specs()
+
+
+# ---- drawing a spec ---------------------------------------------------------------------
+
+
+class _Draw:
+    """Holds the chooser, the open-kinds switch, the io type and a layer-name counter."""
+
+    def __init__(self, ch: Chooser, include_open_kinds: bool, io_type: str):
+        self.ch, self.open, self.io_type = ch, include_open_kinds, io_type
+        self.names = 0
+        self.reading_input = True  # while drawing the first step: its quantizers read the model input
+
+    def allows(self, kind: str) -> bool:
+        """Whether specs may show ``kind``: always, unless it is still in KNOWN_OPEN_KINDS."""
+        return self.open or kind not in KNOWN_OPEN_KINDS
+
+    def name(self, stem: str) -> str:
+        self.names += 1
+        if self.allows("non_identifier_name") and self.ch.chance(1):
+            return f"{stem}-{self.names}" if self.ch.chance(50) else f"{stem}.{self.names}"
+        return f"{stem}{self.names}"
+
+    def act_q(self, overflow=True) -> dict:
+        """Activation quantizer options; mostly valid ones where io_stream or the model input restricts them."""
+        granularity = self.ch.choice(ACT_GRANULARITIES)
+        if self.io_type == "io_stream" and not self.ch.chance(15):
+            granularity = "per-layer"  # io_stream refuses per-element/per-channel bits
+        rounding = self.ch.choice(ROUNDINGS)
+        if self.reading_input and rounding == "RND_CONV" and not self.ch.chance(10):
+            rounding = "RND"  # ties-to-even on raw float inputs is refused
+        q = {"granularity": granularity, "rounding": rounding}
+        if overflow:
+            q["overflow"] = self.ch.choice(OVERFLOWS)
+        return q
+
+    def weight_q(self) -> dict:
+        return {"granularity": self.ch.choice(ACT_GRANULARITIES), "rounding": self.ch.choice(ROUNDINGS)}
+
+
+def _adaqat_q(d: _Draw) -> tuple[dict, dict]:
+    iq = {"init_bits": d.ch.integer(2, 8), "signed": d.ch.chance(50), "init_alpha": d.ch.choice((0.5, 1.0, 2.0, 4.0))}
+    return iq, {"init_bits": d.ch.integer(2, 8)}
+
+
+def _asq_q(d: _Draw) -> tuple[dict, dict]:
+    kind = d.ch.choice(("lsq", "asq"))
+    iq = {"kind": kind, "bits": d.ch.integer(2, 5), "signed": d.ch.chance(50)}
+    if kind == "asq" and d.ch.chance(30):
+        iq["adapter_hidden"] = 2
+    return iq, {"kind": d.ch.choice(("lsq", "pot", "post")), "bits": d.ch.integer(3, 4)}
+
+
+def _quantizers(d: _Draw, family: str) -> dict:
+    if family == "a":
+        iq, kq = _adaqat_q(d)
+        return {"iq": iq, "kq": kq}
+    if family == "asq":
+        iq, kq = _asq_q(d)
+        return {"iq": iq, "kq": kq}
+    return {"iq": d.act_q(), "kq": d.weight_q(), "bq": d.weight_q()}
+
+
+def _conv_out(size, kernel, stride, padding, dilation=1):
+    if padding == "same":
+        return -(-size // stride)
+    return (size - ((kernel - 1) * dilation + 1)) // stride + 1
+
+
+def _conv_step(d: _Draw, shape, shape_preserving=False) -> tuple[dict, tuple]:
+    ch, spatial = d.ch, shape[:-1]
+    family = ch.choice(CONV_FAMILIES if not shape_preserving else ("h", "hbn", "a"))
+    kernel = [ch.integer(1, min(3, n)) for n in spatial]
+    padding = "same" if shape_preserving else ch.choice(("valid", "same"))
+    strides = [1 if shape_preserving else ch.choice((1, 1, 2, 3)) for _ in spatial]
+    dilation = 1
+    if d.allows("dilation") and family != "asq" and not shape_preserving and ch.chance(10):
+        dilation, strides = 2, [1] * len(spatial)
+        kernel = [k if (k - 1) * 2 + 1 <= n else 1 for k, n in zip(kernel, spatial)]
+    if family == "asq":
+        padding = "valid"
+    filters = shape[-1] if shape_preserving else ch.integer(1, 3)
+    out = tuple(_conv_out(n, k, s, padding, dilation) for n, k, s in zip(spatial, kernel, strides)) + (filters,)
+    step = {"op": "conv", "family": family, "filters": filters, "kernel": kernel, "strides": strides,
+            "padding": padding, "dilation": dilation, "activation": ch.choice(EXACT_ACTIVATIONS),
+            "use_bias": ch.chance(70), "name": d.name("conv"), **_quantizers(d, family)}
+    return step, out
+
+
+def _dense_step(d: _Draw, shape, shape_preserving=False) -> tuple[dict, tuple]:
+    ch = d.ch
+    family = ch.choice(DENSE_FAMILIES if not shape_preserving and len(shape) == 1 else ("h", "hbn", "a"))
+    units = shape[-1] if shape_preserving else ch.integer(1, 6)
+    step = {"op": "dense", "family": family, "units": units, "activation": ch.choice(EXACT_ACTIVATIONS),
+            "use_bias": ch.chance(70), "name": d.name("dense"), **_quantizers(d, family)}
+    return step, tuple(shape[:-1]) + (units,)
+
+
+def _activation_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    ch = d.ch
+    activation = ch.choice(EXACT_ACTIVATIONS + TABLE_ACTIVATIONS)
+    step = {"op": "activation", "activation": activation, "name": d.name("act"), "iq": d.act_q()}
+    if activation in TABLE_ACTIVATIONS:
+        step["oq"] = {"granularity": "per-element" if ch.chance(10) else "per-layer",
+                      "rounding": ch.choice(ROUNDINGS), "overflow": ch.choice(OVERFLOWS)}
+    return step, shape
+
+
+def _quantize_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    return {"op": "quantize", "name": d.name("quant"), "q": d.act_q()}, shape
+
+
+def _pool_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    ch, spatial = d.ch, shape[:-1]
+    kind = ch.choice(("max", "avg"))
+    pool = [ch.integer(1, min(3, n)) for n in spatial]
+    strides = list(pool) if ch.chance(60) else [ch.integer(1, 2) for _ in spatial]
+    padding = ch.choice(("valid", "same"))
+    stream = d.io_type == "io_stream"
+    if kind == "max" and padding == "same" and not d.allows("max_pool_same_padding"):
+        padding = "valid"
+    if stream and not d.allows("stream_pool_limits"):
+        padding, strides = "valid", list(pool)
+    out = tuple(_conv_out(n, p, s, padding) for n, p, s in zip(spatial, pool, strides)) + (shape[-1],)
+    return {"op": "pool", "kind": kind, "pool": pool, "strides": strides, "padding": padding,
+            "name": d.name("pool")}, out
+
+
+def _residual_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    """HAdd of two shape-preserving branches of the current tensor (an empty branch is the tensor)."""
+    branches = []
+    for _ in range(2):
+        branch = []
+        for _ in range(d.ch.integer(0, 2)):
+            kind = d.ch.choice(("activation", "quantize", "weighted"))
+            if kind == "weighted":
+                step, _ = (_conv_step if len(shape) > 1 else _dense_step)(d, shape, shape_preserving=True)
+            else:
+                step, _ = (_activation_step if kind == "activation" else _quantize_step)(d, shape)
+            branch.append(step)
+        branches.append(branch)
+    return {"op": "add", "branches": branches, "name": d.name("add")}, shape
+
+
+def _reshape_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    size = 1
+    for n in shape:
+        size *= n
+    if len(shape) > 1:
+        kind = d.ch.choice(("flatten", "reshape"))
+        return {"op": kind, "target": [size], "name": d.name(kind)}, (size,)
+    channels = d.ch.choice([c for c in (1, 2, 3) if size % c == 0 and size // c >= 2] or [1])
+    target = [size // channels, channels]
+    return {"op": "reshape", "target": target, "name": d.name("reshape")}, tuple(target)
+
+
+def _shared_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    step, _ = _dense_step(d, shape, shape_preserving=True)
+    return {**step, "op": "shared_dense"}, shape
+
+
+def _next_step(d: _Draw, shape, after_reshape: bool) -> tuple[dict, tuple]:
+    ch = d.ch
+    ops = ["activation", "quantize", "dropout", "add", "reshape"]
+    ops += ["conv", "conv", "pool"] if len(shape) > 1 else ["dense", "dense"]
+    if len(shape) > 1 and ch.chance(5):
+        ops.append("dense")  # a Dense on a feature map (last axis)
+    if d.allows("shared_layer") and len(shape) == 1 and ch.chance(5):
+        ops.append("shared")
+    op = ch.choice(ops)
+    stream_after_reshape = d.io_type == "io_stream" and after_reshape
+    if stream_after_reshape and op in ("activation", "quantize") and not d.allows("stream_cast_after_reshape"):
+        op = "dropout"
+    makers = {"activation": _activation_step, "quantize": _quantize_step, "add": _residual_step,
+              "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
+              "shared": _shared_step,
+              "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
+    return makers[op](d, shape)
+
+
+def _convert_options(d: _Draw) -> dict:
+    ch = d.ch
+    strategy = "distributed_arithmetic" if ch.chance(20) else "latency"
+    # Distributed arithmetic refuses reuse factors other than 1: draw one only now and then.
+    reuse = ch.choice((1, 1, 2, 4)) if strategy == "latency" or ch.chance(10) else 1
+    options = {"backend": ch.choice(("Vitis", "Vivado")), "io_type": d.io_type, "strategy": strategy,
+               "reuse_factor": reuse}
+    if d.allows("bad_build_option") and ch.chance(5):
+        bad = ch.choice(("reuse_factor", "clock_period", "project_name"))
+        options[bad] = {"reuse_factor": ch.choice((0, -1)), "clock_period": ch.choice((0.0, -5.0)),
+                        "project_name": ch.choice(("my-project", "1proj", "my project"))}[bad]
+    return options
+
+
+def draw_spec(ch: Chooser, include_open_kinds: bool = False) -> dict:
+    """One random model spec (see the module docstring); JSON-able."""
+    io_type = "io_stream" if ch.chance(35) else "io_parallel"
+    d = _Draw(ch, include_open_kinds, io_type)
+    kind = ch.choice(("flat", "seq", "image"))
+    shape = {"flat": lambda: (ch.integer(2, 8),),
+             "seq": lambda: (ch.integer(4, 9), ch.integer(1, 3)),
+             "image": lambda: (ch.integer(3, 6), ch.integer(3, 6), ch.integer(1, 2))}[kind]()
+    layers, current = [], shape
+    if not ch.chance(10):  # otherwise the first layer reads the raw input (refused unless it quantizes)
+        step, current = _quantize_step(d, current)
+        layers.append(step)
+        d.reading_input = False
+    after_reshape = False
+    for _ in range(ch.integer(1, 4)):
+        step, current = _next_step(d, current, after_reshape)
+        d.reading_input = False
+        after_reshape = step["op"] in ("flatten", "reshape") or (after_reshape and step["op"] == "dropout")
+        layers.append(step)
+    if len(current) == 1 and ch.chance(50):
+        step, current = _dense_step(d, current)
+        layers.append(step)
+    has_aconv = any(s["op"] == "conv" and s["family"] == "a" for s in _all_steps(layers))
+    train = ch.chance(10) and (d.allows("adaqat_conv_training") or not has_aconv)
+    return {
+        "seed": ch.integer(0, 2**16),
+        "input_shape": list(shape),
+        "layers": layers,
+        "bits": {"act_f": sorted((ch.integer(-1, 5), ch.integer(0, 5))),
+                 "weight_f": sorted((ch.integer(-3, 5), ch.integer(0, 6))),
+                 "prune_percent": ch.choice((0, 0, 20, 60))},
+        "data_scale": ch.choice((0.25, 1.0, 4.0, 30.0)),
+        "train": train,
+        "convert": _convert_options(d),
+    }
+
+
+def _all_steps(steps):
+    for step in steps:
+        yield step
+        for branch in step.get("branches", ()):
+            yield from _all_steps(branch)
+
+
+def open_kinds_of(spec: dict) -> list[str]:
+    """The KNOWN_OPEN_KINDS a spec exhibits (the benchmark tags failures with them; kinds no
+    longer listed there are not reported)."""
+    kinds, stream = set(), spec["convert"]["io_type"] == "io_stream"
+    steps = list(_all_steps(spec["layers"]))
+    for step in steps:
+        if step["op"] == "pool" and step["kind"] == "max" and step["padding"] == "same":
+            kinds.add("max_pool_same_padding")
+        if stream and step["op"] == "pool" and (step["padding"] == "same" or step["pool"] != step["strides"]):
+            kinds.add("stream_pool_limits")
+        if step["op"] == "conv" and step["dilation"] > 1:
+            kinds.add("dilation")
+        if step["op"] == "shared_dense":
+            kinds.add("shared_layer")
+        if "-" in step["name"] or "." in step["name"]:
+            kinds.add("non_identifier_name")
+        if spec["train"] and step["op"] == "conv" and step["family"] == "a":
+            kinds.add("adaqat_conv_training")
+    after_reshape = False
+    for step in spec["layers"]:
+        firsts = [step] if step["op"] != "add" else [b[0] for b in step["branches"] if b]
+        if stream and after_reshape and any(s["op"] in ("activation", "quantize") for s in firsts):
+            kinds.add("stream_cast_after_reshape")
+        after_reshape = step["op"] in ("flatten", "reshape") or (after_reshape and step["op"] == "dropout")
+    options = spec["convert"]
+    if (options.get("reuse_factor", 1) <= 0 or options.get("clock_period", 5.0) <= 0
+            or not options.get("project_name", "myproject").isidentifier()):
+        kinds.add("bad_build_option")
+    return sorted(kinds & KNOWN_OPEN_KINDS.keys())
