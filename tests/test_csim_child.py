@@ -117,3 +117,21 @@ def test_compile_error_shows_first_error_lines_not_the_warning_tail(tmp_path):
     assert "unused_299" not in message  # the last warnings are not what is shown
     assert "full compiler output:" in message
     assert caught.value.exit_code == 13
+
+
+def test_partial_library_of_an_interrupted_build_is_rebuilt(tmp_path):
+    """A g++ killed while linking leaves a truncated library newer than every source: it is not
+    taken as up to date (only a finished build marks its library), so the next run rebuilds."""
+    (tmp_path / "firmware").mkdir()
+    (tmp_path / "build_lib.sh").write_text(BUILD_LIB)
+    (tmp_path / "firmware" / "crashy.cpp").write_text(FIRMWARE)
+    library = CSimulation(tmp_path, "crashy").build()
+    assert not CSimulation(tmp_path, "crashy").needs_build()
+    whole = library.read_bytes()
+    library.write_bytes(whole[: len(whole) // 3])  # what an interrupted link leaves
+    os.utime(library)  # newer than the sources, as a library written last
+    sim = CSimulation(tmp_path, "crashy")
+    assert sim.needs_build()
+    x = _samples(0)
+    out = sim.run([x], [4])[0]
+    assert np.array_equal(out[:, :3], 2 * x) and library.read_bytes() != whole[: len(whole) // 3]

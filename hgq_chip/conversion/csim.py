@@ -45,6 +45,16 @@ def _write_raw(path: Path, array: np.ndarray) -> int:
     return int(array.shape[1])
 
 
+def _built_mark(library: Path) -> Path:
+    """The file beside a library that a finished build writes (its size and mtime)."""
+    return library.with_name(f".{library.name}.built")
+
+
+def _identity(library: Path) -> str:
+    stat = library.stat()
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
 class CSimulation:
     """The C simulation of the hls4ml project in ``project_dir`` (top function ``project_name``)."""
 
@@ -72,9 +82,11 @@ class CSimulation:
             raise ProjectError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
         path = self._library_path()
         if self.needs_build():
+            _built_mark(path).unlink(missing_ok=True)
             done = subprocess.run(["bash", "build_lib.sh"], cwd=self.project_dir, capture_output=True, text=True)
-            if done.returncode != 0:
+            if done.returncode != 0 or not path.is_file():
                 raise self._compile_error(done.stdout + done.stderr)
+            _built_mark(path).write_text(_identity(path))
         self._library = path
         return path
 
@@ -97,9 +109,12 @@ class CSimulation:
         return not self._is_up_to_date(self._library_path())
 
     def _is_up_to_date(self, library: Path) -> bool:
-        if not library.exists():
+        """The library exists, a finished build marked it (a g++ killed while linking leaves a
+        partial library, which is rebuilt) and it is newer than every source."""
+        mark = _built_mark(library)
+        if not library.exists() or not mark.is_file() or mark.read_text() != _identity(library):
             return False
-        sources = [p for p in self.project_dir.rglob("*") if p.is_file() and p.suffix != ".so"]
+        sources = [p for p in self.project_dir.rglob("*") if p.is_file() and p.suffix != ".so" and p != mark]
         return library.stat().st_mtime >= max(p.stat().st_mtime for p in sources)
 
     def run(self, inputs: list[np.ndarray], output_sizes: list[int]) -> list[np.ndarray]:
