@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HGQChipError
+from ..errors import HGQChipError, ProjectError
 from ..fixed.format import ArrayFormat, FixedFormat
 from ..fixed.interval import Interval
 
@@ -187,11 +187,11 @@ def read_facts(path: Path) -> list[LayerFacts]:
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise HGQChipError(f"cannot read {path} ({error}); convert the model again with `hgq_chip convert`") from error
+        raise ProjectError(f"cannot read {path} ({error}); convert the model again with `hgq_chip convert`") from error
     if payload.get("version") != FACTS_VERSION:
-        raise HGQChipError(f"{path} was written by another hgq_chip version; convert the model again")
+        raise ProjectError(f"{path} was written by another hgq_chip version; convert the model again")
     try:
         return [LayerFacts(layer["name"], layer["class"], [_decode(op) for op in layer["ops"]], layer["inputs"])
                 for layer in payload["layers"]]
     except (KeyError, TypeError) as error:
-        raise HGQChipError(f"{path} is incomplete ({error!r}); convert the model again with `hgq_chip convert`") from error
+        raise ProjectError(f"{path} is incomplete ({error!r}); convert the model again with `hgq_chip convert`") from error

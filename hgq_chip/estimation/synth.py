@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..conversion.output_dir import check_output_dir, replace_atomically
-from ..errors import HGQChipError, ToolMissingError
+from ..errors import HGQChipError, ProjectError, ToolMissingError, UnsupportedConfigurationError
 from . import constants as C
 
 YOSYS_HINT = "install yosys (Debian/Ubuntu: apt-get install -y yosys; or https://github.com/YosysHQ/oss-cad-suite-build)"
@@ -129,7 +129,7 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     from .estimate import check_strategy
 
     if tool != "yosys":
-        raise HGQChipError(f"unknown synthesis tool {tool!r}; only yosys is supported")
+        raise UnsupportedConfigurationError(f"unknown synthesis tool {tool!r}; only yosys is supported")
     strategy = check_strategy(strategy)
     keep = rtl_dir is not None
     reads = [model] if isinstance(model, (str, os.PathLike)) else []
@@ -169,7 +169,7 @@ def load_for_synth(source):
         if path.is_dir():
             path = path / "keras_model.keras"
             if not path.is_file():
-                raise HGQChipError(f"{source} holds no keras_model.keras; pass the .keras model file")
+                raise ProjectError(f"{source} holds no keras_model.keras; pass the .keras model file")
         return load_model(path)
     return source
 

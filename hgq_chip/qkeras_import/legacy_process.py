@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HGQChipError, ModelFileError, ToolMissingError
+from ..errors import DataError, ModelFileError, ToolMissingError
 
 READER = Path(__file__).with_name("legacy_reader.py")
 INSTALL_HINT = "pip install 'hgq_chip[qkeras]' (qkeras, tf-keras matching your TensorFlow, pyparsing)"
@@ -94,7 +94,7 @@ def qkeras_predict(path, x) -> np.ndarray:
     path = _check_model_file(path)
     x = np.asarray(x)
     if x.ndim < 2:
-        raise HGQChipError(f"inputs must have a batch axis first, got shape {x.shape}")
+        raise DataError(f"inputs must have a batch axis first, got shape {x.shape}")
     with tempfile.TemporaryDirectory(prefix="hgq_chip_qkeras_") as scratch:
         x_path, y_path = os.path.join(scratch, "x.npy"), os.path.join(scratch, "y.npy")
         np.save(x_path, x)
