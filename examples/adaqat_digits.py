@@ -25,8 +25,9 @@ import numpy as np  # noqa: E402
 
 from hgq_chip import cost  # noqa: E402
 from hgq_chip.data import load_split  # noqa: E402
-from hgq_chip.layers.adaqat import ADense, adaqat_layers  # noqa: E402
+from hgq_chip.layers.adaqat import ADense  # noqa: E402
 from hgq_chip.layers.adaqat_clone import adaqat_from_model  # noqa: E402
+from hgq_chip.model_walk import adaqat_layers  # noqa: E402
 from hgq_chip.training.adaqat import AdaQATController, total_bitops  # noqa: E402
 from hgq_chip.training.adaqat_plot import plot_bitwidth_trajectories  # noqa: E402
 

@@ -18,30 +18,13 @@ from .conversion.project import as_functional
 from .conversion.project import convert as _convert_project
 from .conversion.verification import VerifyReport
 from .conversion.verification import verify as _verify_project
-from .errors import CalibrationError, DataError, MismatchError, ModelFileError, ProjectError
+from .errors import CalibrationError, DataError, MismatchError, ProjectError
+from .model_file import load_model  # noqa: F401  (public: hgq_chip.load_model)
 
 # How far outside the calibrated range ``random_inputs`` draws by default: the interval
 # around each element's recorded range is this many times as wide, so saturation and
 # wrap-around of the input quantizers are exercised, not only in-range rounding.
 DEFAULT_RANDOM_SCALE = 4.0
-
-
-def load_model(path):
-    """A saved hgq_chip Keras model; missing, unreadable or non-Keras files raise ModelFileError."""
-    import keras
-
-    from . import layers as _register_layers  # noqa: F401  (registers our classes for deserialization)
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {str(path)!r} not found; pass the path of a model saved with model.save('x.keras')")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as error:  # keras raises ValueError, OSError, zipfile errors, ... for bad files
-        raise ModelFileError(
-            f"cannot load {str(path)!r} as a Keras model ({type(error).__name__}: {str(error)[:300]}); "
-            "save it with model.save('name.keras') after importing hgq_chip.layers"
-        ) from error
 
 
 def _as_model(model):

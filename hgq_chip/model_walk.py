@@ -24,3 +24,10 @@ def iter_quantizers(model):
 def iter_costed_layers(model):
     """Layers that contribute EBOPs (they define ``ebops_exact``)."""
     return (layer for layer in iter_layers(model) if hasattr(layer, "ebops_exact"))
+
+
+def adaqat_layers(model) -> list:
+    """Every AdaQAT layer of ``model`` (nested models included), in model order."""
+    from .layers.adaqat import AdaQATLayerMixin
+
+    return [layer for layer in iter_layers(model) if isinstance(layer, AdaQATLayerMixin)]

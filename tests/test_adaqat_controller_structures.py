@@ -13,7 +13,7 @@ import pytest
 
 from hgq_chip.errors import DataError
 from hgq_chip.layers import AConv1D, ADense
-from hgq_chip.layers.adaqat import adaqat_layers
+from hgq_chip.model_walk import adaqat_layers
 from hgq_chip.training import AdaQATController
 
 SIGNED = {"signed": True, "init_alpha": 4.0}

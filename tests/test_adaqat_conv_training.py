@@ -22,7 +22,8 @@ from keras import ops
 import hgq_chip
 from hgq_chip.data import load_split
 from hgq_chip.layers import AConv1D, AConv2D, ADense
-from hgq_chip.layers.adaqat import adaqat_layers, taps_in_range
+from hgq_chip.layers.adaqat import taps_in_range
+from hgq_chip.model_walk import adaqat_layers
 from hgq_chip.training import AdaQATController
 
 N_CLASSES = 10

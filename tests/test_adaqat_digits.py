@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from hgq_chip.data import load_split
-from hgq_chip.layers.adaqat import ADense, adaqat_layers
+from hgq_chip.layers.adaqat import ADense
+from hgq_chip.model_walk import adaqat_layers
 from hgq_chip.layers.adaqat_clone import adaqat_from_model
 from hgq_chip.training.adaqat import AdaQATController, total_bitops
 

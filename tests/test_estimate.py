@@ -19,7 +19,7 @@ from hgq_chip.cli import main
 from hgq_chip.errors import ProjectError, UnsupportedConfigurationError
 from hgq_chip.estimation import estimate
 from hgq_chip.estimation.arithmetic import csd_digits
-from hgq_chip.estimation.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
+from hgq_chip.conversion.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
 from hgq_chip.estimation.ops import cmvm_latency_cost
 from hgq_chip.layers import HConv1D, HDense, HQuantize
 

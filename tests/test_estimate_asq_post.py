@@ -9,7 +9,7 @@ import pytest
 import hgq_chip
 from asq_post_models import randomize_adapters
 from hgq_chip.estimation import estimate
-from hgq_chip.estimation.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
+from hgq_chip.conversion.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
 from hgq_chip.layers import ASQConv2D, ASQDense, HQuantize
 
 

@@ -83,8 +83,8 @@ def write_reports(directory: Path, records, input_types: dict, hls_config: dict)
     summary["inputs"] = {name: render_ap_type(fmt) for name, fmt in input_types.items()}
     with open(directory / SUMMARY_FILE, "w") as handle:
         json.dump(summary, handle, indent=2)
-    # What `hgq_chip estimate DIR` reads, so it needs no Keras model (hgq_chip/estimation/facts.py).
-    from ..estimation.facts import FACTS_FILE, write_facts
+    # What `hgq_chip estimate DIR` reads, so it needs no Keras model (hgq_chip/conversion/facts.py).
+    from .facts import FACTS_FILE, write_facts
 
     write_facts(directory / FACTS_FILE, records, input_types)
     return summary

@@ -40,7 +40,7 @@ def project_options(args, names=("strategy", "clock_period")) -> dict:
     given = {name: getattr(args, name) for name in names}
     _check_given(given)
     chosen = {name: DEFAULTS[name] if value is None else value for name, value in given.items()}
-    from .facts import FACTS_FILE
+    from ..conversion.facts import FACTS_FILE
 
     if not os.path.isfile(os.path.join(args.source, FACTS_FILE)):
         return chosen  # a .keras file, or a folder estimate() refuses with its own error

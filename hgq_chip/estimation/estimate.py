@@ -12,9 +12,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..conversion.facts import FACTS_FILE, facts_from_model, read_facts
 from ..errors import ProjectError, UnsupportedConfigurationError
 from . import constants as C
-from .facts import FACTS_FILE, facts_from_model, read_facts
 from .liveness import operation_liveness
 from .ops import op_cost
 
@@ -93,7 +93,7 @@ def load_facts(source):
                 f"{path} has no {FACTS_FILE}; convert the model again with this hgq_chip version, "
                 "or pass the .keras model file instead of the directory"
             )
-        from ..api import load_model
+        from ..model_file import load_model
 
         source = load_model(path)
     return facts_from_model(source)

@@ -162,7 +162,7 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
 
 
 def load_for_synth(source):
-    from ..api import load_model
+    from ..model_file import load_model
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)

@@ -127,10 +127,3 @@ class AConv2D(AdaQATLayerMixin, _AConvMacs, HConv2D):
 
 
 ADAQAT_LAYERS = (ADense, AConv1D, AConv2D)
-
-
-def adaqat_layers(model) -> list:
-    """Every AdaQAT layer of ``model`` (nested models included), in model order."""
-    from ..model_walk import iter_layers
-
-    return [layer for layer in iter_layers(model) if isinstance(layer, AdaQATLayerMixin)]

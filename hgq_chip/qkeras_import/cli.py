@@ -6,7 +6,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ..conversion.output_file import check_output_file, write_atomically
+from ..atomic_write import write_atomically
+from ..conversion.output_file import check_output_file
 from ..errors import ModelFileError, UnsupportedConfigurationError
 from .quantizer_formats import DEFAULT_INPUT_F
 

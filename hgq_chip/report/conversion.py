@@ -13,7 +13,7 @@ import yaml
 
 from ..conversion.manifest import MANIFEST_FILE
 from ..conversion.reports import CONFIG_FILE, SUMMARY_FILE, WEIGHTS_FILE
-from ..estimation.facts import FACTS_FILE
+from ..conversion.facts import FACTS_FILE
 from ..errors import DataError, ProjectError
 
 

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..conversion.output_file import remove_stale_staging, staging_name
+from ..atomic_write import remove_stale_staging, staging_name
 
 STAGING_PREFIX = ".hgq_chip_report-"
 

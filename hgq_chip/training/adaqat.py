@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from ..errors import DataError
-from ..layers.adaqat import adaqat_layers
+from ..model_walk import adaqat_layers
 
 CSV_FIELDS = ("step", "layer", "kind", "bits", "ceil", "frozen", "task_gradient", "cost_gradient")
 

@@ -138,7 +138,7 @@ class ParetoCheckpoint(keras.callbacks.Callback):
             future.result()
 
     def _write(self, members: dict[str, list], stale: list[str], records: list[dict]) -> None:
-        from ..conversion.output_file import write_atomically
+        from ..atomic_write import write_atomically
 
         for path, weights in members.items():
             self._clone.set_weights(weights)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedLayerError
-from ...estimation.asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
+from ..asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
 from ...fixed.format import FixedFormat
 from ...fixed.interval import Interval
 from ...fixed.minimal import minimal_format_per_element
@@ -153,7 +153,7 @@ def asq_post_rule(layer, intervals):
 
 
 def _estimate_facts(layer, x: Interval, types: dict) -> dict:
-    """The numbers hgq_chip.estimate prices this layer's firmware with (estimation/asq_post_ops.py)."""
+    """The numbers hgq_chip.estimate prices this layer's firmware with (conversion/asq_post_ops.py)."""
     n_out = layer.n_out_channels
     facts = {"types": types, "code_source": code_source_interval(x, types, layer.iq.exponent()),
              "n_elements": layer.n_input_elements(), "positions": layer.n_output_elements() // n_out,

@@ -1,15 +1,15 @@
 """What the resource model needs, taken from the converter's precision records.
 
-Nothing here re-derives a type: every format comes from ``convert.precision.derive``
+Nothing here re-derives a type: every format comes from ``conversion.precision.derive``
 (records, per-element quantizer formats, input intervals) and the model input types of
-``convert.inputs``. The facts are plain arrays, so a conversion can store them as
+``conversion.inputs``. The facts are plain arrays, so a conversion can store them as
 ``estimate_inputs.json`` and ``hgq_chip estimate DIR`` reads them back without Keras.
 
 One layer becomes a list of operations:
 ``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
 Conv kernel, at ``positions`` output positions), ``relu``, ``table``, ``maxpool``,
 ``avgpool`` and ``add``; layers on our own templates (ASQ/POST) bring their operations
-along (``asq_post_ops.py``), including ``product`` (two variable operands). Reshaping
+along (``conversion/asq_post_ops.py``), including ``product`` (two variable operands). Reshaping
 layers cost nothing and have no operations.
 """
 
@@ -138,11 +138,11 @@ def facts_from_records(records, input_types: dict[str, FixedFormat]) -> list[Lay
 def facts_from_model(model) -> list[LayerFacts]:
     """Derive the records exactly as ``convert`` does (no project is written)."""
     from ..calibration import uncalibrated_quantizers
-    from ..conversion.graph import graph_nodes
-    from ..conversion.inputs import all_input_formats
-    from ..conversion.precision import derive
-    from ..conversion.project import as_functional
     from ..errors import CalibrationError
+    from .graph import graph_nodes
+    from .inputs import all_input_formats
+    from .precision import derive
+    from .project import as_functional
 
     missing = uncalibrated_quantizers(model)
     if missing:

@@ -1,7 +1,7 @@
 """Resource operations of the ASQ/POST firmware (``firmware_templates/nnet_asq_post.h``).
 
 These layers run our own template, not hls4ml's dense/conv strategies, so the converter
-describes their arithmetic directly, as operations the generic costs of ops.py price:
+describes their arithmetic directly, as operations the generic costs of ``estimation/ops.py`` price:
 
 - ``cast`` of x (·1/β for ASQ) to the b-bit input codes (rounding and saturation);
 - POT/POST: a ``cmvm`` whose rows are the codes m and, for POST, the shared products x·c,
