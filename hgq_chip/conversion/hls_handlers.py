@@ -4,6 +4,12 @@ hls4ml's Keras 3 front end looks handlers up in ``hls4ml.converters.keras_v3.lay
 by the layer's fully qualified class name; registering there is its public extension point.
 A handler returns hls4ml layer dicts (structure and weight data); the types come from the
 records in ``precision.py`` through the hls4ml configuration.
+
+Registries: :func:`handler` (our layer classes, exact class: hls4ml matches the exact name) and
+:func:`keras_handler` (wrappers of hls4ml's handler for a Keras class). Both refuse a class
+registered twice (:class:`~hgq_chip.registry.DuplicateRegistrationError`). hls4ml asserts its
+mandatory keys only for its own handler classes, so :func:`register_handlers` installs ours
+behind :func:`check_handler_output`, which does the same check with a typed error.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextvars
 
 import numpy as np
 
+from ..errors import UnsupportedLayerError
 from ..fixed.interval import Interval
 from ..layers import (
     HActivation,
@@ -24,9 +31,14 @@ from ..layers import (
     HDenseBatchNorm,
     HQuantize,
 )
+from ..registry import describe, register_once
 from .precision import quantizer_name
 from .records import format_of, quantizer_needs_mask
 
+# The keys hls4ml 1.3 asserts on every dict a Keras 3 handler returns (``mandatory_keys`` in
+# ``KerasV3LayerHandler.__call__``, hls4ml/converters/keras_v3/_base.py). Our handlers are plain
+# functions, so hls4ml never checks their output: check_handler_output does.
+MANDATORY_KEYS = ("name", "class_name", "input_keras_tensor_names", "output_keras_tensor_names")
 
 _HANDLERS: dict = {}
 # Handlers wrapping hls4ml's own one for a Keras class: fn(layer, in_tensors, out_tensors, hls4ml_handler).
@@ -41,12 +53,12 @@ _STREAM_PLAN = contextvars.ContextVar("hgq_chip_stream_plan", default={})
 
 
 def handler(*classes):
-    """Register an hls4ml handler for hgq_chip layer classes (subclasses need their own entry:
-    hls4ml looks handlers up by exact class name)."""
+    """Register ``fn(layer, in_tensors, out_tensors) -> tuple[dict, ...]`` as the hls4ml handler of
+    hgq_chip layer ``classes`` (subclasses need their own entry: hls4ml looks handlers up by
+    exact class name). A class registered twice raises DuplicateRegistrationError."""
 
     def register(fn):
-        for cls in classes:
-            _HANDLERS[cls] = fn
+        register_once(_HANDLERS, classes, fn, "the hls4ml handler (@handler)")
         return fn
 
     return register
@@ -54,14 +66,50 @@ def handler(*classes):
 
 def keras_handler(*classes):
     """Register a wrapper of hls4ml's handler for Keras classes (e.g. pooling). The wrapper gets
-    hls4ml's handler as a fourth argument and runs only inside :func:`converting`."""
+    hls4ml's handler as a fourth argument and runs only inside :func:`converting`. A class
+    registered twice raises DuplicateRegistrationError."""
 
     def register(fn):
-        for cls in classes:
-            _KERAS_HANDLERS[cls] = fn
+        register_once(_KERAS_HANDLERS, classes, fn, "the hls4ml handler wrapper (@keras_handler)")
         return fn
 
     return register
+
+
+def own_handlers() -> dict:
+    """``{layer class: handler}`` registered with :func:`handler` (import ``rules`` first)."""
+    return dict(_HANDLERS)
+
+
+def wrapped_keras_classes() -> tuple[type, ...]:
+    """The Keras classes whose hls4ml handler :func:`keras_handler` wraps."""
+    return tuple(_KERAS_HANDLERS)
+
+
+def check_handler_output(layer, configs, source):
+    """``configs`` unchanged if it is a tuple/list of dicts each holding :data:`MANDATORY_KEYS`.
+
+    Else :class:`~hgq_chip.errors.UnsupportedLayerError` naming ``layer`` and the handler
+    ``source`` (a bug in that handler: hls4ml would fail later with a bare KeyError/assert).
+    """
+    what = f"layer {layer.name!r} ({type(layer).__name__}): hgq_chip's hls4ml handler {describe(source)}"
+    if not isinstance(configs, (tuple, list)) or not all(isinstance(c, dict) for c in configs):
+        raise UnsupportedLayerError(f"{what} returned {type(configs).__name__}, not a tuple of layer dicts; "
+                                    "this is a bug in hgq_chip, please report it")
+    for config in configs:
+        missing = [key for key in MANDATORY_KEYS if key not in config]
+        if missing:
+            raise UnsupportedLayerError(f"{what} made the hls4ml layer {config.get('name', '?')!r} without the keys "
+                                        f"hls4ml requires: {', '.join(missing)}; this is a bug in hgq_chip, please report it")
+    return configs
+
+
+def _checked(fn):
+    def checked(layer, in_tensors, out_tensors):
+        return check_handler_output(layer, fn(layer, in_tensors, out_tensors), fn)
+
+    checked.hgq_chip_handler = fn
+    return checked
 
 
 def class_key(cls) -> str:
@@ -190,7 +238,7 @@ def register_handlers() -> None:
     register_asq_post_hls()
 
     for cls, fn in _HANDLERS.items():
-        layer_handlers[class_key(cls)] = fn
+        layer_handlers[class_key(cls)] = _checked(fn)
     for cls, fn in _KERAS_HANDLERS.items():
         key = class_key(cls)
         current = layer_handlers[key]
@@ -204,7 +252,7 @@ def _dispatching(fn, key):
         original = _HLS4ML_HANDLERS[key]
         if not _CONVERTING.get():
             return original(layer, in_tensors, out_tensors)
-        return fn(layer, in_tensors, out_tensors, original)
+        return check_handler_output(layer, fn(layer, in_tensors, out_tensors, original), fn)
 
     dispatch.hgq_chip_wrapper = True
     return dispatch

@@ -19,6 +19,7 @@ from ..fixed.interval import Interval
 from ..fixed.minimal import minimal_format
 from ..layers import HQuantize
 from ..quantizers.hgq import ActivationQuantizer
+from ..registry import register_once
 from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of, quantizer_needs_mask
 
 Rule = Callable[[keras.layers.Layer, list], LayerRecord]
@@ -26,16 +27,33 @@ _RULES: dict[type, Rule] = {}
 
 
 def rule(*classes):
+    """Register ``fn(layer, input_intervals) -> LayerRecord`` as the precision rule of ``classes``.
+
+    Lookup follows the MRO (:func:`find_rule`), so subclasses inherit a rule unless they
+    register their own. A class registered twice raises
+    :class:`~hgq_chip.registry.DuplicateRegistrationError` (a programming error; the first rule stays).
+    """
+
     def register(fn: Rule) -> Rule:
-        for cls in classes:
-            _RULES[cls] = fn
+        register_once(_RULES, classes, fn, "the precision rule (@rule)")
         return fn
 
     return register
 
 
+def ruled_classes() -> tuple[type, ...]:
+    """The classes registered with :func:`rule` (their subclasses inherit the rule)."""
+    return tuple(_RULES)
+
+
 def find_rule(layer) -> Rule | None:
-    for cls in type(layer).__mro__:
+    """The rule of ``layer``'s class or its nearest registered base class (None: no rule)."""
+    return rule_for_class(type(layer))
+
+
+def rule_for_class(layer_class: type) -> Rule | None:
+    """The rule registered for ``layer_class`` or its nearest base class in the MRO (None: no rule)."""
+    for cls in layer_class.__mro__:
         if cls in _RULES:
             return _RULES[cls]
     return None

@@ -1,7 +1,9 @@
 """Precision rules, one module per family of layers; importing them registers them.
 
 A new layer type gets a rule here (``@rule(LayerClass)`` from ``..precision``) and an hls4ml
-handler (``@handler(LayerClass)`` from ``..hls_handlers``).
+handler (``@handler(LayerClass)`` from ``..hls_handlers``); registering a class twice raises
+``hgq_chip.registry.DuplicateRegistrationError``. ``tests/test_registries.py`` checks that every
+ruled class also has a handler (or hls4ml's own, listed there) and operations in the estimate.
 """
 
 from . import activation, conv, dense, pooling, structure  # noqa: F401

@@ -1,0 +1,205 @@
+"""The conversion registries: no silent double registration, and every ruled class is complete.
+
+"Complete" means: a class with a precision rule (``@rule``, inherited through the MRO) also has
+an hls4ml handler (ours, ``@handler``, or hls4ml's own for the Keras classes listed in
+NATIVE_HLS4ML), and the estimate prices it (operations in ``estimate_inputs.json``, unless it
+is a reshaping layer listed in COST_FREE). Our handlers' dicts must carry the keys hls4ml 1.3
+asserts for its own handlers; those keys are read from hls4ml's source, so an hls4ml upgrade
+that adds one fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+
+import keras
+import numpy as np
+import pytest
+
+import hgq_chip
+from hgq_chip import layers as L
+from hgq_chip.conversion import hls_handlers, precision, rules  # noqa: F401  (rules: registers everything)
+from hgq_chip.conversion.facts import facts_from_model
+from hgq_chip.conversion.graph import graph_nodes
+from hgq_chip.errors import UnsupportedLayerError
+from hgq_chip.estimation import estimate
+from hgq_chip.registry import DuplicateRegistrationError
+
+# Keras classes with a rule and no handler of ours: hls4ml's own handler converts them.
+NATIVE_HLS4ML = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout, keras.layers.AveragePooling1D,
+                 keras.layers.AveragePooling2D}
+# Layers that only rename or reshape wires: no operation, no cost (conversion/facts.py).
+COST_FREE = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout}
+
+
+def ruled_classes() -> set[type]:
+    """Every class registered with @rule, plus each exported hgq_chip layer class a rule reaches."""
+    exported = {getattr(L, name) for name in L.__all__ if isinstance(getattr(L, name), type)}
+    return set(precision.ruled_classes()) | {cls for cls in exported if precision.rule_for_class(cls) is not None}
+
+
+def test_every_exported_layer_class_has_a_rule():
+    exported = {getattr(L, name) for name in L.__all__ if isinstance(getattr(L, name), type)}
+    assert exported <= ruled_classes(), exported - ruled_classes()
+
+
+@pytest.mark.parametrize("decorator", [precision.rule, hls_handlers.handler, hls_handlers.keras_handler])
+def test_a_second_registration_of_a_class_is_refused_and_the_first_stays(decorator):
+    class Probe(keras.layers.Layer):
+        pass
+
+    class Twice(keras.layers.Layer):
+        pass
+
+    tables = [precision._RULES, hls_handlers._HANDLERS, hls_handlers._KERAS_HANDLERS]
+
+    def first(*args):
+        return "first"
+
+    def second(*args):
+        return "second"
+
+    try:
+        decorator(Probe)(first)
+        with pytest.raises(DuplicateRegistrationError, match=r"Probe is already registered as .*first.*second"):
+            decorator(Probe)(second)
+        assert [table[Probe] for table in tables if Probe in table] == [first]
+        with pytest.raises(DuplicateRegistrationError, match="Twice is listed twice"):
+            decorator(Twice, Twice)(first)
+        assert not any(Twice in table for table in tables)  # nothing registered by a refused call
+    finally:
+        for table in tables:
+            table.pop(Probe, None)
+            table.pop(Twice, None)
+
+
+def test_registering_a_shipped_class_again_is_refused():
+    with pytest.raises(DuplicateRegistrationError, match="HDense is already registered as the precision rule"):
+        precision.rule(L.HDense)(lambda layer, intervals: None)
+    with pytest.raises(DuplicateRegistrationError, match="HActivation is already registered as the hls4ml handler"):
+        hls_handlers.handler(L.HActivation)(lambda layer, inputs, outputs: ())
+    assert precision._RULES[L.HDense].__name__ == "hdense_rule"
+    assert hls_handlers._HANDLERS[L.HActivation].__name__ == "handle_hactivation"
+
+
+def test_every_ruled_class_has_an_hls4ml_handler():
+    from hls4ml.converters.keras_v3 import layer_handlers
+
+    ours = set(hls_handlers.own_handlers())
+    without = ruled_classes() - ours
+    assert without == NATIVE_HLS4ML | set(hls_handlers.wrapped_keras_classes()), (
+        "a ruled class needs @handler, or hls4ml's own handler listed in NATIVE_HLS4ML / wrapped by @keras_handler")
+    for cls in without:
+        assert hls_handlers.class_key(cls) in layer_handlers, f"hls4ml 1.3 has no handler for {cls.__name__}"
+    assert not (NATIVE_HLS4ML & ours), "NATIVE_HLS4ML lists a class that has a handler of ours"
+
+
+def test_our_mandatory_keys_are_the_ones_hls4ml_asserts():
+    from hls4ml.converters.keras_v3._base import KerasV3LayerHandler
+
+    tree = ast.parse(inspect.getsource(KerasV3LayerHandler.__call__).lstrip())
+    found = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+             and any(getattr(t, "id", None) == "mandatory_keys" for t in node.targets)]
+    assert len(found) == 1, "hls4ml's handler base no longer names mandatory_keys: re-check its contract"
+    assert set(ast.literal_eval(found[0])) == set(hls_handlers.MANDATORY_KEYS)
+
+
+def test_a_handler_output_without_the_mandatory_keys_is_a_typed_error():
+    layer = keras.layers.Dense(2, name="d")
+    good = {"name": "d", "class_name": "Dense", "input_keras_tensor_names": ["x"], "output_keras_tensor_names": ["y"]}
+    assert hls_handlers.check_handler_output(layer, (good,), test_a_handler_output_without_the_mandatory_keys_is_a_typed_error) == (good,)
+    for broken, message in [({k: v for k, v in good.items() if k != "class_name"}, "class_name"),
+                            ({"name": "d"}, "input_keras_tensor_names")]:
+        with pytest.raises(UnsupportedLayerError, match=f"layer 'd'.*{message}"):
+            hls_handlers.check_handler_output(layer, (good, broken), str)
+    with pytest.raises(UnsupportedLayerError, match="not a tuple of layer dicts"):
+        hls_handlers.check_handler_output(layer, good, str)
+
+
+# ---- every ruled class, converted by its handler and priced by the estimate ---------------------
+
+ASQ_IN = {"kind": "asq", "bits": 4, "signed": True}
+POST_K = {"kind": "post", "bits": 4}
+
+
+def _one_d(inp):
+    q = L.HQuantize(name="q1")(inp)
+    x = L.HConv1D(4, 3, activation="relu", name="conv1")(q)
+    x = L.HConv1DBatchNorm(4, 2, name="conv1bn")(x)
+    x = L.AConv1D(3, 2, name="aconv1")(x)
+    x = keras.layers.MaxPooling1D(2, name="max1")(x)
+    x = keras.layers.AveragePooling1D(2, name="avg1")(x)
+    y = L.ASQConv1D(2, 2, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqconv1")(q)
+    return keras.layers.Flatten(name="flat1")(x), keras.layers.Flatten(name="flat1b")(y)
+
+
+def _two_d(inp):
+    q = L.HQuantize(name="q2")(inp)
+    x = L.HConv2D(3, 2, name="conv2")(q)
+    x = L.HConv2DBatchNorm(3, 2, name="conv2bn")(x)
+    x = L.AConv2D(2, 1, name="aconv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="max2")(x)
+    x = keras.layers.AveragePooling2D(1, name="avg2")(x)
+    y = L.ASQConv2D(2, 2, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqconv2")(q)
+    return keras.layers.Flatten(name="flat2")(x), keras.layers.Flatten(name="flat2b")(y)
+
+
+def _dense(inp):
+    q = L.HQuantize(name="q3")(inp)
+    x = L.HDense(4, activation="relu", name="dense")(q)
+    x = keras.layers.Dropout(0.5, name="drop")(x)
+    a = L.HDenseBatchNorm(4, name="densebn")(x)
+    b = L.ADense(4, name="adense")(x)
+    s = keras.layers.Add(name="add")([a, b])
+    t = L.HAdd(name="hadd")([a, s])
+    t = L.HActivation("tanh", name="act")(t)
+    t = keras.layers.Reshape((2, 2), name="reshape")(t)
+    u = L.ASQDense(3, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqdense")(q)
+    return keras.layers.Flatten(name="flat3")(t), u
+
+
+@pytest.fixture(scope="module")
+def every_class_model():
+    keras.utils.set_random_seed(3)
+    inputs = [keras.Input((9, 3), name="series"), keras.Input((6, 6, 2), name="image"), keras.Input((6,), name="vector")]
+    outputs = [*_one_d(inputs[0]), *_two_d(inputs[1]), *_dense(inputs[2])]
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    hgq_chip.calibrate(model, [rng.normal(0, 1, (64, *t.shape[1:])).astype(np.float32) for t in inputs])
+    return model
+
+
+def test_the_model_holds_every_ruled_class(every_class_model):
+    present = {type(layer) for layer in every_class_model.layers}
+    assert ruled_classes() <= present, f"add these classes to every_class_model: {ruled_classes() - present}"
+
+
+def test_every_ruled_layer_is_priced_by_the_estimate(every_class_model):
+    facts = {f.name: f for f in facts_from_model(every_class_model)}
+    result = {e.layer: e for e in estimate(every_class_model).layers}
+    for layer in every_class_model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        assert layer.name in facts and layer.name in result, f"{layer.name} is missing from the estimate"
+        if type(layer) in COST_FREE:
+            assert facts[layer.name].ops == [], f"{layer.name} ({type(layer).__name__}) is listed as free but has ops"
+        else:
+            assert facts[layer.name].ops, f"{layer.name} ({type(layer).__name__}) has no operations to price"
+    assert result["dense"].lut > 0 and result["asqdense"].lut > 0
+
+
+def test_our_handlers_return_the_keys_hls4ml_requires(every_class_model):
+    from hls4ml.converters.keras_v3 import layer_handlers
+
+    checked = set()
+    with hls_handlers.converting():
+        for node in graph_nodes(every_class_model):
+            cls = type(node.layer)
+            if cls not in hls_handlers.own_handlers() and cls not in hls_handlers.wrapped_keras_classes():
+                continue
+            registered = layer_handlers[hls_handlers.class_key(cls)]
+            configs = registered(node.layer, list(node.inputs), list(node.outputs))
+            assert configs and all(set(hls_handlers.MANDATORY_KEYS) <= set(config) for config in configs), cls
+            checked.add(cls)
+    assert checked == set(hls_handlers.own_handlers()) | set(hls_handlers.wrapped_keras_classes())
