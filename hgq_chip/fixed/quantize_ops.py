@@ -1,7 +1,12 @@
-"""The quantizer in ``keras.ops``, for training; it must equal the NumPy reference exactly.
+"""The quantizer in ``keras.ops``; it must equal the NumPy reference exactly.
+
+This is the one Keras quantize op: ``tests/test_fixed_exact.py`` checks it against the NumPy
+reference (``quantize_np``) and compiled ap_fixed C++ on a grid of ties, edges and wrap periods,
+and every quantizer layer's inference path calls it (``quantizers/hgq.py``, ``quantizers/adaqat.py``).
 
 Every step is exact in the input's float dtype: multiplying by powers of two, floor,
 and the subtraction v - floor(v) never round (for widths the float mantissa holds).
+Domain (float32): abs(x) * 2**f < 2**128 and normal floats (see ``tests/test_fixed_exact.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,18 @@ from .format import ArrayFormat, FixedFormat
 from .modes import Overflow, Rounding
 
 
+def pow2(n):
+    """2**n for integer-valued float tensors ``n``, exactly (``exp2``; ``ops.power`` where a Keras lacks it).
+
+    Shape and dtype of ``n`` (integer dtypes become Keras' floatx). Exact for integers n whose
+    2**n is a normal float of that dtype (float32: -126 <= n <= 127).
+    """
+    return ops.exp2(n) if hasattr(ops, "exp2") else ops.power(2.0, n)
+
+
 def round_scaled(v, rounding: Rounding):
+    """``v`` (already scaled by 2**f) rounded to an integer: TRN floors, RND rounds half up,
+    RND_CONV rounds half to even (ap_fixed's AP_TRN, AP_RND, AP_RND_CONV). Same shape/dtype as ``v``."""
     floor = ops.floor(v)
     if rounding is Rounding.TRN:
         return floor
@@ -24,8 +40,9 @@ def round_scaled(v, rounding: Rounding):
 
 
 def overflow_integer(m, k, n, overflow: Overflow):
-    top = ops.power(2.0, n)
-    top = ops.cast(top, m.dtype)
+    """The integer code ``m`` brought into a signed (k=1) or unsigned (k=0) type of n = i + f
+    magnitude bits: WRAP (two's complement), SAT or SAT_SYM, as ap_fixed does. Broadcasts."""
+    top = ops.cast(pow2(ops.cast(n, m.dtype)), m.dtype)
     k = ops.cast(k, m.dtype)
     if overflow is Overflow.WRAP:
         span = top * (1.0 + k)
@@ -38,7 +55,14 @@ def overflow_integer(m, k, n, overflow: Overflow):
 
 
 def quantize(x, k, i, f, rounding="TRN", overflow="WRAP"):
-    """``keras.ops`` twin of :func:`hgq_chip.fixed.quantize_np.quantize` (no gradients defined here)."""
+    """``keras.ops`` twin of :func:`hgq_chip.fixed.quantize_np.quantize` (no gradients defined here).
+
+    ``x`` of any shape; ``k`` (sign bit, 0/1), ``i`` (integer bits) and ``f`` (fractional bits)
+    broadcast against it; a format of width k + i + f <= 0 gives 0. Result: ``x``'s float dtype
+    (float32 for integer input), values on the grid 2**-f inside the format. Raises ValueError
+    for an unknown rounding/overflow name. Formulas: Xilinx UG1399, "Arbitrary Precision
+    Fixed-Point Data Types" (quantization and overflow modes).
+    """
     rounding = Rounding.parse(rounding)
     overflow = Overflow.parse(overflow)
     x = ops.convert_to_tensor(x)
@@ -47,7 +71,7 @@ def quantize(x, k, i, f, rounding="TRN", overflow="WRAP"):
     k = ops.cast(k, dtype)
     f = ops.cast(f, dtype)
     n = ops.cast(i, dtype) + f
-    scale = ops.power(ops.cast(2.0, dtype), f)
+    scale = pow2(f)
     m = overflow_integer(round_scaled(x * scale, rounding), k, n, overflow)
     result = m / scale
     return ops.where(k + n <= 0, ops.zeros_like(result), result)

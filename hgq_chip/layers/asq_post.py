@@ -23,11 +23,11 @@ from keras import ops
 
 from ..fixed.interval import Interval
 from ..fixed.minimal import bits_of_constant
+from ..fixed.quantize_ops import pow2
 from ..quantizers.asq import ASQActivationQuantizer
 from ..quantizers.hgq import WeightQuantizer
 from ..quantizers.lsq import LSQActivationQuantizer, LSQWeightQuantizer
 from ..quantizers.post import LogWeightQuantizer, level_shift_and_odd
-from ..quantizers.surrogate import pow2
 from .base import QuantizedLayerMixin, merged_config
 
 DEFAULT_ASQ_INPUT = {"kind": "asq", "bits": 4, "signed": False}

@@ -30,10 +30,10 @@ from ..fixed.minimal import ceil_log2, integer_bits
 from ..fixed.modes import Overflow, Rounding
 from ..fixed.quantize_np import quantize as quantize_np
 from ..fixed.quantize_np import round_scaled as round_scaled_np
+from ..fixed.quantize_ops import pow2, round_scaled
 from ..fixed.quantize_ops import quantize as quantize_ops
-from ..fixed.quantize_ops import round_scaled
 from .ranges import RecordedRangeMixin
-from .surrogate import ceil_log2_integer, pow2, round_ste, straight_through
+from .surrogate import ceil_log2_integer, round_ste, straight_through
 
 # Weights get rounded half up, as activations do (one rounding mode in the whole layer).
 ROUNDING = Rounding.RND

@@ -26,9 +26,8 @@ import numpy as np
 from keras import ops
 
 from ..fixed.modes import Rounding
-from ..fixed.quantize_ops import round_scaled
+from ..fixed.quantize_ops import pow2, round_scaled
 from .lsq import LSQActivationQuantizer, lsq_fake_quantize, power_of_two_ste, round_half_up_ste, scale_gradient
-from .surrogate import pow2
 
 BETA_MIN = 0.5
 BETA_INTEGER_BITS = 1  # beta_t holds [0, 2 − 2**−beta_bits]

@@ -16,13 +16,12 @@ from ..fixed.minimal import integer_bits
 from ..fixed.modes import Overflow, Rounding
 from ..fixed.quantize_np import quantize as quantize_np
 from ..fixed.quantize_np import round_scaled as round_scaled_np
-from ..fixed.quantize_ops import overflow_integer
+from ..fixed.quantize_ops import quantize as quantize_ops
 from .granularity import Granularity
 from .ranges import RecordedRangeMixin
 from .surrogate import (
     fractional_bit_gradient_term,
     integer_bits_from_range,
-    pow2,
     round_ste,
     round_to_bits,
     straight_through,
@@ -135,14 +134,12 @@ class ActivationQuantizer(RecordedRangeMixin, _FractionalBitsQuantizer):
         return straight_through(x, q) + fractional_bit_gradient_term(x, q, f)
 
     def _quantize_inference(self, x, f_value):
+        """The firmware's cast: :func:`hgq_chip.fixed.quantize_ops.quantize` (the op the three-way
+        grid checks against NumPy and ap_fixed) with k and i from the recorded range; elements
+        whose range was never recorded are only rounded."""
         k, i = integer_bits_from_range(self.range_lo, self.range_hi, f_value, self.rounding)
-        scale = pow2(f_value)
-        m = round_to_bits(x, f_value, self.rounding) * scale
-        m = overflow_integer(m, k, i + f_value, self.overflow)
-        q = m / scale
-        q = ops.where(k + i + f_value <= 0, ops.zeros_like(q), q)
-        rounded_only = round_to_bits(x, f_value, self.rounding)
-        return ops.where(self.range_seen > 0, q, rounded_only)
+        q = quantize_ops(x, k, i, f_value, self.rounding, self.overflow)
+        return ops.where(self.range_seen > 0, q, round_to_bits(x, f_value, self.rounding))
 
     def bits_surrogate(self):
         k, i = integer_bits_from_range(

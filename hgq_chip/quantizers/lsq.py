@@ -20,8 +20,7 @@ from keras import ops
 
 from ..fixed.format import ArrayFormat, FixedFormat
 from ..fixed.modes import Overflow, Rounding
-from ..fixed.quantize_ops import round_scaled
-from .surrogate import pow2
+from ..fixed.quantize_ops import pow2, round_scaled
 
 
 def code_range(bits: int, signed: bool) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import math
 from keras import ops
 
 from ..fixed.modes import Rounding
-from ..fixed.quantize_ops import round_scaled
+from ..fixed.quantize_ops import pow2, round_scaled
 
 LN2 = math.log(2.0)
 
@@ -20,11 +20,6 @@ LN2 = math.log(2.0)
 def round_ste(f):
     """round(f) forward (half to even, as np.round), identity gradient."""
     return ops.round(f) + (f - ops.stop_gradient(f))
-
-
-def pow2(n):
-    """2**n for integer-valued float tensors, exactly (pow may be inexact on some backends)."""
-    return ops.exp2(n) if hasattr(ops, "exp2") else ops.power(2.0, n)
 
 
 def ceil_log2_integer(m):
