@@ -77,3 +77,25 @@ def conv_calibration_inputs(n: int = 256, seed: int = 0) -> list[np.ndarray]:
     image = rng.normal(0.0, 1.0, (n, 7, 6, 2)) * rng.uniform(0.3, 2.0, (n, 1, 1, 1))
     series = rng.normal(0.0, 1.0, (n, 9, 3)) * rng.uniform(0.3, 2.0, (n, 1, 1))
     return [image.astype(np.float32), series.astype(np.float32)]
+
+
+def asq_dense_reference(layer, x):
+    """The fixed-point steps of the firmware, written out in NumPy float64."""
+    x = np.asarray(x, np.float64)
+    iq = layer.iq
+    if layer.adaptive:
+        c = iq.adapter_constants()
+        s = x.sum(axis=1, keepdims=True)
+        if iq.adapter_hidden:
+            z = np.maximum(s * c["a1"] + c["d1"], 0) @ c["a2"][:, None] + c["d2"]
+        else:
+            z = s * c["a1"] + c["d1"]
+        lo, hi = iq.beta_code_range
+        codes_beta = np.clip(np.floor(z * 2**iq.beta_bits + 0.5), lo, hi)
+        beta = codes_beta / 2**iq.beta_bits
+        r = iq.reciprocal_table()[(codes_beta - lo).astype(int)]
+    else:
+        beta = r = 1.0
+    m = np.clip(np.floor(x * r * 2.0 ** -iq.exponent() + 0.5), iq.q_n, iq.q_p)
+    y = (m @ layer.kernel_units()) * beta * 2.0 ** layer.output_exponent() + layer.quantized_bias()
+    return np.maximum(y, 0) if layer.activation.__name__ == "relu" else y

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
+from asq_post_models import asq_dense_reference
 from hgq_chip.fixed.minimal import fractional_bits
 from hgq_chip.fixed.quantize_np import quantize_to
 from hgq_chip.layers import ASQDense
@@ -126,28 +127,6 @@ def test_reciprocal_table_rounds_one_over_beta_half_up():
 
 
 # ---- ASQDense ---------------------------------------------------------------------------------
-def _reference(layer, x):
-    """The fixed-point steps of the firmware, written out in NumPy float64."""
-    x = np.asarray(x, np.float64)
-    iq = layer.iq
-    if layer.adaptive:
-        c = iq.adapter_constants()
-        s = x.sum(axis=1, keepdims=True)
-        if iq.adapter_hidden:
-            z = np.maximum(s * c["a1"] + c["d1"], 0) @ c["a2"][:, None] + c["d2"]
-        else:
-            z = s * c["a1"] + c["d1"]
-        lo, hi = iq.beta_code_range
-        codes_beta = np.clip(np.floor(z * 2**iq.beta_bits + 0.5), lo, hi)
-        beta = codes_beta / 2**iq.beta_bits
-        r = iq.reciprocal_table()[(codes_beta - lo).astype(int)]
-    else:
-        beta = r = 1.0
-    m = np.clip(np.floor(x * r * 2.0 ** -iq.exponent() + 0.5), iq.q_n, iq.q_p)
-    y = (m @ layer.kernel_units()) * beta * 2.0 ** layer.output_exponent() + layer.quantized_bias()
-    return np.maximum(y, 0) if layer.activation.__name__ == "relu" else y
-
-
 @pytest.mark.parametrize("act, weights", [("lsq", "post"), ("asq", "lsq"), ("asq", "post"), ("asq", "pot")])
 def test_asq_dense_inference_is_the_fixed_point_reference(act, weights):
     rng = np.random.default_rng(2)
@@ -160,7 +139,7 @@ def test_asq_dense_inference_is_the_fixed_point_reference(act, weights):
         for var in (layer.iq.a1, layer.iq.d1, layer.iq.a2):
             var.assign(rng.normal(0, 0.3, var.shape))
     y = np.asarray(layer(x, training=False), np.float64)
-    assert np.array_equal(y, _reference(layer, x))
+    assert np.array_equal(y, asq_dense_reference(layer, x))
     trained = np.asarray(layer(x, training=True), np.float64)
     assert np.abs(trained - y).max() < 0.5 * np.abs(y).max()  # same function, float path
 

@@ -135,8 +135,9 @@ def _dense_on_rank4():
 
 
 def _float16_layer():
+    # hgq_chip's own layers refuse float16 when built (test below); Keras layers reach convert.
     inp = keras.Input((4,))
-    return inp, HDense(2, name="opt", dtype="float16", **Q)(HQuantize(PL)(inp))
+    return inp, keras.layers.Reshape((2, 2), name="opt", dtype="float16")(HQuantize(PL)(inp))
 
 
 @pytest.mark.parametrize("build, option", [
@@ -149,6 +150,12 @@ def _float16_layer():
 def test_layer_option_not_reproduced_is_refused(tmp_path, build, option):
     model = _calibrated(*build())
     assert_refused(model, tmp_path, UnsupportedLayerError, "'opt'", option)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "mixed_float16", "mixed_bfloat16"])
+def test_our_layers_refuse_a_non_float32_dtype_when_constructed(dtype):
+    with pytest.raises(UnsupportedConfigurationError, match=f"layer 'opt' \\(HDense\\) has dtype policy '{dtype}'"):
+        HDense(2, name="opt", dtype=dtype, **Q)
 
 
 def test_fused_activation_changed_after_construction_is_refused(tmp_path):

@@ -21,6 +21,7 @@ from keras import ops
 
 from ..errors import CalibrationError, UnsupportedLayerError
 from ..fixed.format import FixedFormat
+from ..quantizers.dtype_policy import check_exact_dtype_policy
 from ..quantizers.hgq import ActivationQuantizer
 from .base import DEFAULT_INPUT_QUANTIZER, EXACT_FUSED_ACTIVATIONS, merged_config
 
@@ -64,6 +65,7 @@ class HActivation(keras.layers.Activation):
 
     def __init__(self, activation, input_quantizer=None, output_quantizer=None, **kwargs):
         super().__init__(activation, **kwargs)
+        check_exact_dtype_policy(self)
         name = activation_name(self.activation)
         if name in NON_ELEMENTWISE_ACTIVATIONS:
             raise UnsupportedLayerError(
@@ -79,12 +81,12 @@ class HActivation(keras.layers.Activation):
             )
         input_defaults = DEFAULT_TABLE_INPUT_QUANTIZER if self.uses_table else DEFAULT_INPUT_QUANTIZER
         self.input_quantizer_config = merged_config(input_defaults, input_quantizer)
-        self.iq = ActivationQuantizer(name="iq", **self.input_quantizer_config)
+        self.iq = ActivationQuantizer(name="iq", dtype=self.dtype_policy, **self.input_quantizer_config)
         self.output_quantizer_config = None
         self.oq = None
         if self.uses_table:
             self.output_quantizer_config = merged_config(DEFAULT_OUTPUT_QUANTIZER, output_quantizer)
-            self.oq = ActivationQuantizer(name="oq", **self.output_quantizer_config)
+            self.oq = ActivationQuantizer(name="oq", dtype=self.dtype_policy, **self.output_quantizer_config)
 
     def build(self, input_shape):
         # Per-sample shape: tables are evaluated on all elements even when iq.f is shared.

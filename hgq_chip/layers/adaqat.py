@@ -37,9 +37,9 @@ class AdaQATLayerMixin:
         self.kernel_quantizer_config = merged_config(DEFAULT_ADAQAT_KERNEL, kernel_quantizer)
         self.bias_quantizer_config = merged_config(DEFAULT_ADAQAT_BIAS, bias_quantizer)
         self.beta0 = float(beta0)
-        self.iq = AdaQATActivationQuantizer(name="iq", **self.input_quantizer_config)
-        self.kq = AdaQATWeightQuantizer(name="kq", **self.kernel_quantizer_config)
-        self.bq = WeightQuantizer(name="bq", **self.bias_quantizer_config)
+        self.iq = AdaQATActivationQuantizer(name="iq", dtype=self.dtype_policy, **self.input_quantizer_config)
+        self.kq = AdaQATWeightQuantizer(name="kq", dtype=self.dtype_policy, **self.kernel_quantizer_config)
+        self.bq = WeightQuantizer(name="bq", dtype=self.dtype_policy, **self.bias_quantizer_config)
 
     def bit_widths(self) -> dict:
         """The learned real-valued bit-widths: {"w": N_w, "a": N_a}."""

@@ -39,8 +39,8 @@ ACTIVATION_KINDS = ("lsq", "asq")
 WEIGHT_KINDS = ("lsq", "pot", "post")
 
 
-def make_activation_quantizer(config: dict):
-    options = dict(config)
+def make_activation_quantizer(config: dict, dtype=None):
+    options = dict(config, dtype=dtype)
     kind = options.pop("kind")
     if kind not in ACTIVATION_KINDS:
         raise ValueError(f"input_quantizer kind must be one of {ACTIVATION_KINDS}, got {kind!r}")
@@ -48,8 +48,8 @@ def make_activation_quantizer(config: dict):
     return cls(name="iq", **options)
 
 
-def make_weight_quantizer(config: dict):
-    options = dict(config)
+def make_weight_quantizer(config: dict, dtype=None):
+    options = dict(config, dtype=dtype)
     kind = options.pop("kind")
     if kind not in WEIGHT_KINDS:
         raise ValueError(f"kernel_quantizer kind must be one of {WEIGHT_KINDS}, got {kind!r}")
@@ -70,9 +70,9 @@ class ASQPostMixin(QuantizedLayerMixin):
         self.kernel_quantizer_config = merged_config(DEFAULT_ASQ_KERNEL, kernel_quantizer)
         self.bias_quantizer_config = merged_config(DEFAULT_ASQ_BIAS, bias_quantizer)
         self.beta0 = float(beta0)
-        self.iq = make_activation_quantizer(self.input_quantizer_config)
-        self.kq = make_weight_quantizer(self.kernel_quantizer_config)
-        self.bq = WeightQuantizer(name="bq", **self.bias_quantizer_config)
+        self.iq = make_activation_quantizer(self.input_quantizer_config, self.dtype_policy)
+        self.kq = make_weight_quantizer(self.kernel_quantizer_config, self.dtype_policy)
+        self.bq = WeightQuantizer(name="bq", dtype=self.dtype_policy, **self.bias_quantizer_config)
 
     def _build_asq_post(self, input_shape):
         self._build_quantizers(input_shape, self.kernel.shape, self.bias.shape if self.use_bias else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from ..quantizers.dtype_policy import check_exact_dtype_policy
 from ..quantizers.hgq import ActivationQuantizer, WeightQuantizer
 
 DEFAULT_INPUT_QUANTIZER = {"granularity": "per-element", "init_f": 6.0, "rounding": "RND", "overflow": "WRAP"}
@@ -38,7 +39,13 @@ class QuantizedLayerMixin:
     """
 
     def _check_keras_options(self):
-        """Refuse parent options that would bypass the quantizers or break exactness."""
+        """Refuse parent options that would bypass the quantizers or break exactness.
+
+        Raises ValueError (a non-exact fused activation, LoRA, ``quantization_config``) and
+        :class:`~hgq_chip.errors.UnsupportedConfigurationError` for a dtype policy that does not
+        compute in float32/float64 (``mixed_float16``, ``mixed_bfloat16``, ...).
+        """
+        check_exact_dtype_policy(self)
         check_fused_activation(self.name, self.activation)
         if getattr(self, "lora_rank", None):
             raise ValueError(f"{self.name}: LoRA is not supported on quantized layers")
@@ -52,9 +59,9 @@ class QuantizedLayerMixin:
         self.kernel_quantizer_config = merged_config(DEFAULT_KERNEL_QUANTIZER, kernel_quantizer)
         self.bias_quantizer_config = merged_config(DEFAULT_BIAS_QUANTIZER, bias_quantizer)
         self.beta0 = float(beta0)
-        self.iq = ActivationQuantizer(name="iq", **self.input_quantizer_config)
-        self.kq = WeightQuantizer(name="kq", **self.kernel_quantizer_config)
-        self.bq = WeightQuantizer(name="bq", **self.bias_quantizer_config)
+        self.iq = ActivationQuantizer(name="iq", dtype=self.dtype_policy, **self.input_quantizer_config)
+        self.kq = WeightQuantizer(name="kq", dtype=self.dtype_policy, **self.kernel_quantizer_config)
+        self.bq = WeightQuantizer(name="bq", dtype=self.dtype_policy, **self.bias_quantizer_config)
 
     def _build_quantizers(self, input_shape, kernel_shape, bias_shape):
         self.iq.build(input_shape)

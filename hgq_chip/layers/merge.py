@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from ..quantizers.dtype_policy import check_exact_dtype_policy
+
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
 class HAdd(keras.layers.Add):
@@ -16,3 +18,7 @@ class HAdd(keras.layers.Add):
     significand (far wider than quantized activations get). Takes every ``Add`` argument;
     it has no quantizers and no EBOPs (additions are not counted).
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        check_exact_dtype_policy(self)

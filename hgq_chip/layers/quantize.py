@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from ..quantizers.dtype_policy import check_exact_dtype_policy
 from ..quantizers.hgq import ActivationQuantizer
 
 DEFAULT_HQUANTIZE = {"granularity": "per-element", "init_f": 6.0, "rounding": "RND", "overflow": "SAT"}
@@ -18,9 +19,10 @@ class HQuantize(keras.layers.Layer):
 
     def __init__(self, quantizer=None, **kwargs):
         super().__init__(**kwargs)
+        check_exact_dtype_policy(self)
         self.quantizer_config = dict(DEFAULT_HQUANTIZE)
         self.quantizer_config.update(quantizer or {})
-        self.q = ActivationQuantizer(name="q", **self.quantizer_config)
+        self.q = ActivationQuantizer(name="q", dtype=self.dtype_policy, **self.quantizer_config)
 
     def build(self, input_shape):
         self.q.build(input_shape)

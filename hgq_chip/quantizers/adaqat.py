@@ -32,6 +32,7 @@ from ..fixed.quantize_np import quantize as quantize_np
 from ..fixed.quantize_np import round_scaled as round_scaled_np
 from ..fixed.quantize_ops import pow2, round_scaled
 from ..fixed.quantize_ops import quantize as quantize_ops
+from .dtype_policy import check_exact_dtype_policy
 from .ranges import RecordedRangeMixin
 from .surrogate import ceil_log2_integer, round_ste, straight_through
 
@@ -49,6 +50,7 @@ class _BitWidthQuantizer(keras.layers.Layer):
 
     def __init__(self, init_bits=8.0, min_bits=1, max_bits=16, **kwargs):
         super().__init__(**kwargs)
+        check_exact_dtype_policy(self)
         self.init_bits = float(init_bits)
         self.min_bits = int(min_bits)
         self.max_bits = int(max_bits)

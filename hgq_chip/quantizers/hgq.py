@@ -17,6 +17,7 @@ from ..fixed.modes import Overflow, Rounding
 from ..fixed.quantize_np import quantize as quantize_np
 from ..fixed.quantize_np import round_scaled as round_scaled_np
 from ..fixed.quantize_ops import quantize as quantize_ops
+from .dtype_policy import check_exact_dtype_policy
 from .granularity import Granularity
 from .ranges import RecordedRangeMixin
 from .surrogate import (
@@ -33,6 +34,7 @@ class _FractionalBitsQuantizer(keras.layers.Layer):
 
     def __init__(self, granularity="per-element", init_f=6.0, rounding="RND", trainable_f=True, **kwargs):
         super().__init__(**kwargs)
+        check_exact_dtype_policy(self)
         self.granularity = Granularity.parse(granularity)
         self.init_f = float(init_f)
         self.rounding = Rounding.parse(rounding)

@@ -21,6 +21,7 @@ from keras import ops
 from ..fixed.format import ArrayFormat, FixedFormat
 from ..fixed.modes import Overflow, Rounding
 from ..fixed.quantize_ops import pow2, round_scaled
+from .dtype_policy import check_exact_dtype_policy
 
 
 def code_range(bits: int, signed: bool) -> tuple[int, int]:
@@ -81,6 +82,7 @@ class _StepQuantizer(keras.layers.Layer):
 
     def __init__(self, bits: int = 4, signed: bool = False, init_step: float = 0.25, trainable_step: bool = True, **kwargs):
         super().__init__(**kwargs)
+        check_exact_dtype_policy(self)
         bits = int(bits)
         if not 1 <= bits <= 16 or (signed and bits < 2):
             raise ValueError(f"{self.name}: bits must be in 1..16 (2..16 when signed), got {bits}")

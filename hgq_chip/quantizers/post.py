@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from .dtype_policy import check_exact_dtype_policy
 from .lsq import MinimumValue, power_of_two_ste, scale_gradient
 
 KINDS = ("pot", "post")
@@ -66,6 +67,7 @@ class LogWeightQuantizer(keras.layers.Layer):
     def __init__(self, kind: str = "post", bits: int = 4, sqrt2_bits: int = DEFAULT_SQRT2_BITS, init_alpha: float = 1.0,
                  trainable_alpha: bool = True, **kwargs):
         super().__init__(**kwargs)
+        check_exact_dtype_policy(self)
         self.kind = str(kind).lower()
         self.bits = int(bits)
         self.sqrt2_bits = int(sqrt2_bits)
