@@ -69,8 +69,10 @@ def remove_dead_partials(real: Path) -> None:
 def write_atomically(path, write, suffix: str = "") -> Path:
     """Call ``write(partial_path)`` for a partial file beside ``path``, then rename it over ``path``.
 
-    ``suffix`` ends the partial file's name (Keras needs ``.keras``). If ``write`` raises, the
-    partial file is removed and ``path`` is untouched. Returns ``path``.
+    ``suffix`` ends the partial file's name (Keras needs ``.keras``). If ``write`` raises (or
+    Ctrl-C arrives), the partial file is removed, ``path`` is untouched and the exception
+    propagates (OSError from the rename too). Returns ``path``. Checks no path: callers check it
+    first (``conversion.output_file.check_output_file``).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ def iter_layers(model) -> Iterator[keras.layers.Layer]:
 
 
 def iter_quantizers(model):
+    """Every quantizer of every layer (``layer.quantizers()``), nested models included."""
     for layer in iter_layers(model):
         if hasattr(layer, "quantizers"):
             yield from layer.quantizers()

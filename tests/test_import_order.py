@@ -210,5 +210,6 @@ def test_the_checker_finds_every_kind_of_upward_import():
 
 
 def test_the_table_parser_reads_ranks_and_names():
-    text = "## Architecture\n\n| layer | modules |\n|---|---|\n| 0 | `errors.py` `_lazy.py` |\n| 3 | `layers/` |\n\n## Next\n"
+    text = ("## Architecture\n\n| layer | modules |\n|---|---|\n"
+            "| 0 | `errors.py` `_lazy.py` |\n| 3 | `layers/` |\n\n## Next\n")
     assert architecture_table(text) == {"errors.py": 0, "_lazy.py": 0, "layers/": 3}

@@ -145,5 +145,6 @@ def test_the_harness_reports_a_config_that_forgets_an_argument():
             return config
 
     with pytest.raises(AssertionError, match="get_config differs|changed the output"):
-        run_quantized_layer_test(lambda **kw: Forgetful({"init_f": 2, "rounding": "TRN"}, **kw), (5,), expected_trainable=1,
-                                 expected_non_trainable=3, expected_losses=0, check_mixed_precision=False)
+        run_quantized_layer_test(lambda **kw: Forgetful({"init_f": 2, "rounding": "TRN"}, **kw), (5,),
+                                 expected_trainable=1, expected_non_trainable=3, expected_losses=0,
+                                 check_mixed_precision=False)

@@ -32,6 +32,9 @@ FACTS_VERSION = 1
 
 @dataclass
 class LayerFacts:
+    """One layer's operations for the estimate: ``ops`` are dicts (see the module docstring) whose
+    formats are k/i/f arrays in bits, shaped like the tensor they type (no batch axis)."""
+
     name: str
     layer_class: str
     ops: list[dict] = field(default_factory=list)
@@ -125,6 +128,11 @@ def cast_index_width(record, stages) -> int:
 
 
 def facts_from_records(records, input_types: dict[str, FixedFormat]) -> list[LayerFacts]:
+    """One LayerFacts per record of ``precision.derive``, in model order, with producer indices.
+
+    ``input_types``: the model inputs' formats by name. Raises HGQChipError for a layer that
+    reads a model input when no input type is known.
+    """
     producer = {id(record.output): index for index, record in enumerate(records)}
     layers = []
     for record in records:
@@ -136,7 +144,11 @@ def facts_from_records(records, input_types: dict[str, FixedFormat]) -> list[Lay
 
 
 def facts_from_model(model) -> list[LayerFacts]:
-    """Derive the records exactly as ``convert`` does (no project is written)."""
+    """Derive the records exactly as ``convert`` does (no project is written).
+
+    Raises :class:`~hgq_chip.errors.CalibrationError` for an uncalibrated model and
+    UnsupportedLayerError/UnsupportedConfigurationError as ``convert`` does.
+    """
     from ..calibration import uncalibrated_quantizers
     from ..errors import CalibrationError
     from .graph import graph_nodes
@@ -174,6 +186,7 @@ def _decode(value):
 
 
 def write_facts(path: Path, records, input_types: dict[str, FixedFormat]) -> None:
+    """Write ``estimate_inputs.json`` (version FACTS_VERSION) for ``records``; OSError propagates."""
     layers = facts_from_records(records, input_types)
     payload = {"version": FACTS_VERSION,
                "layers": [{"name": f.name, "class": f.layer_class, "inputs": f.inputs,
@@ -183,6 +196,8 @@ def write_facts(path: Path, records, input_types: dict[str, FixedFormat]) -> Non
 
 
 def read_facts(path: Path) -> list[LayerFacts]:
+    """The LayerFacts stored by :func:`write_facts`; :class:`~hgq_chip.errors.ProjectError` for a
+    missing, unreadable, other-version or incomplete file."""
     path = Path(path)
     try:
         payload = json.loads(path.read_text())

@@ -99,8 +99,9 @@ def check_handler_output(layer, configs, source):
     for config in configs:
         missing = [key for key in MANDATORY_KEYS if key not in config]
         if missing:
-            raise UnsupportedLayerError(f"{what} made the hls4ml layer {config.get('name', '?')!r} without the keys "
-                                        f"hls4ml requires: {', '.join(missing)}; this is a bug in hgq_chip, please report it")
+            raise UnsupportedLayerError(
+                f"{what} made the hls4ml layer {config.get('name', '?')!r} without the keys hls4ml requires: "
+                f"{', '.join(missing)}; this is a bug in hgq_chip, please report it")
     return configs
 
 
@@ -227,7 +228,11 @@ def hls4ml_handler(cls):
 
 
 def register_handlers() -> None:
-    """Make hls4ml's Keras 3 converter dispatch our layers to our handlers (idempotent)."""
+    """Make hls4ml's Keras 3 converter dispatch our layers to our handlers (idempotent).
+
+    Each of our handlers is installed behind :func:`check_handler_output`, so a dict without
+    hls4ml's mandatory keys raises UnsupportedLayerError naming the layer.
+    """
     from hls4ml.converters.keras_v3 import layer_handlers
 
     from . import rules  # noqa: F401  (rule modules may register handlers for their layers)

@@ -83,7 +83,11 @@ def check_strategy(strategy: str) -> str:
 
 
 def load_facts(source):
-    """The estimate inputs of a model, a .keras file or a converted project directory."""
+    """The estimate inputs of a model, a .keras file or a converted project directory.
+
+    Raises ProjectError (a directory without a readable ``estimate_inputs.json``),
+    ModelFileError (a bad .keras file) and CalibrationError (an uncalibrated model).
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
@@ -122,6 +126,11 @@ def estimate(source, strategy: str = "latency", clock_period: float = 5.0,
     ``strategy`` is hls4ml's (``latency``: CSD constant multipliers and adder trees;
     ``distributed_arithmetic``: da4ml's optimized adder graph). ``dsp_min_product_bits``
     is the DSP mapping rule's threshold (see constants.DSP_MIN_PRODUCT_BITS).
+
+    Units: LUTs, DSP slices, flip-flops, BRAM (in 36 Kb blocks, halves for an 18 Kb one), latency in
+    clock cycles and ns (``clock_period`` in ns). Sources of every constant: ``constants.py``.
+    Raises UnsupportedConfigurationError (unknown strategy, clock period <= 0) and the errors
+    of :func:`load_facts`.
     """
     strategy = check_strategy(strategy)
     if not clock_period > 0:

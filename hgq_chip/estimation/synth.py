@@ -162,6 +162,10 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
 
 
 def load_for_synth(source):
+    """A keras.Model from a model, a .keras file, or a project folder holding ``keras_model.keras``.
+
+    Raises ProjectError (a folder without that file) and ModelFileError (a bad .keras file).
+    """
     from ..model_file import load_model
 
     if isinstance(source, (str, os.PathLike)):

@@ -61,6 +61,12 @@ class HActivation(keras.layers.Activation):
             only for table activations (relu and linear outputs are already exact).
 
     It has no multiplications, so it contributes no EBOPs and has no ``beta``.
+
+    Input shape: ``(batch, *features)``; output shape: the same. Raises
+    :class:`~hgq_chip.errors.UnsupportedLayerError` for an activation that mixes elements
+    (softmax, ...), ValueError for an ``output_quantizer`` on relu/linear, and
+    :class:`~hgq_chip.errors.UnsupportedConfigurationError` for a dtype policy that does not
+    compute in float32/float64.
     """
 
     def __init__(self, activation, input_quantizer=None, output_quantizer=None, **kwargs):

@@ -1,4 +1,6 @@
-"""ASQDense (and the shared part of ASQConv1D/2D): LSQ/ASQ activations, LSQ/POT/POST weights (seed 001).
+"""ASQDense (and the shared part of ASQConv1D/2D): LSQ/ASQ activations, LSQ/POT/POST weights.
+
+Source: "Precision Neural Network Quantization via Learnable Adaptive Modules", arXiv:2504.17263.
 
 The input quantizer turns x into b-bit integer codes m and a per-sample scale
 s' = β·2**e_a (β ≡ 1 for LSQ); the kernel is "units" times 2**e_w: b-bit integers for LSQ,

@@ -16,6 +16,13 @@ class HDense(QuantizedLayerMixin, keras.layers.Dense):
     Takes every Dense argument, plus quantizer configs (dicts of
     :class:`~hgq_chip.quantizers.ActivationQuantizer` / ``WeightQuantizer`` arguments)
     and ``beta0``, the initial weight of this layer's EBOPs in the loss.
+
+    Input shape: ``(batch, ..., in_features)``; output: ``(batch, ..., units)``. In training it
+    adds one loss, ``beta * ebops_surrogate()`` (EBOPs: sum over multiplications of input bits x
+    weight bits, HGQ arXiv:2405.00645); ``ebops_exact()`` is the integer count from the formats.
+    Raises ValueError for a non-exact fused activation, LoRA or ``quantization_config``, and
+    :class:`~hgq_chip.errors.UnsupportedConfigurationError` for a dtype policy that does not
+    compute in float32/float64 (``mixed_float16``, ``mixed_bfloat16``, ...).
     """
 
     def __init__(self, units, *args, input_quantizer=None, kernel_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):

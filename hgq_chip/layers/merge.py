@@ -17,6 +17,11 @@ class HAdd(keras.layers.Add):
     exactly. The float32 sum here is exact while that type fits float32's 24-bit
     significand (far wider than quantized activations get). Takes every ``Add`` argument;
     it has no quantizers and no EBOPs (additions are not counted).
+
+    Inputs: a list of tensors of one shape ``(batch, *features)`` (the converter refuses
+    broadcasting); output: that shape. Raises
+    :class:`~hgq_chip.errors.UnsupportedConfigurationError` for a dtype policy that does not
+    compute in float32/float64.
     """
 
     def __init__(self, **kwargs):

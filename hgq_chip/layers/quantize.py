@@ -15,6 +15,13 @@ class HQuantize(keras.layers.Layer):
     """A standalone activation quantizer; as the first layer it fixes the input format.
 
     It defaults to SAT overflow: inputs beyond the calibrated range clip instead of wrapping.
+
+    Args: ``quantizer``, :class:`~hgq_chip.quantizers.ActivationQuantizer` arguments merged
+    over ``DEFAULT_HQUANTIZE``; Keras layer arguments (``name``, ``dtype``, ...).
+    Input shape: ``(batch, *features)``; output shape: the same (``compute_output_shape`` is the
+    identity). No EBOPs (no multiplication). Raises ValueError for bad quantizer arguments and
+    :class:`~hgq_chip.errors.UnsupportedConfigurationError` for a dtype policy that does not
+    compute in float32/float64 (e.g. ``mixed_float16``).
     """
 
     def __init__(self, quantizer=None, **kwargs):

@@ -1,4 +1,8 @@
-"""AdaQAT quantizers (seed 000): one real-valued bit-width N per tensor, ⌈N⌉ bits in the forward pass.
+"""AdaQAT quantizers: one real-valued bit-width N per tensor, ⌈N⌉ bits in the forward pass.
+
+Source: C. Gernigon et al., "AdaQAT: Adaptive Bit-Width Quantization-Aware Training",
+arXiv:2404.16876. Quantizers raise UnsupportedConfigurationError for a dtype policy that does
+not compute in float32/float64.
 
 The paper quantizes weights with DoReFa (a tanh mapping) and activations with PACT
 (clip to a trainable [0, α], uniform levels α·m/(2^N − 1)). Neither grid is made of

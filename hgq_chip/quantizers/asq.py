@@ -1,4 +1,5 @@
-"""ASQ: adaptive step size activation quantization (seed 001, §3.2).
+"""ASQ: adaptive step size activation quantization (§3.2 of "Precision Neural Network
+Quantization via Learnable Adaptive Modules", arXiv:2504.17263).
 
 s' = s · β(x): an adapter of one or two linear layers maps a per-sample summary of the
 activation to β, initialised so β = 1 (the last layer starts at zero, β = 1 + z). Gradients

@@ -1,8 +1,15 @@
-"""HGQ quantizers: a trainable fractional bit-width per weight or activation element (seed 002).
+"""HGQ quantizers: a trainable fractional bit-width per weight or activation element.
 
+Source: C. Sun et al., "HGQ: High Granularity Quantization for Real-time Neural Networks on
+FPGAs", arXiv:2405.00645 (the surrogate gradient and the per-element bit-widths).
 Forward uses round(f); the surrogate gradient d(x_q)/d(f) = -ln2 * (x_q - x) trains f.
 Weights take sign and integer bits from their own quantized values, so they never
 overflow; activations take them from ranges recorded in training or by ``calibrate``.
+
+Notation (``fixed/format.py``): k sign bit (0/1), i integer bits, f fractional bits, all in
+bits; a value's width is k + i + f and its step 2**-f. ``f`` is a float variable of the
+granularity's shape (``Granularity.variable_shape``: the tensor's shape per element, ones on
+the reduced axes per channel/layer), broadcast against the tensor.
 """
 
 from __future__ import annotations
@@ -30,7 +37,12 @@ from .surrogate import (
 
 
 class _FractionalBitsQuantizer(keras.layers.Layer):
-    """Shared parts: the f variable, its granularity and the rounding mode."""
+    """Shared parts: the f variable, its granularity and the rounding mode.
+
+    Raises ValueError for an unknown granularity or rounding name and
+    :class:`~hgq_chip.errors.UnsupportedConfigurationError` for a dtype policy that does not
+    compute in float32/float64 (``quantizers/dtype_policy.py``).
+    """
 
     def __init__(self, granularity="per-element", init_f=6.0, rounding="RND", trainable_f=True, **kwargs):
         super().__init__(**kwargs)
@@ -64,7 +76,12 @@ class _FractionalBitsQuantizer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
 class WeightQuantizer(_FractionalBitsQuantizer):
-    """Rounds each weight to its own number of fractional bits; never overflows."""
+    """Rounds each weight to its own number of fractional bits; never overflows.
+
+    Args: ``granularity`` ("per-element", "per-channel", "per-layer"), ``init_f`` (bits),
+    ``rounding`` ("RND", "TRN", "RND_CONV"), ``trainable_f``. ``call(w)`` takes the weight tensor
+    (any shape, no batch axis) and returns it quantized, same shape and dtype.
+    """
 
     def build(self, weight_shape):
         self._add_f(weight_shape)
@@ -101,7 +118,13 @@ class ActivationQuantizer(RecordedRangeMixin, _FractionalBitsQuantizer):
 
     Integer bits and sign come from the recorded range [range_lo, range_hi]; in
     training only rounding applies (ranges are still moving), at inference the
-    overflow mode applies too, exactly as the firmware's cast does.
+    overflow mode applies too, exactly as the firmware's cast does: the inference path is
+    :func:`hgq_chip.fixed.quantize_ops.quantize`, the op checked against NumPy and ap_fixed.
+
+    Input shape: ``(batch, *features)``; output: the same shape and dtype. ``f``, ``range_lo``
+    and ``range_hi`` have the granularity's variable shape (no batch axis). Args as
+    :class:`WeightQuantizer`, plus ``overflow`` ("WRAP", "SAT", "SAT_SYM"). Raises as
+    ``_FractionalBitsQuantizer``.
     """
 
     def __init__(self, granularity="per-element", init_f=6.0, rounding="RND", overflow="WRAP", trainable_f=True, **kwargs):
@@ -154,7 +177,7 @@ class ActivationQuantizer(RecordedRangeMixin, _FractionalBitsQuantizer):
         return self.range_recorded
 
     def fixed_format(self) -> ArrayFormat:
-        """Exact per-element formats from the recorded range (shape of the f variable)."""
+        """Exact per-element formats (k, i, f in bits) from the recorded range (shape of the f variable)."""
         f = self.rounded_f().astype(np.int64)
         scale = 2.0 ** f.astype(np.float64)
         lo = round_scaled_np(np.asarray(self.range_lo.numpy(), np.float64) * scale, self.rounding) / scale

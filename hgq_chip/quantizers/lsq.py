@@ -1,4 +1,8 @@
-"""LSQ: learned step size quantization (Esser et al. 2019), the base of ASQ (seed 001, §3.1).
+"""LSQ: learned step size quantization, the base of ASQ.
+
+Sources: S. K. Esser et al., "Learned Step Size Quantization", arXiv:1902.08153; ASQ's §3.1
+(arXiv:2504.17263, see asq.py). Quantizers raise UnsupportedConfigurationError for a dtype
+policy that does not compute in float32/float64.
 
 x_q = clip(round(x / s), Q_n, Q_p) * s with a trainable step s whose gradient is scaled by
 g = 1 / sqrt(N * Q_p) (N: elements sharing s), exactly as LSQ prescribes.

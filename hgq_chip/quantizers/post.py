@@ -1,4 +1,5 @@
-"""POST (power of √2) and POT (power of two) weight quantizers (seed 001, §3.1 and §3.3).
+"""POST (power of √2) and POT (power of two) weight quantizers (§3.1 and §3.3 of "Precision
+Neural Network Quantization via Learnable Adaptive Modules", arXiv:2504.17263).
 
 Levels for b bits: {0} ∪ {±α·u_j : j = 0 … 2**(b-1) − 2}, with u_j = 2**−j for POT and
 u_j = (√2)**−j for POST. α (the clip threshold) is trainable.
