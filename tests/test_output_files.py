@@ -78,6 +78,28 @@ def test_report_replaces_its_own_page_only_and_checks_plot_folder(project, user,
     assert sorted(p.name for p in user.iterdir()) == ["folder", "notes.txt", "page.html", "report_files"]
 
 
+def test_report_plots_never_replace_a_users_file_in_report_files(project, user, capsys):
+    """report_files/ is the report's only if it is new, empty or lists the plots an earlier report wrote."""
+    pytest.importorskip("matplotlib")
+    plots = user / "report_files"
+    plots.mkdir()
+    (plots / "bit_histograms.png").write_text("MY OWN IMAGE")
+    _refused(capsys, [user], ["report", project / "prj", "--plots", "--output", user / "page.html"], 14,
+             "no hgq_chip report wrote")
+    (plots / "bit_histograms.png").unlink()
+    assert _cli(capsys, "report", project / "prj", "--plots", "--output", user / "page.html")[0] == 0
+    written = sorted(p.name for p in plots.iterdir())
+    assert "bit_histograms.png" in written
+    assert _cli(capsys, "report", project / "prj", "--plots", "--output", user / "page.html")[0] == 0  # its own
+    (plots / "bit_histograms.png").unlink()
+    (plots / "bit_histograms.png").write_text("MY OWN IMAGE, same name, added later")
+    (plots / "mine.txt").write_text("notes beside the plots")
+    _refused(capsys, [user], ["report", project / "prj", "--plots", "--output", user / "page.html"], 14,
+             "was not written by an hgq_chip report")
+    assert _cli(capsys, "report", project / "prj", "--output", user / "page.html")[0] == 0  # no plots: untouched
+    assert (plots / "mine.txt").read_text() == "notes beside the plots"
+
+
 IMPORT_REFUSALS = [
     ("non_keras_file_even_with_force", "{user}/notes.keras", ["--force"], 14, "not a Keras archive"),
     ("a_folder", "{user}/folder.keras", ["--force"], 14, "is a folder, not a file"),
@@ -141,3 +163,12 @@ def test_pareto_checkpoint_deletes_only_its_own_files(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(UnsafeOutputError, match="is a file"):
         ParetoCheckpoint(str(tmp_path / "file")).on_train_begin()
+
+
+def test_report_format_follows_an_md_output_unless_given(project, user, capsys):
+    assert _cli(capsys, "report", project / "prj", "--output", user / "rep.md")[0] == 0
+    assert (user / "rep.md").read_text().startswith("# hgq_chip report: ")
+    assert _cli(capsys, "report", project / "prj", "--output", user / "rep.html")[0] == 0
+    assert (user / "rep.html").read_text().startswith("<!DOCTYPE html>")
+    assert _cli(capsys, "report", project / "prj", "--output", user / "forced.md", "--format", "html")[0] == 0
+    assert (user / "forced.md").read_text().startswith("<!DOCTYPE html>")

@@ -8,7 +8,10 @@ from .page import FORMATS
 def _run_report(args) -> int:
     from .page import write_report
 
-    path = write_report(args.directory, output=args.output, format=args.format, plots=args.plots,
+    page_format = args.format
+    if page_format is None:  # from --output's suffix: a page named .md gets Markdown
+        page_format = "md" if args.output and args.output.lower().endswith((".md", ".markdown")) else "html"
+    path = write_report(args.directory, output=args.output, format=page_format, plots=args.plots,
                         pareto=args.pareto, trajectories=args.adaqat, metric_name=args.metric_name)
     print(f"report: {path}")
     return 0
@@ -24,8 +27,9 @@ def add_report_command(subparsers) -> None:
     )
     p.add_argument("directory", help="the output directory of `hgq_chip convert`")
     p.add_argument("--plots", action="store_true", help="draw PNG plots into report_files/ beside the page")
-    p.add_argument("--format", default="html", choices=sorted(FORMATS),
-                   help="page format: html, or md (= markdown) (default: html)")
+    p.add_argument("--format", default=None, choices=sorted(FORMATS),
+                   help="page format: html, or md (= markdown) (default: md for an --output ending in .md, "
+                        "else html)")
     p.add_argument("--output", default=None,
                    help="page path (default: DIRECTORY/report.html or report.md); an existing file is replaced "
                         "only if it is an earlier hgq_chip report")

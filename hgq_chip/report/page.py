@@ -18,7 +18,7 @@ from ..conversion.output_file import check_output_file
 from ..errors import HGQChipError, UnsafeOutputError, UnsupportedConfigurationError
 from . import plots as charts
 from .conversion import INPUT_FILES, Conversion, load_conversion, load_pareto, load_trajectories
-from .output import StagedReport
+from .output import StagedReport, check_plot_dir
 
 FORMATS = {"html": "report.html", "md": "report.md", "markdown": "report.md"}
 PLOT_DIR = "report_files"
@@ -212,7 +212,7 @@ def write_report(directory, output=None, format: str = "html", plots: bool = Fal
     inputs = [conversion.directory / name for name in INPUT_FILES]
     inputs += [Path(p) for p in (pareto, trajectories) if isinstance(p, (str, os.PathLike))]
     inputs += [Path(e["path"]) for e in entries or [] if isinstance(e.get("path"), str)]
-    check_report_output(output, reads=inputs)
+    check_report_output(output, reads=inputs, plots=draw)
     estimate, why = estimate_of(conversion.directory)
     sections = [summary_section(conversion), types_section(conversion), estimate_section(estimate, why)]
     title = f"hgq_chip report: {conversion.directory.resolve().name}"
@@ -235,7 +235,7 @@ def is_report(path: Path) -> bool:
         head.startswith("<!DOCTYPE html>") and "<title>hgq_chip report: " in head)
 
 
-def check_report_output(output: Path, reads=()) -> None:
+def check_report_output(output: Path, reads=(), plots: bool = False) -> None:
     """Refuse (UnsafeOutputError) a page path that is a folder, a file the report reads or any existing
     file that is not an earlier report (those are replaced); the plot folder beside it must be a folder."""
     check_output_file(output, reads=[r for r in reads if isinstance(r, (str, os.PathLike))], replace=True,
@@ -245,3 +245,5 @@ def check_report_output(output: Path, reads=()) -> None:
     if os.path.lexists(plot_dir) and not plot_dir.is_dir():
         raise UnsafeOutputError(f"{plot_dir} (where the report's plots go) is a file; move it or choose another "
                                 "--output folder")
+    if plots:
+        check_plot_dir(plot_dir)
