@@ -87,6 +87,7 @@ REFUSALS = [
     ("non_project_folder_even_with_force", "{world}/work/mine", ["--force"], 14, "--replace-non-project"),
     ("non_project_folder_without_force", "{world}/work/mine", [], 14, "--replace-non-project"),
     ("project_without_force", "{world}/work/prj", [], 8, "--force"),
+    ("project_holding_a_users_files_even_with_force", "{world}/work/listed", ["--force"], 14, "did not write"),
 ]
 
 
@@ -96,6 +97,10 @@ def test_unsafe_output_refused_through_cli_with_nothing_touched(world, capsys, c
     (world / "work" / "mine").mkdir()
     (world / "work" / "mine" / "thesis.tex").write_text("years of work")
     fake_project(world / "work" / "prj")
+    listed = fake_project(world / "work" / "listed")
+    (listed / MANIFEST_FILE).write_text('{"inputs": [], "outputs": [], "files": ["firmware.cpp"]}\n')
+    (listed / "synthesis").mkdir()
+    (listed / "synthesis" / "vivado_hls.log").write_text("a day of synthesis")
     before = snapshot(world)
     got, stdout, err = run_cli(capsys, *_convert_argv(world, out.format(world=world), *extra))
     assert got == code, err
@@ -126,6 +131,10 @@ def test_api_refuses_like_cli_and_checks_before_loading(world):
     with pytest.raises(UnsafeOutputError, match="replace_non_project=True"):
         hgq_chip.convert(world / "no-such-model.keras", world / "work" / "mine", force=True)
     fake_project(world / "work" / "prj")
+    listed = fake_project(world / "work" / "listed")
+    (listed / MANIFEST_FILE).write_text('{"inputs": [], "outputs": [], "files": ["firmware.cpp"]}\n')
+    (listed / "synthesis").mkdir()
+    (listed / "synthesis" / "vivado_hls.log").write_text("a day of synthesis")
     before = snapshot(world)
     with pytest.raises(OutputExistsError):
         hgq_chip.convert(world / "no-such-model.keras", world / "work" / "prj")
@@ -149,6 +158,25 @@ def test_replace_non_project_flag_replaces_user_folder_and_umask_applies(world, 
     folders = [mine, *(p for p in mine.rglob("*") if p.is_dir())]
     assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(0o775)}
     assert sorted(p.name for p in (world / "work").iterdir()) == ["mine", "notes.txt"]  # no lock, no staging
+
+
+def test_force_replaces_only_what_convert_and_the_c_simulation_wrote(world, capsys):
+    """A project's manifest lists its files: --force replaces it with the C simulation's library
+    beside them, refuses while a file of the user's is inside, and --replace-non-project overrides."""
+    prj = world / "work" / "prj"
+    assert run_cli(capsys, *_convert_argv(world, prj))[0] == 0
+    (prj / "firmware" / "myproject-1a2b.so").write_bytes(b"library")
+    (prj / "firmware" / ".myproject-1a2b.so.built").write_text("7 1")
+    assert run_cli(capsys, *_convert_argv(world, prj, "--force"))[0] == 0
+    (prj / "NOTES.md").write_text("my notes")
+    (prj / "firmware" / "myproject_tb_extra.cpp").write_text("my testbench")
+    before = snapshot(world)
+    got, _, err = run_cli(capsys, *_convert_argv(world, prj, "--force"))
+    assert got == UnsafeOutputError.exit_code and "NOTES.md, firmware/myproject_tb_extra.cpp" in err, err
+    assert snapshot(world) == before
+    got, _, err = run_cli(capsys, *_convert_argv(world, prj, "--force", "--replace-non-project"))
+    assert got == 0, err
+    assert is_project(prj) and not (prj / "NOTES.md").exists()
 
 
 def test_existing_empty_folder_is_used_without_force(world, capsys):

@@ -13,6 +13,7 @@ No Keras is imported here, so ``hgq_chip estimate`` stays fast.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .._version import __version__
@@ -59,10 +60,34 @@ def model_manifest(model, *, project_name: str, backend: str, io_type: str, stra
     }
 
 
+def _files_below(directory: Path) -> list[str]:
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() or p.is_symlink())
+
+
 def write_manifest(directory, manifest: dict) -> Path:
-    path = Path(directory) / MANIFEST_FILE
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    """Write the manifest, listing every file already in ``directory`` (write it last) under "files"."""
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    files = [name for name in _files_below(directory) if name != MANIFEST_FILE]
+    path.write_text(json.dumps({**manifest, "files": files}, indent=2) + "\n")
     return path
+
+
+# Files tools write into a project after convert, which a replacement may delete: the C
+# simulation's library and the object files of an interrupted build (hls4ml's build_lib.sh),
+# and the mark of a finished build (conversion/csim.py).
+_BUILT = re.compile(r"firmware/\.?[^/]+\.so(\.built)?|[^/]+\.o")
+
+
+def foreign_files(directory) -> list[str]:
+    """Files in a project folder that neither convert (its manifest's "files") nor a C simulation
+    build wrote: a user's notes, an HLS synthesis run. Empty for projects whose manifest has no list."""
+    directory = Path(directory)
+    try:
+        listed = set(json.loads((directory / MANIFEST_FILE).read_text())["files"]) | {MANIFEST_FILE}
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [name for name in _files_below(directory) if name not in listed and not _BUILT.fullmatch(name)]
 
 
 def is_project(directory) -> bool:

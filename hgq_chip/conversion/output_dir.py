@@ -9,8 +9,10 @@ Rules (``hgq_chip convert --output-dir``, ``hgq_chip synth --rtl-dir``, the demo
   without our marker file (``hgq_chip_project.json``: not written by ``convert``) unless
   ``replace_non_project`` (``--replace-non-project``) is given. Paths are compared after
   resolving symbolic links. An existing empty folder is used as if it did not exist.
-- An existing project is replaced only with ``force`` (else :class:`OutputExistsError`, exit 8);
-  files a user added inside a project folder go with it.
+- An existing project is replaced only with ``force`` (else :class:`OutputExistsError`, exit 8),
+  and only if it holds nothing but what convert wrote (the manifest lists it) and the C
+  simulation's library: files a user added inside it (notes, an HLS synthesis run) make
+  ``force`` refuse (:class:`UnsafeOutputError`) unless ``replace_non_project`` is given too.
 - Writing happens in a staging folder beside the target, ``.NAME.hgq_chip-staging-PID-XXXX``
   (holding the marker file ``.hgq_chip_staging`` until it is complete). The swap exchanges the
   staging folder and ``NAME`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so at every
@@ -47,7 +49,7 @@ import signal
 from pathlib import Path
 
 from ..errors import OutputExistsError, OutputLockedError, UnsafeOutputError
-from .manifest import MANIFEST_FILE
+from .manifest import MANIFEST_FILE, foreign_files
 
 STAGING_TAG = "hgq_chip-staging"
 OLD_TAG = "hgq_chip-old"
@@ -131,6 +133,13 @@ def check_output_dir(output_dir, *, force: bool = False, replace_non_project: bo
     if (real / marker).is_file():
         if not force:
             raise OutputExistsError(f"{output_dir} exists; choose another folder or pass --force to replace it")
+        foreign = foreign_files(real) if marker == MANIFEST_FILE and not replace_non_project else []
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise UnsafeOutputError(
+                f"{what} {output_dir} holds files convert did not write ({shown}); --force replaces only what "
+                f"convert wrote. Move them out, or pass {replace_flag or 'replace_non_project=True'} to delete "
+                "them with the project")
     elif any(real.iterdir()) and not replace_non_project:
         hint = "choose a new or empty folder"
         if replace_flag:
