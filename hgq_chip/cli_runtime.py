@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import sys
 import tempfile
+import threading
 
 from . import errors
 from .errors import HGQChipError
@@ -81,11 +83,42 @@ def _quiet_stdout() -> None:
         pass
 
 
+class _CtrlC:
+    """Records a SIGINT before raising KeyboardInterrupt: a KeyboardInterrupt raised inside a
+    finalizer (``__del__``, a weakref callback, e.g. of TensorFlow objects) is printed and
+    swallowed by Python, and the command would then finish with exit 0 after Ctrl-C."""
+
+    def __init__(self):
+        self.seen = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def run_command(handler, args) -> int:
     """``handler(args)``'s exit code, with every failure mapped to one stderr line and an exit code."""
+    with _CtrlC() as ctrl_c:
+        return _run_command(handler, args, ctrl_c)
+
+
+def _run_command(handler, args, ctrl_c: _CtrlC) -> int:
     try:
         code = int(handler(args) or 0)
         sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        if ctrl_c.seen:  # the KeyboardInterrupt was swallowed on the way
+            raise KeyboardInterrupt
         return code
     except HGQChipError as error:
         print(f"hgq_chip: error: {one_line(error)}", file=sys.stderr)

@@ -54,8 +54,11 @@ def test_convert_quiet_and_force(converted, tmp_path, capsys):
     out = tmp_path / "prj"
     argv = ["convert", root / "model.keras", "--backend", "Vitis", "--output-dir", out, "--force", "--quiet"]
     assert _run(capsys, *argv)[0] == 0
-    (out / "stale.txt").write_text("old")  # a file added to an earlier project goes with it
-    code, stdout, stderr = _run(capsys, *argv)
+    code, stdout, stderr = _run(capsys, *argv)  # --force replaces an earlier project
+    assert code == 0 and stderr == ""
+    (out / "stale.txt").write_text("old")  # a file added to it makes --force refuse: not convert's file
+    assert _run(capsys, *argv)[0] == 14 and (out / "stale.txt").is_file()
+    code, stdout, stderr = _run(capsys, *argv, "--replace-non-project")
     assert code == 0 and stderr == ""
     assert not (out / "stale.txt").exists() and (out / "summary.json").is_file()
     assert "total" in stdout
