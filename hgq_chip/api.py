@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .conversion.graph import graph_nodes
-from .conversion.inputs import input_quantizers
+from .conversion.inputs import input_quantizers, keras_input_dtypes
 from .conversion.project import as_functional
 from .conversion.project import convert as _convert_project
 from .conversion.verification import VerifyReport
@@ -82,18 +82,21 @@ def random_inputs(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_SC
 
     The interval keeps the range's centre and is ``scale`` times as wide (elements whose
     recorded range is a single value get a half-width of 1), so ``scale > 1`` draws
-    values beyond what calibration saw. Values are float32, as Keras computes.
+    values beyond what calibration saw. Values have the dtype Keras reads each input in
+    (float32, or float64 for a model computing in float64).
     """
     if n <= 0:
         raise DataError(f"the number of random samples must be positive, got {n}")
     if not scale > 0:
         raise DataError(f"the random input scale must be positive, got {scale}")
     rng = np.random.default_rng(seed)
+    model = as_functional(_as_model(model))
+    dtypes = keras_input_dtypes(model, graph_nodes(model))
     samples = []
-    for lo, hi in input_ranges(_as_model(model)):
+    for (lo, hi), dtype in zip(input_ranges(model), dtypes):
         centre = (lo + hi) / 2
         half = np.where(hi > lo, (hi - lo) / 2, 1.0) * scale
-        samples.append(rng.uniform(centre - half, centre + half, size=(n, *lo.shape)).astype(np.float32))
+        samples.append(rng.uniform(centre - half, centre + half, size=(n, *lo.shape)).astype(dtype))
     return samples
 
 

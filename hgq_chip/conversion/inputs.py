@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import UnsupportedConfigurationError
 from ..fixed.format import FixedFormat
 from ..fixed.modes import Overflow, Rounding
+from .records import MANTISSA_BITS
 
 
 def input_format(quantizers) -> FixedFormat:
@@ -70,3 +71,19 @@ def _input_layer_of(model, tensor):
             return layer
     raise UnsupportedConfigurationError(f"cannot find the input layer of tensor {tensor.name}")
 
+
+
+def keras_input_dtypes(model, nodes) -> list[str]:
+    """Per model input, the float dtype Keras reads it in: the narrowest of the ``keras.Input``'s
+    dtype and the compute dtypes of the layers reading it (a layer casts its float inputs to its
+    own). ``verify`` feeds Keras and the firmware these values, so both see the same numbers:
+    float32 in a float32 model, float64 in one built after ``keras.config.set_floatx('float64')``.
+    Dtypes other than float32/float64 (which ``convert`` refuses) count as float32."""
+    dtypes = []
+    for tensor in model.inputs:
+        candidates = [str(tensor.dtype)] + [
+            str(node.layer.compute_dtype) for node in nodes if any(t is tensor for t in node.inputs)
+        ]
+        bits = [MANTISSA_BITS.get(d, MANTISSA_BITS["float32"]) for d in candidates]
+        dtypes.append("float64" if min(bits) >= MANTISSA_BITS["float64"] else "float32")
+    return dtypes

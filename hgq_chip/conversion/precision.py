@@ -5,6 +5,10 @@ explicit hls4ml types of every hls4ml layer it becomes. Explicit quantizers are 
 places where rounding or overflow happen; every other type is wide enough to be exact.
 Accumulators rely on two's-complement wrap-around: partial sums may wrap, the final sum
 fits, so the result is exact.
+
+Keras computes the same values in floats (float32 or float64, per layer): each rule also
+records, as ``FloatValues``, how many significant bits the values Keras computes there need,
+and ``check_float_exact`` refuses a model where any exceeds its layer's dtype.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from ..errors import UnsupportedLayerError
+from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
 from ..fixed.interval import Interval
 from ..fixed.minimal import minimal_format
 from ..layers import HQuantize
 from ..quantizers.hgq import ActivationQuantizer
 from ..registry import register_once
-from .records import HLSLayerTypes, LayerRecord, WeightTable, float32_exact_sum, format_of, quantizer_needs_mask
+from .records import (
+    MANTISSA_BITS, FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, interval_bits,
+    quantizer_needs_mask, quantizer_output_bits, sum_bits,
+)
 
 Rule = Callable[[keras.layers.Layer, list], LayerRecord]
 _RULES: dict[type, Rule] = {}
@@ -118,7 +125,8 @@ def weighted_layer_record(layer, stage, kernel: WeightTable, products_sum: Inter
     record.accum = format_of(accum)
     types.update(accum=record.accum, result=record.accum)
     record.hls_layers.append(HLSLayerTypes(layer.name, types))
-    record.float32_exact = float32_exact_sum(magnitudes, record.accum.f)
+    record.float_values.append(FloatValues("accumulator (every product and partial sum of inputs x weights + bias)",
+                                           sum_bits(magnitudes, accum.f)))
     record.ebops = layer.ebops_exact()
     record.output = accum
     if layer.activation is keras.activations.relu:
@@ -132,6 +140,7 @@ def derive(nodes) -> list[LayerRecord]:
     from . import rules  # noqa: F401  (importing registers every rule)
 
     intervals: dict[int, Interval | None] = {}
+    dtypes: dict[int, str] = {}
     records = []
     for node in nodes:
         layer_rule = find_rule(node.layer)
@@ -148,6 +157,70 @@ def derive(nodes) -> list[LayerRecord]:
             quantizer_name(node.layer, q): q.fixed_format()
             for q in getattr(node.layer, "quantizers", list)() if hasattr(q, "record_range")
         }
+        record.compute_dtype = str(node.layer.compute_dtype)
+        record.float_values[:0] = _inputs_cast(node, inputs, dtypes, record.compute_dtype) + [
+            _quantizer_values(name, fmt) for name, fmt in record.quantizer_formats.items()
+        ]
         intervals[id(node.outputs[0])] = record.output
+        dtypes[id(node.outputs[0])] = record.compute_dtype
         records.append(record)
     return records
+
+
+def _quantizer_values(name: str, fmt) -> FloatValues:
+    """What Keras computes in quantizer ``name``, with the hls type of its widest element."""
+    bits = quantizer_output_bits(fmt)
+    width = np.where(fmt.width > 0, fmt.width, -1)
+    widest = np.unravel_index(int(np.argmax(width)), width.shape) if width.size else ()
+    shown = fmt[widest].to_hls() if width.size and width[widest] > 0 else "zero width"
+    return FloatValues(f"output of quantizer {name!r} ({shown})", bits)
+
+
+def _inputs_cast(node, inputs, dtypes: dict, compute_dtype: str) -> list[FloatValues]:
+    """Keras casts a float input to the layer's compute dtype: where a wider dtype produced it,
+    its values must fit the narrower one. (Same-dtype inputs were checked by their producer;
+    raw model inputs are rounded to the input's dtype before anything quantizes them.)"""
+    found = []
+    for index, (tensor, interval) in enumerate(zip(node.inputs, inputs)):
+        produced = dtypes.get(id(tensor))
+        if interval is None or produced is None or MANTISSA_BITS.get(produced, 0) <= MANTISSA_BITS.get(compute_dtype, 0):
+            continue
+        found.append(FloatValues(f"input {index} (computed in {produced}, cast to {compute_dtype})", interval_bits(interval)))
+    return found
+
+
+def float_exactness_problems(records) -> list[tuple[LayerRecord, FloatValues]]:
+    """Every (record, values) whose values Keras cannot hold exactly in the layer's compute dtype."""
+    return [
+        (record, values)
+        for record in records if record.compute_dtype in MANTISSA_BITS  # layer_options refuses others first
+        for values in record.float_values if not values.fits(record.compute_dtype)
+    ]
+
+
+def check_float_exact(records) -> None:
+    """Raise UnsupportedConfigurationError unless every value Keras computes is exact in the
+    compute dtype of its layer (else Keras rounds where the firmware is exact). Called by
+    ``convert`` before anything is written."""
+    problems = float_exactness_problems(records)
+    if not problems:
+        return
+    lines = [
+        f"layer {record.layer_name!r} ({record.layer_class}): {values.what} needs {values.bits} significant bits, "
+        f"{record.compute_dtype} holds {MANTISSA_BITS[record.compute_dtype]}"
+        for record, values in problems
+    ]
+    advice = (
+        "narrow those bits: fewer integer bits (calibrate on data without outliers, or scale the inputs down), "
+        "fewer fractional bits (a lower init_f, or a higher beta so training drops them), or fewer inputs per sum"
+    )
+    if any(record.compute_dtype != "float64" for record, _ in problems):
+        advice += (
+            "; or build and run the model in float64 (call keras.config.set_floatx('float64') and "
+            "keras.config.set_dtype_policy('float64') before building it, then train or load the weights and "
+            "calibrate): float64 holds 53 bits"
+        )
+    raise UnsupportedConfigurationError(
+        "Keras would round values that the firmware computes exactly, so its C simulation could differ from "
+        "Keras: " + "; ".join(lines) + ". To convert, " + advice
+    )

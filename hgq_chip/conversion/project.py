@@ -20,7 +20,7 @@ from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
 from .names import check_layer_names, check_project_name, check_quantizer_functions
 from .output_dir import check_output_dir, replace_atomically
-from .precision import derive
+from .precision import check_float_exact, derive
 from .layer_options import check_layer_options
 from .stream import check_one_type_per_tensor, prepare_stream
 from .reports import write_reports
@@ -124,13 +124,7 @@ def convert(
         stream_plan = prepare_stream(model, nodes, records)
     if strategy_name(strategy) == "distributed_arithmetic":
         _check_distributed_arithmetic(nodes)
-    inexact = [r.layer_name for r in records if not r.float32_exact]
-    if inexact:
-        log(
-            f"[hgq_chip] warning: {', '.join(inexact)} can accumulate more than float32's 24 mantissa bits; "
-            "Keras (float32) may then round where the firmware is exact. Narrow their bits, or run Keras in "
-            "float64 (keras.config.set_floatx('float64')) to compare"
-        )
+    check_float_exact(records)
     input_types = all_input_formats(model, nodes)
     hls_config = build_hls_config(records, input_types, reuse_factor, strategy)
 

@@ -28,7 +28,9 @@ def layer_summary(record) -> dict:
         "accum": render_ap_type(record.accum) if record.accum is not None else None,
         "accum_width": record.accum.width if record.accum is not None else None,
         "hls_types": {h.name: {k: render_ap_type(v) for k, v in h.types.items()} for h in record.hls_layers},
-        "float32_exact": record.float32_exact,
+        # convert refuses a model whose float_bits exceed its dtype's significand (24 or 53 bits).
+        "keras_dtype": record.compute_dtype,
+        "float_bits": max((v.bits for v in record.float_values), default=0),
     }
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from ..errors import DataError, NumericError
 from .csim import CSimulation
+from .graph import graph_nodes
+from .inputs import keras_input_dtypes
 from .project import as_functional
 from .project_io import check_project_matches_model
 
@@ -34,8 +37,18 @@ class VerifyReport:
         )
 
 
+def _input_dtypes(model) -> list[str]:
+    """The dtype Keras reads each input in; a stand-in for a model (the fuzzer's child, which
+    has only the model's interface) gives its inputs' own dtypes."""
+    if isinstance(model, keras.Model):
+        return keras_input_dtypes(model, graph_nodes(model))
+    return [str(getattr(t, "dtype", "float32")) for t in model.inputs]
+
+
 def check_inputs(model, x) -> list[np.ndarray]:
-    """``x`` (an array, or a list/tuple with one array per model input) as float32 arrays.
+    """``x`` (an array, or a list/tuple with one array per model input) as arrays of the dtype
+    Keras reads each input in (``inputs.keras_input_dtypes``: float32, or float64 for a model
+    computing in float64), so Keras and the firmware get the same values.
 
     DataError unless there is one numeric array per model input, each ``(n, *input shape)``
     with the same ``n >= 1``; NumericError for NaN or infinite values (firmware has none).
@@ -46,10 +59,11 @@ def check_inputs(model, x) -> list[np.ndarray]:
     if len(arrays) != len(expected):
         raise DataError(f"the model has {len(expected)} inputs, shaped {described}, but {len(arrays)} input arrays "
                         "were given; pass one array per model input")
+    dtypes = _input_dtypes(model)
     inputs = []
-    for index, (array, shape) in enumerate(zip(arrays, expected)):
+    for index, (array, shape, dtype) in enumerate(zip(arrays, expected, dtypes)):
         try:
-            array = np.asarray(array, dtype=np.float32)
+            array = np.asarray(array, dtype=dtype)
         except (TypeError, ValueError) as error:
             raise DataError(f"verification input {index} is not numeric ({error}); pass float arrays") from None
         if array.ndim != len(shape) + 1 or any(e is not None and e != a for e, a in zip(shape, array.shape[1:])):

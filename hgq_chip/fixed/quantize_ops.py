@@ -5,12 +5,17 @@ reference (``quantize_np``) and compiled ap_fixed C++ on a grid of ties, edges a
 and every quantizer layer's inference path calls it (``quantizers/hgq.py``, ``quantizers/adaqat.py``).
 
 Every step is exact in the input's float dtype: multiplying by powers of two, floor,
-and the subtraction v - floor(v) never round (for widths the float mantissa holds).
-Domain (float32): abs(x) * 2**f < 2**128 and normal floats (see ``tests/test_fixed_exact.py``).
+and the subtraction v - floor(v) never round. The overflow step is exact while its codes fit
+the significand (M = 24 bits in float32, 53 in float64): WRAP needs k + i + f <= M (its
+remainders reach 2**(k+i+f) - 1), SAT/SAT_SYM i + f <= M (the clip 2**(i+f) - 1);
+``hgq_chip.conversion.records.quantizer_output_bits`` is that count and ``convert`` refuses
+wider quantizers. Domain: abs(x) * 2**f below the dtype's largest finite value (float32:
+2**128) and normal floats (see ``tests/test_fixed_exact.py``).
 """
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 from .format import ArrayFormat, FixedFormat
@@ -18,12 +23,22 @@ from .modes import Overflow, Rounding
 
 
 def pow2(n):
-    """2**n for integer-valued float tensors ``n``, exactly (``exp2``; ``ops.power`` where a Keras lacks it).
+    """2**n for integer-valued float tensors ``n``, exactly.
 
     Shape and dtype of ``n`` (integer dtypes become Keras' floatx). Exact for integers n whose
-    2**n is a normal float of that dtype (float32: -126 <= n <= 127).
+    2**n is a normal float of that dtype (float32: -126 <= n <= 127; float64: -1022 <= n <= 1023).
+    float32 uses ``ops.exp2`` (``ops.power`` where a Keras lacks it); other dtypes raise a base
+    2 of ``n``'s own dtype to ``n``: Keras' TensorFlow ``exp2`` pairs a float32 base with any
+    ``n`` and fails on float64.
     """
-    return ops.exp2(n) if hasattr(ops, "exp2") else ops.power(2.0, n)
+    n = ops.convert_to_tensor(n)
+    dtype = keras.backend.standardize_dtype(n.dtype)
+    if "float" not in dtype:
+        dtype = keras.config.floatx()
+        n = ops.cast(n, dtype)
+    if dtype == "float32":
+        return ops.exp2(n) if hasattr(ops, "exp2") else ops.power(2.0, n)
+    return ops.power(ops.convert_to_tensor(2.0, dtype=dtype), n)
 
 
 def round_scaled(v, rounding: Rounding):

@@ -6,7 +6,8 @@ firmware: ``oq(act(iq(x)))``. The converter fills that table by running this lay
 representable input (``table_inputs`` / ``evaluate_table``), so table and Keras agree by
 construction.
 
-The activation itself is computed in float64 and rounded once to float32. TF's float32
+The activation itself is computed in float64 and rounded once to float32 (also in a
+float64 model, where the float32 value is then quantized in float64). TF's float32
 transcendental kernels differ in the last bit between eager, XLA and even positions in a
 tensor (vectorised body vs. tail); those differences could flip ``oq``'s rounding. Float64
 results still differ in the last bit, but rounding them to float32 erases that, so every
@@ -105,7 +106,9 @@ class HActivation(keras.layers.Activation):
         x = self.iq(inputs, training=training)
         if not self.uses_table:
             return self.activation(x)
-        y = ops.cast(self.activation(ops.cast(x, "float64")), x.dtype)
+        # Rounded to float32 in a float64 model too: float64 results differ in the last bit
+        # between execution paths as float32 ones do, and the table must not depend on the path.
+        y = ops.cast(ops.cast(self.activation(ops.cast(x, "float64")), "float32"), x.dtype)
         return self.oq(y, training=training)
 
     def quantizers(self):

@@ -89,7 +89,12 @@ class QuantizedLayerMixin:
 
     def _add_cost(self, training):
         if training:
-            self.add_loss(ops.cast(self.beta, "float32") * self.ebops_surrogate())
+            self.add_loss(self._weighted_cost(self.ebops_surrogate()))
+
+    def _weighted_cost(self, surrogate):
+        """``beta * surrogate`` in the surrogate's dtype (the compute dtype: float32, or float64)."""
+        surrogate = ops.convert_to_tensor(surrogate)
+        return ops.cast(self.beta, surrogate.dtype) * surrogate
 
     def _quantizer_config(self) -> dict:
         return {

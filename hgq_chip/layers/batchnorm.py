@@ -17,10 +17,12 @@ from keras import ops
 from .conv import HConv1D, HConv2D
 from .dense import HDense
 
-# The fold runs in float64 and is cast to float32 once, before quantization: the float32
-# value then does not depend on how a backend or XLA orders the float64 operations, so
-# NumPy (``fused_kernel``) and the compiled model quantize exactly the same numbers.
+# The fold runs in float64 and is rounded to float32 once, before quantization (then cast to
+# the compute dtype, exactly, in a float64 model): the float32 value does not depend on how a
+# backend or XLA orders the float64 operations, so NumPy (``fused_kernel``) and the compiled
+# model quantize exactly the same numbers.
 FOLD_DTYPE = "float64"
+ROUNDED_FOLD_DTYPE = "float32"
 
 
 class BatchNormFoldMixin:
@@ -103,7 +105,7 @@ class BatchNormFoldMixin:
         bias = bias * factor
         if self.center:
             bias = bias + ops.cast(self.bn_beta, FOLD_DTYPE)
-        return ops.cast(kernel, self.compute_dtype), ops.cast(bias, self.compute_dtype)
+        return tuple(ops.cast(ops.cast(v, ROUNDED_FOLD_DTYPE), self.compute_dtype) for v in (kernel, bias))
 
     def _batch_statistics(self, x):
         y = self._apply_kernel(x, self.kernel)
@@ -119,7 +121,7 @@ class BatchNormFoldMixin:
         x = self.iq(inputs, training=training)
         if training:
             kernel, bias = self._fold(*self._batch_statistics(x))
-            self.add_loss(ops.cast(self.beta, "float32") * self._ebops_surrogate_for(kernel))
+            self.add_loss(self._weighted_cost(self._ebops_surrogate_for(kernel)))
         else:
             kernel, bias = self._fold(self.moving_mean, self.moving_variance)
         y = self._apply_kernel(x, self.kq(kernel)) + self.bq(bias)

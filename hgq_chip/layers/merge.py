@@ -14,8 +14,9 @@ class HAdd(keras.layers.Add):
     A sum of fixed-point numbers is a fixed-point number, so no rounding or overflow is
     needed: the converter types the output by interval arithmetic (the widest fractional
     part, one more integer bit per doubling of the number of inputs) and the firmware adds
-    exactly. The float32 sum here is exact while that type fits float32's 24-bit
-    significand (far wider than quantized activations get). Takes every ``Add`` argument;
+    exactly. The float sum here is exact while that type fits the compute dtype's
+    significand (24 bits in float32, 53 in float64; ``convert`` refuses wider sums). Takes
+    every ``Add`` argument;
     it has no quantizers and no EBOPs (additions are not counted).
 
     Inputs: a list of tensors of one shape ``(batch, *features)`` (the converter refuses

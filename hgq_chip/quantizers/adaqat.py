@@ -71,7 +71,8 @@ class _BitWidthQuantizer(keras.layers.Layer):
 
     def ceil_bits(self) -> int:
         """⌈N⌉: the bit count the forward pass uses now."""
-        return int(np.ceil(np.float32(self.bits.numpy())))
+        # In the variable's own dtype, as Keras computes ⌈N⌉ (float32, or float64 in a float64 model).
+        return int(np.ceil(np.asarray(self.bits.numpy())))
 
     def set_bits(self, value: float) -> None:
         """Assign N, clipped to [min_bits, max_bits]."""
@@ -210,7 +211,7 @@ class AdaQATActivationQuantizer(RecordedRangeMixin, _BitWidthQuantizer):
         return True
 
     def alpha_exponent(self) -> int:
-        return int(np.round(np.float32(self.log2_alpha.numpy())))
+        return int(np.round(np.asarray(self.log2_alpha.numpy())))  # the variable's dtype, as Keras rounds it
 
     def set_alpha_from_range(self) -> None:
         """α := the smallest power of two covering the recorded range (e.g. after ``calibrate``)."""

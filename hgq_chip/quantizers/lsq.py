@@ -185,7 +185,7 @@ class LSQWeightQuantizer(_StepQuantizer):
 
     def units(self, w) -> np.ndarray:
         """The integer codes of the quantized weights, from the same ops Keras runs."""
-        w_q = np.asarray(ops.convert_to_numpy(self(ops.convert_to_tensor(np.asarray(w, np.float32)))), np.float64)
+        w_q = np.asarray(ops.convert_to_numpy(self(ops.convert_to_tensor(np.asarray(w, self.compute_dtype)))), np.float64)
         return w_q * 2.0 ** -self.exponent()
 
     def get_config(self):

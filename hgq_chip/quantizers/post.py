@@ -98,7 +98,7 @@ class LogWeightQuantizer(keras.layers.Layer):
     def call(self, w):
         alpha = scale_gradient(power_of_two_ste(self.alpha), 1.0 / math.sqrt(max(self._n_elements, 1)))
         t = ops.clip(w / alpha, -1.0, 1.0)
-        candidates = ops.convert_to_tensor(np.concatenate([[0.0], self.levels]).astype(np.float32))
+        candidates = ops.convert_to_tensor(np.concatenate([[0.0], self.levels]), dtype=t.dtype)
         magnitude = ops.stop_gradient(ops.abs(t))
         nearest = ops.argmin(ops.abs(magnitude[..., None] - candidates), axis=-1)
         unit = ops.sign(ops.stop_gradient(t)) * ops.take(candidates, nearest)
@@ -113,7 +113,7 @@ class LogWeightQuantizer(keras.layers.Layer):
 
     def units(self, w) -> np.ndarray:
         """w_q / α (levels ±u_j or 0), from the same ops Keras runs."""
-        w_q = np.asarray(ops.convert_to_numpy(self(ops.convert_to_tensor(np.asarray(w, np.float32)))), np.float64)
+        w_q = np.asarray(ops.convert_to_numpy(self(ops.convert_to_tensor(np.asarray(w, self.compute_dtype)))), np.float64)
         return w_q * 2.0 ** -self.scale_exponent()
 
     def codes(self, w) -> np.ndarray:

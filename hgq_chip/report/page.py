@@ -57,6 +57,14 @@ def _layer_bits(conversion: Conversion) -> dict[str, str]:
     return text
 
 
+def _keras_precision(layer: dict) -> str:
+    """e.g. "float32 (17)": the dtype Keras computes the layer in and the most significant bits
+    of any value it computes there (convert refused more than the dtype holds)."""
+    if "keras_dtype" not in layer:
+        return "-"  # a summary written before this column existed
+    return f"{layer['keras_dtype']} ({layer.get('float_bits', '-')})"
+
+
 def summary_section(conversion: Conversion) -> Section:
     s = conversion.summary
     section = Section("Summary")
@@ -66,11 +74,11 @@ def summary_section(conversion: Conversion) -> Section:
                                    f"Inputs: {inputs}."))
     bits = _layer_bits(conversion)
     rows = [[layer["layer"], layer["class"], layer["weights_kept"], layer["weights_pruned"], layer["ebops"],
-             bits.get(layer["layer"], "-"), layer["accum"] or "-", "yes" if layer.get("float32_exact", True) else "NO"]
+             bits.get(layer["layer"], "-"), layer["accum"] or "-", _keras_precision(layer)]
             for layer in s["layers"]]
     rows.append(["total", "", s["weights_kept"], s["weights_pruned"], s["total_ebops"], "", "", ""])
     headers = ["layer", "class", "weights kept", "pruned", "EBOPs", "weight bits mean / max", "accumulator",
-               "float32 exact"]
+               "Keras dtype (widest value, bits)"]
     section.blocks.append(("table", headers, rows))
     return section
 

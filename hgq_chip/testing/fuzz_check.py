@@ -70,12 +70,14 @@ def _keras_outputs(model, x: np.ndarray) -> list[np.ndarray]:
 
 
 def run_csim_isolated(project_dir: Path, project_name: str, input_sets: dict, keras_outputs: dict,
-                      scratch: Path) -> dict:
+                      scratch: Path, interface: dict) -> dict:
     """``hgq_chip`` verification of each input set in a child process.
 
-    Returns {set name: {"ok", "describe"}} or {"error": (type, message)} or
-    {"crash": (returncode, stderr tail)}.
+    ``interface``: the model's inputs and outputs (``project_io.model_interface``), which the
+    child's stand-in model presents to ``verify``. Returns {set name: {"ok", "describe"}} or
+    {"error": (type, message)} or {"crash": (returncode, stderr tail)}.
     """
+    (scratch / "csim_interface.json").write_text(json.dumps(interface))
     arrays = {}
     for name, x in input_sets.items():
         arrays[f"in__{name}"] = x
@@ -104,7 +106,11 @@ def _verify(model, spec, project_dir: Path, x_calibration, scratch: Path) -> Out
     arrays = {f"inputs_{k}": v for k, v in sets.items()}
     outputs = {name: _keras_outputs(model, x) for name, x in sets.items()}
     project_name = spec["convert"].get("project_name", "myproject")
-    result = run_csim_isolated(project_dir, project_name, sets, outputs, scratch)
+    from ..conversion.project_io import model_interface
+
+    interface = {"name": model.name, **model_interface(model),
+                 "input_dtypes": [str(np.asarray(x_calibration).dtype)]}  # the dtype verify reads the model's input in
+    result = run_csim_isolated(project_dir, project_name, sets, outputs, scratch, interface)
     if "crash" in result:
         code, stderr = result["crash"]
         kind = "csim-crash" if code < 0 else "verify-error"  # negative: killed by a signal (abort, segfault)

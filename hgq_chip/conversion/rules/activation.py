@@ -37,7 +37,8 @@ def activation_table(layer) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, outputs) of the table over every value of the table's input type.
 
     Outputs come from the layer's own inference ops (activation in float64 rounded to
-    float32, then the uniform output quantizer), so they equal what Keras computes.
+    float32, then the uniform output quantizer in the layer's dtype), so they equal what Keras
+    computes.
     """
     inputs = representable_values(table_input_format(layer))
     table_output_format(layer)

@@ -21,11 +21,10 @@ from ...quantizers.asq import BETA_INTEGER_BITS, BETA_MIN
 from ...quantizers.post import level_shift_and_odd
 from ..hls_handlers import _io, handler
 from ..precision import constant_format, require_input, rule
-from ..records import HLSLayerTypes, LayerRecord, WeightTable, format_of
+from ..records import MANTISSA_BITS, FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, interval_bits
 
 # float64 computes the Keras inference path exactly while every value fits its mantissa.
-FLOAT64_MANTISSA_BITS = 53
-FLOAT32_MANTISSA_BITS = 24
+FLOAT64_MANTISSA_BITS = MANTISSA_BITS["float64"]
 
 
 def normal(fmt: FixedFormat) -> FixedFormat:
@@ -144,8 +143,8 @@ def asq_post_rule(layer, intervals):
     record.accum = types["accum"]
     record.ebops = layer.ebops_exact()
     record.estimate_ops = asq_post_operations(_estimate_facts(layer, x, types))
-    # Keras does the exact steps in float64 and returns float32: exact while the result fits 24 bits.
-    record.float32_exact = types["result"].width <= FLOAT32_MANTISSA_BITS
+    # Keras does the exact steps in float64 and casts the result to the input's dtype.
+    record.float_values.append(FloatValues("result", interval_bits(out)))
     if layer.activation.__name__ == "relu":
         record.output = out.relu()
         record.hls_layers.append(HLSLayerTypes(f"{layer.name}_relu", {"result": format_of(record.output)}))

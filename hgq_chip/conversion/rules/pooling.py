@@ -24,7 +24,7 @@ from ...layers import check_exact_average_pooling
 from ...layers.pooling import pooling_pads
 from ..hls_handlers import _io, _redirect_input, keras_handler, planned
 from ..precision import require_input, rule
-from ..records import HLSLayerTypes, format_of
+from ..records import FloatValues, HLSLayerTypes, format_of, sum_bits
 from .structure import apply_to_bounds, record_of
 
 _MAX_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
@@ -73,7 +73,12 @@ def average_pooling_rule(layer, intervals):
     f = apply_to_bounds(max_pool, iv.f).astype(np.int64) + shift
     out = Interval(apply_to_bounds(layer, iv.lo), apply_to_bounds(layer, iv.hi), f)
     window_sum = Interval(out.lo * 2**shift, out.hi * 2**shift, f)
-    return record_of(layer, out, accum=format_of(window_sum))
+    record = record_of(layer, out, accum=format_of(window_sum))
+    # Keras sums a window (any order) in the compute dtype, then divides by its count (a shift).
+    # Each partial sum is a multiple of 2**-(f - shift) of magnitude <= mean(|x|) * 2**shift.
+    mean_magnitude = apply_to_bounds(layer, np.maximum(np.abs(iv.lo), np.abs(iv.hi)))
+    record.float_values.append(FloatValues("window sums", sum_bits(mean_magnitude, f)))
+    return record
 
 
 def _zero_padded(layer, in_tensor, configs: list, pads) -> list:

@@ -9,7 +9,7 @@ from ...fixed.interval import Interval
 from ...layers import HAdd
 from ..hls_handlers import handler, hls4ml_handler, keras_handler
 from ..precision import require_input, rule
-from ..records import HLSLayerTypes, LayerRecord, format_of
+from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
 
 
 def record_of(layer, out: Interval, **types) -> LayerRecord:
@@ -18,8 +18,11 @@ def record_of(layer, out: Interval, **types) -> LayerRecord:
 
 
 def apply_to_bounds(layer, array) -> np.ndarray:
-    """Run a monotone weightless layer on one bound map (float32 holds these exactly)."""
-    return np.asarray(keras.ops.convert_to_numpy(layer(array[None].astype(np.float32))))[0].astype(np.float64)
+    """Run a monotone weightless layer on one bound map, in float64 whatever the layer's dtype
+    (a float64 copy from its config: bounds of up to 53 significant bits stay exact)."""
+    copy = type(layer).from_config({**layer.get_config(), "dtype": "float64"})
+    out = copy(keras.ops.convert_to_tensor(np.asarray(array, np.float64)[None], dtype="float64"))
+    return np.asarray(keras.ops.convert_to_numpy(out), np.float64)[0]
 
 
 @rule(keras.layers.Flatten, keras.layers.Reshape)
@@ -52,6 +55,10 @@ def add_rule(layer, intervals):
     record = record_of(layer, out)
     chain = [HLSLayerTypes(partial_sum_name(layer, i), {"result": format_of(p)}) for i, p in enumerate(partials[:-1], 1)]
     record.hls_layers[:0] = chain
+    # Keras adds the inputs in order too (keras.layers.Add), each partial sum in the compute dtype.
+    for i, p in enumerate(partials, 1):
+        what = "sum" if len(partials) == 1 else f"sum of inputs 0..{i}"
+        record.float_values.append(FloatValues(what, interval_bits(p)))
     return record
 
 
