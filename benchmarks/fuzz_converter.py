@@ -1,11 +1,12 @@
 """Fuzz the converter: random models over the whole grammar, exact-or-typed-refusal on each.
 
 Example ``i`` is drawn from ``random.Random(seed * 1_000_003 + i)`` over the full grammar
-(``hgq_chip.testing.model_fuzz``, known open kinds included), built, calibrated, converted,
+(``hgq_chip.testing.model_fuzz``, the same grammar the tests draw from), built, calibrated, converted,
 and on success verified in a child process on the calibration inputs and on random inputs
 over the calibrated range widened 4x. Every failing example is written to
 ``OUT/NNNNN-KIND/`` (model.keras, inputs_*.npy, spec.json, report.txt); a summary line per
-example goes to ``OUT/log.jsonl`` and the counts to ``OUT/summary.json``.
+example goes to ``OUT/log.jsonl`` and the summary (exact conversions, typed refusals by
+error type, failures, kinds drawn, median seconds per example) to ``OUT/summary.json``.
 
     python benchmarks/fuzz_converter.py --examples 1000 [--out out/fuzz] [--seed 0] [--start 0]
 """
@@ -17,6 +18,7 @@ import collections
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -26,17 +28,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hgq_chip.testing.fuzz_check import check_spec, save_failure  # noqa: E402
-from hgq_chip.testing.model_fuzz import RandomChooser, draw_spec, open_kinds_of  # noqa: E402
+from hgq_chip.testing.model_fuzz import RandomChooser, draw_spec, spec_kinds  # noqa: E402
 
 
 def example_spec(seed: int, index: int) -> dict:
-    """The spec of example ``index`` of run ``seed`` (full grammar)."""
-    return draw_spec(RandomChooser(seed * 1_000_003 + index), include_open_kinds=True)
+    """The spec of example ``index`` of run ``seed``."""
+    return draw_spec(RandomChooser(seed * 1_000_003 + index))
 
 
-def run(examples: int, out: Path, seed: int, start: int = 0) -> collections.Counter:
+def summarize(records: list[dict], seed: int, start: int, seconds: float) -> dict:
+    """Counts of a run: outcomes, refusals by error type, failures, kinds drawn, median seconds per example."""
+    refusals = collections.Counter(r["error_type"] for r in records if r["kind"] == "refused")
+    kinds = collections.Counter(k for r in records for k in r["spec_kinds"])
+    return {"seed": seed, "start": start, "done": len(records), "seconds": round(seconds),
+            "median_seconds_per_example": round(statistics.median(r["seconds"] for r in records), 2) if records else None,
+            "exact": sum(r["kind"] == "exact" for r in records),
+            "refused_by_error_type": dict(refusals.most_common()),
+            "rejected_by_layer": sum(r["kind"] == "rejected-by-layer" for r in records),
+            "failures": dict(collections.Counter(r["kind"] for r in records if not r["ok"])),
+            "spec_kinds": dict(sorted(kinds.items()))}
+
+
+def run(examples: int, out: Path, seed: int, start: int = 0) -> dict:
+    """Run ``examples`` examples from index ``start``; the summary (also in OUT/summary.json)."""
     out.mkdir(parents=True, exist_ok=True)
-    counts: collections.Counter = collections.Counter()
+    records: list[dict] = []
     scratch = Path(tempfile.mkdtemp(prefix="hgq_chip_fuzz_"))
     t0 = time.time()
     try:
@@ -46,26 +62,24 @@ def run(examples: int, out: Path, seed: int, start: int = 0) -> collections.Coun
                 work = scratch / f"{index:05d}"
                 began = time.time()
                 outcome = check_spec(spec, work)
-                kinds = open_kinds_of(spec)
-                tag = outcome.kind if outcome.ok else f"FAIL:{outcome.kind}" + ("(known)" if kinds else "")
-                counts[tag] += 1
+                kinds = spec_kinds(spec)
                 if not outcome.ok:
                     save_failure(spec, outcome, out / f"{index:05d}-{outcome.kind}", kinds)
-                log.write(json.dumps({"index": index, "seed": seed, "kind": outcome.kind, "ok": outcome.ok,
-                                      "error_type": outcome.error_type, "open_kinds": kinds,
-                                      "seconds": round(time.time() - began, 2),
-                                      "detail": outcome.detail[:300]}) + "\n")
+                record = {"index": index, "seed": seed, "kind": outcome.kind, "ok": outcome.ok,
+                          "error_type": outcome.error_type, "spec_kinds": kinds,
+                          "seconds": round(time.time() - began, 2), "detail": outcome.detail[:300]}
+                records.append(record)
+                log.write(json.dumps(record) + "\n")
                 log.flush()
                 shutil.rmtree(work, ignore_errors=True)
-                done = index - start + 1
-                print(f"[{done}/{examples}] #{index} {tag} {outcome.error_type} "
-                      f"({time.time() - began:.1f} s; total {time.time() - t0:.0f} s) {dict(counts)}", flush=True)
-                (out / "summary.json").write_text(json.dumps(
-                    {"seed": seed, "start": start, "done": done, "seconds": round(time.time() - t0), "counts": counts},
-                    indent=1))
+                tag = outcome.kind if outcome.ok else f"FAIL:{outcome.kind}"
+                print(f"[{len(records)}/{examples}] #{index} {tag} {outcome.error_type} "
+                      f"({record['seconds']:.1f} s; total {time.time() - t0:.0f} s)", flush=True)
+                summary = summarize(records, seed, start, time.time() - t0)
+                (out / "summary.json").write_text(json.dumps(summary, indent=1))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return counts
+    return summarize(records, seed, start, time.time() - t0)
 
 
 def main(argv=None) -> int:
@@ -75,9 +89,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="run seed (example i is reproducible from seed and i)")
     parser.add_argument("--start", type=int, default=0, help="index of the first example (to resume a run)")
     args = parser.parse_args(argv)
-    counts = run(args.examples, args.out, args.seed, args.start)
-    failures = sum(n for tag, n in counts.items() if tag.startswith("FAIL"))
-    print(f"{sum(counts.values())} examples, {failures} failures: {dict(counts)}; failing models in {args.out}")
+    summary = run(args.examples, args.out, args.seed, args.start)
+    failures = sum(summary["failures"].values())
+    print(json.dumps({k: v for k, v in summary.items() if k != "spec_kinds"}, indent=1))
+    print(f"{summary['done']} examples, {failures} failures; failing models in {args.out}")
     return 1 if failures else 0
 
 

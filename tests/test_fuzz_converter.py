@@ -4,8 +4,9 @@ Each example builds a small random model (``hgq_chip.testing.model_fuzz``), cali
 converts it with random options and, when convert succeeds, compares the C simulation (in
 a child process) with Keras on the calibration inputs and on inputs 4x outside the
 calibrated range: every value must be equal. A refusal must be a typed ``hgq_chip.errors``
-subclass and leave no output folder. The profiles are derandomized, so CI always runs the
-same examples; ``benchmarks/fuzz_converter.py`` runs thousands with the full grammar.
+subclass and leave no output folder. Every kind of the grammar may be drawn; the profiles
+are derandomized, so CI always runs the same examples, and the first random spec of each
+rare kind (``RARE_KINDS``) runs too. ``benchmarks/fuzz_converter.py`` runs thousands.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import shutil
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, event, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 
 from hgq_chip.testing.fuzz_check import check_spec
-from hgq_chip.testing.model_fuzz import model_specs, open_kinds_of
+from hgq_chip.testing.model_fuzz import RARE_KINDS, first_spec_showing, model_specs
 
-# An exact example costs one g++ compile (3-10 s); refusals well under 1 s. Measured on 2 shared
-# cores (other jobs running): fast 40 examples about 1 min, slow 150 examples about 11 min.
+# An exact example costs one g++ compile (2-7 s); refusals well under 1 s. Measured on 2 cores
+# with -n 2: this file and test_fuzz_found_faults.py 1.5 min (fast profile 75 s), -m slow 7.6 min.
 FAST_EXAMPLES = 40
 SLOW_EXAMPLES = 150
 
@@ -38,14 +39,14 @@ settings.register_profile("hgq_chip-fuzz-fast", max_examples=FAST_EXAMPLES, **_C
 settings.register_profile("hgq_chip-fuzz-slow", max_examples=SLOW_EXAMPLES, **_COMMON)
 
 
-def _check_exact_or_refused(spec):
-    assume(not open_kinds_of(spec))  # the strategy avoids them; kinds fixed in other branches
+def _check_exact_or_refused(spec, in_hypothesis=True):
     work = tempfile.mkdtemp(prefix="hgq_chip_fuzz_test_")
     try:
         outcome = check_spec(spec, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    event(f"{outcome.kind} {outcome.error_type}".strip())  # shown by --hypothesis-show-statistics
+    if in_hypothesis:
+        event(f"{outcome.kind} {outcome.error_type}".strip())  # shown by --hypothesis-show-statistics
     assert outcome.ok, f"{outcome.describe()}\nspec: {json.dumps(spec)}"
 
 
@@ -60,3 +61,9 @@ def test_fuzz_convert_exact_or_typed_refusal(spec):
 @given(model_specs())
 def test_fuzz_convert_exact_or_typed_refusal_many(spec):
     _check_exact_or_refused(spec)
+
+
+@pytest.mark.parametrize("kind", RARE_KINDS)
+def test_fuzz_rare_kind(kind):
+    """The first random spec showing each rare kind (the profiles above may draw none of it)."""
+    _check_exact_or_refused(first_spec_showing(kind), in_hypothesis=False)

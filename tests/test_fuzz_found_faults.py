@@ -12,8 +12,10 @@ import pytest
 from exactness import assert_bit_exact
 from hgq_chip.calibration import calibrate
 from hgq_chip.conversion import convert
-from hgq_chip.errors import UnsupportedConfigurationError
-from hgq_chip.layers import ASQDense, HAdd, HConv1DBatchNorm, HConv2D, HDense, HDenseBatchNorm, HQuantize
+from hgq_chip.errors import UnsupportedConfigurationError, UnsupportedLayerError
+from hgq_chip.layers import (
+    ASQDense, HActivation, HAdd, HConv1D, HConv1DBatchNorm, HConv2D, HDense, HDenseBatchNorm, HQuantize,
+)
 
 
 def _randomize_batchnorm(model, rng):
@@ -136,3 +138,38 @@ def test_distributed_arithmetic_after_quantizer_and_dropout_refused(tmp_path):
     model = keras.Model(inputs, HDense(2, name="dense")(x))
     message = _refused_before_writing(model, tmp_path, strategy="distributed_arithmetic")
     assert "quant" in message and "dense" in message
+
+
+@pytest.mark.parametrize("shape", ["reshape_2d_read_twice", "flatten_output_read_by_dense"])
+def test_stream_repacked_reshape_read_twice_converts_exact(tmp_path, shape):
+    """io_stream: hls4ml replaces a Flatten/Reshape that is no stream view by a Repack, and a
+    Clone of its stream (two readers, or a model output also read) copied the Repack's untyped
+    result_t (hls4ml's default fixed<16,6>): an internal error; now the Repack has the layer's type."""
+    rng = np.random.default_rng(4)
+    keras.utils.set_random_seed(4)
+    per_layer = {"granularity": "per-layer"}
+    if shape == "reshape_2d_read_twice":
+        inputs = keras.Input((6,))
+        x = HQuantize({**per_layer, "overflow": "SAT"})(inputs)
+        r = keras.layers.Reshape((3, 2), name="r")(x)
+        a = HConv1D(2, 1, input_quantizer=per_layer, name="conv")(r)
+        outputs = HAdd()([a, HActivation("relu", input_quantizer=per_layer, name="relu")(r)])
+    else:
+        inputs = keras.Input((3, 2))
+        flat = keras.layers.Flatten(name="flat")(HQuantize({**per_layer, "overflow": "SAT"})(inputs))
+        outputs = [flat, HDense(2, input_quantizer=per_layer, name="dense")(flat)]
+    model = keras.Model(inputs, outputs)
+    x_calibration = rng.normal(0.0, 2.0, (128, *model.input_shape[1:])).astype(np.float32)
+    assert_bit_exact(model, x_calibration, tmp_path / "prj", io_type="io_stream")
+
+
+def test_layer_named_like_stream_repack_refused(tmp_path):
+    """A layer named repack_<reshape> would share its name with the Repack hls4ml puts in place of
+    that Reshape in io_stream: refused like the other generated names."""
+    inputs = keras.Input((6,))
+    r = keras.layers.Reshape((3, 2), name="r")(HQuantize({"granularity": "per-layer"})(inputs))
+    model = keras.Model(inputs, HActivation("relu", input_quantizer={"granularity": "per-layer"}, name="repack_r")(r))
+    calibrate(model, np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32))
+    with pytest.raises(UnsupportedLayerError, match="repack_r"):
+        convert(model, tmp_path / "prj", io_type="io_stream", log=lambda *_: None)
+    assert not (tmp_path / "prj").exists()

@@ -122,6 +122,7 @@ def convert(
     if io_type == "io_stream":
         check_one_type_per_tensor(nodes)
         stream_plan = prepare_stream(model, nodes, records)
+        check_layer_names(model, records)  # the plan adds stages (repacks) no layer may be named like
     if strategy_name(strategy) == "distributed_arithmetic":
         _check_distributed_arithmetic(nodes)
     check_float_exact(records)

@@ -13,6 +13,7 @@ reads wrong values or past its word (a segfault for tables). A Dense reads any p
   linear) reads the flattened stream through a ``Repack`` layer (hls4ml's own stream
   repacker, from the producer's word to the flat word), emitted by the handlers;
 - a Dropout or in-place Flatten keeps its input's type (hls4ml then removes the Dropout);
+- any other Flatten/Reshape becomes hls4ml's ``repack_<layer>`` node, typed like the layer;
 - a max pool that pads reads its input through a ZeroPadding layer (hls4ml's stream pooling
   cannot pad), exact for unsigned inputs; signed ones are refused;
 - any other layer reading a flattened stream, and a Reshape whose word sizes do not divide
@@ -174,6 +175,21 @@ def _pass_in_place_types(streams: _Streams, records) -> None:
             records[index].hls_layers[-1].types["result"] = records[source].hls_layers[-1].types["result"]
 
 
+def reshape_repack_name(layer) -> str:
+    """The Repack node hls4ml puts in place of a Flatten/Reshape that is no stream view."""
+    return f"repack_{layer.name}"
+
+
+def _type_reshape_repacks(streams: _Streams, records) -> None:
+    """Give hls4ml's ``repack_<layer>`` (which replaces a Flatten/Reshape that is no stream view)
+    the layer's own type: hls4ml sets only its output variable's type, and a Clone of its stream
+    (two readers) copies the node's result_t, otherwise the unused default type."""
+    for index, node in enumerate(streams.nodes):
+        if isinstance(node.layer, (keras.layers.Flatten, keras.layers.Reshape)) and not streams.in_place(node):
+            types = dict(records[index].hls_layers[-1].types)
+            records[index].hls_layers.append(HLSLayerTypes(reshape_repack_name(node.layer), types))
+
+
 def prepare_stream(model, nodes, records) -> dict[str, dict]:
     """Plan how every flattened stream is read and every padded max pool is padded (see the
     module docstring); adjusts ``records``.
@@ -214,6 +230,7 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
             _refuse(layer, "it reads a flattened stream, which hls4ml 1.3 streams with the packing of the "
                            "tensor before the Flatten; put the layer before the Flatten/Reshape")
     _pass_in_place_types(streams, records)
+    _type_reshape_repacks(streams, records)
     return {"repacks": repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
 
 

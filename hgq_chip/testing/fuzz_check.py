@@ -2,18 +2,14 @@
 
 ``check_spec`` builds and calibrates the spec's model, converts it, and on success compares
 the C simulation with Keras on the calibration inputs and on ``random_inputs(scale=4)``
-(far outside the calibrated range). The C simulation runs in a child process
-(``python -m hgq_chip.testing.fuzz_csim_child``) through ``hgq_chip``'s own ``verify``, with
-the Keras outputs computed here, so an abort or segfault in firmware becomes an outcome,
-not the end of the fuzzer.
+(far outside the calibrated range), through ``hgq_chip``'s own ``verify``: its C simulation
+runs in a child process, so an abort or segfault in the firmware becomes an outcome
+(SimulationCrashError), not the end of the fuzzer.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +18,6 @@ import numpy as np
 
 RANDOM_SAMPLES = 64
 RANDOM_SCALE = 4.0
-CSIM_TIMEOUT_SECONDS = 900
 
 # Outcome kinds that satisfy the property.
 GOOD_KINDS = ("exact", "refused", "rejected-by-layer")
@@ -64,65 +59,32 @@ def _convert(model, spec, project_dir: Path) -> Outcome | None:
     return None
 
 
-def _keras_outputs(model, x: np.ndarray) -> list[np.ndarray]:
-    out = model.predict(x, verbose=0, batch_size=1024)
-    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
-
-
-def run_csim_isolated(project_dir: Path, project_name: str, input_sets: dict, keras_outputs: dict,
-                      scratch: Path, interface: dict) -> dict:
-    """``hgq_chip`` verification of each input set in a child process.
-
-    ``interface``: the model's inputs and outputs (``project_io.model_interface``), which the
-    child's stand-in model presents to ``verify``. Returns {set name: {"ok", "describe"}} or
-    {"error": (type, message)} or {"crash": (returncode, stderr tail)}.
-    """
-    (scratch / "csim_interface.json").write_text(json.dumps(interface))
-    arrays = {}
-    for name, x in input_sets.items():
-        arrays[f"in__{name}"] = x
-        for i, o in enumerate(keras_outputs[name]):
-            arrays[f"out__{name}__{i}"] = o
-    io_file, result_file = scratch / "csim_io.npz", scratch / "csim_result.json"
-    np.savez(io_file, **arrays)
-    result_file.unlink(missing_ok=True)
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, "-m", "hgq_chip.testing.fuzz_csim_child", str(project_dir), project_name, str(io_file),
-         str(result_file)],
-        capture_output=True, text=True, env=env, timeout=CSIM_TIMEOUT_SECONDS,
-    )
-    if done.returncode != 0 or not result_file.exists():
-        return {"crash": (done.returncode, (done.stderr or "")[-3000:])}
-    return json.loads(result_file.read_text())
-
-
-def _verify(model, spec, project_dir: Path, x_calibration, scratch: Path) -> Outcome:
+def _verify(model, spec, project_dir: Path, x_calibration) -> Outcome:
+    """``hgq_chip``'s own ``verify`` of the project on each input set (its C simulation runs in
+    a child process, so an abort or segfault in the firmware comes back as SimulationCrashError)."""
     from ..api import random_inputs
+    from ..conversion.verification import verify
+    from ..errors import CompileError, HGQChipError, SimulationCrashError
 
     x_random = random_inputs(model, RANDOM_SAMPLES, seed=spec["seed"], scale=RANDOM_SCALE)[0]
     sets = {"calibration": x_calibration, "random_x4": x_random}
     arrays = {f"inputs_{k}": v for k, v in sets.items()}
-    outputs = {name: _keras_outputs(model, x) for name, x in sets.items()}
     project_name = spec["convert"].get("project_name", "myproject")
-    from ..conversion.project_io import model_interface
-
-    interface = {"name": model.name, **model_interface(model),
-                 "input_dtypes": [str(np.asarray(x_calibration).dtype)]}  # the dtype verify reads the model's input in
-    result = run_csim_isolated(project_dir, project_name, sets, outputs, scratch, interface)
-    if "crash" in result:
-        code, stderr = result["crash"]
-        kind = "csim-crash" if code < 0 else "verify-error"  # negative: killed by a signal (abort, segfault)
-        return Outcome(kind, f"child exit code {code}\n{stderr}", arrays=arrays)
-    if "error" in result:
-        kind, message = result["error"]
-        failure = "compile-failure" if "compil" in message.lower() else "verify-error"
-        return Outcome(failure, message[-3000:], kind, arrays=arrays)
-    bad = [f"{name}: {r['describe']}" for name, r in result.items() if not r["ok"]]
+    results = {}
+    for name, x in sets.items():
+        try:
+            results[name] = verify(model, project_dir, x, project_name=project_name, log=lambda *_: None)
+        except (SimulationCrashError, CompileError) as error:
+            kind = "csim-crash" if isinstance(error, SimulationCrashError) else "compile-failure"
+            return Outcome(kind, f"{name}: {error}"[-3000:], type(error).__name__, arrays=arrays)
+        except HGQChipError as error:
+            return Outcome("verify-error", f"{name}: {error}"[-3000:], type(error).__name__, arrays=arrays)
+        except Exception as error:  # noqa: BLE001
+            return Outcome("verify-crash", traceback.format_exc()[-3000:], type(error).__name__, arrays=arrays)
+    bad = [f"{name}: {r.describe()}" for name, r in results.items() if not r.ok]
     if bad:
         return Outcome("mismatch", "\n".join(bad), arrays=arrays)
-    return Outcome("exact", "; ".join(f"{k}: {r['describe']}" for k, r in result.items()), arrays=arrays)
+    return Outcome("exact", "; ".join(f"{k}: {r.describe()}" for k, r in results.items()), arrays=arrays)
 
 
 def check_spec(spec: dict, workdir) -> Outcome:
@@ -146,14 +108,14 @@ def check_spec(spec: dict, workdir) -> Outcome:
     project_dir = workdir / "project"
     outcome = _convert(model, spec, project_dir)
     if outcome is None:
-        outcome = _verify(model, spec, project_dir, x, workdir)
+        outcome = _verify(model, spec, project_dir, x)
     outcome.arrays.setdefault("inputs_calibration", x)
     outcome.arrays["model"] = model
     return outcome
 
 
-def save_failure(spec: dict, outcome: Outcome, folder, open_kinds=()) -> Path:
-    """Write a failing example: model.keras, inputs_*.npy, spec.json and report.txt."""
+def save_failure(spec: dict, outcome: Outcome, folder, kinds=()) -> Path:
+    """Write a failing example: model.keras, inputs_*.npy, spec.json and report.txt (which names ``kinds``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.json").write_text(json.dumps(spec, indent=1))
@@ -168,7 +130,7 @@ def save_failure(spec: dict, outcome: Outcome, folder, open_kinds=()) -> Path:
             np.save(folder / f"{name}.npy", value)
     (folder / "report.txt").write_text(
         f"failure: {outcome.describe()}\n"
-        f"known open kinds: {', '.join(open_kinds) or 'none'}\n"
+        f"spec kinds: {', '.join(kinds) or 'none'}\n"
         f"conversion options: {json.dumps(spec['convert'])}\n"
         f"rebuild: hgq_chip.testing.fuzz_build.build_model(json.load(open('spec.json')))\n"
         + "".join(f"{n}\n" for n in notes)

@@ -2,41 +2,27 @@
 
 A *spec* is a JSON-able dict: an input shape, a list of layer steps, conversion options and
 a seed for weights, bit-widths and data. ``draw_spec`` writes one from any source of choices
-(a ``Chooser``): Hypothesis in the tests (``model_specs()``, which shrinks), or a seeded
+(a ``Chooser``): Hypothesis in the tests (``model_specs()``), or a seeded
 ``random.Random`` in ``benchmarks/fuzz_converter.py`` (each example reproducible from its
 seed). ``hgq_chip.testing.fuzz_build.build_model`` turns a spec into a calibrated model.
 
 Some specs are invalid on purpose (per-element activation bits with io_stream, a
 per-element table output, non-power-of-two average pools, layers without quantized
-inputs, distributed arithmetic right after HQuantize, ...): ``convert`` must refuse those
-with a typed error. ``KNOWN_OPEN_KINDS`` lists kinds of fault being fixed elsewhere; the
-default strategy does not generate them, the benchmark does (and tags them).
+inputs, distributed arithmetic right after HQuantize, dilated convolutions, a layer called
+twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, ...):
+``convert`` must refuse those with a typed error before writing anything. Kinds that are
+always refused are drawn rarely, so they do not hide the faults of the rest of the model.
+``spec_kinds`` names the notable kinds a spec shows (for the benchmark's statistics).
 """
 
 from __future__ import annotations
 
 import random
 
-# Kinds of fault issue 14 names that other branches fix now. The CI profiles do not draw
-# them; the lead removes each entry when its fix is merged (then the fuzz tests cover it).
-KNOWN_OPEN_KINDS = {
-    # helper A: hls4ml pads max pooling with a constant from the type (issue 14 item 1).
-    "max_pool_same_padding": "MaxPooling with padding='same'",
-    # helper A: hls4ml's streaming pooling asserts (item 2).
-    "stream_pool_limits": "io_stream pooling with padding='same' or pool size != strides",
-    # helper A: the cast after a Flatten reads the reordered stream (item 3).
-    "stream_cast_after_reshape": "io_stream HQuantize/HActivation right after Flatten/Reshape",
-    # helper A: io_stream wrong, io_parallel untyped hls4ml error (item 4).
-    "dilation": "HConv1D/HConv2D with dilation_rate > 1",
-    # helper A: "internal error" instead of the documented refusal (item 6).
-    "shared_layer": "a layer called twice",
-    # helper B: the project does not compile (item 5).
-    "non_identifier_name": "layer names with '-' or '.'",
-    # helper B: convert succeeds, the project does not build (item 8).
-    "bad_build_option": "reuse factor <= 0, clock period <= 0, non-identifier project name",
-    # helper C: AConv1D/AConv2D cannot train (item 9).
-    "adaqat_conv_training": "a training step on a model with AConv1D/AConv2D",
-}
+# Kinds ``spec_kinds`` names that a few dozen random examples may well miss (each shows in
+# about 1-5 % of specs); tests/test_fuzz_converter.py checks the first spec of each.
+RARE_KINDS = ("adaqat_conv_training", "bad_build_option", "dilation", "max_pool_same_padding", "non_identifier_name",
+              "shared_layer", "stream_cast_after_reshape", "stream_pool_limits")
 
 ACT_GRANULARITIES = ("per-element", "per-channel", "per-layer")
 ROUNDINGS = ("RND", "TRN", "RND_CONV")
@@ -72,12 +58,19 @@ class RandomChooser(Chooser):
 
 
 class HypothesisChooser(Chooser):
-    """Choices drawn through a Hypothesis ``draw`` (so failures shrink)."""
+    """Choices drawn through a Hypothesis ``draw`` (so failures shrink), except the weighted coins
+    of ``chance``: Hypothesis favours boundary values and repeats choices of earlier examples,
+    which drew rare kinds (always refused) in a large share of the examples. Those coins come
+    from a ``random.Random`` seeded by one Hypothesis draw, so each kind keeps its percentage."""
 
     def __init__(self, draw):
         from hypothesis import strategies as st
 
         self.draw, self.st = draw, st
+        self.coins = random.Random(draw(st.integers(0, 2**32 - 1)))
+
+    def chance(self, percent: int) -> bool:
+        return self.coins.randrange(100) < percent
 
     def integer(self, lo, hi):
         return self.draw(self.st.integers(lo, hi))
@@ -86,13 +79,13 @@ class HypothesisChooser(Chooser):
         return self.draw(self.st.sampled_from(options))
 
 
-def model_specs(include_open_kinds: bool = False):
-    """Hypothesis strategy of specs; without ``include_open_kinds`` no KNOWN_OPEN_KINDS are drawn."""
+def model_specs():
+    """Hypothesis strategy of specs over the whole grammar (``draw_spec``)."""
     from hypothesis import strategies as st
 
     @st.composite
     def specs(draw):
-        return draw_spec(HypothesisChooser(draw), include_open_kinds)
+        return draw_spec(HypothesisChooser(draw))
 
     return specs()
 
@@ -101,20 +94,17 @@ def model_specs(include_open_kinds: bool = False):
 
 
 class _Draw:
-    """Holds the chooser, the open-kinds switch, the io type and a layer-name counter."""
+    """Holds the chooser, the io type and a layer-name counter."""
 
-    def __init__(self, ch: Chooser, include_open_kinds: bool, io_type: str):
-        self.ch, self.open, self.io_type = ch, include_open_kinds, io_type
+    def __init__(self, ch: Chooser, io_type: str):
+        self.ch, self.io_type = ch, io_type
         self.names = 0
         self.reading_input = True  # while drawing the first step: its quantizers read the model input
 
-    def allows(self, kind: str) -> bool:
-        """Whether specs may show ``kind``: always, unless it is still in KNOWN_OPEN_KINDS."""
-        return self.open or kind not in KNOWN_OPEN_KINDS
-
     def name(self, stem: str) -> str:
+        """A unique layer name; about 1 in 200 is no C++ identifier ('-' or '.': always refused)."""
         self.names += 1
-        if self.allows("non_identifier_name") and self.ch.chance(1):
+        if self.ch.chance(1) and self.ch.chance(50):
             return f"{stem}-{self.names}" if self.ch.chance(50) else f"{stem}.{self.names}"
         return f"{stem}{self.names}"
 
@@ -164,14 +154,21 @@ def _conv_out(size, kernel, stride, padding, dilation=1):
     return (size - ((kernel - 1) * dilation + 1)) // stride + 1
 
 
+def _family(d: _Draw, families) -> str:
+    family = d.ch.choice(families)
+    if family == "asq" and d.io_type == "io_stream" and not d.ch.chance(20):
+        family = "h"  # io_stream refuses ASQ/POST layers: mostly drawn valid
+    return family
+
+
 def _conv_step(d: _Draw, shape, shape_preserving=False) -> tuple[dict, tuple]:
     ch, spatial = d.ch, shape[:-1]
-    family = ch.choice(CONV_FAMILIES if not shape_preserving else ("h", "hbn", "a"))
+    family = _family(d, CONV_FAMILIES if not shape_preserving else ("h", "hbn", "a"))
     kernel = [ch.integer(1, min(3, n)) for n in spatial]
     padding = "same" if shape_preserving else ch.choice(("valid", "same"))
     strides = [1 if shape_preserving else ch.choice((1, 1, 2, 3)) for _ in spatial]
     dilation = 1
-    if d.allows("dilation") and family != "asq" and not shape_preserving and ch.chance(10):
+    if family != "asq" and not shape_preserving and ch.chance(4):  # always refused: rare
         dilation, strides = 2, [1] * len(spatial)
         kernel = [k if (k - 1) * 2 + 1 <= n else 1 for k, n in zip(kernel, spatial)]
     if family == "asq":
@@ -186,7 +183,7 @@ def _conv_step(d: _Draw, shape, shape_preserving=False) -> tuple[dict, tuple]:
 
 def _dense_step(d: _Draw, shape, shape_preserving=False) -> tuple[dict, tuple]:
     ch = d.ch
-    family = ch.choice(DENSE_FAMILIES if not shape_preserving and len(shape) == 1 else ("h", "hbn", "a"))
+    family = _family(d, DENSE_FAMILIES if not shape_preserving and len(shape) == 1 else ("h", "hbn", "a"))
     units = shape[-1] if shape_preserving else ch.integer(1, 6)
     step = {"op": "dense", "family": family, "units": units, "activation": ch.choice(EXACT_ACTIVATIONS),
             "use_bias": ch.chance(70), "name": d.name("dense"), **_quantizers(d, family)}
@@ -213,11 +210,8 @@ def _pool_step(d: _Draw, shape) -> tuple[dict, tuple]:
     pool = [ch.integer(1, min(3, n)) for n in spatial]
     strides = list(pool) if ch.chance(60) else [ch.integer(1, 2) for _ in spatial]
     padding = ch.choice(("valid", "same"))
-    stream = d.io_type == "io_stream"
-    if kind == "max" and padding == "same" and not d.allows("max_pool_same_padding"):
-        padding = "valid"
-    if stream and not d.allows("stream_pool_limits"):
-        padding, strides = "valid", list(pool)
+    if d.io_type == "io_stream" and not ch.chance(15):
+        strides = list(pool)  # io_stream refuses pool size != strides: mostly drawn equal
     out = tuple(_conv_out(n, p, s, padding) for n, p, s in zip(spatial, pool, strides)) + (shape[-1],)
     return {"op": "pool", "kind": kind, "pool": pool, "strides": strides, "padding": padding,
             "name": d.name("pool")}, out
@@ -256,18 +250,16 @@ def _shared_step(d: _Draw, shape) -> tuple[dict, tuple]:
     return {**step, "op": "shared_dense"}, shape
 
 
-def _next_step(d: _Draw, shape, after_reshape: bool) -> tuple[dict, tuple]:
+def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     ch = d.ch
     ops = ["activation", "quantize", "dropout", "add", "reshape"]
     ops += ["conv", "conv", "pool"] if len(shape) > 1 else ["dense", "dense"]
-    if len(shape) > 1 and ch.chance(5):
-        ops.append("dense")  # a Dense on a feature map (last axis)
-    if d.allows("shared_layer") and len(shape) == 1 and ch.chance(5):
-        ops.append("shared")
-    op = ch.choice(ops)
-    stream_after_reshape = d.io_type == "io_stream" and after_reshape
-    if stream_after_reshape and op in ("activation", "quantize") and not d.allows("stream_cast_after_reshape"):
-        op = "dropout"
+    if len(shape) == 1 and ch.chance(2):
+        op = "shared"  # a layer called twice: always refused
+    elif len(shape) > 1 and ch.chance(3):
+        op = "dense"  # a Dense on a feature map (last axis)
+    else:
+        op = ch.choice(ops)
     makers = {"activation": _activation_step, "quantize": _quantize_step, "add": _residual_step,
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
               "shared": _shared_step,
@@ -282,17 +274,17 @@ def _convert_options(d: _Draw) -> dict:
     reuse = ch.choice((1, 1, 2, 4)) if strategy == "latency" or ch.chance(10) else 1
     options = {"backend": ch.choice(("Vitis", "Vivado")), "io_type": d.io_type, "strategy": strategy,
                "reuse_factor": reuse}
-    if d.allows("bad_build_option") and ch.chance(5):
+    if ch.chance(3):  # an option that cannot build: always refused
         bad = ch.choice(("reuse_factor", "clock_period", "project_name"))
         options[bad] = {"reuse_factor": ch.choice((0, -1)), "clock_period": ch.choice((0.0, -5.0)),
                         "project_name": ch.choice(("my-project", "1proj", "my project"))}[bad]
     return options
 
 
-def draw_spec(ch: Chooser, include_open_kinds: bool = False) -> dict:
+def draw_spec(ch: Chooser) -> dict:
     """One random model spec (see the module docstring); JSON-able."""
     io_type = "io_stream" if ch.chance(35) else "io_parallel"
-    d = _Draw(ch, include_open_kinds, io_type)
+    d = _Draw(ch, io_type)
     kind = ch.choice(("flat", "seq", "image"))
     shape = {"flat": lambda: (ch.integer(2, 8),),
              "seq": lambda: (ch.integer(4, 9), ch.integer(1, 3)),
@@ -302,17 +294,14 @@ def draw_spec(ch: Chooser, include_open_kinds: bool = False) -> dict:
         step, current = _quantize_step(d, current)
         layers.append(step)
         d.reading_input = False
-    after_reshape = False
     for _ in range(ch.integer(1, 4)):
-        step, current = _next_step(d, current, after_reshape)
+        step, current = _next_step(d, current)
         d.reading_input = False
-        after_reshape = step["op"] in ("flatten", "reshape") or (after_reshape and step["op"] == "dropout")
         layers.append(step)
     if len(current) == 1 and ch.chance(50):
         step, current = _dense_step(d, current)
         layers.append(step)
-    has_aconv = any(s["op"] == "conv" and s["family"] == "a" for s in _all_steps(layers))
-    train = ch.chance(10) and (d.allows("adaqat_conv_training") or not has_aconv)
+    train = ch.chance(10)
     return {
         "seed": ch.integer(0, 2**16),
         "input_shape": list(shape),
@@ -333,9 +322,17 @@ def _all_steps(steps):
             yield from _all_steps(branch)
 
 
-def open_kinds_of(spec: dict) -> list[str]:
-    """The KNOWN_OPEN_KINDS a spec exhibits (the benchmark tags failures with them; kinds no
-    longer listed there are not reported)."""
+def first_spec_showing(kind: str, seed: int = 0, tries: int = 20_000) -> dict:
+    """The first spec of ``RandomChooser(seed * 1_000_003 + i)``, i = 0, 1, ..., that shows ``kind``."""
+    for index in range(tries):
+        spec = draw_spec(RandomChooser(seed * 1_000_003 + index))
+        if kind in spec_kinds(spec):
+            return spec
+    raise LookupError(f"no spec of the first {tries} shows {kind!r}")
+
+
+def spec_kinds(spec: dict) -> list[str]:
+    """Names of the notable kinds a spec shows (for the benchmark's statistics; no filtering)."""
     kinds, stream = set(), spec["convert"]["io_type"] == "io_stream"
     steps = list(_all_steps(spec["layers"]))
     for step in steps:
@@ -351,6 +348,12 @@ def open_kinds_of(spec: dict) -> list[str]:
             kinds.add("non_identifier_name")
         if spec["train"] and step["op"] == "conv" and step["family"] == "a":
             kinds.add("adaqat_conv_training")
+        if step["op"] == "activation" and step["activation"] in TABLE_ACTIVATIONS:
+            kinds.add("table_activation")
+        if step["op"] == "add":
+            kinds.add("residual")
+        if any(q.get("granularity") == "per-element" for q in (step.get(k) for k in ("q", "iq", "oq")) if q):
+            kinds.add("per_element_bits")
     after_reshape = False
     for step in spec["layers"]:
         firsts = [step] if step["op"] != "add" else [b[0] for b in step["branches"] if b]
@@ -358,7 +361,9 @@ def open_kinds_of(spec: dict) -> list[str]:
             kinds.add("stream_cast_after_reshape")
         after_reshape = step["op"] in ("flatten", "reshape") or (after_reshape and step["op"] == "dropout")
     options = spec["convert"]
+    kinds.update(k for k, on in (("io_stream", stream), ("train", spec["train"]),
+                                 ("distributed_arithmetic", options["strategy"] == "distributed_arithmetic")) if on)
     if (options.get("reuse_factor", 1) <= 0 or options.get("clock_period", 5.0) <= 0
             or not options.get("project_name", "myproject").isidentifier()):
         kinds.add("bad_build_option")
-    return sorted(kinds & KNOWN_OPEN_KINDS.keys())
+    return sorted(kinds)
