@@ -18,7 +18,7 @@ from .hls_config import (
 from .hls_handlers import converting
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
-from .names import check_layer_names, check_project_name, check_quantizer_functions
+from .names import check_layer_names, check_names_kept, check_project_name, check_quantizer_functions
 from .output_dir import check_output_dir, replace_atomically
 from .precision import derive
 from .layer_options import check_layer_options
@@ -232,6 +232,7 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
                 allow_v2_fallback=False,
                 **options,
             )
+            check_names_kept(hls_model, hls_config)
             check_types_applied(hls_model, hls_config)
             check_reuse_factors_applied(hls_model, hls_config["Model"]["ReuseFactor"], chatter.getvalue())
             check_quantizer_functions(hls_model)
