@@ -42,8 +42,14 @@ def strategy_name(strategy: str) -> str:
         ) from None
 
 
-def build_hls_config(records, input_types: dict[str, FixedFormat], reuse_factor: int, strategy: str) -> dict:
+def build_hls_config(records, input_types: dict[str, FixedFormat], reuse_factor: int, strategy: str,
+                     inserted: dict[str, dict[str, FixedFormat]] | None = None) -> dict:
+    """hls4ml's configuration: the model inputs' types, every stage of ``records`` with its
+    types, and ``inserted``: {name: {key: format}} of layers hls4ml inserts itself (e.g. the
+    Repack of a streamed Reshape, ``stream.prepare_stream``)."""
     layers = {}
+    for name, types in (inserted or {}).items():
+        layers[name] = {"Precision": {key: render_hls4ml_precision(fmt) for key, fmt in types.items()}}
     for name, fmt in input_types.items():
         layers[name] = {"Precision": {"result": render_hls4ml_precision(fmt)}}
     for record in records:

@@ -132,7 +132,7 @@ def convert(
             "float64 (keras.config.set_floatx('float64')) to compare"
         )
     input_types = all_input_formats(model, nodes)
-    hls_config = build_hls_config(records, input_types, reuse_factor, strategy)
+    hls_config = build_hls_config(records, input_types, reuse_factor, strategy, stream_plan.get("inserted"))
 
     with replace_atomically(output_dir, **outputs, log=log) as staging:
         log(f"[hgq_chip] writing {backend} {io_type} project")
@@ -172,7 +172,12 @@ def _same_type(node, expected, actual) -> bool:
 
 
 def check_types_applied(hls_model, hls_config) -> None:
-    """Every arithmetic type in the hls4ml graph must be one we derived; anything else is a bug."""
+    """Every arithmetic type in the hls4ml graph must be one we derived; anything else is a bug.
+
+    Checked: each layer's ``<key>_t`` attributes and the types of its output variables (what
+    the firmware declares its output arrays or streams with; a Clone has one per copy). A
+    layer hls4ml inserted itself must only move data (every output with its input's type).
+    """
     from hls4ml.model.types import NamedType
 
     from ..fixed.hls import parse_ap_type
@@ -182,6 +187,11 @@ def check_types_applied(hls_model, hls_config) -> None:
     for name, node in hls_model.graph.items():
         if name not in ours and _moves_data_only(node):
             continue
+        expected = ours.get(name, {}).get("Precision", {}).get("result")
+        for out_name, variable in _output_variables(node):
+            actual = parse_ap_type(str(variable.type.precision))
+            if expected is not None and not _same_type(node, parse_ap_type(expected), actual):
+                wrong.append(f"{name} output {out_name} = {variable.type.precision} (derived: {expected})")
         for key in _ARITHMETIC_TYPES:
             named = node.attributes.get(f"{key}_t")
             if not isinstance(named, NamedType) or (key == "table" and node.class_name != "UnaryLUT"):
@@ -197,17 +207,31 @@ def check_types_applied(hls_model, hls_config) -> None:
         )
 
 
+def _output_variables(node) -> list:
+    """``[(output name, TensorVariable)]`` of an hls4ml layer, one per output."""
+    try:
+        return [(out, node.get_output_variable(out)) for out in node.outputs]
+    except (AttributeError, KeyError):
+        return []
+
+
 def _moves_data_only(node) -> bool:
-    """A node hls4ml inserted itself (e.g. zero padding or a repack for io_stream) whose output
-    type has its input type's sign and bits (rounding/overflow modes then never act)."""
+    """A node hls4ml inserted itself (e.g. zero padding, a repack or a clone for io_stream)
+    whose outputs all have its input's sign and bits (rounding/overflow modes then never
+    act), also in its ``result_t``."""
+    from hls4ml.model.types import NamedType
+
     from ..fixed.hls import parse_ap_type
 
     try:
         source = parse_ap_type(str(node.get_input_variable().type.precision))
-        target = parse_ap_type(str(node.get_output_variable().type.precision))
+        targets = [parse_ap_type(str(variable.type.precision)) for _, variable in _output_variables(node)]
+        result = node.attributes.get("result_t")
+        if isinstance(result, NamedType):
+            targets.append(parse_ap_type(str(result.precision)))
     except (AttributeError, KeyError, IndexError, ValueError):
         return False
-    return (source.k, source.i, source.f) == (target.k, target.i, target.f)
+    return bool(targets) and all((source.k, source.i, source.f) == (t.k, t.i, t.f) for t in targets)
 
 
 def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config,

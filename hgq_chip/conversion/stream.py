@@ -179,7 +179,9 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
     module docstring); adjusts ``records``.
 
     Returns {"repacks": {layer name: flat size} of the layers whose handler repacks their
-    input first, "zero_padded": {layer name: padding per axis} of max pools padded ahead}.
+    input first, "zero_padded": {layer name: padding per axis} of max pools padded ahead,
+    "inserted": {hls4ml layer name: {"result": format}} of the layers hls4ml inserts itself
+    that need a type in the configuration}.
     Raises ``UnsupportedConfigurationError`` for a layer that would read a stream wrongly.
     """
     from ..layers import HDense
@@ -214,7 +216,30 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
             _refuse(layer, "it reads a flattened stream, which hls4ml 1.3 streams with the packing of the "
                            "tensor before the Flatten; put the layer before the Flatten/Reshape")
     _pass_in_place_types(streams, records)
-    return {"repacks": repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
+    zero_padded = _zero_pad_max_pools(streams, records)
+    return {"repacks": repacks, "zero_padded": zero_padded, "inserted": _inserted_repack_types(streams, records)}
+
+
+def hls4ml_repack_name(layer) -> str:
+    """The Repack layer hls4ml's ``reshape_stream`` pass puts in place of a streamed Reshape."""
+    return f"repack_{layer.name}"
+
+
+def _inserted_repack_types(streams: _Streams, records) -> dict[str, dict]:
+    """{hls4ml layer name: {"result": format}} of the Repack layers hls4ml 1.3 puts in place of
+    every Flatten/Reshape that is not an in-place view (a model output, or more than one axis).
+
+    hls4ml makes that Repack's output variable with the Reshape's type but leaves its
+    ``result_t`` at the configuration's type for the Repack's own name, and the ``clone_output``
+    pass gives the copies of a stream read several times (a model output also read by a
+    layer) that ``result_t``: without an entry of its own the copies would be the unused
+    default type. The entry is the Reshape's derived type (a repack moves values unchanged).
+    """
+    inserted = {}
+    for index, node in enumerate(streams.nodes):
+        if isinstance(node.layer, (keras.layers.Flatten, keras.layers.Reshape)) and not streams.in_place(node):
+            inserted[hls4ml_repack_name(node.layer)] = {"result": records[index].hls_layers[-1].types["result"]}
+    return inserted
 
 
 def _zero_pad_max_pools(streams: _Streams, records) -> dict[str, tuple]:
