@@ -3,8 +3,9 @@
 ``check_spec`` builds and calibrates the spec's model, converts it, and on success compares
 the C simulation with Keras on the calibration inputs and on ``random_inputs(scale=4)``
 (far outside the calibrated range). The C simulation runs in a child process
-(``python -m hgq_chip.testing.fuzz_csim_child``) through ``hgq_chip``'s own ``verify``, with
-the Keras outputs computed here, so an abort or segfault in firmware becomes an outcome,
+(``python -m hgq_chip.testing.fuzz_csim_child``) through ``hgq_chip``'s own comparison
+(``verification.compare_with_csim``, what ``verify`` runs after its checks), with the Keras
+outputs computed here, so an abort or segfault in firmware becomes an outcome,
 not the end of the fuzzer.
 """
 

@@ -14,18 +14,8 @@ import sys
 import numpy as np
 
 
-class _PrecomputedModel:
-    """Stands in for the Keras model: ``predict`` returns the outputs the parent computed."""
-
-    def __init__(self, outputs):
-        self.outputs = outputs
-
-    def predict(self, x, **_):
-        return self.outputs if len(self.outputs) > 1 else self.outputs[0]
-
-
 def main(argv) -> int:
-    from ..conversion.verification import verify
+    from ..conversion.verification import compare_with_csim
     from ..errors import HGQChipError
 
     project_dir, project_name, io_file, result_file = argv
@@ -35,8 +25,8 @@ def main(argv) -> int:
     try:
         for name in sets:
             outputs = [data[f"out__{name}__{i}"] for i in range(sum(k.startswith(f"out__{name}__") for k in data.files))]
-            report = verify(_PrecomputedModel(outputs), project_dir, data[f"in__{name}"], project_name=project_name,
-                            log=lambda *_: None)
+            inputs = [np.asarray(data[f"in__{name}"], dtype=np.float32)]
+            report = compare_with_csim(outputs, project_dir, inputs, project_name=project_name, log=lambda *_: None)
             result[name] = {"ok": report.ok, "describe": report.describe()}
     except HGQChipError as error:
         result = {"error": [type(error).__name__, str(error)]}
