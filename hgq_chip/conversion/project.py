@@ -11,6 +11,7 @@ import keras
 
 from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, UnsupportedConfigurationError
+from .fingerprint import FINGERPRINT_KEY, LAYER_FINGERPRINTS_KEY, layer_fingerprints, weights_fingerprint
 from .graph import graph_nodes
 from .hls_config import (
     backend_name, build_hls_config, check_io_type, check_options, check_reuse_factors_applied, strategy_name,
@@ -115,6 +116,7 @@ def convert(
             f"activation ranges were never recorded for {', '.join(missing)}; train the model or call "
             "hgq_chip.calibrate(model, x) on representative inputs before converting"
         )
+    fingerprints = {FINGERPRINT_KEY: weights_fingerprint(model), LAYER_FINGERPRINTS_KEY: layer_fingerprints(model)}
     records = derive(nodes)
     check_layer_names(model, records)
     check_project_name(project_name, model)
@@ -143,7 +145,7 @@ def convert(
         write_reports(staging, records, input_types, hls_config)
         write_manifest(staging, model_manifest(
             model, project_name=project_name, backend=backend, io_type=io_type, strategy=str(strategy).lower(),
-            reuse_factor=reuse_factor, clock_period=clock_period, part=part,
+            reuse_factor=reuse_factor, clock_period=clock_period, part=part, fingerprints=fingerprints,
         ))
     hls_model.config.config["OutputDir"] = str(output_dir)
     log(f"[hgq_chip] project written to {output_dir}")
