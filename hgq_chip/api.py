@@ -118,7 +118,8 @@ def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RAN
     Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from
     :func:`random_inputs`. ``strict=True`` raises MismatchError on any difference.
     Raises DataError (inputs not shaped as the model's), ProjectError (the project's
-    inputs/outputs differ from the model's: checked before compiling), CompileError,
+    inputs/outputs differ from the model's, or it was converted from other weights or
+    ranges, e.g. before retraining: checked before compiling), CompileError,
     SimulationCrashError (the firmware died in its child process; this process survives).
     """
     model = _as_model(model)

@@ -17,6 +17,7 @@ import numpy as np
 
 from hgq_chip import errors
 from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, error_classes
+from mlp_models import MLPSpec, saved_model
 
 
 @dataclass
@@ -47,6 +48,28 @@ def keras_archive(path):
 
 def npz(**arrays):
     return lambda path: np.savez(path, **arrays)
+
+
+# The {model} of the table (test_bad_inputs.py saves it and converts it into {prj}).
+MODEL_SPECS = [MLPSpec(n_in=4, widths=(3,), granularity="per-layer", seed=2)]
+
+
+def retrained_model(path):
+    """{model} built again with one kernel changed, as more training would: same inputs and
+    outputs as {prj}, other weights."""
+    model, _ = saved_model(path, MODEL_SPECS)
+    layer = next(layer for layer in model.layers if hasattr(layer, "kernel"))
+    layer.kernel.assign(layer.kernel.numpy() + 0.25)
+    model.save(path)
+
+
+def recalibrated_model(path):
+    """{model} built again and calibrated on inputs 8x wider: other recorded ranges."""
+    import hgq_chip
+
+    model, data = saved_model(path, MODEL_SPECS)
+    hgq_chip.calibrate(model, [8.0 * x for x in data])
+    model.save(path)
 
 
 X4 = np.zeros((5, 4), np.float32)
@@ -90,6 +113,12 @@ CASES = [
          errors.ModelFileError, "not found"),
     Case("verify", "model file corrupt", ["verify", "{t}/m.keras", "{prj}", "--random", "5", "--quiet"],
          errors.ModelFileError, "cannot load", {"m.keras": text("not a zip")}),
+    Case("verify", "a model retrained after the conversion (same architecture, other weights)",
+         ["verify", "{t}/m.keras", "{prj}", "--random", "5", "--quiet"], errors.ProjectError,
+         "was converted from other weights or quantizer ranges", {"m.keras": retrained_model}),
+    Case("verify", "a model recalibrated after the conversion (other recorded ranges)",
+         ["verify", "{t}/m.keras", "{prj}", "--random", "5", "--quiet"], errors.ProjectError,
+         "Convert this model again", {"m.keras": recalibrated_model}),
     Case("estimate", "a folder that is not a project", ["estimate", "{t}"], errors.ProjectError,
          "estimate_inputs.json"),
     Case("estimate", "`--clock-period 0`", ["estimate", "{prj}", "--clock-period", "0"],

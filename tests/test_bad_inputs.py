@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 import hgq_chip
-from bad_input_cases import CASES, render_doc
+from bad_input_cases import CASES, MODEL_SPECS, render_doc
 from hgq_chip.cli import main
-from mlp_models import MLPSpec, saved_model
+from mlp_models import saved_model
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
-SPECS = [MLPSpec(n_in=4, widths=(3,), granularity="per-layer", seed=2)]
+SPECS = MODEL_SPECS
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """The CLI's working paths: convert prints the summary, verify compiles and compares, --quiet, --force.
 
 One project is converted and compiled for the module; a stale project (converted from
-other weights) must make verify fail with the mismatch exit code.
+other weights) makes verify fail with ProjectError before compiling, and the same project
+without its weights fingerprint (as older hgq_chip wrote it) with the mismatch exit code.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pytest
 
 import hgq_chip
 from hgq_chip.cli import main
-from hgq_chip.errors import MismatchError
+from hgq_chip.conversion.manifest import MANIFEST_FILE
+from hgq_chip.errors import MismatchError, ProjectError
 from mlp_models import MLPSpec, saved_model
 
 SPECS = [MLPSpec(n_in=4, widths=(6, 3), granularity="per-channel", rounding="RND", overflow="SAT", seed=5)]
@@ -65,7 +67,8 @@ def test_convert_quiet_and_force(converted, tmp_path, capsys):
 
 
 def test_verify_random_and_data_then_stale_project_mismatch(converted, tmp_path, capsys):
-    """Exact on random out-of-range and on given data; a project of other weights fails with exit 10."""
+    """Exact on random out-of-range and on given data; a project of other weights fails with exit 16
+    (its manifest's fingerprint), or, without the fingerprint, with exit 10 and the first mismatch."""
     root, _, data = converted
     out = tmp_path / "prj"
     assert _run(capsys, "convert", root / "model.keras", "--backend", "Vitis", "--output-dir", out, "--quiet")[0] == 0
@@ -83,6 +86,13 @@ def test_verify_random_and_data_then_stale_project_mismatch(converted, tmp_path,
     layer.kernel.assign(kernel)
     other.save(tmp_path / "other.keras")
     np.save(tmp_path / "x.npy", data[0])
+    code, stdout, stderr = _run(capsys, "verify", tmp_path / "other.keras", out, "--data", tmp_path / "x.npy", "--quiet")
+    assert code == ProjectError.exit_code and stdout == ""
+    assert stderr.startswith("hgq_chip: error: ") and stderr.count("\n") == 1 and "in layer 'b0_d1'" in stderr
+
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    del manifest["weights_sha256"], manifest["layer_weights_sha256"]
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest))
     code, stdout, stderr = _run(capsys, "verify", tmp_path / "other.keras", out, "--data", tmp_path / "x.npy", "--quiet")
     assert code == MismatchError.exit_code
     assert stderr.startswith("hgq_chip: error: MISMATCH")

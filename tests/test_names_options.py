@@ -133,3 +133,88 @@ def test_unusual_but_accepted_names_and_options_compile_and_are_exact(tmp_path):
     report = hgq_chip.verify(model, tmp_path / "prj", random=200, **QUIET)
     assert report.ok, report.describe()
     assert "'Dense_relu'" in (tmp_path / "prj" / "summary.json").read_text().replace('"', "'")
+
+
+# hls4ml 1.3's Keras 3 parser starts its set of used names as set('input') -- the letters
+# i, n, p, u, t -- and renames a layer of such a name to '<name>_0'; its Layer rejects 'input'.
+HLS4ML_RESERVED = [(role, name) for name in ("i", "n", "p", "u", "t", "input")
+                   for role in ("input", "quantize", "hidden", "logits")]
+
+
+def test_hls4ml_reserves_the_letters_of_input():
+    from hgq_chip.conversion.names import HLS4ML_REJECTED, hls4ml_renamed_names
+
+    assert hls4ml_renamed_names() == frozenset("input") and HLS4ML_REJECTED == {"input"}
+
+
+@pytest.mark.parametrize("role, name", HLS4ML_RESERVED)
+def test_layer_or_input_name_hls4ml_renames_or_rejects_is_refused_with_a_valid_suggestion(tmp_path, role, name):
+    from hgq_chip.conversion.names import layer_name_problem
+
+    with pytest.raises(UnsupportedLayerError) as caught:
+        hgq_chip.convert(_model(**{role: name}), tmp_path / "prj", **QUIET)
+    message = str(caught.value)
+    assert f"{'input' if role == 'input' else 'layer'} {name!r}" in message and "hls4ml" in message
+    suggestion = message.split("name=")[1].split("'")[1]
+    assert layer_name_problem(suggestion) is None and suggestion not in DEFAULT_NAMES.values()
+    assert not (tmp_path / "prj").exists()
+
+
+def test_cli_refuses_a_layer_named_n_with_exit_4_and_one_line(tmp_path, capsys):
+    _model(hidden="n").save(tmp_path / "model.keras")
+    code = main(["convert", str(tmp_path / "model.keras"), "--backend", "Vitis", "--output-dir", str(tmp_path / "prj"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == UnsupportedLayerError.exit_code == 4
+    assert err.count("\n") == 1 and err.startswith("hgq_chip: error: layer 'n' ") and "internal" not in err
+    assert not (tmp_path / "prj").exists()
+
+
+def _streamed_model_read_twice(name):
+    """io_stream: 'hidden''s stream is read by two layers, so hls4ml inserts 'clone_hidden'."""
+    keras.utils.set_random_seed(0)
+    q = {"granularity": "per-layer"}
+    inputs = keras.Input((6,), name="pixels")
+    hidden = HDense(4, name="hidden", input_quantizer=q)(HQuantize(q, name="input_q")(inputs))
+    a, b = HDense(2, name=name, input_quantizer=q)(hidden), HDense(2, name="other", input_quantizer=q)(hidden)
+    model = keras.Model(inputs, keras.layers.Add(name="total")([a, b]))
+    hgq_chip.calibrate(model, np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32))
+    return model
+
+
+@pytest.mark.parametrize("name", ["clone_hidden", "clone_repack_hidden", "repack_other", "zp1d_hidden", "bnbt_input_q"])
+def test_layer_named_like_a_layer_hls4ml_inserts_for_another_is_refused(tmp_path, name):
+    """A layer called clone_<x> would replace the clone hls4ml inserts for x in its graph
+    (the firmware then does not compile), likewise repack_, zp1d_/zp2d_, bnbt_, broadcast_."""
+    with pytest.raises(UnsupportedLayerError, match=f"layer {name!r} has the name hls4ml gives a layer it may insert"):
+        hgq_chip.convert(_streamed_model_read_twice(name), tmp_path / "prj", io_type="io_stream", **QUIET)
+    assert not (tmp_path / "prj").exists()
+
+
+def test_a_layer_hls4ml_renames_anyway_is_refused_typed_before_the_project_is_written(tmp_path, monkeypatch):
+    """The check after hls4ml's conversion: were a reserved name let through, hls4ml's rename
+    ('n' -> 'n_0') is reported as UnsupportedLayerError naming the layer, not as an internal error."""
+    from hgq_chip.conversion import names
+
+    monkeypatch.setattr(names, "layer_name_problem", names.name_problem)
+    with pytest.raises(UnsupportedLayerError, match="hls4ml renamed layer 'n' to 'n_0'"):
+        hgq_chip.convert(_model(hidden="n"), tmp_path / "prj", **QUIET)
+    assert not (tmp_path / "prj").exists()
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_names_near_the_ones_hls4ml_renames_convert_compile_and_are_exact(tmp_path, io_type):
+    """Capitals and longer names of hls4ml's reserved letters, 'n_0' with no 'n', 'inputs', and
+    prefixes of inserted layers not followed by a layer name: all kept, compiled, exact."""
+    keras.utils.set_random_seed(0)
+    q = {"granularity": "per-layer"}
+    inputs = keras.Input((6,), name="I")
+    x = HQuantize(q, name="n_0")(inputs)
+    x = HDense(4, activation="relu", name="clone", input_quantizer=q)(x)
+    a, b = HDense(2, name="inputs", input_quantizer=q)(x), HDense(2, name="clone_N", input_quantizer=q)(x)
+    model = keras.Model(inputs, keras.layers.Add(name="repack_in")([a, b]))
+    hgq_chip.calibrate(model, np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32))
+    conversion = hgq_chip.convert(model, tmp_path / "prj", io_type=io_type, **QUIET)
+    assert {"I", "n_0", "clone", "inputs", "clone_N", "repack_in"} <= set(conversion.hls_model.graph)
+    report = hgq_chip.verify(model, tmp_path / "prj", random=300, scale=4.0, strict=True, **QUIET)
+    assert report.ok and report.n_mismatches == 0, report.describe()

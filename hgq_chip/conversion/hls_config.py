@@ -43,6 +43,9 @@ def strategy_name(strategy: str) -> str:
 
 
 def build_hls_config(records, input_types: dict[str, FixedFormat], reuse_factor: int, strategy: str) -> dict:
+    """hls4ml's configuration: the model inputs' types and every stage of ``records`` with its
+    types (stages include layers hls4ml inserts itself, e.g. the Repack of a streamed Reshape,
+    ``stream.prepare_stream``)."""
     layers = {}
     for name, fmt in input_types.items():
         layers[name] = {"Precision": {"result": render_hls4ml_precision(fmt)}}

@@ -4,7 +4,9 @@ Written by ``convert`` into the project folder (in the staging folder, so it app
 the complete project). Other commands read it instead of guessing:
 
 - ``convert --force`` replaces only folders that hold it (an earlier hgq_chip project);
-- ``verify`` checks the model's input/output names and sizes against it before compiling;
+- ``verify`` checks the model's input/output names and sizes, and the fingerprint of its
+  weights and quantizer state (``weights_sha256``, absent in older projects), against it
+  before compiling;
 - ``estimate DIR`` takes the strategy, reuse factor and clock period the project was built with.
 
 No Keras is imported here, so ``hgq_chip estimate`` stays fast.
@@ -36,11 +38,13 @@ def tensor_entries(tensors, names) -> list[dict]:
 
 
 def model_manifest(model, *, project_name: str, backend: str, io_type: str, strategy: str, reuse_factor: int,
-                   clock_period: float, part: str | None) -> dict:
+                   clock_period: float, part: str | None, fingerprints: dict | None = None) -> dict:
     """The manifest of ``model`` (a functional ``keras.Model``) converted with these options.
 
     Inputs are named by their input layers, outputs by the layers producing them
-    (``model.output_names``), in the order of the firmware's arguments.
+    (``model.output_names``), in the order of the firmware's arguments. ``fingerprints``:
+    {"weights_sha256": ..., "layer_weights_sha256": {layer: ...}} of the weights the firmware
+    was built from (``conversion.fingerprint``); ``verify`` compares them with its model's.
     """
     input_names = [t.name for t in model.inputs]  # a functional model's input tensors carry the Input layer's name
     output_names = list(model.output_names)
@@ -57,6 +61,7 @@ def model_manifest(model, *, project_name: str, backend: str, io_type: str, stra
         "part": part,
         "inputs": tensor_entries(model.inputs, input_names),
         "outputs": tensor_entries(model.outputs, output_names),
+        **(fingerprints or {}),
     }
 
 

@@ -7,10 +7,23 @@ prefixes its types (``<name>_weight_t``), a per-element quantizer becomes the fu
 ``<layer>_table``, and hls4ml its own ``layer<N>_out``, ``w<N>``, ``config<N>``, ...
 Keras accepts names that none of this survives (``"conv-1"``, ``"a.b"``, ``"2nd"``, ``"int"``).
 
-``convert`` therefore refuses, before writing anything, every name that is not a plain
-C++ identifier, is a C++ keyword or a macro of the firmware's headers, looks like a name
-hls4ml generates, collides with another layer's stage, or (for a per-element quantizer)
-is a function of hls4ml's ``nnet_utils``, and suggests a valid unique name
+hls4ml 1.3 itself renames or rejects some names before any C++ is written:
+
+- its Keras 3 parser gives every hls4ml layer a unique name through ``UniqueName``, whose
+  set of used names starts as ``set('input')`` -- the letters ``i``, ``n``, ``p``, ``u``,
+  ``t`` -- so a layer or input with one of those names becomes ``<name>_0``, a layer
+  hgq_chip has no types for; a name already given to another hls4ml layer is renamed the same way;
+- ``Layer.__init__`` rejects a layer (or input) named ``input`` with a bare RuntimeError;
+- its optimizer passes insert layers named ``clone_<layer>`` (a stream read more than once),
+  ``repack_<layer>`` (a streamed Reshape), ``zp1d_``/``zp2d_<layer>`` (padding of a streamed
+  convolution), ``bnbt_<layer>`` and ``broadcast_<layer>``; a user layer of such a name would
+  replace the inserted one in hls4ml's graph.
+
+``convert`` therefore refuses, before writing anything, every layer or input name that is
+not a plain C++ identifier, is a C++ keyword or a macro of the firmware's headers, looks like
+a name hls4ml generates, is one hls4ml renames or rejects, has the name of a layer hls4ml
+inserts for another layer, collides with another layer's stage, or (for a per-element
+quantizer) is a function of hls4ml's ``nnet_utils``, and suggests a valid unique name
 (UnsupportedLayerError; UnsupportedConfigurationError for the project name).
 """
 
@@ -20,6 +33,8 @@ import functools
 import keyword
 import re
 from pathlib import Path
+
+import keras
 
 from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
 
@@ -42,8 +57,14 @@ RESERVED = frozenset("""
 # Identifiers hls4ml generates (variables, weights, configs, types, bridge copies).
 GENERATED = re.compile(
     r"(layer\d+(_\w*)?|[wbsz]\d+|table\d+|config\d+|\w+_config\d+|input\d*_t|result\d*_t|\w+_t|\w+_ap|\w+_cpy\d+"
-    r"|\w+_index)\Z"
+    r"|\w+_index|dense_da_\d+|da_comblogic_\d+|einsum_\d+_da_\w+)\Z"
 )
+# Prefixes of the layers hls4ml's optimizer passes insert, followed by the name of the layer
+# they are inserted for (hls4ml/backends/fpga/passes/clone.py, repack_stream.py,
+# backends/vivado/passes/conv_same_pad.py, bn_quant.py, broadcast_stream.py).
+INSERTED_PREFIXES = ("clone_", "repack_", "zp1d_", "zp2d_", "bnbt_", "broadcast_")
+# hls4ml's Layer.__init__ raises for a layer of this name (hls4ml/model/layers.py).
+HLS4ML_REJECTED = frozenset({"input"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,6 +80,40 @@ def _template_names() -> tuple[frozenset[str], frozenset[str]]:
         if "nnet_utils" in path.parts:
             functions.update(re.findall(r"\bvoid\s+(\w+)\s*\(", text))
     return frozenset(macros), frozenset(functions)
+
+
+@functools.lru_cache(maxsize=1)
+def hls4ml_renamed_names() -> frozenset[str]:
+    """The names hls4ml 1.3's Keras 3 parser renames on sight (``UniqueName``'s initial set)."""
+    from hls4ml.converters.keras_v3_to_hls import UniqueName
+
+    return frozenset(UniqueName().used_names)
+
+
+def layer_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be the name of a layer or input in the firmware, or None if it can:
+    :func:`name_problem`, or a name hls4ml renames or rejects."""
+    problem = name_problem(name)
+    if problem is None and name in HLS4ML_REJECTED:
+        problem = "is reserved by hls4ml (its converter rejects a layer of that name)"
+    if problem is None and name in hls4ml_renamed_names():
+        renamed = ", ".join(repr(n) for n in sorted(hls4ml_renamed_names()))
+        problem = (f"is one of the names hls4ml 1.3 reserves ({renamed}: the letters of 'input'), so its "
+                   f"converter would rename it {name + '_0'!r}, a layer hgq_chip derived no types for")
+    return problem
+
+
+def inserted_for(name: str, names) -> str | None:
+    """The layer of ``names`` that hls4ml would insert a layer called ``name`` for (e.g.
+    'clone_dense' for 'dense', 'clone_repack_flatten' for 'flatten'), or None."""
+    rest = name
+    while True:
+        prefix = next((p for p in INSERTED_PREFIXES if rest.startswith(p)), None)
+        if prefix is None:
+            return None
+        rest = rest[len(prefix):]
+        if rest in names:
+            return rest
 
 
 def name_problem(name: str) -> str | None:
@@ -88,6 +143,21 @@ def check_quantizer_functions(hls_model) -> None:
             )
 
 
+def check_names_kept(hls_model, hls_config) -> None:
+    """UnsupportedLayerError if hls4ml renamed one of our layers to ``<name>_<N>`` (its
+    ``UniqueName`` does so for a name it already holds): the up-front checks refuse every
+    name hls4ml 1.3 is known to rename, this catches any other before the project is written."""
+    ours = set(hls_config["LayerName"])
+    for name in hls_model.graph:
+        match = re.fullmatch(r"(\w+)_\d+", name)
+        if name not in ours and match and match.group(1) in ours and match.group(1) not in hls_model.graph:
+            raise UnsupportedLayerError(
+                f"hls4ml renamed layer {match.group(1)!r} to {name!r} (a name it holds reserved or already gave "
+                f"another layer), so the derived types would not apply; rename {match.group(1)!r}, e.g. "
+                f"name={suggest(match.group(1), ours | set(hls_model.graph))!r}"
+            )
+
+
 def suggest(name: str, taken: set[str]) -> str:
     """A valid name close to ``name`` that is not in ``taken``."""
     base = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", name)).strip("_") or "layer"
@@ -96,14 +166,16 @@ def suggest(name: str, taken: set[str]) -> str:
     base = re.sub(r"_(t|ap|index)\Z", r"_\1x", base)
     base = re.sub(r"_+", "_", base)
     candidate, counter = base, 1
-    while candidate in taken or name_problem(candidate):
+    while candidate in taken or layer_name_problem(candidate) or inserted_for(candidate, taken):
         candidate, counter = f"{base}_{counter}", counter + 1
     return candidate
 
 
 def check_layer_names(model, records) -> None:
     """UnsupportedLayerError for the first layer (or input) name that cannot be a C++ name,
-    or that equals a stage name hgq_chip derives for another layer (``<layer>_iq``, ...).
+    that hls4ml renames or rejects, that hls4ml gives a layer it inserts for another layer
+    (``clone_<layer>``, ...), or that equals a stage name hgq_chip derives for another
+    layer (``<layer>_iq``, ...).
 
     ``model``: the functional Keras model; ``records``: its LayerRecords (``hls_layers``).
     """
@@ -111,18 +183,39 @@ def check_layer_names(model, records) -> None:
     taken = set(names)
     for record in records:
         taken.update(h.name for h in record.hls_layers)
+    inputs = {layer.name for layer in model.layers if isinstance(layer, keras.layers.InputLayer)}
     for layer_name in names:
+        what = "input" if layer_name in inputs else "layer"
         problem = name_problem(layer_name)
         if problem:
             raise UnsupportedLayerError(
-                f"layer {layer_name!r} {problem}, so the firmware would not compile; rename it, e.g. "
+                f"{what} {layer_name!r} {problem}, so the firmware would not compile; rename it, e.g. "
                 f"name={suggest(layer_name, taken)!r} (Keras names become C++ names in the hls4ml project)"
+            )
+        problem = layer_name_problem(layer_name)
+        if problem:
+            raise UnsupportedLayerError(
+                f"{what} {layer_name!r} {problem}; rename it, e.g. name={suggest(layer_name, taken)!r}"
+            )
+        target = inserted_for(layer_name, taken - {layer_name})
+        if target is not None:
+            raise UnsupportedLayerError(
+                f"{what} {layer_name!r} has the name hls4ml gives a layer it may insert for {target!r} (a copy, "
+                f"repack or padding of its stream), which would replace that layer; rename it, e.g. "
+                f"name={suggest(layer_name, taken)!r}"
             )
     owner: dict[str, str] = {}
     for layer_name in names:
         owner[layer_name] = layer_name
     for record in records:
         for stage in record.hls_layers:
+            target = inserted_for(stage.name, taken - {stage.name})
+            if target is not None and stage.name not in owner:
+                raise UnsupportedLayerError(
+                    f"layer {record.layer_name!r} gets the stage {stage.name!r}, the name hls4ml gives a layer it may "
+                    f"insert for {target!r}; rename {record.layer_name!r}, e.g. "
+                    f"name={suggest(record.layer_name, taken)!r}"
+                )
             other = owner.setdefault(stage.name, record.layer_name)
             if other != record.layer_name:
                 raise UnsupportedLayerError(

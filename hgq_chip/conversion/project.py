@@ -11,6 +11,7 @@ import keras
 
 from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, UnsupportedConfigurationError
+from .fingerprint import FINGERPRINT_KEY, LAYER_FINGERPRINTS_KEY, layer_fingerprints, weights_fingerprint
 from .graph import graph_nodes
 from .hls_config import (
     backend_name, build_hls_config, check_io_type, check_options, check_reuse_factors_applied, strategy_name,
@@ -18,7 +19,7 @@ from .hls_config import (
 from .hls_handlers import converting
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
-from .names import check_layer_names, check_project_name, check_quantizer_functions
+from .names import check_layer_names, check_names_kept, check_project_name, check_quantizer_functions
 from .output_dir import check_output_dir, replace_atomically
 from .precision import check_float_exact, derive
 from .layer_options import check_layer_options
@@ -115,6 +116,7 @@ def convert(
             f"activation ranges were never recorded for {', '.join(missing)}; train the model or call "
             "hgq_chip.calibrate(model, x) on representative inputs before converting"
         )
+    fingerprints = {FINGERPRINT_KEY: weights_fingerprint(model), LAYER_FINGERPRINTS_KEY: layer_fingerprints(model)}
     records = derive(nodes)
     check_layer_names(model, records)
     check_project_name(project_name, model)
@@ -138,7 +140,7 @@ def convert(
         write_reports(staging, records, input_types, hls_config)
         write_manifest(staging, model_manifest(
             model, project_name=project_name, backend=backend, io_type=io_type, strategy=str(strategy).lower(),
-            reuse_factor=reuse_factor, clock_period=clock_period, part=part,
+            reuse_factor=reuse_factor, clock_period=clock_period, part=part, fingerprints=fingerprints,
         ))
     hls_model.config.config["OutputDir"] = str(output_dir)
     log(f"[hgq_chip] project written to {output_dir}")
@@ -167,7 +169,12 @@ def _same_type(node, expected, actual) -> bool:
 
 
 def check_types_applied(hls_model, hls_config) -> None:
-    """Every arithmetic type in the hls4ml graph must be one we derived; anything else is a bug."""
+    """Every arithmetic type in the hls4ml graph must be one we derived; anything else is a bug.
+
+    Checked: each layer's ``<key>_t`` attributes and the types of its output variables (what
+    the firmware declares its output arrays or streams with; a Clone has one per copy). A
+    layer hls4ml inserted itself must only move data (every output with its input's type).
+    """
     from hls4ml.model.types import NamedType
 
     from ..fixed.hls import parse_ap_type
@@ -177,6 +184,11 @@ def check_types_applied(hls_model, hls_config) -> None:
     for name, node in hls_model.graph.items():
         if name not in ours and _moves_data_only(node):
             continue
+        expected = ours.get(name, {}).get("Precision", {}).get("result")
+        for out_name, variable in _output_variables(node):
+            actual = parse_ap_type(str(variable.type.precision))
+            if expected is not None and not _same_type(node, parse_ap_type(expected), actual):
+                wrong.append(f"{name} output {out_name} = {variable.type.precision} (derived: {expected})")
         for key in _ARITHMETIC_TYPES:
             named = node.attributes.get(f"{key}_t")
             if not isinstance(named, NamedType) or (key == "table" and node.class_name != "UnaryLUT"):
@@ -192,17 +204,31 @@ def check_types_applied(hls_model, hls_config) -> None:
         )
 
 
+def _output_variables(node) -> list:
+    """``[(output name, TensorVariable)]`` of an hls4ml layer, one per output."""
+    try:
+        return [(out, node.get_output_variable(out)) for out in node.outputs]
+    except (AttributeError, KeyError):
+        return []
+
+
 def _moves_data_only(node) -> bool:
-    """A node hls4ml inserted itself (e.g. zero padding or a repack for io_stream) whose output
-    type has its input type's sign and bits (rounding/overflow modes then never act)."""
+    """A node hls4ml inserted itself (e.g. zero padding, a repack or a clone for io_stream)
+    whose outputs all have its input's sign and bits (rounding/overflow modes then never
+    act), also in its ``result_t``."""
+    from hls4ml.model.types import NamedType
+
     from ..fixed.hls import parse_ap_type
 
     try:
         source = parse_ap_type(str(node.get_input_variable().type.precision))
-        target = parse_ap_type(str(node.get_output_variable().type.precision))
+        targets = [parse_ap_type(str(variable.type.precision)) for _, variable in _output_variables(node)]
+        result = node.attributes.get("result_t")
+        if isinstance(result, NamedType):
+            targets.append(parse_ap_type(str(result.precision)))
     except (AttributeError, KeyError, IndexError, ValueError):
         return False
-    return (source.k, source.i, source.f) == (target.k, target.i, target.f)
+    return bool(targets) and all((source.k, source.i, source.f) == (t.k, t.i, t.f) for t in targets)
 
 
 def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config,
@@ -227,6 +253,7 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
                 allow_v2_fallback=False,
                 **options,
             )
+            check_names_kept(hls_model, hls_config)
             check_types_applied(hls_model, hls_config)
             check_reuse_factors_applied(hls_model, hls_config["Model"]["ReuseFactor"], chatter.getvalue())
             check_quantizer_functions(hls_model)

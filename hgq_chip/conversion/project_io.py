@@ -2,8 +2,11 @@
 
 ``verify`` runs this before compiling: a project converted from another model would
 otherwise give a bogus mismatch, or let the firmware read or write past the caller's
-arrays. The sizes come from ``hgq_chip_project.json`` (names, shapes, sizes); for a
-project without it (older hgq_chip, hand-made), from the hls4ml bridge
+arrays; one converted from the same architecture with other weights (retrained, not
+converted again) a mismatch that blames the firmware, so the manifest's fingerprint of the
+weights (``conversion.fingerprint``) must be the model's too. The sizes come from
+``hgq_chip_project.json`` (names, shapes, sizes); for a project without it (older
+hgq_chip, hand-made), from the hls4ml bridge
 ``<project>_bridge.cpp``, whose ``<project>_double`` converts each argument with
 ``nnet::convert_data<src, dst, SIZE>`` (SIZE a number or a product of ``defines.h`` constants).
 """
@@ -14,6 +17,7 @@ import re
 from pathlib import Path
 
 from ..errors import ProjectError
+from .fingerprint import FINGERPRINT_KEY, LAYER_FINGERPRINTS_KEY, layer_fingerprints, weights_fingerprint
 from .manifest import MANIFEST_FILE, read_manifest, tensor_entries
 
 _CONVERT = re.compile(r"nnet::convert_data<\s*([\w:]+)\s*,\s*([\w:]+)\s*,\s*([^>]+?)\s*>\s*\(\s*(\w+)\s*,\s*(\w+)\s*\)")
@@ -97,4 +101,27 @@ def check_project_matches_model(model, project_dir, project_name: str) -> dict:
             f"{project_dir} was not converted from this model ({model.name!r}): " + "; ".join(problems)
             + ". Verify it with the model it was converted from, or convert this model into a new folder"
         )
+    check_project_weights(model, project_dir, project)
     return project
+
+
+def check_project_weights(model, project_dir, project: dict) -> None:
+    """ProjectError if the manifest's fingerprint of the weights and quantizer state the firmware
+    was built from differs from ``model``'s (same architecture, other weights: retrained or
+    recalibrated since the conversion). A project without the fingerprint (older hgq_chip,
+    bridge-only) is not checked."""
+    recorded = project.get(FINGERPRINT_KEY)
+    if not isinstance(recorded, str) or recorded == weights_fingerprint(model):
+        return
+    theirs = project.get(LAYER_FINGERPRINTS_KEY)
+    changed = []
+    if isinstance(theirs, dict):
+        ours = layer_fingerprints(model)
+        changed = [name for name in ours if name in theirs and theirs[name] != ours[name]]
+    which = f" (in layer{'s' if len(changed) > 1 else ''} {', '.join(map(repr, changed))})" if changed else ""
+    raise ProjectError(
+        f"{project_dir} was converted from other weights or quantizer ranges: model {model.name!r} has the same "
+        f"inputs and outputs, but its kernels, biases, bit-widths or recorded ranges differ from those the firmware "
+        f"was built from{which}, e.g. it was retrained or recalibrated after the conversion. Convert this model "
+        "again (hgq_chip convert ... --force) and verify the new project"
+    )

@@ -90,6 +90,16 @@ def verify(model, project_dir, x, project_name: str = "myproject", log=print) ->
     check_project_matches_model(model, project_dir, project_name)
     keras_out = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0, batch_size=1024)
     keras_out = [np.asarray(o) for o in (keras_out if isinstance(keras_out, (list, tuple)) else [keras_out])]
+    return compare_with_csim(keras_out, project_dir, inputs, project_name, log)
+
+
+def compare_with_csim(keras_out: list[np.ndarray], project_dir, inputs: list[np.ndarray],
+                      project_name: str = "myproject", log=print) -> VerifyReport:
+    """Build and run the project's C simulation on ``inputs`` (float32 arrays, one per model
+    input) and compare it with ``keras_out`` (one array per output, ``(n, ...)``) exactly.
+
+    No check of the project against a model: :func:`verify` does those first (the fuzzer's
+    child process calls this with outputs computed by its parent)."""
     sim = CSimulation(Path(project_dir), project_name)
     log("[hgq_chip] compiling C simulation (g++)" if sim.needs_build() else "[hgq_chip] reusing the compiled C simulation")
     sim.build()
