@@ -210,7 +210,9 @@ def check_layer_names(model, records) -> None:
     for record in records:
         for stage in record.hls_layers:
             target = inserted_for(stage.name, taken - {stage.name})
-            if target is not None and stage.name not in owner:
+            # A stage named for the layer hls4ml inserts for this very layer is the type of that
+            # layer (stream.prepare_stream types the Repack of a streamed Reshape): not a clash.
+            if target is not None and target != record.layer_name and stage.name not in owner:
                 raise UnsupportedLayerError(
                     f"layer {record.layer_name!r} gets the stage {stage.name!r}, the name hls4ml gives a layer it may "
                     f"insert for {target!r}; rename {record.layer_name!r}, e.g. "
