@@ -68,6 +68,15 @@ def fake_project(folder: Path, text: str = "old firmware") -> Path:
     return folder
 
 
+def listed_project_with_synthesis_run(folder: Path) -> Path:
+    """A project whose manifest lists its files, holding a synthesis run convert did not write."""
+    fake_project(folder)
+    (folder / MANIFEST_FILE).write_text('{"inputs": [], "outputs": [], "files": ["firmware.cpp"]}\n')
+    (folder / "synthesis").mkdir()
+    (folder / "synthesis" / "vivado_hls.log").write_text("a day of synthesis")
+    return folder
+
+
 def _convert_argv(world, out, *extra):
     return ["convert", world / "models" / "model.keras", "--backend", "Vitis", "--output-dir", out, "--quiet", *extra]
 
@@ -97,10 +106,7 @@ def test_unsafe_output_refused_through_cli_with_nothing_touched(world, capsys, c
     (world / "work" / "mine").mkdir()
     (world / "work" / "mine" / "thesis.tex").write_text("years of work")
     fake_project(world / "work" / "prj")
-    listed = fake_project(world / "work" / "listed")
-    (listed / MANIFEST_FILE).write_text('{"inputs": [], "outputs": [], "files": ["firmware.cpp"]}\n')
-    (listed / "synthesis").mkdir()
-    (listed / "synthesis" / "vivado_hls.log").write_text("a day of synthesis")
+    listed_project_with_synthesis_run(world / "work" / "listed")
     before = snapshot(world)
     got, stdout, err = run_cli(capsys, *_convert_argv(world, out.format(world=world), *extra))
     assert got == code, err
@@ -131,10 +137,6 @@ def test_api_refuses_like_cli_and_checks_before_loading(world):
     with pytest.raises(UnsafeOutputError, match="replace_non_project=True"):
         hgq_chip.convert(world / "no-such-model.keras", world / "work" / "mine", force=True)
     fake_project(world / "work" / "prj")
-    listed = fake_project(world / "work" / "listed")
-    (listed / MANIFEST_FILE).write_text('{"inputs": [], "outputs": [], "files": ["firmware.cpp"]}\n')
-    (listed / "synthesis").mkdir()
-    (listed / "synthesis" / "vivado_hls.log").write_text("a day of synthesis")
     before = snapshot(world)
     with pytest.raises(OutputExistsError):
         hgq_chip.convert(world / "no-such-model.keras", world / "work" / "prj")
