@@ -40,10 +40,23 @@ class Outcome:
         return f"{self.kind}{f' ({self.error_type})' if self.error_type else ''}: {self.detail}"
 
 
+def _raised_in(error: BaseException, module: str) -> bool:
+    """Whether ``error`` was raised by code of ``module``."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") == module
+
+
 def _convert(model, spec, project_dir: Path) -> Outcome | None:
-    """None when convert wrote the project; otherwise the refusal or failure."""
+    """None when convert wrote the project; otherwise the refusal or failure.
+
+    A refusal of a name (by ``hgq_chip.conversion.names``) is a failure unless the spec drew
+    a bad name: the grammar's names (``quant1``, ``conv2``, ..., input ``x``) are all valid.
+    """
     from ..api import convert
     from ..errors import HGQChipError
+    from .model_fuzz import spec_kinds
 
     try:
         convert(model, project_dir, log=lambda *_: None, **spec["convert"])
@@ -53,6 +66,9 @@ def _convert(model, spec, project_dir: Path) -> Outcome | None:
             return Outcome("output-left-behind", str(error)[:2000], name)
         if type(error) is HGQChipError:
             return Outcome("untyped-error", str(error)[:2000], name)
+        bad_names = {"non_identifier_name", "bad_build_option"} & set(spec_kinds(spec))
+        if _raised_in(error, "hgq_chip.conversion.names") and not bad_names:
+            return Outcome("valid-name-refused", str(error)[:2000], name)
         return Outcome("refused", str(error)[:500], name)
     except Exception as error:  # noqa: BLE001  (any other type is the failure being looked for)
         return Outcome("convert-crash", traceback.format_exc()[-3000:], type(error).__name__)
