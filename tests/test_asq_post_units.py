@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from asq_post_models import asq_dense_reference
+from hgq_chip.errors import UnsupportedConfigurationError
 from hgq_chip.fixed.minimal import fractional_bits
 from hgq_chip.fixed.quantize_np import quantize_to
 from hgq_chip.layers import ASQDense
@@ -34,6 +35,22 @@ def test_post_levels_are_exact_and_match_the_formula_within_the_constant_precisi
     assert np.all(np.abs(levels - ideal) <= 2.0 ** -(sqrt2_bits + 1) * 2.0 ** -(j // 2).astype(float))
     # Every level is a fixed-point number with at most F + max shift fractional bits.
     assert fractional_bits(levels).max() <= sqrt2_bits + (len(levels) - 1) // 2
+
+
+@pytest.mark.parametrize("dtype, widest", [("float32", 24), ("float64", 30)])
+def test_post_levels_wider_than_the_compute_dtype_are_refused_at_construction(dtype, widest):
+    """A POST constant of more significant bits than the dtype holds would be rounded by Keras
+    (it once surfaced as an AssertionError at convert); the layer refuses it, naming itself."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 0.4, (16, 5)).astype(dtype)
+    q = LogWeightQuantizer(kind="post", bits=4, sqrt2_bits=widest, dtype=dtype)
+    q.build(w.shape)
+    q.initialize_from(w)
+    assert np.abs(q.codes(w)).max() > 0  # every quantized weight is a declared level
+    if widest < 30:
+        with pytest.raises(UnsupportedConfigurationError, match=r"layer 'wide' \(ASQDense\).*sqrt2_bits <= 24"):
+            ASQDense(4, kernel_quantizer={"kind": "post", "sqrt2_bits": widest + 1}, dtype=dtype, name="wide")
+    LogWeightQuantizer(kind="pot", bits=4, sqrt2_bits=30, dtype=dtype)  # POT levels do not use the constant
 
 
 def test_post_level_sets_for_three_and_four_bits():

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..errors import UnsupportedConfigurationError
 from ..fixed.interval import Interval
 from ..fixed.minimal import bits_of_constant
 from ..fixed.quantize_ops import pow2
@@ -73,7 +74,10 @@ class ASQPostMixin(QuantizedLayerMixin):
         self.bias_quantizer_config = merged_config(DEFAULT_ASQ_BIAS, bias_quantizer)
         self.beta0 = float(beta0)
         self.iq = make_activation_quantizer(self.input_quantizer_config, self.dtype_policy)
-        self.kq = make_weight_quantizer(self.kernel_quantizer_config, self.dtype_policy)
+        try:
+            self.kq = make_weight_quantizer(self.kernel_quantizer_config, self.dtype_policy)
+        except UnsupportedConfigurationError as error:
+            raise UnsupportedConfigurationError(f"layer {self.name!r} ({type(self).__name__}): {error}") from None
         self.bq = WeightQuantizer(name="bq", dtype=self.dtype_policy, **self.bias_quantizer_config)
 
     def _build_asq_post(self, input_shape):

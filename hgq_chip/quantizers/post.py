@@ -22,10 +22,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..errors import UnsupportedConfigurationError
 from .dtype_policy import check_exact_dtype_policy
 from .lsq import MinimumValue, power_of_two_ste, scale_gradient
 
 KINDS = ("pot", "post")
+SIGNIFICAND_BITS = {"float32": 24, "float64": 53}  # IEEE 754 binary32/binary64, hidden bit included
 DEFAULT_SQRT2_BITS = 8
 
 
@@ -73,10 +75,24 @@ class LogWeightQuantizer(keras.layers.Layer):
         self.bits = int(bits)
         self.sqrt2_bits = int(sqrt2_bits)
         self.levels = unit_levels(self.bits, self.kind, self.sqrt2_bits)  # validates kind and bits
+        self._check_levels_exact()
         if not init_alpha > 0:
             raise ValueError(f"{self.name}: init_alpha must be > 0, got {init_alpha}")
         self.init_alpha = float(init_alpha)
         self.trainable_alpha = bool(trainable_alpha)
+
+    def _check_levels_exact(self) -> None:
+        """POST levels c·2**−k carry ``sqrt2_bits`` significant bits (c = m / 2**F with m < 2**F):
+        more than the compute dtype's significand (24 bits in float32, 53 in float64) and Keras
+        would round the levels the firmware keeps exact. Raises
+        :class:`~hgq_chip.errors.UnsupportedConfigurationError` (exit 5) naming the fix."""
+        significand = SIGNIFICAND_BITS.get(self.dtype_policy.compute_dtype)
+        if self.kind == "post" and significand is not None and self.sqrt2_bits > significand:
+            raise UnsupportedConfigurationError(
+                f"{self.name}: sqrt2_bits={self.sqrt2_bits} gives levels of {self.sqrt2_bits} significant bits, "
+                f"but {self.dtype_policy.compute_dtype} holds {significand}; use sqrt2_bits <= {significand}"
+                + (" or build the model in float64" if significand < 53 else "")
+            )
 
     @property
     def sqrt_half(self) -> float:
