@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Iterator
 from itertools import repeat
 from pathlib import Path
@@ -120,7 +121,14 @@ def write_weight_table(path: Path, records) -> None:
                     handle.write(block)
 
 
-def write_reports(directory: Path, records, input_types: dict, hls_config: dict) -> dict:
+def write_reports(directory: Path, records, input_types: dict, hls_config: dict, seconds: dict | None = None) -> dict:
+    """Write hls_config.yml, weight_types.csv, summary.json and estimate_inputs.json into
+    ``directory``; the summary. ``seconds`` (optional) gets the time of the tables under
+    "reports" and of the estimate's facts under "facts"."""
+    from .facts import FACTS_FILE, write_facts
+
+    seconds = {} if seconds is None else seconds
+    start = time.perf_counter()
     with open(directory / CONFIG_FILE, "w") as handle:
         yaml.safe_dump(hls_config, handle, sort_keys=False)
     write_weight_table(directory / WEIGHTS_FILE, records)
@@ -128,8 +136,9 @@ def write_reports(directory: Path, records, input_types: dict, hls_config: dict)
     summary["inputs"] = {name: render_ap_type(fmt) for name, fmt in input_types.items()}
     with open(directory / SUMMARY_FILE, "w") as handle:
         json.dump(summary, handle, indent=2)
+    middle = time.perf_counter()
+    seconds["reports"] = seconds.get("reports", 0.0) + middle - start
     # What `hgq_chip estimate DIR` reads, so it needs no Keras model (hgq_chip/conversion/facts.py).
-    from .facts import FACTS_FILE, write_facts
-
     write_facts(directory / FACTS_FILE, records, input_types)
+    seconds["facts"] = seconds.get("facts", 0.0) + time.perf_counter() - middle
     return summary
