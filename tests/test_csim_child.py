@@ -26,7 +26,8 @@ BUILD_LIB = textwrap.dedent("""\
 """)
 
 # in[0] selects the behaviour: 0 doubles the inputs, 1 aborts, 2 fails an assert, 3 dereferences
-# a null pointer, 4 calls exit(3), 5 writes to stderr and raises SIGSEGV.
+# a null pointer, 4 calls exit(3), 5 writes to stderr and raises SIGSEGV, 6 uses a 64 MB local
+# array (as hls4ml's latency Dense does for a large layer: more than an 8 MB main-thread stack).
 FIRMWARE = textwrap.dedent("""\
     #include <cassert>
     #include <csignal>
@@ -39,6 +40,15 @@ FIRMWARE = textwrap.dedent("""\
         if (mode == 3) { volatile int *p = nullptr; out[0] = *p; }
         if (mode == 4) std::exit(3);
         if (mode == 5) { std::fprintf(stderr, "about to crash on purpose\\n"); std::fflush(stderr); std::raise(SIGSEGV); }
+        if (mode == 6) {
+            const int size = 64 << 20;
+            volatile char big[size];
+            big[0] = 1;
+            big[size - 1] = 1;
+            for (int i = 0; i < 3; i++) out[i] = 2 * in[i];
+            out[3] = big[0] + big[size - 1];
+            return;
+        }
         for (int i = 0; i < 3; i++) out[i] = 2 * in[i];
         out[3] = in[0] + in[1] + in[2];
     }
@@ -70,6 +80,13 @@ def test_child_returns_exact_double_outputs(crashy):
     expected = np.concatenate([2 * x, x.sum(axis=1, keepdims=True)], axis=1)
     assert out.dtype == np.float64 and out.shape == (50, 4)
     assert np.array_equal(out, expected)
+
+
+def test_firmware_with_large_local_arrays_runs_on_the_childs_large_stack(crashy):
+    x = _samples(6)
+    out, = crashy.run([x], [4])
+    assert np.array_equal(out[3], [12.0, 6.5, -3.0, 2.0])
+    assert np.array_equal(out[[0, 1, 2, 4, 5], :3], 2 * x[[0, 1, 2, 4, 5]])
 
 
 @pytest.mark.parametrize("mode, signal_name", [(1, "SIGABRT"), (2, "SIGABRT"), (3, "SIGSEGV"), (5, "SIGSEGV")])
