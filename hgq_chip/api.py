@@ -139,13 +139,15 @@ def project_name_of(project_dir) -> str:
 
 
 def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RANDOM_SCALE, project_name=None,
-           strict=False, log=print, batch_size=VERIFY_BATCH) -> VerifyReport:
+           strict=False, log=print, batch_size=VERIFY_BATCH, allow_large=False) -> VerifyReport:
     """Compile ``project_dir``'s C simulation and compare it with ``model`` bit for bit.
 
     Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from
     :func:`random_batches`. ``strict=True`` raises MismatchError on any difference.
     Keras and the firmware run ``batch_size`` samples at a time (random samples are also drawn
-    batch by batch), so memory stays bounded for any number of samples.
+    batch by batch), so memory stays bounded for any number of samples. A project predicted too
+    large to compile here (``hgq_chip.conversion.csim_cost``) raises SimulationTooLargeError before
+    g++ runs, unless ``allow_large=True``.
     Raises DataError (inputs not shaped as the model's), ProjectError (the project's
     inputs/outputs differ from the model's, or it was converted from other weights or
     ranges, e.g. before retraining: checked before compiling), CompileError,
@@ -161,9 +163,11 @@ def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RAN
     if x is None:
         log(f"[hgq_chip] drawing {random} random samples (seed {seed}) over the calibrated input range widened "
             f"{scale:g}x, {batch_size} at a time")
-        report = verify_batches(model, project_dir, batches, project_name=project_name, log=log, check=False)
+        report = verify_batches(model, project_dir, batches, project_name=project_name, log=log, check=False,
+                                allow_large=allow_large)
     else:
-        report = _verify_project(model, project_dir, x, project_name=project_name, log=log, batch_size=batch_size)
+        report = _verify_project(model, project_dir, x, project_name=project_name, log=log, batch_size=batch_size,
+                                 allow_large=allow_large)
     if strict and not report.ok:
         raise MismatchError(report.describe())
     return report

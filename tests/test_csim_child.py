@@ -14,8 +14,9 @@ import textwrap
 import numpy as np
 import pytest
 
+from hgq_chip.conversion import csim_cost
 from hgq_chip.conversion.csim import CSimulation
-from hgq_chip.errors import CompileError, SimulationCrashError
+from hgq_chip.errors import CompileError, SimulationCrashError, SimulationTooLargeError
 
 BUILD_LIB = textwrap.dedent("""\
     #!/bin/bash
@@ -152,3 +153,39 @@ def test_partial_library_of_an_interrupted_build_is_rebuilt(tmp_path):
     x = _samples(0)
     out = sim.run([x], [4])[0]
     assert np.array_equal(out[:, :3], 2 * x) and library.read_bytes() != whole[: len(whole) // 3]
+
+
+def _hand_project(directory):
+    (directory / "firmware").mkdir()
+    (directory / "build_lib.sh").write_text(BUILD_LIB)
+    (directory / "firmware" / "crashy.cpp").write_text(FIRMWARE)
+    return CSimulation(directory, "crashy")
+
+
+def test_project_predicted_too_large_is_refused_before_g_plus_plus_runs(tmp_path, monkeypatch):
+    """SimulationTooLargeError names the predicted cost and the override; nothing is compiled.
+    (The limit is lowered here: a real project over an hour of g++ would take that hour to make.)"""
+    monkeypatch.setattr(csim_cost, "MAX_COMPILE_SECONDS", 1.0)
+    sim = _hand_project(tmp_path)
+    with pytest.raises(SimulationTooLargeError) as caught:
+        sim.build()
+    message = str(caught.value)
+    assert str(tmp_path) in message and "allow_large=True" in message and "--allow-large" in message
+    assert "of g++" in message and "GB of memory" in message
+    assert not list(tmp_path.rglob("*.so"))
+    library = sim.build(allow_large=True)
+    out, = sim.run([np.array([[0.0, 1.0, 2.0]])], [4])
+    assert library.is_file() and np.array_equal(out, [[0.0, 2.0, 4.0, 3.0]])
+
+
+def test_compile_cost_counts_generated_statements_and_weights(tmp_path):
+    (tmp_path / "firmware" / "nnet_utils").mkdir(parents=True)
+    (tmp_path / "firmware" / "weights").mkdir()
+    (tmp_path / "firmware" / "nnet_utils" / "nnet_code_gen.h").write_text("out[0] = a;\nout[1] = b;\n")
+    (tmp_path / "firmware" / "weights" / "w2.h").write_text("//Numpy array shape [3, 3, 2, 4]\n//Min -1\n")
+    (tmp_path / "firmware" / "weights" / "b2.h").write_text("//Numpy array shape [4]\n")
+    cost = csim_cost.csim_cost(tmp_path)
+    assert (cost.statements, cost.weights) == (2, 76)
+    assert cost.seconds == csim_cost.COMPILE_BASE_SECONDS + 2 * csim_cost.SECONDS_PER_STATEMENT + \
+        76 * csim_cost.SECONDS_PER_WEIGHT
+    assert cost.fits

@@ -50,26 +50,26 @@ def main(workdir: str) -> int:
     progress_map, progress_base = _mapped(work / "progress")
     progress = ctypes.c_int64.from_address(progress_base)
 
-    def run_samples():
+    def run_samples(counter):
         for s in range(job["samples"]):
             function(*[base + s * stride for base, stride in zip(bases, strides)])
-            progress.value = s + 1
+            counter.value = s + 1
 
-    _on_large_stack(run_samples)
+    _on_large_stack(run_samples, progress)
     del progress
     for mapped, _ in maps + [(progress_map, None)]:
         mapped.flush()
     return 0
 
 
-def _on_large_stack(work) -> None:
-    """Run ``work()`` in a thread with a STACK_BYTES stack (on this thread if none can be made).
+def _on_large_stack(work, *arguments) -> None:
+    """Run ``work(*arguments)`` in a thread with a STACK_BYTES stack (on this thread if none can be made).
     An exception in ``work`` propagates; a firmware crash ends the process either way."""
     failures = []
 
     def guarded():
         try:
-            work()
+            work(*arguments)
         except BaseException as error:  # re-raised on the calling thread
             failures.append(error)
 
@@ -78,7 +78,7 @@ def _on_large_stack(work) -> None:
         thread = threading.Thread(target=guarded)
         thread.start()
     except (ValueError, RuntimeError, MemoryError):
-        work()
+        work(*arguments)
         return
     thread.join()
     if failures:

@@ -93,21 +93,24 @@ def array_batches(inputs: list[np.ndarray], batch_size: int = VERIFY_BATCH) -> I
 
 
 def verify(model, project_dir, x, project_name: str = "myproject", log=print,
-           batch_size: int = VERIFY_BATCH) -> VerifyReport:
+           batch_size: int = VERIFY_BATCH, allow_large: bool = False) -> VerifyReport:
     """Compile the project's C simulation, run it and ``model`` on ``x``, compare exactly.
 
     Before anything runs, ``x`` is checked against the model's input shapes (DataError) and
     the project's inputs/outputs against the model's (ProjectError). The simulation runs in
     a child process; a crash of the firmware raises SimulationCrashError. Samples go through
     Keras and the firmware in batches of ``batch_size`` (see :func:`verify_batches`).
+    SimulationTooLargeError (before g++ runs) for a project too large to compile here, unless
+    ``allow_large``.
     """
     model = as_functional(model)
     inputs = check_inputs(model, x)
-    return verify_batches(model, project_dir, array_batches(inputs, batch_size), project_name, log, check=False)
+    return verify_batches(model, project_dir, array_batches(inputs, batch_size), project_name, log, check=False,
+                          allow_large=allow_large)
 
 
 def verify_batches(model, project_dir, batches: Iterable, project_name: str = "myproject", log=print,
-                   check=True) -> VerifyReport:
+                   check=True, allow_large: bool = False) -> VerifyReport:
     """Like :func:`verify`, for inputs that come in batches (each a list of arrays, one per model
     input, or one array), e.g. random samples drawn batch by batch: peak memory is that of one batch.
 
@@ -116,7 +119,7 @@ def verify_batches(model, project_dir, batches: Iterable, project_name: str = "m
     """
     model = as_functional(model)
     check_project_matches_model(model, project_dir, project_name)
-    sim = _built(project_dir, project_name, log)
+    sim = _built(project_dir, project_name, log, allow_large)
     report = VerifyReport(0, 0, 0, None)
     for number, batch in enumerate(batches):
         inputs = check_inputs(model, batch) if check else list(batch)
@@ -128,10 +131,10 @@ def verify_batches(model, project_dir, batches: Iterable, project_name: str = "m
     return report
 
 
-def _built(project_dir, project_name: str, log) -> CSimulation:
+def _built(project_dir, project_name: str, log, allow_large: bool = False) -> CSimulation:
     sim = CSimulation(Path(project_dir), project_name)
     log("[hgq_chip] compiling C simulation (g++)" if sim.needs_build() else "[hgq_chip] reusing the compiled C simulation")
-    sim.build()
+    sim.build(allow_large)
     return sim
 
 
