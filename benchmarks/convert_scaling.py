@@ -19,7 +19,8 @@ Each model runs in its own child process (so its peak memory is its own) and rep
 - the peak RSS of the model's process (Keras, conversion, verify).
 
 It prints one table row per model, then the growth exponent b of each phase (least-squares
-fit of log t = a + b log(weights) over the models with at least ``--fit-from`` weights) and
+fit of log t = a + b log(weights) over the models with at least ``--fit-from`` weights, and
+over those with at least 9*10^4, where fixed costs such as importing hls4ml no longer count) and
 checks that every phase of ours grows at most like weights^1.2 and that convert (without
 hls4ml's part, which we do not control, and without compiling) takes at most 2 s per 10^5
 weights. Exit status 1 if a check fails.
@@ -62,6 +63,7 @@ MODELS = {
 }
 OUR_PHASES = ("derive", "reports", "facts", "finish", "ours", "estimate")
 MAX_EXPONENT = 1.2
+LARGE = 9e4  # the second fit: models of about 10^5 weights and more, where fixed overheads no longer count
 MAX_SECONDS_PER_1E5 = 2.0
 
 
@@ -254,16 +256,19 @@ def main(argv=None) -> int:
 def report(rows: list[dict], args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
-    print(f"\ngrowth exponent b (t ~ weights^b, models with >= {args.fit_from:g} weights):")
+    print(f"\ngrowth exponent b (t ~ weights^b) over the models with >= {args.fit_from:g} weights, and over the "
+          f"large ones (>= {LARGE:g}):")
     ok = True
     for key in ("convert", "derive", "hls4ml", "reports", "facts", "ours", "estimate", "compile", "compile_mb",
                 "csim_per_1000", "peak_rss_mb"):
-        b = fit_exponent(rows, key, args.fit_from)
+        exponents = [fit_exponent(rows, key, low) for low in (args.fit_from, LARGE)]
         mark = ""
-        if key in OUR_PHASES and b is not None:
-            mark = "  ok" if b <= MAX_EXPONENT else f"  ABOVE {MAX_EXPONENT}"
-            ok &= b <= MAX_EXPONENT
-        print(f"  {key:<14}{'-' if b is None else f'{b:.2f}':>6}{mark}")
+        if key in OUR_PHASES and any(b is not None for b in exponents):
+            worst = max(b for b in exponents if b is not None)
+            mark = "  ok" if worst <= MAX_EXPONENT else f"  ABOVE {MAX_EXPONENT}"
+            ok &= worst <= MAX_EXPONENT
+        shown = ["-" if b is None else f"{b:.2f}" for b in exponents]
+        print(f"  {key:<14}{shown[0]:>6}{shown[1]:>7}{mark}")
     big = [r for r in rows if r["weights"] >= 1e5]
     for r in big:
         per = r["ours"] / r["weights"] * 1e5
