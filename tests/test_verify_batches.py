@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import hgq_chip
-from hgq_chip.errors import DataError
+from hgq_chip.errors import DataError, SimulationTooLargeError
 from hgq_chip.api import random_batches
 from hgq_chip.conversion import csim as csim_module
 from hgq_chip.conversion.verification import VERIFY_BATCH
@@ -106,3 +106,22 @@ def test_a_million_random_samples_verify_in_bounded_memory(project, batch_sizes)
     assert sum(batch_sizes) == n and max(batch_sizes) == VERIFY_BATCH
     whole_inputs = n * (16 + 2) * 4
     assert peak < whole_inputs / 4, f"peak traced allocation {peak / 2**20:.1f} MiB"
+
+
+def test_project_too_large_to_compile_is_refused_before_g_plus_plus(project, tmp_path, monkeypatch, capsys):
+    """The predicted cost is checked once the project matches the model, before g++ starts; the CLI exits 17.
+    (The limit is lowered: a real project over an hour of g++ takes that hour to make.)"""
+    from hgq_chip.cli import main
+    from hgq_chip.conversion import csim_cost
+
+    model, _ = project
+    out = tmp_path / "prj"
+    hgq_chip.convert(model, out, log=lambda message: None)
+    model.save(tmp_path / "model.keras")
+    monkeypatch.setattr(csim_cost, "MAX_COMPILE_SECONDS", 1.0)
+    with pytest.raises(SimulationTooLargeError, match="allow_large=True"):
+        hgq_chip.verify(model, out, random=5, log=lambda message: None)
+    code = main(["verify", str(tmp_path / "model.keras"), str(out), "--random", "5", "--quiet"])
+    assert code == SimulationTooLargeError.exit_code == 17
+    assert "--allow-large" in capsys.readouterr().err
+    assert not list(out.rglob("*.so"))
