@@ -16,6 +16,7 @@ _EXPORTS = {
     "from_qkeras": ".qkeras_import",
     "input_ranges": ".api",
     "load_model": ".api",
+    "random_batches": ".api",
     "random_inputs": ".api",
     "synth": ".estimation.synth",
     "verify": ".api",

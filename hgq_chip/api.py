@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from .conversion.graph import graph_nodes
 from .conversion.inputs import input_quantizers, keras_input_dtypes
 from .conversion.project import as_functional
 from .conversion.project import convert as _convert_project
-from .conversion.verification import VerifyReport
+from .conversion.verification import VERIFY_BATCH, VerifyReport, verify_batches
 from .conversion.verification import verify as _verify_project
 from .errors import CalibrationError, DataError, MismatchError, ProjectError
 from .model_file import load_model  # noqa: F401  (public: hgq_chip.load_model)
@@ -83,21 +84,47 @@ def random_inputs(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_SC
     The interval keeps the range's centre and is ``scale`` times as wide (elements whose
     recorded range is a single value get a half-width of 1), so ``scale > 1`` draws
     values beyond what calibration saw. Values have the dtype Keras reads each input in
-    (float32, or float64 for a model computing in float64).
+    (float32, or float64 for a model computing in float64). The same as the batches of
+    :func:`random_batches` put together.
+    """
+    return next(random_batches(model, n, seed, scale, batch_size=n))
+
+
+def random_batches(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_SCALE,
+                   batch_size: int = VERIFY_BATCH) -> Iterator[list[np.ndarray]]:
+    """The samples of :func:`random_inputs` drawn ``batch_size`` at a time (the last batch may be
+    shorter), so ``n`` may exceed what fits in memory: the batches put together equal
+    ``random_inputs(model, n, seed, scale)`` value for value.
+
+    Input ``j`` is drawn from NumPy's default generator seeded with ``seed`` and advanced past
+    the values of inputs ``0..j-1`` (``n`` times their sizes), in sample order. DataError for
+    ``n <= 0``, ``scale <= 0`` or ``batch_size < 1``, checked before the first batch is asked for.
     """
     if n <= 0:
         raise DataError(f"the number of random samples must be positive, got {n}")
     if not scale > 0:
         raise DataError(f"the random input scale must be positive, got {scale}")
-    rng = np.random.default_rng(seed)
+    if batch_size < 1:
+        raise DataError(f"the batch size must be at least 1, got {batch_size}")
     model = as_functional(_as_model(model))
     dtypes = keras_input_dtypes(model, graph_nodes(model))
-    samples = []
+    intervals, generators, drawn = [], [], 0
     for (lo, hi), dtype in zip(input_ranges(model), dtypes):
         centre = (lo + hi) / 2
         half = np.where(hi > lo, (hi - lo) / 2, 1.0) * scale
-        samples.append(rng.uniform(centre - half, centre + half, size=(n, *lo.shape)).astype(dtype))
-    return samples
+        generator = np.random.default_rng(seed)
+        generator.bit_generator.advance(drawn)  # one 64-bit draw per float64 uniform value
+        drawn += n * lo.size
+        intervals.append((centre - half, centre + half, dtype))
+        generators.append(generator)
+    return _draw_batches(intervals, generators, n, batch_size)
+
+
+def _draw_batches(intervals, generators, n: int, batch_size: int) -> Iterator[list[np.ndarray]]:
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        yield [generator.uniform(low, high, size=(size, *low.shape)).astype(dtype)
+               for (low, high, dtype), generator in zip(intervals, generators)]
 
 
 def project_name_of(project_dir) -> str:
@@ -112,11 +139,15 @@ def project_name_of(project_dir) -> str:
 
 
 def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RANDOM_SCALE, project_name=None,
-           strict=False, log=print) -> VerifyReport:
+           strict=False, log=print, batch_size=VERIFY_BATCH, allow_large=False) -> VerifyReport:
     """Compile ``project_dir``'s C simulation and compare it with ``model`` bit for bit.
 
     Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from
-    :func:`random_inputs`. ``strict=True`` raises MismatchError on any difference.
+    :func:`random_batches`. ``strict=True`` raises MismatchError on any difference.
+    Keras and the firmware run ``batch_size`` samples at a time (random samples are also drawn
+    batch by batch), so memory stays bounded for any number of samples. A project predicted too
+    large to compile here (``hgq_chip.conversion.csim_cost``) raises SimulationTooLargeError before
+    g++ runs, unless ``allow_large=True``.
     Raises DataError (inputs not shaped as the model's), ProjectError (the project's
     inputs/outputs differ from the model's, or it was converted from other weights or
     ranges, e.g. before retraining: checked before compiling), CompileError,
@@ -125,11 +156,18 @@ def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RAN
     model = _as_model(model)
     if (x is None) == (random is None):
         raise DataError("give verification inputs either as data (x) or as a number of random samples, not both")
-    if x is None:
-        x = random_inputs(model, random, seed, scale)
-        log(f"[hgq_chip] drew {random} random samples (seed {seed}) over the calibrated input range widened {scale:g}x")
+    if batch_size < 1:
+        raise DataError(f"the batch size must be at least 1, got {batch_size}")
+    batches = None if x is not None else random_batches(model, random, seed, scale, batch_size)
     project_name = project_name or project_name_of(project_dir)
-    report = _verify_project(model, project_dir, x, project_name=project_name, log=log)
+    if x is None:
+        log(f"[hgq_chip] drawing {random} random samples (seed {seed}) over the calibrated input range widened "
+            f"{scale:g}x, {batch_size} at a time")
+        report = verify_batches(model, project_dir, batches, project_name=project_name, log=log, check=False,
+                                allow_large=allow_large)
+    else:
+        report = _verify_project(model, project_dir, x, project_name=project_name, log=log, batch_size=batch_size,
+                                 allow_large=allow_large)
     if strict and not report.ok:
         raise MismatchError(report.describe())
     return report

@@ -74,7 +74,8 @@ def _run_verify(args) -> int:
     model = api.load_model(args.model)
     x = _load_data(args.data, model, loaded) if args.data else None
     x = x[0] if x is not None and len(x) == 1 else x
-    report = api.verify(model, args.project_dir, x, random=args.random, seed=args.seed, scale=args.scale, log=log)
+    report = api.verify(model, args.project_dir, x, random=args.random, seed=args.seed, scale=args.scale, log=log,
+                        allow_large=args.allow_large)
     print(f"mismatches: {report.n_mismatches} of {report.n_values} values ({report.n_samples} samples)")
     if not report.ok:
         out, index, keras_value, csim_value = report.first_mismatch
@@ -127,6 +128,9 @@ def _add_verify(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for --random (default: 0)")
     p.add_argument("--scale", type=float, default=4.0, metavar="K",
                    help="--random draws over the calibrated range made K times as wide (default: 4)")
+    p.add_argument("--allow-large", action="store_true",
+                   help="compile the C simulation even when it is predicted to take over an hour or more memory "
+                        "than is available (refused otherwise, exit code 17)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(handler=_run_verify)
 

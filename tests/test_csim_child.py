@@ -14,8 +14,9 @@ import textwrap
 import numpy as np
 import pytest
 
+from hgq_chip.conversion import csim_cost
 from hgq_chip.conversion.csim import CSimulation
-from hgq_chip.errors import CompileError, SimulationCrashError
+from hgq_chip.errors import CompileError, SimulationCrashError, SimulationTooLargeError
 
 BUILD_LIB = textwrap.dedent("""\
     #!/bin/bash
@@ -26,7 +27,8 @@ BUILD_LIB = textwrap.dedent("""\
 """)
 
 # in[0] selects the behaviour: 0 doubles the inputs, 1 aborts, 2 fails an assert, 3 dereferences
-# a null pointer, 4 calls exit(3), 5 writes to stderr and raises SIGSEGV.
+# a null pointer, 4 calls exit(3), 5 writes to stderr and raises SIGSEGV, 6 uses a 64 MB local
+# array (as hls4ml's latency Dense does for a large layer: more than an 8 MB main-thread stack).
 FIRMWARE = textwrap.dedent("""\
     #include <cassert>
     #include <csignal>
@@ -39,6 +41,15 @@ FIRMWARE = textwrap.dedent("""\
         if (mode == 3) { volatile int *p = nullptr; out[0] = *p; }
         if (mode == 4) std::exit(3);
         if (mode == 5) { std::fprintf(stderr, "about to crash on purpose\\n"); std::fflush(stderr); std::raise(SIGSEGV); }
+        if (mode == 6) {
+            const int size = 64 << 20;
+            volatile char big[size];
+            big[0] = 1;
+            big[size - 1] = 1;
+            for (int i = 0; i < 3; i++) out[i] = 2 * in[i];
+            out[3] = big[0] + big[size - 1];
+            return;
+        }
         for (int i = 0; i < 3; i++) out[i] = 2 * in[i];
         out[3] = in[0] + in[1] + in[2];
     }
@@ -70,6 +81,13 @@ def test_child_returns_exact_double_outputs(crashy):
     expected = np.concatenate([2 * x, x.sum(axis=1, keepdims=True)], axis=1)
     assert out.dtype == np.float64 and out.shape == (50, 4)
     assert np.array_equal(out, expected)
+
+
+def test_firmware_with_large_local_arrays_runs_on_the_childs_large_stack(crashy):
+    x = _samples(6)
+    out, = crashy.run([x], [4])
+    assert np.array_equal(out[3], [12.0, 6.5, -3.0, 2.0])
+    assert np.array_equal(out[[0, 1, 2, 4, 5], :3], 2 * x[[0, 1, 2, 4, 5]])
 
 
 @pytest.mark.parametrize("mode, signal_name", [(1, "SIGABRT"), (2, "SIGABRT"), (3, "SIGSEGV"), (5, "SIGSEGV")])
@@ -135,3 +153,39 @@ def test_partial_library_of_an_interrupted_build_is_rebuilt(tmp_path):
     x = _samples(0)
     out = sim.run([x], [4])[0]
     assert np.array_equal(out[:, :3], 2 * x) and library.read_bytes() != whole[: len(whole) // 3]
+
+
+def _hand_project(directory):
+    (directory / "firmware").mkdir()
+    (directory / "build_lib.sh").write_text(BUILD_LIB)
+    (directory / "firmware" / "crashy.cpp").write_text(FIRMWARE)
+    return CSimulation(directory, "crashy")
+
+
+def test_project_predicted_too_large_is_refused_before_g_plus_plus_runs(tmp_path, monkeypatch):
+    """SimulationTooLargeError names the predicted cost and the override; nothing is compiled.
+    (The limit is lowered here: a real project over an hour of g++ would take that hour to make.)"""
+    monkeypatch.setattr(csim_cost, "MAX_COMPILE_SECONDS", 1.0)
+    sim = _hand_project(tmp_path)
+    with pytest.raises(SimulationTooLargeError) as caught:
+        sim.build()
+    message = str(caught.value)
+    assert str(tmp_path) in message and "allow_large=True" in message and "--allow-large" in message
+    assert "of g++" in message and "GB of memory" in message
+    assert not list(tmp_path.rglob("*.so"))
+    library = sim.build(allow_large=True)
+    out, = sim.run([np.array([[0.0, 1.0, 2.0]])], [4])
+    assert library.is_file() and np.array_equal(out, [[0.0, 2.0, 4.0, 3.0]])
+
+
+def test_compile_cost_counts_generated_statements_and_weights(tmp_path):
+    (tmp_path / "firmware" / "nnet_utils").mkdir(parents=True)
+    (tmp_path / "firmware" / "weights").mkdir()
+    (tmp_path / "firmware" / "nnet_utils" / "nnet_code_gen.h").write_text("out[0] = a;\nout[1] = b;\n")
+    (tmp_path / "firmware" / "weights" / "w2.h").write_text("//Numpy array shape [3, 3, 2, 4]\n//Min -1\n")
+    (tmp_path / "firmware" / "weights" / "b2.h").write_text("//Numpy array shape [4]\n")
+    cost = csim_cost.csim_cost(tmp_path)
+    assert (cost.statements, cost.weights) == (2, 76)
+    assert cost.seconds == csim_cost.COMPILE_BASE_SECONDS + 2 * csim_cost.SECONDS_PER_STATEMENT + \
+        76 * csim_cost.SECONDS_PER_WEIGHT
+    assert cost.fits

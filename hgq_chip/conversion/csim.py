@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CompileError, ProjectError, SimulationCrashError, ToolMissingError
+from ..errors import CompileError, ProjectError, SimulationCrashError, SimulationTooLargeError, ToolMissingError
+from .csim_cost import csim_cost
 
 CHILD_SCRIPT = Path(__file__).with_name("csim_child.py")
 # How much of a failing child's stderr, and of a failing g++ run's error lines, a message shows.
@@ -70,11 +71,13 @@ class CSimulation:
             raise ProjectError(f"{self.project_dir}/build_lib.sh has no LIB_STAMP; is this an hls4ml project?")
         return self.project_dir / "firmware" / f"{self.project_name}-{stamp.group(1)}.so"
 
-    def build(self) -> Path:
+    def build(self, allow_large: bool = False) -> Path:
         """Compile the project's shared library with g++ unless it is up to date; its path.
 
-        Raises ToolMissingError (no g++), ProjectError (no hls4ml project) or CompileError
-        (g++ failed; the message shows the first error lines and where the full log is).
+        Raises ToolMissingError (no g++), ProjectError (no hls4ml project), CompileError
+        (g++ failed; the message shows the first error lines and where the full log is) or,
+        before g++ starts, SimulationTooLargeError when :func:`~.csim_cost.csim_cost` predicts
+        more than an hour or more memory than is available (``allow_large=True`` compiles anyway).
         """
         if shutil.which("g++") is None:
             raise ToolMissingError("g++ is not installed; C simulation needs it (e.g. apt-get install g++)")
@@ -82,6 +85,8 @@ class CSimulation:
             raise ProjectError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
         path = self._library_path()
         if self.needs_build():
+            if not allow_large:
+                self.check_cost()
             _built_mark(path).unlink(missing_ok=True)
             done = subprocess.run(["bash", "build_lib.sh"], cwd=self.project_dir, capture_output=True, text=True)
             if done.returncode != 0 or not path.is_file():
@@ -89,6 +94,18 @@ class CSimulation:
             _built_mark(path).write_text(_identity(path))
         self._library = path
         return path
+
+    def check_cost(self) -> None:
+        """SimulationTooLargeError if compiling this project is predicted to be impractical here."""
+        cost = csim_cost(self.project_dir)
+        if not cost.fits:
+            raise SimulationTooLargeError(
+                f"the C simulation of {self.project_dir} is too large to compile here: {cost.describe()} "
+                "(hgq_chip.conversion.csim_cost). Compile it anyway with verify(..., allow_large=True) or "
+                "`hgq_chip verify --allow-large`, or make it smaller: per-layer or per-channel activation "
+                "quantizers instead of per-element ones (one generated statement per element), io_stream for "
+                "convolutions (io_parallel unrolls their buffers per output pixel), or fewer, smaller layers"
+            )
 
     def _compile_error(self, log: str) -> CompileError:
         with tempfile.NamedTemporaryFile("w", prefix="hgq_chip_compile_", suffix=".log", delete=False) as file:

@@ -11,15 +11,23 @@ native float64, ``n x size`` values in C order; the parent created the output fi
 zero-filled and they are written here through a shared memory map, so rows finished
 before a crash are on disk. ``progress`` (one native int64) counts the samples done, so
 after a crash the parent names the sample that crashed.
+
+The samples run in a thread with a stack of STACK_BYTES: hls4ml's latency templates keep
+whole layers in local arrays (``nnet_dense_latency.h`` declares ``accum_t mult[n_in * n_out]``,
+8-16 MB for a 10^6-weight Dense), more than the 8 MB main-thread stack of a usual ``ulimit -s``.
+The stack is reserved address space; only the pages the firmware touches take memory. Where
+the system refuses such a thread, the samples run on the main thread.
 """
 
 import ctypes
 import json
 import mmap
 import sys
+import threading
 from pathlib import Path
 
 DOUBLE = 8
+STACK_BYTES = 1 << 30
 
 
 def _mapped(path: Path):
@@ -41,13 +49,40 @@ def main(workdir: str) -> int:
     strides = [size * DOUBLE for _, size in arguments]
     progress_map, progress_base = _mapped(work / "progress")
     progress = ctypes.c_int64.from_address(progress_base)
-    for s in range(job["samples"]):
-        function(*[base + s * stride for base, stride in zip(bases, strides)])
-        progress.value = s + 1
+
+    def run_samples(counter):
+        for s in range(job["samples"]):
+            function(*[base + s * stride for base, stride in zip(bases, strides)])
+            counter.value = s + 1
+
+    _on_large_stack(run_samples, progress)
     del progress
     for mapped, _ in maps + [(progress_map, None)]:
         mapped.flush()
     return 0
+
+
+def _on_large_stack(work, *arguments) -> None:
+    """Run ``work(*arguments)`` in a thread with a STACK_BYTES stack (on this thread if none can be made).
+    An exception in ``work`` propagates; a firmware crash ends the process either way."""
+    failures = []
+
+    def guarded():
+        try:
+            work(*arguments)
+        except BaseException as error:  # re-raised on the calling thread
+            failures.append(error)
+
+    try:
+        threading.stack_size(STACK_BYTES)
+        thread = threading.Thread(target=guarded)
+        thread.start()
+    except (ValueError, RuntimeError, MemoryError):
+        work(*arguments)
+        return
+    thread.join()
+    if failures:
+        raise failures[0]
 
 
 if __name__ == "__main__":

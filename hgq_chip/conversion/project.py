@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -35,6 +36,25 @@ class Conversion:
     hls_config: dict
     hls_model: object
     project_name: str
+    # Wall-clock seconds per phase of the conversion (see PHASES), for benchmarks and profiling.
+    phase_seconds: dict = field(default_factory=dict)
+
+
+# The phases convert() times: checks and type derivation (with the weights' fingerprint and the
+# hls4ml configuration), hls4ml's conversion and project writing, our tables (hls_config.yml,
+# weight_types.csv, summary.json), the estimate's facts (estimate_inputs.json), and the manifest
+# with the atomic swap into the output folder.
+PHASES = ("derive", "hls4ml", "reports", "facts", "finish")
+
+
+@contextlib.contextmanager
+def timed(seconds: dict, phase: str):
+    """Add the wall-clock time of the block to ``seconds[phase]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
 def as_functional(model: keras.Model) -> keras.Model:
@@ -101,6 +121,54 @@ def convert(
     ``force`` replaces an earlier project, ``replace_non_project`` any other folder; the
     project is written beside it and swapped in atomically under a lock.
     """
+    seconds: dict = {}
+    with timed(seconds, "derive"):
+        prepared = _prepare(model, output_dir, backend, io_type, part, clock_period, reuse_factor, strategy,
+                            force, project_name, replace_non_project, reads)
+    model, output_dir, backend, records, input_types, hls_config = (
+        prepared.model, prepared.output_dir, prepared.backend, prepared.records, prepared.input_types,
+        prepared.hls_config)
+    finish = time.perf_counter()
+    with replace_atomically(output_dir, **prepared.outputs, log=log) as staging:
+        log(f"[hgq_chip] writing {backend} {io_type} project")
+        with timed(seconds, "hls4ml"):
+            hls_model = _write_hls4ml_project(
+                model, staging, project_name, backend, io_type, part, prepared.clock_period, hls_config,
+                prepared.stream_plan,
+            )
+            _point_config_at(staging, output_dir)
+        write_reports(staging, records, input_types, hls_config, seconds)
+        write_manifest(staging, model_manifest(
+            model, project_name=project_name, backend=backend, io_type=io_type, strategy=str(strategy).lower(),
+            reuse_factor=prepared.reuse_factor, clock_period=prepared.clock_period, part=part,
+            fingerprints=prepared.fingerprints,
+        ))
+    seconds["finish"] = time.perf_counter() - finish - sum(seconds[p] for p in ("hls4ml", "reports", "facts"))
+    hls_model.config.config["OutputDir"] = str(output_dir)
+    log(f"[hgq_chip] project written to {output_dir}")
+    return Conversion(output_dir, records, input_types, hls_config, hls_model, project_name, seconds)
+
+
+@dataclass
+class _Prepared:
+    """What :func:`_prepare` checked and derived, for :func:`convert` to write."""
+
+    model: keras.Model
+    output_dir: Path
+    backend: str
+    reuse_factor: int
+    clock_period: float
+    records: list
+    input_types: dict
+    hls_config: dict
+    stream_plan: dict
+    fingerprints: dict
+    outputs: dict
+
+
+def _prepare(model, output_dir, backend, io_type, part, clock_period, reuse_factor, strategy, force, project_name,
+             replace_non_project, reads):
+    """Every check and the derived types of :func:`convert`, before anything is written."""
     backend = backend_name(backend)
     check_io_type(io_type)
     reuse_factor, clock_period = check_options(reuse_factor, clock_period, part, strategy)
@@ -130,21 +198,8 @@ def convert(
     check_float_exact(records)
     input_types = all_input_formats(model, nodes)
     hls_config = build_hls_config(records, input_types, reuse_factor, strategy)
-
-    with replace_atomically(output_dir, **outputs, log=log) as staging:
-        log(f"[hgq_chip] writing {backend} {io_type} project")
-        hls_model = _write_hls4ml_project(
-            model, staging, project_name, backend, io_type, part, clock_period, hls_config, stream_plan
-        )
-        _point_config_at(staging, output_dir)
-        write_reports(staging, records, input_types, hls_config)
-        write_manifest(staging, model_manifest(
-            model, project_name=project_name, backend=backend, io_type=io_type, strategy=str(strategy).lower(),
-            reuse_factor=reuse_factor, clock_period=clock_period, part=part, fingerprints=fingerprints,
-        ))
-    hls_model.config.config["OutputDir"] = str(output_dir)
-    log(f"[hgq_chip] project written to {output_dir}")
-    return Conversion(output_dir, records, input_types, hls_config, hls_model, project_name)
+    return _Prepared(model, output_dir, backend, reuse_factor, clock_period, records, input_types, hls_config,
+                     stream_plan, fingerprints, outputs)
 
 
 def _point_config_at(staging: Path, output_dir: Path) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import time
+from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -61,23 +65,70 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+# Rows of weight_types.csv formatted and written per block, so memory stays bounded (a block of
+# this many weights is a few MB of text) and the time is linear in the number of weights.
+WEIGHT_ROWS_PER_BLOCK = 1 << 16
+WEIGHT_COLUMNS = ("layer", "weight", "index", "value", "k", "i", "f", "bits", "pruned")
+ROW_END = "\r\n"  # the csv module's (and RFC 4180's) line end
+
+
+def _csv_prefix(*fields: str) -> str:
+    """``fields`` as the start of a CSV row (quoted by the csv module's rules if needed)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    return buffer.getvalue()
+
+
+def weight_rows(layer_name: str, weight_name: str, table) -> Iterator[str]:
+    """The rows of one weight tensor in weight_types.csv, as text blocks in C order.
+
+    Each row: ``layer,weight,index,value,k,i,f,bits,pruned`` with ``index`` the element's
+    position (``i/j/...``; empty for a scalar), ``value`` the quantized value (Python's
+    shortest round-trip ``repr``), k/i/f its format and ``bits`` its width (0 when pruned,
+    i.e. the value is 0). Formatting works on whole blocks (no Python loop per element).
+    """
+    values = np.asarray(table.values, np.float64)
+    shape = values.shape
+    fmt = table.formats
+    flat = {key: np.broadcast_to(getattr(fmt, key), shape).reshape(-1) for key in "kif"}
+    flat_values = values.reshape(-1)
+    prefix = _csv_prefix(layer_name, weight_name)
+    join_index = "/".join(["{}"] * len(shape)).format
+    for start in range(0, flat_values.size, WEIGHT_ROWS_PER_BLOCK):
+        stop = min(start + WEIGHT_ROWS_PER_BLOCK, flat_values.size)
+        block = flat_values[start:stop]
+        k, i, f = (flat[key][start:stop] for key in "kif")
+        pruned = block == 0
+        bits = np.where(pruned, 0, k + i + f)
+        if shape:
+            positions = np.unravel_index(np.arange(start, stop), shape)
+            index = map(join_index, *(p.tolist() for p in positions))
+        else:
+            index = [""]
+        columns = (repeat(prefix), index, map(repr, block.tolist()), *(map(str, a.tolist()) for a in (k, i, f, bits)),
+                   map(str, pruned.astype(np.int8).tolist()))
+        yield ROW_END.join(map(",".join, zip(*columns))) + ROW_END
+
+
 def write_weight_table(path: Path, records) -> None:
+    """weight_types.csv: one row per weight of every record (see :func:`weight_rows`),
+    written block by block."""
     with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["layer", "weight", "index", "value", "k", "i", "f", "bits", "pruned"])
+        handle.write(",".join(WEIGHT_COLUMNS) + ROW_END)
         for record in records:
             for weight_name, table in record.weights.items():
-                fmt = table.formats
-                for index in np.ndindex(table.values.shape):
-                    pruned = table.values[index] == 0
-                    writer.writerow([
-                        record.layer_name, weight_name, "/".join(map(str, index)), repr(float(table.values[index])),
-                        int(fmt.k[index]), int(fmt.i[index]), int(fmt.f[index]),
-                        0 if pruned else int(fmt.width[index]), int(pruned),
-                    ])
+                for block in weight_rows(record.layer_name, weight_name, table):
+                    handle.write(block)
 
 
-def write_reports(directory: Path, records, input_types: dict, hls_config: dict) -> dict:
+def write_reports(directory: Path, records, input_types: dict, hls_config: dict, seconds: dict | None = None) -> dict:
+    """Write hls_config.yml, weight_types.csv, summary.json and estimate_inputs.json into
+    ``directory``; the summary. ``seconds`` (optional) gets the time of the tables under
+    "reports" and of the estimate's facts under "facts"."""
+    from .facts import FACTS_FILE, write_facts
+
+    seconds = {} if seconds is None else seconds
+    start = time.perf_counter()
     with open(directory / CONFIG_FILE, "w") as handle:
         yaml.safe_dump(hls_config, handle, sort_keys=False)
     write_weight_table(directory / WEIGHTS_FILE, records)
@@ -85,8 +136,9 @@ def write_reports(directory: Path, records, input_types: dict, hls_config: dict)
     summary["inputs"] = {name: render_ap_type(fmt) for name, fmt in input_types.items()}
     with open(directory / SUMMARY_FILE, "w") as handle:
         json.dump(summary, handle, indent=2)
+    middle = time.perf_counter()
+    seconds["reports"] = seconds.get("reports", 0.0) + middle - start
     # What `hgq_chip estimate DIR` reads, so it needs no Keras model (hgq_chip/conversion/facts.py).
-    from .facts import FACTS_FILE, write_facts
-
     write_facts(directory / FACTS_FILE, records, input_types)
+    seconds["facts"] = seconds.get("facts", 0.0) + time.perf_counter() - middle
     return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,19 +79,82 @@ def check_inputs(model, x) -> list[np.ndarray]:
     return inputs
 
 
-def verify(model, project_dir, x, project_name: str = "myproject", log=print) -> VerifyReport:
+# Samples per batch of verify: Keras and the C simulation run one batch at a time, so memory
+# holds one batch of inputs and outputs (a few MB for MNIST-sized inputs), whatever the sample count.
+VERIFY_BATCH = 8192
+
+
+def array_batches(inputs: list[np.ndarray], batch_size: int = VERIFY_BATCH) -> Iterator[list[np.ndarray]]:
+    """``inputs`` (one array per model input, same length) in consecutive slices of ``batch_size`` samples
+    (views, no copies)."""
+    n = len(inputs[0])
+    for start in range(0, n, batch_size):
+        yield [a[start:start + batch_size] for a in inputs]
+
+
+def verify(model, project_dir, x, project_name: str = "myproject", log=print,
+           batch_size: int = VERIFY_BATCH, allow_large: bool = False) -> VerifyReport:
     """Compile the project's C simulation, run it and ``model`` on ``x``, compare exactly.
 
     Before anything runs, ``x`` is checked against the model's input shapes (DataError) and
     the project's inputs/outputs against the model's (ProjectError). The simulation runs in
-    a child process; a crash of the firmware raises SimulationCrashError.
+    a child process; a crash of the firmware raises SimulationCrashError. Samples go through
+    Keras and the firmware in batches of ``batch_size`` (see :func:`verify_batches`).
+    SimulationTooLargeError (before g++ runs) for a project too large to compile here, unless
+    ``allow_large``.
     """
     model = as_functional(model)
     inputs = check_inputs(model, x)
+    return verify_batches(model, project_dir, array_batches(inputs, batch_size), project_name, log, check=False,
+                          allow_large=allow_large)
+
+
+def verify_batches(model, project_dir, batches: Iterable, project_name: str = "myproject", log=print,
+                   check=True, allow_large: bool = False) -> VerifyReport:
+    """Like :func:`verify`, for inputs that come in batches (each a list of arrays, one per model
+    input, or one array), e.g. random samples drawn batch by batch: peak memory is that of one batch.
+
+    ``check``: pass each batch through :func:`check_inputs` (False when the caller already did).
+    The project is checked against the model before the first batch is read or anything is compiled.
+    """
+    model = as_functional(model)
     check_project_matches_model(model, project_dir, project_name)
-    keras_out = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0, batch_size=1024)
-    keras_out = [np.asarray(o) for o in (keras_out if isinstance(keras_out, (list, tuple)) else [keras_out])]
-    return compare_with_csim(keras_out, project_dir, inputs, project_name, log)
+    sim = _built(project_dir, project_name, log, allow_large)
+    report = VerifyReport(0, 0, 0, None)
+    for number, batch in enumerate(batches):
+        inputs = check_inputs(model, batch) if check else list(batch)
+        keras_out = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0, batch_size=1024)
+        keras_out = [np.asarray(o) for o in (keras_out if isinstance(keras_out, (list, tuple)) else [keras_out])]
+        log(f"[hgq_chip] running C simulation on {len(inputs[0])} samples (batch {number + 1}, "
+            f"{report.n_samples} done)")
+        _add(report, keras_out, _run(sim, inputs, keras_out))
+    return report
+
+
+def _built(project_dir, project_name: str, log, allow_large: bool = False) -> CSimulation:
+    sim = CSimulation(Path(project_dir), project_name)
+    log("[hgq_chip] compiling C simulation (g++)" if sim.needs_build() else "[hgq_chip] reusing the compiled C simulation")
+    sim.build(allow_large)
+    return sim
+
+
+def _run(sim: CSimulation, inputs: list[np.ndarray], keras_out: list[np.ndarray]) -> list[np.ndarray]:
+    return sim.run(inputs, [int(np.prod(o.shape[1:])) for o in keras_out])
+
+
+def _add(report: VerifyReport, keras_out: list[np.ndarray], csim_out: list[np.ndarray]) -> None:
+    """Compare one batch exactly and add it to ``report`` (sample indices continue the earlier batches)."""
+    offset = report.n_samples
+    for out_index, (k_out, c_out) in enumerate(zip(keras_out, csim_out)):
+        k_flat = k_out.reshape(len(k_out), -1).astype(np.float64)
+        differ = k_flat != c_out
+        report.n_values += k_flat.size
+        report.n_mismatches += int(differ.sum())
+        if report.first_mismatch is None and differ.any():
+            index = tuple(int(i) for i in np.argwhere(differ)[0])
+            report.first_mismatch = (out_index, (index[0] + offset, *index[1:]), float(k_flat[index]),
+                                     float(c_out[index]))
+    report.n_samples += len(keras_out[0])
 
 
 def compare_with_csim(keras_out: list[np.ndarray], project_dir, inputs: list[np.ndarray],
@@ -100,18 +164,8 @@ def compare_with_csim(keras_out: list[np.ndarray], project_dir, inputs: list[np.
 
     No check of the project against a model: :func:`verify` does those first (the fuzzer's
     child process calls this with outputs computed by its parent)."""
-    sim = CSimulation(Path(project_dir), project_name)
-    log("[hgq_chip] compiling C simulation (g++)" if sim.needs_build() else "[hgq_chip] reusing the compiled C simulation")
-    sim.build()
+    sim = _built(project_dir, project_name, log)
     log(f"[hgq_chip] running C simulation on {len(inputs[0])} samples")
-    csim_out = sim.run(inputs, [int(np.prod(o.shape[1:])) for o in keras_out])
-    mismatches, first, total = 0, None, 0
-    for out_index, (k_out, c_out) in enumerate(zip(keras_out, csim_out)):
-        k_flat = k_out.reshape(len(k_out), -1).astype(np.float64)
-        differ = k_flat != c_out
-        total += k_flat.size
-        mismatches += int(differ.sum())
-        if first is None and differ.any():
-            index = tuple(int(i) for i in np.argwhere(differ)[0])
-            first = (out_index, index, float(k_flat[index]), float(c_out[index]))
-    return VerifyReport(len(inputs[0]), total, mismatches, first)
+    report = VerifyReport(0, 0, 0, None)
+    _add(report, keras_out, _run(sim, inputs, keras_out))
+    return report
