@@ -85,9 +85,13 @@ def _source_interval(record, input_types: dict[str, FixedFormat], shape, index: 
 
 def _cmvm(record, cast_op: dict) -> dict:
     kernel = np.asarray(record.weights["kernel"].values, np.float64)
+    latency_template = False
     if record.layer_class in ("HDepthwiseConv1D", "HDepthwiseConv2D"):
         from ..layers.depthwise import block_diagonal_kernel
 
+        # depth_multiplier 1 is hls4ml's DepthwiseConv, built as the latency strategy even under
+        # distributed_arithmetic (its DA code generator takes Dense/Conv only); larger ones are a Conv.
+        latency_template = kernel.shape[-1] == 1
         kernel = block_diagonal_kernel(kernel)  # the same products; its zeros cost nothing
     in_kif = cast_op["out"]
     channels = kernel.shape[-2]
@@ -98,7 +102,10 @@ def _cmvm(record, cast_op: dict) -> dict:
     out_shape = record.output.lo.shape
     positions = int(math.prod(out_shape[:-1]))
     bias = record.weights["bias"].values if "bias" in record.weights else np.zeros(kernel.shape[-1])
-    return {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": positions, "bias": np.asarray(bias, np.float64)}
+    op = {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": positions, "bias": np.asarray(bias, np.float64)}
+    if latency_template:
+        op["latency_template"] = True
+    return op
 
 
 def _layer_facts(record, input_types) -> LayerFacts:

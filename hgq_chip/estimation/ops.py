@@ -219,7 +219,8 @@ def op_cost(op: dict, strategy: str, dsp_min_product_bits: int, live_out=None) -
     if kind == "cast":
         return cast_cost(op, live_out)
     if kind == "cmvm":
-        if strategy == "distributed_arithmetic" and not op.get("own_template", False):
+        # own_template (ASQ/POST) and latency_template (hls4ml's DepthwiseConv): no DA code either way.
+        if strategy == "distributed_arithmetic" and not op.get("own_template") and not op.get("latency_template"):
             return cmvm_da_cost(op, live_out)
         return cmvm_latency_cost(op, dsp_min_product_bits, live_out)
     if kind == "relu":
