@@ -55,13 +55,24 @@ class QuantizedDepthwiseMixin(QuantizedConvMixin):
             )
         self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
-    def convolution_op(self, x, kernel):
-        """Keras' depthwise convolution of ``x`` (batch first) with ``kernel`` under this layer's options."""
+    def _apply_kernel(self, x, kernel):
+        """Keras' depthwise convolution of ``x`` (batch first) with ``kernel`` (the forward pass)."""
         return ops.depthwise_conv(x, kernel, strides=self.strides, padding=self.padding,
                                   dilation_rate=self.dilation_rate, data_format=self.data_format)
 
-    def _apply_kernel(self, x, kernel):
-        return self.convolution_op(x, kernel)
+    def convolution_op(self, x, kernel):
+        """The same depthwise convolution for a NumPy ``kernel``, as the ordinary convolution with
+        its block-diagonal kernel: used in float64 by the converter's bounds and the exact EBOPs,
+        where TensorFlow's depthwise kernel refuses unequal row and column strides."""
+        return ops.conv(x, block_diagonal_kernel(kernel), strides=self.strides, padding=self.padding,
+                        dilation_rate=self.dilation_rate, data_format=self.data_format)
+
+    def ebops_exact(self) -> int:
+        bits_in = self.iq.fixed_format().width.astype(np.float64)
+        bits_w = self.kq.fixed_format(self.fused_kernel()).width.astype(np.float64)
+        # Integer bit counts in float64: every partial sum is an integer far below 2**53, so exact.
+        total = ops.sum(self.convolution_op(self._bit_map(bits_in), bits_w))
+        return int(np.asarray(ops.convert_to_numpy(total)))
 
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
