@@ -33,7 +33,7 @@ def merge_model_1d(stream: bool, depth_multiplier: int = 2, quantize_input: bool
     inputs = keras.Input((8, 3), name="x")
     x = L.HQuantize(q, name="quant")(inputs) if quantize_input else inputs
     a = L.HConv1D(3, 2, padding="same", input_quantizer=q, name="conv")(x)
-    b = L.HDepthwiseConv1D(1, activation="relu", input_quantizer=q, name="dw_pointwise")(x)
+    b = L.HDepthwiseConv1D(1, activation="relu", use_bias=False, input_quantizer=q, name="dw_pointwise")(x)
     d = L.HSubtract(name="sub")([a, b])
     m = L.HMultiply(input_quantizer={"init_f": 3, **q}, name="mul")([d, a])
     top = L.HMaximum(name="top")([m, d, b])
@@ -50,7 +50,7 @@ def depthwise_model_2d(stream: bool, quantize_input: bool = True):
     inputs = keras.Input((6, 6, 2), name="x")
     x = L.HQuantize(q, name="quant")(inputs) if quantize_input else inputs
     a = L.HDepthwiseConv2D(3, padding="same", activation="relu", input_quantizer=q, name="dw_same")(x)
-    b = L.HDepthwiseConv2D((3, 1), padding="same", depth_multiplier=1, input_quantizer=q, name="dw_tall")(x)
+    b = L.HDepthwiseConv2D((3, 1), padding="same", use_bias=False, input_quantizer=q, name="dw_tall")(x)
     m = L.HMultiply(input_quantizer={"init_f": 2, **q}, name="mul")([a, b])
     s = L.HSubtract(input_quantizer={"init_f": 3, **q}, name="sub")([m, a])
     y = L.HMaximum(name="top")([s, b])
@@ -119,6 +119,24 @@ def test_a_saved_merge_model_converts_through_the_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     for name in ("sub", "mul", "top", "low", "dw", "dw_pointwise"):
         assert f"\n{name} " in out, f"{name} has no summary row"
+
+
+@pytest.mark.parametrize("multiplier, hls_class", [(1, "DepthwiseConv1D"), (3, "Conv1D")])
+def test_depthwise_handler_gives_hls4ml_one_bias_per_output_channel(multiplier, hls_class):
+    """Without a bias the firmware still reads one (zero) bias per output channel."""
+    from hgq_chip.conversion import hls_handlers
+    from hgq_chip.conversion.graph import graph_nodes
+    from hgq_chip.conversion.rules.conv import handle_depthwise
+
+    inputs = keras.Input((6, 4), name="x")
+    layer = L.HDepthwiseConv1D(2, depth_multiplier=multiplier, use_bias=False, name="dw")
+    model = keras.Model(inputs, layer(inputs))
+    hgq_chip.calibrate(model, _data(model))
+    node = graph_nodes(model)[-1]
+    with hls_handlers.converting():
+        main = [c for c in handle_depthwise(layer, node.inputs, node.outputs) if c["name"] == "dw"][0]
+    assert main["class_name"] == hls_class and np.array_equal(main["bias_data"], np.zeros(4 * multiplier))
+    assert main["weight_data"].shape == (2, 4, 1 if multiplier == 1 else 4 * multiplier)
 
 
 def test_multiply_ebops_are_bits_times_bits_and_priced_as_products():

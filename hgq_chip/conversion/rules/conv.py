@@ -48,6 +48,8 @@ def handle_depthwise(layer, in_tensors, out_tensors):
     configs = list(handle_weighted(layer, in_tensors, out_tensors))
     main = next(config for config in configs if config["name"] == layer.name)
     kernel = main["weight_data"]
+    if layer.fused_bias() is None:  # handle_weighted's zeros follow the kernel's last axis (the multiplier)
+        main["bias_data"] = np.zeros(kernel.shape[-2] * kernel.shape[-1])
     if layer.depth_multiplier == 1:
         main["depthwise_data"] = kernel
     else:
