@@ -188,3 +188,15 @@ def test_merges_and_depthwise_refuse_what_has_no_exact_firmware():
         L.HDepthwiseConv1D(3, activation="tanh")
     with pytest.raises(UnsupportedConfigurationError, match="'sub'.*mixed_float16"):
         L.HSubtract(dtype="mixed_float16", name="sub")
+
+
+@pytest.mark.parametrize("build", [merge_model_1d, depthwise_model_2d])
+def test_predictions_under_xla_equal_the_plain_ones(build):
+    """What the firmware is compared with does not depend on compiling the model with XLA."""
+    model = build(stream=False)
+    x = _data(model, scale=3.0)
+    hgq_chip.calibrate(model, x[:64])
+    model.compile(jit_compile=False)
+    plain = model.predict(x, batch_size=64, verbose=0)
+    model.compile(jit_compile=True)
+    assert np.array_equal(model.predict(x, batch_size=64, verbose=0), plain)
