@@ -29,9 +29,9 @@ from ..fixed.format import ArrayFormat, FixedFormat
 from ..fixed.interval import Interval
 
 FACTS_FILE = "estimate_inputs.json"
+FACTS_VERSION = 1
 # Merges whose quantizers read one input each (iq0, iq1, ...), in input order.
 _MERGES = ("HSubtract", "HMultiply", "HMaximum", "HMinimum")
-FACTS_VERSION = 1
 
 
 @dataclass

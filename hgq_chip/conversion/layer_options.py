@@ -9,9 +9,10 @@ ASQ layers) are checked by their Keras parent's entries plus their own.
 Sources of the limits: hls4ml 1.3's Keras 3 handlers ignore ``dilation_rate``, ``groups``
 and ``channels_first`` layouts of convolutions; its ``Merge`` layer (add, subtract,
 multiply, maximum, minimum) combines inputs of equal shape (no broadcasting in io_stream,
-and its io_parallel broadcasting repeats the flat smaller input, unlike Keras); its ``Dense`` works per position on at most 2D maps (as a
-pointwise convolution); its streaming pooling templates
-(``nnet_pooling_stream.h``) assert no padding and a pool size equal to the stride.
+and its io_parallel broadcasting repeats the flat smaller input, unlike Keras); its
+``Dense`` works per position on at most 2D maps (as a pointwise convolution); its streaming
+pooling templates (``nnet_pooling_stream.h``) assert no padding and a pool size equal to the
+stride.
 """
 
 from __future__ import annotations
