@@ -30,12 +30,17 @@ N_CLASSES = 3
 # Most specific parent first: every hgq_chip layer is also a keras.layers.Layer. Only
 # options every class of that parent accepts (ASQ convolutions refuse 'same' and dilation).
 CONV_VARIANTS = (("", (3, 3), {}), ("strided", (3, 3), {"strides": 2}))
+DEPTHWISE_VARIANTS = (("", (3,), {}), ("strided", (3,), {"strides": 2}), ("multiplier", (3,), {"depth_multiplier": 2}))
+# Merges: called on two HDense branches of the input (build_model).
+MERGES = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply, keras.layers.Maximum, keras.layers.Minimum)
 CASES_BY_PARENT = (
     (keras.layers.Conv2D, (5, 5, 2), CONV_VARIANTS),
     (keras.layers.Conv1D, (8, 2), CONV_VARIANTS),
+    (keras.layers.DepthwiseConv2D, (5, 5, 2), DEPTHWISE_VARIANTS),
+    (keras.layers.DepthwiseConv1D, (8, 2), DEPTHWISE_VARIANTS),
     (keras.layers.Dense, (6,), (("", (4,), {}),)),
     (keras.layers.Activation, (6,), (("relu", ("relu",), {}), ("tanh-table", ("tanh",), {}))),
-    (keras.layers.Add, (6,), (("", (), {}),)),
+    (MERGES, (6,), (("", (), {}),)),
     (keras.layers.Layer, (6,), (("", (), {}),)),
 )
 
@@ -70,10 +75,10 @@ def cases() -> list:
 
 
 def build_model(cls, shape, args, kwargs, seed=0):
-    """Input -> the layer under test (HAdd: of two HDense branches) -> Flatten -> float Dense head."""
+    """Input -> the layer under test (merges: of two HDense branches) -> Flatten -> float Dense head."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape)
-    if issubclass(cls, keras.layers.Add):
+    if issubclass(cls, MERGES):
         branches = [hgq_chip.layers.HDense(shape[-1], name=f"branch{i}")(inputs) for i in range(2)]
         layer = cls(*args, name="under_test", **kwargs)
         x = layer(branches)

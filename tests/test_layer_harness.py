@@ -14,6 +14,7 @@ import pytest
 
 from asq_post_models import asq_dense_reference
 from hgq_chip import layers as L
+from hgq_chip.layers.depthwise import block_diagonal_kernel
 from hgq_chip.testing.layer_harness import run_quantized_layer_test
 from reference_conv import conv_np
 
@@ -25,6 +26,8 @@ def weighted_reference(layer, x):
     """HDense/HConv and their BatchNorm and AdaQAT forms: q_in(x) (*) q_w(W') + q_b(b'), relu."""
     x_q = layer.iq.quantize_np(x)
     w = layer.kq.quantized(layer.fused_kernel())
+    if isinstance(layer, (L.HDepthwiseConv1D, L.HDepthwiseConv2D)):
+        w = block_diagonal_kernel(w)
     y = x_q @ w if len(w.shape) == 2 else conv_np(x_q, w, layer.strides, layer.padding, layer.dilation_rate)
     bias = layer.fused_bias()
     if bias is not None:
@@ -32,6 +35,11 @@ def weighted_reference(layer, x):
     if layer.get_config()["activation"] == "relu":
         y = np.maximum(y, 0.0)
     return y.astype(np.float32)
+
+
+def quantized_inputs(layer, x):
+    """Each merge input through its own quantizer (NumPy)."""
+    return [q.quantize_np(xi) for q, xi in zip(layer.input_quantizers, x)]
 
 
 def activation_reference(layer, x):
@@ -57,9 +65,12 @@ class Case:
 #   BatchNorm forms add bn_gamma, bn_beta | moving_mean, moving_variance;
 # - AdaQAT: kernel, bias, iq/log2_alpha | beta, iq/bits, iq/frozen, iq ranges (3), kq/bits, kq/frozen,
 #   bq/f (bit-widths move by the controller's finite differences, not by gradients);
-# - ASQ/POST: kernel, bias, iq/step, the adapter iq/a1, d1, a2, d2, kq/alpha | beta, bq/f.
-# EBOPs losses in training: one per layer with trainable bit-widths and multiplications; none for
-# HQuantize/HActivation/HAdd (no multiplications) and ASQ/POST (fixed bit-widths: EBOPs is a constant).
+# - ASQ/POST: kernel, bias, iq/step, the adapter iq/a1, d1, a2, d2, kq/alpha | beta, bq/f;
+# - merges: iq<n>/f per input quantizer | its 3 ranges (HMultiply adds beta); none without quantizers;
+# - depthwise convolutions: as the HGQ weighted layers.
+# EBOPs losses in training: one per layer with trainable bit-widths and multiplications (HMultiply's are
+# products of two variables); none for HQuantize/HActivation/HAdd/HSubtract/HMaximum/HMinimum (no
+# multiplications) and ASQ/POST (fixed bit-widths: EBOPs is a constant).
 CASES = {
     "HQuantize": Case(lambda **kw: L.HQuantize(**kw), (5,), 1, 3, 0, lambda layer, x: layer.q.quantize_np(x)),
     "HDense": Case(lambda **kw: L.HDense(4, activation="relu", bias_initializer="random_normal", **kw), (5,), 5, 4, 1,
@@ -74,6 +85,19 @@ CASES = {
     "HActivation-table": Case(lambda **kw: L.HActivation("tanh", input_quantizer={"init_f": 3}, **kw), (6,), 2, 6, 0,
                               activation_reference),
     "HAdd": Case(lambda **kw: L.HAdd(**kw), [(4,), (4,)], 0, 0, 0, lambda layer, x: x[0] + x[1]),
+    "HSubtract": Case(lambda **kw: L.HSubtract(input_quantizer={"init_f": 3}, **kw), [(4,), (4,)], 2, 6, 0,
+                      lambda layer, x: quantized_inputs(layer, x)[0] - quantized_inputs(layer, x)[1]),
+    "HMaximum": Case(lambda **kw: L.HMaximum(**kw), [(2, 3), (2, 3), (2, 3)], 0, 0, 0,
+                     lambda layer, x: np.maximum(np.maximum(x[0], x[1]), x[2])),
+    "HMinimum": Case(lambda **kw: L.HMinimum(input_quantizer={"init_f": 2, "overflow": "SAT"}, **kw), [(5,), (5,)],
+                     2, 6, 0, lambda layer, x: np.minimum(*quantized_inputs(layer, x))),
+    "HMultiply": Case(lambda **kw: L.HMultiply(input_quantizer={"init_f": 3}, **kw), [(4,), (4,)], 2, 7, 1,
+                      lambda layer, x: np.multiply(*quantized_inputs(layer, x)).astype(np.float32)),
+    "HDepthwiseConv1D": Case(lambda **kw: L.HDepthwiseConv1D(3, depth_multiplier=2, padding="same",
+                                                             bias_initializer="random_normal", **kw), (6, 2), 5, 4, 1,
+                             weighted_reference),
+    "HDepthwiseConv2D": Case(lambda **kw: L.HDepthwiseConv2D(2, strides=2, activation="relu", **kw), (5, 5, 3), 5, 4, 1,
+                             weighted_reference),
     "ADense": Case(lambda **kw: L.ADense(4, **kw), (5,), 3, 9, 1, weighted_reference),
     "AConv1D": Case(lambda **kw: L.AConv1D(3, 2, **kw), (6, 2), 3, 9, 1, weighted_reference),
     "AConv2D": Case(lambda **kw: L.AConv2D(2, 2, **kw), (4, 4, 2), 3, 9, 1, weighted_reference),

@@ -131,7 +131,8 @@ def _one_d(inp):
     x = keras.layers.MaxPooling1D(2, name="max1")(x)
     x = keras.layers.AveragePooling1D(2, name="avg1")(x)
     y = L.ASQConv1D(2, 2, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqconv1")(q)
-    return keras.layers.Flatten(name="flat1")(x), keras.layers.Flatten(name="flat1b")(y)
+    z = L.HDepthwiseConv1D(2, depth_multiplier=2, name="dwconv1")(q)
+    return keras.layers.Flatten(name="flat1")(x), keras.layers.Flatten(name="flat1b")(y), z
 
 
 def _two_d(inp):
@@ -142,7 +143,8 @@ def _two_d(inp):
     x = keras.layers.MaxPooling2D(2, name="max2")(x)
     x = keras.layers.AveragePooling2D(1, name="avg2")(x)
     y = L.ASQConv2D(2, 2, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqconv2")(q)
-    return keras.layers.Flatten(name="flat2")(x), keras.layers.Flatten(name="flat2b")(y)
+    z = L.HDepthwiseConv2D(2, activation="relu", name="dwconv2")(q)
+    return keras.layers.Flatten(name="flat2")(x), keras.layers.Flatten(name="flat2b")(y), z
 
 
 def _dense(inp):
@@ -156,7 +158,11 @@ def _dense(inp):
     t = L.HActivation("tanh", name="act")(t)
     t = keras.layers.Reshape((2, 2), name="reshape")(t)
     u = L.ASQDense(3, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqdense")(q)
-    return keras.layers.Flatten(name="flat3")(t), u
+    d = L.HSubtract(name="sub")([a, b])
+    m = L.HMultiply(name="mul")([d, b])
+    v = L.HMaximum(input_quantizer={"init_f": 2}, name="maximum")([m, a, d])
+    w = L.HMinimum(name="minimum")([v, b])
+    return keras.layers.Flatten(name="flat3")(t), u, w
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +193,7 @@ def test_every_ruled_layer_is_priced_by_the_estimate(every_class_model):
         else:
             assert facts[layer.name].ops, f"{layer.name} ({type(layer).__name__}) has no operations to price"
     assert result["dense"].lut > 0 and result["asqdense"].lut > 0
+    assert result["mul"].lut + result["mul"].dsp > 0 and result["dwconv2"].lut > 0
 
 
 def test_our_handlers_return_the_keys_hls4ml_requires(every_class_model):

@@ -7,8 +7,10 @@ Nothing here re-derives a type: every format comes from ``conversion.precision.d
 
 One layer becomes a list of operations:
 ``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
-Conv kernel, at ``positions`` output positions), ``relu``, ``table``, ``maxpool``,
-``avgpool`` and ``add``; layers on our own templates (ASQ/POST) bring their operations
+Conv kernel, at ``positions`` output positions; a depthwise kernel as its block-diagonal
+equivalent, whose zeros cost nothing), ``relu``, ``table``, ``maxpool``, ``avgpool``,
+``add`` (Add, HAdd, HSubtract), ``minmax`` (HMaximum, HMinimum) and ``product`` (HMultiply:
+two variable operands per element); layers on our own templates (ASQ/POST) bring their operations
 along (``conversion/asq_post_ops.py``), including ``product`` (two variable operands). Reshaping
 layers cost nothing and have no operations.
 """
@@ -28,6 +30,8 @@ from ..fixed.interval import Interval
 
 FACTS_FILE = "estimate_inputs.json"
 FACTS_VERSION = 1
+# Merges whose quantizers read one input each (iq0, iq1, ...), in input order.
+_MERGES = ("HSubtract", "HMultiply", "HMaximum", "HMinimum")
 
 
 @dataclass
@@ -68,10 +72,10 @@ def _cast(stage: str, source: Interval, fmt: ArrayFormat, shape) -> dict:
             "out": _kif(fmt, shape), "rounding": fmt.rounding.value, "overflow": fmt.overflow.value}
 
 
-def _source_interval(record, input_types: dict[str, FixedFormat], shape) -> Interval:
-    """The interval a layer reads; a raw model input has the converter's input type."""
-    if record.inputs and record.inputs[0] is not None:
-        return record.inputs[0]
+def _source_interval(record, input_types: dict[str, FixedFormat], shape, index: int = 0) -> Interval:
+    """The interval a layer reads on input ``index``; a raw model input has the converter's input type."""
+    if len(record.inputs) > index and record.inputs[index] is not None:
+        return record.inputs[index]
     if not input_types:
         raise HGQChipError(f"layer {record.layer_name!r} reads a model input but no input type is known")
     # With several model inputs the records do not say which one: take the widest type.
@@ -81,6 +85,14 @@ def _source_interval(record, input_types: dict[str, FixedFormat], shape) -> Inte
 
 def _cmvm(record, cast_op: dict) -> dict:
     kernel = np.asarray(record.weights["kernel"].values, np.float64)
+    latency_template = False
+    if record.layer_class in ("HDepthwiseConv1D", "HDepthwiseConv2D"):
+        from ..layers.depthwise import block_diagonal_kernel
+
+        # depth_multiplier 1 is hls4ml's DepthwiseConv, built as the latency strategy even under
+        # distributed_arithmetic (its DA code generator takes Dense/Conv only); larger ones are a Conv.
+        latency_template = kernel.shape[-1] == 1
+        kernel = block_diagonal_kernel(kernel)  # the same products; its zeros cost nothing
     in_kif = cast_op["out"]
     channels = kernel.shape[-2]
     rows = _covering_rows(in_kif)
@@ -90,17 +102,22 @@ def _cmvm(record, cast_op: dict) -> dict:
     out_shape = record.output.lo.shape
     positions = int(math.prod(out_shape[:-1]))
     bias = record.weights["bias"].values if "bias" in record.weights else np.zeros(kernel.shape[-1])
-    return {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": positions, "bias": np.asarray(bias, np.float64)}
+    op = {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": positions, "bias": np.asarray(bias, np.float64)}
+    if latency_template:
+        op["latency_template"] = True
+    return op
 
 
 def _layer_facts(record, input_types) -> LayerFacts:
     facts = LayerFacts(record.layer_name, record.layer_class)
     stages = {h.name: h for h in record.hls_layers}
-    for stage_name, fmt in record.quantizer_formats.items():
+    merge = record.layer_class in _MERGES
+    for position, (stage_name, fmt) in enumerate(record.quantizer_formats.items()):
         if stage_name not in stages:
             continue  # e.g. a table's output quantizer: it is part of the table
-        shape = record.input_shapes[0]
-        facts.ops.append(_cast(stage_name, _source_interval(record, input_types, shape), fmt, shape))
+        index = position if merge else 0  # a merge's quantizers read its inputs in order
+        shape = record.input_shapes[index]
+        facts.ops.append(_cast(stage_name, _source_interval(record, input_types, shape, index), fmt, shape))
     cast = facts.ops[0] if facts.ops else None
     if "kernel" in record.weights:
         facts.ops.append(_cmvm(record, cast))
@@ -116,9 +133,30 @@ def _layer_facts(record, input_types) -> LayerFacts:
         window = max(1, int(record.inputs[0].lo.size // record.output.lo.size))
         op = "maxpool" if klass.startswith("Max") else "avgpool"
         facts.ops.append({"op": op, "out": _interval_kif(record.output), "window": window})
-    elif klass in ("Add", "HAdd"):
+    elif klass in ("Add", "HAdd", "HSubtract"):
         facts.ops.append({"op": "add", "out": _interval_kif(record.output), "n_inputs": len(record.inputs)})
+    elif klass in ("HMaximum", "HMinimum"):
+        facts.ops.append({"op": "minmax", "out": _interval_kif(record.output), "n_inputs": len(record.inputs)})
+    elif klass == "HMultiply":
+        facts.ops.extend(_products(record, facts.ops))
     return facts
+
+
+def _products(record, casts: list) -> list[dict]:
+    """HMultiply: per element, a product of the running product (its width is the sum of its
+    factors' widths, the full-precision ap_fixed product) and the next quantized input."""
+    shape = record.output.lo.shape
+    widths = [np.broadcast_to(_widths_of(cast["out"]), shape) for cast in casts]
+    running, ops = widths[0], []
+    for width in widths[1:]:
+        ops.append({"op": "product", "a_width": np.array(running), "b_width": np.array(width),
+                    "out": _interval_kif(record.output)})
+        running = np.where((running > 0) & (width > 0), running + width, 0)
+    return ops
+
+
+def _widths_of(kif: dict) -> np.ndarray:
+    return np.maximum(np.asarray(kif["k"]) + np.asarray(kif["i"]) + np.asarray(kif["f"]), 0)
 
 
 def cast_index_width(record, stages) -> int:

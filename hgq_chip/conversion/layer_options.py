@@ -7,10 +7,12 @@ looked up along each layer's class hierarchy, so subclasses (BatchNorm-fused, Ad
 ASQ layers) are checked by their Keras parent's entries plus their own.
 
 Sources of the limits: hls4ml 1.3's Keras 3 handlers ignore ``dilation_rate``, ``groups``
-and ``channels_first`` layouts of convolutions; its ``Merge`` layer adds inputs of
-equal shape (no broadcasting); its ``Dense`` works per position on at most 2D maps (as a
-pointwise convolution); its streaming pooling templates
-(``nnet_pooling_stream.h``) assert no padding and a pool size equal to the stride.
+and ``channels_first`` layouts of convolutions; its ``Merge`` layer (add, subtract,
+multiply, maximum, minimum) combines inputs of equal shape (no broadcasting in io_stream,
+and its io_parallel broadcasting repeats the flat smaller input, unlike Keras); its
+``Dense`` works per position on at most 2D maps (as a pointwise convolution); its streaming
+pooling templates (``nnet_pooling_stream.h``) assert no padding and a pool size equal to the
+stride.
 """
 
 from __future__ import annotations
@@ -92,6 +94,19 @@ _CONV = [
            "'valid' convolution)"),
 ]
 
+# nnet_conv_stream.h (Conv2D) and nnet_sepconv2d_stream.h (DepthwiseConv2D) run a kernel of
+# height 1 as a 1D convolution along each row: they never skip rows, so a row stride is lost.
+_ROW_STRIDE = Option(
+    "strides", lambda layer, node: (tuple(layer.kernel_size), tuple(layer.strides)),
+    lambda v: v[0][0] > 1 or v[1][0] == 1,
+    "hls4ml's streaming convolution ignores the row stride of a kernel of height 1; use "
+    "strides=(1, s) followed by a pooling, or convert with io_type='io_parallel'",
+    io_types=STREAM, error=UnsupportedConfigurationError,
+)
+
+# Keras' depthwise convolutions have no ``groups``.
+_DEPTHWISE = [option for option in _CONV if option.name != "groups"]
+
 _POOL_STRIDE = Option(
     "pool_size", lambda layer, node: (tuple(layer.pool_size), tuple(layer.strides)), lambda sizes: sizes[0] == sizes[1],
     "hls4ml's streaming pooling needs pool_size == strides (it asserts this); change the pooling or "
@@ -108,6 +123,12 @@ _AVERAGE_POOL_PADS = Option(
     io_types=STREAM, error=UnsupportedConfigurationError,
 )
 
+_SAME_SHAPES = Option(
+    "input shapes", _input_shapes, lambda shapes: len(set(shapes)) == 1,
+    "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
+    "explicitly, e.g. with a convolution or UpSampling",
+)
+
 _ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
                      "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
                      io_types=STREAM, error=UnsupportedConfigurationError)
@@ -119,16 +140,10 @@ OPTIONS: dict[type, list[Option]] = {
                "firmware keeps exact"),
     ],
     keras.layers.Conv1D: _CONV,
-    keras.layers.Conv2D: [
-        *_CONV,
-        # nnet_conv_stream.h runs a kernel of height 1 as a 1D convolution along each row: it
-        # never skips rows, so a row stride is lost.
-        Option("strides", lambda layer, node: (tuple(layer.kernel_size), tuple(layer.strides)),
-               lambda v: v[0][0] > 1 or v[1][0] == 1,
-               "hls4ml's streaming convolution ignores the row stride of a kernel of height 1; use "
-               "strides=(1, s) followed by a pooling, or convert with io_type='io_parallel'",
-               io_types=STREAM, error=UnsupportedConfigurationError),
-    ],
+    keras.layers.Conv2D: [*_CONV, _ROW_STRIDE],
+    keras.layers.DepthwiseConv1D: _DEPTHWISE,
+    # A depthwise layer with depth_multiplier > 1 converts as a Conv2D (rules/conv.py): same limit.
+    keras.layers.DepthwiseConv2D: [*_DEPTHWISE, _ROW_STRIDE],
     ASQDense: [_ASQ_STREAM],
     ASQConv1D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",
                        "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")],
@@ -147,11 +162,8 @@ OPTIONS: dict[type, list[Option]] = {
                "use data_format='channels_last' (channels_first transposes before flattening, which the "
                "firmware does not)"),
     ],
-    keras.layers.Add: [
-        Option("input shapes", _input_shapes, lambda shapes: len(set(shapes)) == 1,
-               "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
-               "explicitly, e.g. with a convolution or UpSampling"),
-    ],
+    **{cls: [_SAME_SHAPES] for cls in (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply,
+                                        keras.layers.Maximum, keras.layers.Minimum)},
     **{cls: [_CHANNELS_LAST, _POOL_STRIDE] for cls in _MAX_POOLING},
     **{cls: [_CHANNELS_LAST, _POOL_STRIDE, _AVERAGE_POOL_PADS] for cls in _AVERAGE_POOLING},
 }

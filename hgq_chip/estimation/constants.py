@@ -38,7 +38,9 @@ DSP_MIN_PRODUCT_BITS = 100
 # (techmap mul2dsp: DSP_A_MINWIDTH=2, DSP_B_MINWIDTH=2, DSP_Y_MINWIDTH=9).
 
 # --- distributed arithmetic (da4ml) -----------------------------------------------------
-# A soft multiplier of two variable operands (a x b bits; ASQ's x * 1/beta and acc * beta).
+# A soft multiplier of two variable operands (a x b bits; ASQ's x * 1/beta and acc * beta,
+# HMultiply's a * b). The DSP rule above applies to them too (a * b >= DSP_MIN_PRODUCT_BITS:
+# one DSP48 per product; both operands are variables, so no power-of-two exception).
 # yosys synth_xilinx -nodsp on signed x unsigned products 4x4 ... 10x10 gave 1.5-2.2 LUTs per
 # operand-bit pair (4x4: 24, 6x6: 67, 8x8: 129, 10x10: 216, 8x12: 210 LUTs); median ~1.9.
 LUT_PER_VARIABLE_PRODUCT_BIT = 1.9

@@ -148,16 +148,32 @@ def cmvm_da_cost(op: dict, live_out=None) -> OpCost:
 
 
 def product_cost(op: dict, dsp_min_product_bits: int, live_out=None) -> OpCost:
-    """Products of two variable operands (ASQ's x·1/β and acc·β): a DSP when wide enough (the
-    DSP rule), else a soft multiplier of about LUT_PER_VARIABLE_PRODUCT_BIT per operand-bit pair."""
-    a, b = int(op["a_width"]), int(op["b_width"])
-    count = int(_live(live_out, np.size(op["out"]["k"])).sum())
-    out_bits = count * (a + b)
-    if a * b >= dsp_min_product_bits:
-        return OpCost(dsp=count, out_bits=out_bits, delay_ns=2 * C.LUT_DELAY_NS)
-    levels = int(column_depth(min(a, b)))
-    return OpCost(lut=float(count * a * b * C.LUT_PER_VARIABLE_PRODUCT_BIT), out_bits=out_bits,
-                  delay_ns=C.LUT_DELAY_NS + levels * _adder_delay(a + b))
+    """Products of two variable operands (ASQ's x·1/β and acc·β, HMultiply's a·b): a DSP when
+    wide enough (the DSP rule), else a soft multiplier of about LUT_PER_VARIABLE_PRODUCT_BIT
+    per operand-bit pair. ``a_width``/``b_width``: one width for every element, or one per
+    element (shaped like ``out``); a product with a zero-width operand is the constant 0."""
+    shape = np.shape(op["out"]["k"])
+    a = np.broadcast_to(np.asarray(op["a_width"], np.int64), shape).ravel()
+    b = np.broadcast_to(np.asarray(op["b_width"], np.int64), shape).ravel()
+    live = _live(live_out, a.size) & (a > 0) & (b > 0)
+    dsp = live & (a * b >= dsp_min_product_bits)
+    soft = live & ~dsp
+    out_bits = int((a + b)[live].sum())
+    delay = 2 * C.LUT_DELAY_NS if dsp.any() else 0.0
+    if soft.any():
+        levels = int(column_depth(np.minimum(a, b)[soft]).max())
+        delay = max(delay, C.LUT_DELAY_NS + levels * _adder_delay((a + b)[soft]))
+    lut = float((a * b)[soft].sum() * C.LUT_PER_VARIABLE_PRODUCT_BIT)
+    return OpCost(lut=lut, dsp=int(dsp.sum()), out_bits=out_bits, delay_ns=delay)
+
+
+def minmax_cost(op: dict) -> OpCost:
+    """Elementwise maximum/minimum of n inputs: n - 1 comparisons per element, each a
+    subtractor plus a 2:1 mux per output bit (as a max pool's, LUT_PER_MAX_BIT)."""
+    width = _widths(op["out"])
+    steps = max(int(op["n_inputs"]) - 1, 0)
+    return OpCost(lut=float(C.LUT_PER_MAX_BIT * steps * width.sum()), out_bits=int(width.sum()),
+                  delay_ns=steps * _adder_delay(width))
 
 
 def relu_cost(op: dict, live_out=None) -> OpCost:
@@ -203,7 +219,8 @@ def op_cost(op: dict, strategy: str, dsp_min_product_bits: int, live_out=None) -
     if kind == "cast":
         return cast_cost(op, live_out)
     if kind == "cmvm":
-        if strategy == "distributed_arithmetic" and not op.get("own_template", False):
+        # own_template (ASQ/POST) and latency_template (hls4ml's DepthwiseConv): no DA code either way.
+        if strategy == "distributed_arithmetic" and not op.get("own_template") and not op.get("latency_template"):
             return cmvm_da_cost(op, live_out)
         return cmvm_latency_cost(op, dsp_min_product_bits, live_out)
     if kind == "relu":
@@ -214,6 +231,8 @@ def op_cost(op: dict, strategy: str, dsp_min_product_bits: int, live_out=None) -
         return pool_cost(op)
     if kind == "add":
         return add_cost(op)
+    if kind == "minmax":
+        return minmax_cost(op)
     if kind == "product":
         return product_cost(op, dsp_min_product_bits, live_out)
     raise ValueError(f"unknown operation {kind!r} in the estimate inputs")

@@ -81,6 +81,18 @@ class Interval:
         ))
         return Interval(corners.min(axis=0), corners.max(axis=0), self.f + other.f)
 
+    def _union_f(self, other: "Interval") -> np.ndarray:
+        """The grid of a value that is one of the two (a constant zero fits any grid)."""
+        return np.where(self.is_zero, other.f, np.where(other.is_zero, self.f, np.maximum(self.f, other.f)))
+
+    def maximum(self, other: "Interval") -> "Interval":
+        """The interval of ``max(a, b)``: one of the two values, so the union of their grids."""
+        return Interval(np.maximum(self.lo, other.lo), np.maximum(self.hi, other.hi), self._union_f(other))
+
+    def minimum(self, other: "Interval") -> "Interval":
+        """The interval of ``min(a, b)`` (as :meth:`maximum`)."""
+        return Interval(np.minimum(self.lo, other.lo), np.minimum(self.hi, other.hi), self._union_f(other))
+
     def sum(self, axis) -> "Interval":
         """The interval of a sum over ``axis`` (an adder tree over those terms)."""
         zero = self.is_zero

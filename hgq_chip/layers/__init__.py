@@ -11,10 +11,14 @@ from .conv import HConv1D, HConv2D
 __all__ += ["HConv1D", "HConv2D", "HConv1DBatchNorm", "HConv2DBatchNorm", "HDenseBatchNorm"]
 
 from .activation import HActivation
-from .merge import HAdd
+from .merge import HAdd, HMaximum, HMinimum, HMultiply, HSubtract
 from .pooling import check_exact_average_pooling
 
-__all__ += ["HActivation", "HAdd", "check_exact_average_pooling"]
+__all__ += ["HActivation", "HAdd", "HMaximum", "HMinimum", "HMultiply", "HSubtract", "check_exact_average_pooling"]
+
+from .depthwise import HDepthwiseConv1D, HDepthwiseConv2D  # noqa: E402
+
+__all__ += ["HDepthwiseConv1D", "HDepthwiseConv2D"]
 
 from .asq_post import ASQDense  # noqa: E402
 from .asq_post_conv import ASQConv1D, ASQConv2D  # noqa: E402

@@ -42,9 +42,13 @@ def _layer(step: dict):
         cls = {"h": hl.HDense, "hbn": hl.HDenseBatchNorm, "a": hl.ADense, "asq": hl.ASQDense}[family]
         return cls(step["units"], **common)
     rank = len(step["kernel"])
+    extra = {} if step["dilation"] == 1 else {"dilation_rate": step["dilation"]}
+    if family == "dw":
+        cls = hl.HDepthwiseConv1D if rank == 1 else hl.HDepthwiseConv2D
+        return cls(tuple(step["kernel"]), strides=tuple(step["strides"]), padding=step["padding"],
+                   depth_multiplier=step["depth_multiplier"], **common, **extra)
     cls = {("h", 1): hl.HConv1D, ("h", 2): hl.HConv2D, ("hbn", 1): hl.HConv1DBatchNorm, ("hbn", 2): hl.HConv2DBatchNorm,
            ("a", 1): hl.AConv1D, ("a", 2): hl.AConv2D, ("asq", 1): hl.ASQConv1D, ("asq", 2): hl.ASQConv2D}[family, rank]
-    extra = {} if step["dilation"] == 1 else {"dilation_rate": step["dilation"]}
     return cls(step["filters"], tuple(step["kernel"]), strides=tuple(step["strides"]), padding=step["padding"],
                **common, **extra)
 
@@ -56,6 +60,11 @@ def _apply(steps: list, x):
         if step["op"] == "add":
             branches = [_apply(branch, x) for branch in step["branches"]]
             x = hl.HAdd(name=step["name"])(branches)
+        elif step["op"] == "merge":
+            branches = [_apply(branch, x) for branch in step["branches"]]
+            cls = {"subtract": hl.HSubtract, "multiply": hl.HMultiply, "maximum": hl.HMaximum,
+                   "minimum": hl.HMinimum}[step["kind"]]
+            x = cls(input_quantizer=step["iq"], name=step["name"])(branches)
         elif step["op"] == "shared_dense":
             layer = _layer(step)
             x = layer(layer(x))

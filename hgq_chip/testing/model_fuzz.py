@@ -29,7 +29,8 @@ ROUNDINGS = ("RND", "TRN", "RND_CONV")
 OVERFLOWS = ("WRAP", "SAT", "SAT_SYM")
 EXACT_ACTIVATIONS = ("relu", "linear")
 TABLE_ACTIVATIONS = ("tanh", "sigmoid", "softsign", "gelu")
-CONV_FAMILIES = ("h", "hbn", "a", "asq")
+CONV_FAMILIES = ("h", "hbn", "a", "asq", "dw")  # dw: HDepthwiseConv1D/2D
+MERGE_KINDS = ("subtract", "multiply", "maximum", "minimum")
 DENSE_FAMILIES = ("h", "hbn", "a", "asq")
 
 
@@ -163,7 +164,7 @@ def _family(d: _Draw, families) -> str:
 
 def _conv_step(d: _Draw, shape, shape_preserving=False) -> tuple[dict, tuple]:
     ch, spatial = d.ch, shape[:-1]
-    family = _family(d, CONV_FAMILIES if not shape_preserving else ("h", "hbn", "a"))
+    family = _family(d, CONV_FAMILIES if not shape_preserving else ("h", "hbn", "a", "dw"))
     kernel = [ch.integer(1, min(3, n)) for n in spatial]
     padding = "same" if shape_preserving else ch.choice(("valid", "same"))
     strides = [1 if shape_preserving else ch.choice((1, 1, 2, 3)) for _ in spatial]
@@ -174,10 +175,14 @@ def _conv_step(d: _Draw, shape, shape_preserving=False) -> tuple[dict, tuple]:
     if family == "asq":
         padding = "valid"
     filters = shape[-1] if shape_preserving else ch.integer(1, 3)
+    extra = {}
+    if family == "dw":  # outputs channels * depth_multiplier
+        extra["depth_multiplier"] = 1 if shape_preserving else ch.choice((1, 1, 2))
+        filters = shape[-1] * extra["depth_multiplier"]
     out = tuple(_conv_out(n, k, s, padding, dilation) for n, k, s in zip(spatial, kernel, strides)) + (filters,)
     step = {"op": "conv", "family": family, "filters": filters, "kernel": kernel, "strides": strides,
             "padding": padding, "dilation": dilation, "activation": ch.choice(EXACT_ACTIVATIONS),
-            "use_bias": ch.chance(70), "name": d.name("conv"), **_quantizers(d, family)}
+            "use_bias": ch.chance(70), "name": d.name("conv"), **_quantizers(d, family), **extra}
     return step, out
 
 
@@ -233,6 +238,17 @@ def _residual_step(d: _Draw, shape) -> tuple[dict, tuple]:
     return {"op": "add", "branches": branches, "name": d.name("add")}, shape
 
 
+def _merge_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    """HSubtract/HMultiply/HMaximum/HMinimum of shape-preserving branches (2, or 3 but for
+    subtract); input quantizers optional except for HMultiply, which always has them."""
+    kind = d.ch.choice(MERGE_KINDS)
+    step, _ = _residual_step(d, shape)
+    if kind != "subtract" and d.ch.chance(25):
+        step["branches"].append([])
+    iq = d.act_q() if kind == "multiply" or d.ch.chance(50) else None
+    return {"op": "merge", "kind": kind, "iq": iq, "branches": step["branches"], "name": d.name(kind)}, shape
+
+
 def _reshape_step(d: _Draw, shape) -> tuple[dict, tuple]:
     size = 1
     for n in shape:
@@ -252,7 +268,7 @@ def _shared_step(d: _Draw, shape) -> tuple[dict, tuple]:
 
 def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     ch = d.ch
-    ops = ["activation", "quantize", "dropout", "add", "reshape"]
+    ops = ["activation", "quantize", "dropout", "add", "merge", "reshape"]
     ops += ["conv", "conv", "pool"] if len(shape) > 1 else ["dense", "dense"]
     if len(shape) == 1 and ch.chance(2):
         op = "shared"  # a layer called twice: always refused
@@ -260,7 +276,7 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
         op = "dense"  # a Dense on a feature map (last axis)
     else:
         op = ch.choice(ops)
-    makers = {"activation": _activation_step, "quantize": _quantize_step, "add": _residual_step,
+    makers = {"activation": _activation_step, "quantize": _quantize_step, "add": _residual_step, "merge": _merge_step,
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
               "shared": _shared_step,
               "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
@@ -352,11 +368,15 @@ def spec_kinds(spec: dict) -> list[str]:
             kinds.add("table_activation")
         if step["op"] == "add":
             kinds.add("residual")
+        if step["op"] == "merge":
+            kinds.add(f"merge_{step['kind']}")
+        if step["op"] == "conv" and step["family"] == "dw":
+            kinds.add("depthwise" if step["depth_multiplier"] == 1 else "depthwise_multiplier")
         if any(q.get("granularity") == "per-element" for q in (step.get(k) for k in ("q", "iq", "oq")) if q):
             kinds.add("per_element_bits")
     after_reshape = False
     for step in spec["layers"]:
-        firsts = [step] if step["op"] != "add" else [b[0] for b in step["branches"] if b]
+        firsts = [step] if step["op"] not in ("add", "merge") else [b[0] for b in step["branches"] if b]
         if stream and after_reshape and any(s["op"] in ("activation", "quantize") for s in firsts):
             kinds.add("stream_cast_after_reshape")
         after_reshape = step["op"] in ("flatten", "reshape") or (after_reshape and step["op"] == "dropout")
