@@ -108,6 +108,12 @@ _AVERAGE_POOL_PADS = Option(
     io_types=STREAM, error=UnsupportedConfigurationError,
 )
 
+_GLOBAL_POOLING = (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D,
+                   keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
+_KEEPDIMS = Option("keepdims", _attr("keepdims"), lambda v: not v,
+                   "use keepdims=False and put a keras.layers.Reshape after the pooling (hls4ml's global pooling "
+                   "outputs one value per channel)")
+
 _ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
                      "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
                      io_types=STREAM, error=UnsupportedConfigurationError)
@@ -152,6 +158,18 @@ OPTIONS: dict[type, list[Option]] = {
                "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
                "explicitly, e.g. with a convolution or UpSampling"),
     ],
+    keras.layers.Concatenate: [
+        # nnet_merge.h / nnet_merge_stream.h have concatenate1d/2d/3d only.
+        Option("input rank", lambda layer, node: len(node.inputs[0].shape) - 1, lambda v: v <= 3,
+               "hls4ml concatenates tensors of at most 3 axes per sample; reshape the inputs first"),
+    ],
+    keras.layers.UpSampling2D: [
+        _CHANNELS_LAST,
+        Option("interpolation", _attr("interpolation"), lambda v: v == "nearest",
+               "use interpolation='nearest' (other interpolations compute weighted means the firmware does not)"),
+    ],
+    **{cls: [_CHANNELS_LAST] for cls in (keras.layers.ZeroPadding2D, keras.layers.Cropping2D)},
+    **{cls: [_CHANNELS_LAST, _KEEPDIMS] for cls in _GLOBAL_POOLING},
     **{cls: [_CHANNELS_LAST, _POOL_STRIDE] for cls in _MAX_POOLING},
     **{cls: [_CHANNELS_LAST, _POOL_STRIDE, _AVERAGE_POOL_PADS] for cls in _AVERAGE_POOLING},
 }

@@ -7,7 +7,9 @@ layer reading it is generated for the flat packing, so an elementwise layer righ
 reads wrong values or past its word (a segfault for tables). A Dense reads any packing. So:
 
 - a Dense's input cast right after a flattening moves ahead of it (a per-tensor cast
-  commutes with reshaping): the producer casts its own result, and the cast after the
+  commutes with reshaping): the producer casts its own result (unless hls4ml types the
+  producer with its input's type: padding, cropping, up-sampling, permute; the Dense then
+  reads through a repack), and the cast after the
   Flatten converts a type to itself, which hls4ml removes;
 - every other quantizer or activation of ours (HQuantize, HActivation: relu, tables,
   linear) reads the flattened stream through a ``Repack`` layer (hls4ml's own stream
@@ -31,6 +33,10 @@ from ..layers.pooling import pooling_pads
 from .records import HLSLayerTypes, format_of, quantizer_needs_mask
 
 _RESHAPING = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout)
+# Layers hls4ml types with their input's type whatever the configuration says (rules/movement.py):
+# a cast cannot move onto them.
+INPUT_TYPED = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.Cropping1D, keras.layers.Cropping2D,
+               keras.layers.UpSampling1D, keras.layers.UpSampling2D, keras.layers.Permute)
 
 
 def check_one_type_per_tensor(nodes) -> None:
@@ -116,7 +122,8 @@ def _move_dense_cast(streams: _Streams, index: int, records) -> bool:
     # Every tensor from the producer to the Dense must feed only the next step: a cast moved
     # ahead of a tensor another layer also reads would change that layer's input too.
     shared = [nodes[index].inputs[0]] + [t for i in chain for t in nodes[i].inputs]
-    if source is None or any(streams.consumers.get(id(t), 0) != 1 for t in shared) or _ends_with_cast(nodes[source].layer):
+    if (source is None or any(streams.consumers.get(id(t), 0) != 1 for t in shared) or _ends_with_cast(nodes[source].layer)
+            or isinstance(nodes[source].layer, INPUT_TYPED)):
         return False
     cast = records[index].hls_layers[0].types["result"]
     for i in [source, *chain]:

@@ -81,6 +81,46 @@ def average_pooling_rule(layer, intervals):
     return record
 
 
+_GLOBAL_MAX = (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D)
+_GLOBAL_AVERAGE = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
+
+
+def _spatial_axes(iv: Interval) -> tuple[int, ...]:
+    return tuple(range(iv.lo.ndim - 1))
+
+
+@rule(*_GLOBAL_MAX)
+def global_max_pooling_rule(layer, intervals):
+    """The maximum over every position, per channel. hls4ml's streaming global pooling converts
+    each input value into accum_t before comparing (``compute_global_pool``), so accum_t holds
+    the whole input interval, not only the maxima."""
+    require_input(layer, intervals)
+    iv = intervals[0]
+    axes = _spatial_axes(iv)
+    out = Interval(iv.lo.max(axis=axes), iv.hi.max(axis=axes), iv.f.max(axis=axes))
+    return record_of(layer, out, accum=format_of(iv))
+
+
+@rule(*_GLOBAL_AVERAGE)
+def global_average_pooling_rule(layer, intervals):
+    """The sum over every position in accum_t, then a division by their power-of-two count
+    (``check_exact_average_pooling`` refuses other counts): ap_fixed's division keeps accum_t's
+    fractional bits, so accum_t carries ``shift`` more than the input and the shift is exact."""
+    require_input(layer, intervals)
+    check_exact_average_pooling(layer)
+    iv = intervals[0]
+    axes = _spatial_axes(iv)
+    count = math.prod(iv.lo.shape[:-1])
+    shift = int(math.log2(count))
+    f = iv.f.max(axis=axes) + shift
+    window_sum = Interval(iv.lo.sum(axis=axes), iv.hi.sum(axis=axes), f)
+    out = Interval(window_sum.lo / count, window_sum.hi / count, f)
+    record = record_of(layer, out, accum=format_of(window_sum))
+    magnitude = np.maximum(np.abs(iv.lo), np.abs(iv.hi)).sum(axis=axes)
+    record.float_values.append(FloatValues("sums over all positions", sum_bits(magnitude, f - shift)))
+    return record
+
+
 def _zero_padded(layer, in_tensor, configs: list, pads) -> list:
     """io_stream: a ZeroPadding1D/2D ahead of the pooling, which then pools the padded map
     without padding (keras/hls4ml put the smaller half of the padding first)."""
