@@ -25,6 +25,7 @@ from ..layers.asq_post import ASQDense
 from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ..layers.pooling import pooling_pads
 from .precision import find_rule
+from .rules.movement import resize_index_exact, upsampling_axes
 
 BOTH = ("io_parallel", "io_stream")
 STREAM = ("io_stream",)
@@ -108,6 +109,14 @@ _AVERAGE_POOL_PADS = Option(
     io_types=STREAM, error=UnsupportedConfigurationError,
 )
 
+# nnet_image.h's io_parallel resize_nearest computes source indices with 16-bit ratios (rules/movement.py).
+_RESIZE_INDEX = Option(
+    "size (input size, factor per axis)", lambda layer, node: upsampling_axes(layer, node),
+    lambda axes: all(resize_index_exact(n, s) for n, s in axes),
+    "hls4ml's io_parallel nearest resize picks wrong source positions for so large a map and factor; use a "
+    "smaller factor (two up-samplings in a row) or convert with io_type='io_stream'",
+    io_types=("io_parallel",),
+)
 _GLOBAL_POOLING = (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D,
                    keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
 _KEEPDIMS = Option("keepdims", _attr("keepdims"), lambda v: not v,
@@ -163,8 +172,10 @@ OPTIONS: dict[type, list[Option]] = {
         Option("input rank", lambda layer, node: len(node.inputs[0].shape) - 1, lambda v: v <= 3,
                "hls4ml concatenates tensors of at most 3 axes per sample; reshape the inputs first"),
     ],
+    keras.layers.UpSampling1D: [_RESIZE_INDEX],
     keras.layers.UpSampling2D: [
         _CHANNELS_LAST,
+        _RESIZE_INDEX,
         Option("interpolation", _attr("interpolation"), lambda v: v == "nearest",
                "use interpolation='nearest' (other interpolations compute weighted means the firmware does not)"),
     ],

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import random
 
+from .fuzz_movement import MOVEMENT_OPS, concat_step, movement_maker
+
 # Kinds ``spec_kinds`` names that a few dozen random examples may well miss (each shows in
 # about 1-5 % of specs); tests/test_fuzz_converter.py checks the first spec of each.
 RARE_KINDS = ("adaqat_conv_training", "bad_build_option", "dilation", "max_pool_same_padding", "non_identifier_name",
@@ -217,20 +219,22 @@ def _pool_step(d: _Draw, shape) -> tuple[dict, tuple]:
             "name": d.name("pool")}, out
 
 
+def _branch(d: _Draw, shape) -> list:
+    """0-2 shape-preserving steps (an empty branch is the tensor itself)."""
+    branch = []
+    for _ in range(d.ch.integer(0, 2)):
+        kind = d.ch.choice(("activation", "quantize", "weighted"))
+        if kind == "weighted":
+            step, _ = (_conv_step if len(shape) > 1 else _dense_step)(d, shape, shape_preserving=True)
+        else:
+            step, _ = (_activation_step if kind == "activation" else _quantize_step)(d, shape)
+        branch.append(step)
+    return branch
+
+
 def _residual_step(d: _Draw, shape) -> tuple[dict, tuple]:
-    """HAdd of two shape-preserving branches of the current tensor (an empty branch is the tensor)."""
-    branches = []
-    for _ in range(2):
-        branch = []
-        for _ in range(d.ch.integer(0, 2)):
-            kind = d.ch.choice(("activation", "quantize", "weighted"))
-            if kind == "weighted":
-                step, _ = (_conv_step if len(shape) > 1 else _dense_step)(d, shape, shape_preserving=True)
-            else:
-                step, _ = (_activation_step if kind == "activation" else _quantize_step)(d, shape)
-            branch.append(step)
-        branches.append(branch)
-    return {"op": "add", "branches": branches, "name": d.name("add")}, shape
+    """HAdd of two shape-preserving branches of the current tensor."""
+    return {"op": "add", "branches": [_branch(d, shape), _branch(d, shape)], "name": d.name("add")}, shape
 
 
 def _reshape_step(d: _Draw, shape) -> tuple[dict, tuple]:
@@ -252,8 +256,8 @@ def _shared_step(d: _Draw, shape) -> tuple[dict, tuple]:
 
 def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     ch = d.ch
-    ops = ["activation", "quantize", "dropout", "add", "reshape"]
-    ops += ["conv", "conv", "pool"] if len(shape) > 1 else ["dense", "dense"]
+    ops = ["activation", "quantize", "dropout", "add", "reshape", "concat"]
+    ops += ["conv", "conv", "pool", "movement"] if len(shape) > 1 else ["dense", "dense"]
     if len(shape) == 1 and ch.chance(2):
         op = "shared"  # a layer called twice: always refused
     elif len(shape) > 1 and ch.chance(3):
@@ -262,7 +266,8 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
         op = ch.choice(ops)
     makers = {"activation": _activation_step, "quantize": _quantize_step, "add": _residual_step,
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
-              "shared": _shared_step,
+              "shared": _shared_step, "concat": lambda d, shape: concat_step(d, shape, _branch),
+              "movement": lambda d, shape: movement_maker(d.ch.choice(MOVEMENT_OPS[:-1]))(d, shape),
               "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
     return makers[op](d, shape)
 
@@ -352,11 +357,13 @@ def spec_kinds(spec: dict) -> list[str]:
             kinds.add("table_activation")
         if step["op"] == "add":
             kinds.add("residual")
+        if step["op"] in MOVEMENT_OPS:
+            kinds.add(step["op"] if step["op"] in ("concat", "global") else "movement")
         if any(q.get("granularity") == "per-element" for q in (step.get(k) for k in ("q", "iq", "oq")) if q):
             kinds.add("per_element_bits")
     after_reshape = False
     for step in spec["layers"]:
-        firsts = [step] if step["op"] != "add" else [b[0] for b in step["branches"] if b]
+        firsts = [step] if step["op"] not in ("add", "concat") else [b[0] for b in step["branches"] if b]
         if stream and after_reshape and any(s["op"] in ("activation", "quantize") for s in firsts):
             kinds.add("stream_cast_after_reshape")
         after_reshape = step["op"] in ("flatten", "reshape") or (after_reshape and step["op"] == "dropout")

@@ -17,7 +17,8 @@ holds every copied value and 0.
 
 io_parallel ``resize_nearest`` (``nnet_image.h``) picks source column ``(j * r) >> 16`` with
 ``r = (w << 16) / (w * s) + 1``, which equals Keras' ``j // s`` only while ``j * (r - 65536/s)``
-stays below the rounding margin; :func:`resize_index_exact` checks every index of the layer.
+stays below the rounding margin; :func:`resize_index_exact` checks every index (``layer_options``
+refuses the rest in io_parallel; the io_stream template repeats each value exactly).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from ...errors import UnsupportedLayerError
 from ...fixed.interval import Interval
 from ..hls_handlers import _io, keras_handler
 from ..precision import require_input, rule
@@ -48,8 +48,6 @@ def moved_interval(layer, interval: Interval) -> Interval:
 @rule(*MOVEMENT)
 def movement_rule(layer, intervals):
     require_input(layer, intervals)
-    if isinstance(layer, _UPSAMPLING):
-        check_resize_exact(layer)
     out = moved_interval(layer, intervals[0])
     # hls4ml gives these layers their input's type (see the module docstring).
     return record_of(layer, out, result=format_of(intervals[0]))
@@ -62,21 +60,11 @@ def resize_index_exact(size: int, factor: int) -> bool:
     return all(((j * ratio) >> 16) == j // factor for j in range(size * factor))
 
 
-def _factors(layer) -> tuple[int, ...]:
+def upsampling_axes(layer, node) -> tuple[tuple[int, int], ...]:
+    """(input size, factor) of each spatial axis of an UpSampling1D/2D call."""
     size = layer.size
-    return (int(size),) if isinstance(size, int) else tuple(int(s) for s in np.ravel(size))
-
-
-def check_resize_exact(layer) -> None:
-    """UnsupportedLayerError when hls4ml's nearest resize would pick other source positions than Keras."""
-    spatial = [int(d) for d in layer.input.shape[1:-1]]
-    for size, factor in zip(spatial, _factors(layer)):
-        if not resize_index_exact(size, factor):
-            raise UnsupportedLayerError(
-                f"layer {layer.name!r} ({type(layer).__name__}): hls4ml's nearest resize computes source indices "
-                f"with 16-bit fixed-point ratios, which pick wrong positions for an axis of {size} up-sampled "
-                f"{factor} times; use a smaller feature map or factor (split the up-sampling into two layers)"
-            )
+    factors = (int(size),) if np.ndim(size) == 0 else tuple(int(s) for s in size)
+    return tuple(zip((int(d) for d in node.inputs[0].shape[1:-1]), factors))
 
 
 @rule(keras.layers.Concatenate)
