@@ -115,7 +115,7 @@ _RESIZE_INDEX = Option(
     lambda axes: all(resize_index_exact(n, s) for n, s in axes),
     "hls4ml's io_parallel nearest resize picks wrong source positions for so large a map and factor; use a "
     "smaller factor (two up-samplings in a row) or convert with io_type='io_stream'",
-    io_types=("io_parallel",),
+    io_types=("io_parallel",), error=UnsupportedConfigurationError,
 )
 _GLOBAL_POOLING = (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D,
                    keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
