@@ -42,8 +42,12 @@ def movement_1d(io_type):
     d = L.Concatenate(axis=-1, name="cat_chan")([a, b, a])  # (10, 6): a chain of two
     d = L.Permute((2, 1), name="swap")(d)  # (6, 10)
     e = L.Cropping1D((2, 0), name="crop_b")(d)  # (4, 10)
-    outputs = [L.GlobalMaxPooling1D(name="gmax")(c), L.GlobalAveragePooling1D(name="gavg")(e)]
-    return keras.Model(inp, L.Concatenate(name="cat_out")([*outputs, HDense(2, name="dense", **q)(L.Flatten()(d))]))
+    gmax = L.GlobalMaxPooling1D(name="gmax")(c)
+    # RepeatVector(3) as the refusal suggests: a row, up-sampled.
+    repeated = L.UpSampling1D(3, name="repeat")(L.Reshape((1, 2), name="row")(gmax))
+    outputs = [gmax, L.GlobalAveragePooling1D(name="gavg")(e), HDense(2, name="dense", **q)(L.Flatten()(d)),
+               HDense(2, name="dense_rep", **q)(L.Flatten(name="flat_rep")(repeated))]
+    return keras.Model(inp, L.Concatenate(name="cat_out")(outputs))
 
 
 def movement_2d(io_type):
@@ -153,7 +157,7 @@ PL = {"granularity": "per-layer"}
     (lambda x: L.GlobalMaxPooling2D(keepdims=True, name="gp")(x), ("'gp'", "keepdims", "Reshape")),
     (lambda x: L.GlobalAveragePooling2D(name="gp")(L.Cropping2D(((0, 1), (0, 0)))(x)), ("gp", "power of two")),
     (lambda x: L.UpSampling2D((1, 37), name="up")(L.ZeroPadding2D(((0, 0), (0, 60)))(x)), ("'up'", "io_stream")),
-    (lambda x: L.RepeatVector(3, name="rep")(L.Flatten()(x)), ("'rep'", "RepeatVector")),
+    (lambda x: L.RepeatVector(3, name="rep")(L.Flatten()(x)), ("'rep'", "RepeatVector", "UpSampling1D")),
 ])
 def test_movement_the_firmware_cannot_do_is_refused(tmp_path, make, words):
     inp = keras.Input((4, 4, 2))
