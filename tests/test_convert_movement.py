@@ -188,3 +188,17 @@ def test_movement_model_round_trips_and_converts_through_the_cli(tmp_path, capsy
     assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
     assert main(["convert", str(tmp_path / "m.keras"), "--backend", "Vitis", "--output-dir", str(tmp_path / "prj"), "--quiet"]) == 0
     assert "cat" in capsys.readouterr().out and (tmp_path / "prj" / "hgq_chip_project.json").is_file()
+
+
+@pytest.mark.slow
+def test_asq_conv_after_zero_padding_is_bit_exact(tmp_path):
+    """ASQ convolutions refuse padding='same' and name ZeroPadding1D before a 'valid' one: that converts."""
+    from hgq_chip.layers import ASQConv1D
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6, 2))
+    x = L.ZeroPadding1D(1, name="zpad")(HQuantize(PL, name="q0")(inp))
+    out = ASQConv1D(2, 3, input_quantizer={"kind": "asq", "bits": 4, "signed": True},
+                    kernel_quantizer={"kind": "post", "bits": 4}, name="asq")(x)
+    x = np.random.default_rng(0).normal(0, 2, (64, 6, 2)).astype("float32")
+    assert_bit_exact(keras.Model(inp, out), x, tmp_path / "prj")

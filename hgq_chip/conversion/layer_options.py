@@ -10,7 +10,10 @@ Sources of the limits: hls4ml 1.3's Keras 3 handlers ignore ``dilation_rate``, `
 and ``channels_first`` layouts of convolutions; its ``Merge`` layer adds inputs of
 equal shape (no broadcasting); its ``Dense`` works per position on at most 2D maps (as a
 pointwise convolution); its streaming pooling templates
-(``nnet_pooling_stream.h``) assert no padding and a pool size equal to the stride.
+(``nnet_pooling_stream.h``) assert no padding and a pool size equal to the stride; its
+global pooling outputs one value per channel (no ``keepdims``); its ``Resize`` is nearest
+or bilinear only and its io_parallel nearest index uses 16-bit ratios (``nnet_image.h``);
+its concatenation templates (``nnet_merge*.h``) cover tensors of at most 3 axes.
 """
 
 from __future__ import annotations
