@@ -7,12 +7,14 @@ a seed for weights, bit-widths and data. ``draw_spec`` writes one from any sourc
 seed). ``hgq_chip.testing.fuzz_build.build_model`` turns a spec into a calibrated model.
 
 Some specs are invalid on purpose (per-element activation bits with io_stream, a
-per-element table output, non-power-of-two average pools, layers without quantized
+per-element table output, non-power-of-two average pools (windowed or global), layers without quantized
 inputs, distributed arithmetic right after HQuantize, dilated convolutions, a layer called
 twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, ...):
 ``convert`` must refuse those with a typed error before writing anything. Kinds that are
 always refused are drawn rarely, so they do not hide the faults of the rest of the model.
-``spec_kinds`` names the notable kinds a spec shows (for the benchmark's statistics).
+Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
+steps come from ``fuzz_movement``. ``spec_kinds`` names the notable kinds a spec shows (for
+the benchmark's statistics and its ``--kinds`` filter).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Precision rules and hls4ml handler for MaxPooling1D/2D and AveragePooling1D/2D.
+"""Precision rules and hls4ml handler for MaxPooling1D/2D and AveragePooling1D/2D, and the
+rules of GlobalMaxPooling1D/2D and GlobalAveragePooling1D/2D (hls4ml's own handler converts
+those: ``GlobalPooling1D/2D``, ``nnet_pooling.h`` / ``nnet_pooling_stream.h``).
 
 hls4ml's io_parallel pooling (``nnet_pooling.h``) fills a padded window position of a max
 pool with ``pad_val``: the type's top bit set. For a signed type that is its most negative
