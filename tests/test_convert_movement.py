@@ -64,7 +64,11 @@ def movement_2d(io_type):
     c = L.Concatenate(axis=2, name="cat")([a, b])  # (7, 10, 3)
     d = L.Cropping2D(((3, 0), (2, 0)), name="crop_c")(c)  # (4, 8, 3)
     p = L.Flatten(name="flat")(L.Permute((2, 1, 3), name="swap")(d))
-    outputs = [L.GlobalMaxPooling2D(name="gmax")(c), L.GlobalAveragePooling2D(name="gavg")(d), HDense(2, name="dense", **q)(p)]
+    gmax = L.GlobalMaxPooling2D(name="gmax")(c)
+    # A flattened branch concatenated with a vector (io_stream: the flattened input is repacked).
+    flat_cat = L.Concatenate(name="cat_flat")([L.Flatten(name="flat_b")(b), gmax])
+    outputs = [gmax, L.GlobalAveragePooling2D(name="gavg")(d), HDense(2, name="dense", **q)(p),
+               HDense(2, name="dense_cat", **q)(flat_cat)]
     return keras.Model(inp, L.Concatenate(name="cat_out")(outputs))
 
 
@@ -164,15 +168,6 @@ def test_movement_the_firmware_cannot_do_is_refused(tmp_path, make, words):
     model = _calibrated(inp, make(HQuantize(PL)(inp)))
     error = UnsupportedConfigurationError if "io_stream" in words else UnsupportedLayerError
     _refused(model, tmp_path, error, *words)
-
-
-def test_stream_concatenate_of_flattened_tensors_is_refused(tmp_path):
-    inp = keras.Input((4, 4, 2))
-    x = HQuantize(PL)(inp)
-    a = L.Flatten()(HConv2D(2, 3, input_quantizer=PL)(x))
-    b = L.Flatten()(HConv2D(2, 3, input_quantizer=PL)(x))
-    model = _calibrated(inp, L.Concatenate(name="cat")([a, b]))
-    _refused(model, tmp_path, UnsupportedConfigurationError, "'cat'", "Flatten", io_type="io_stream")
 
 
 def test_movement_model_round_trips_and_converts_through_the_cli(tmp_path, capsys):

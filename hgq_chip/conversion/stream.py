@@ -12,7 +12,8 @@ reads wrong values or past its word (a segfault for tables). A Dense reads any p
   reads through a repack), and the cast after the
   Flatten converts a type to itself, which hls4ml removes;
 - every other quantizer or activation of ours (HQuantize, HActivation: relu, tables,
-  linear) reads the flattened stream through a ``Repack`` layer (hls4ml's own stream
+  linear), and each flattened input of a Concatenate, reads the flattened stream through a
+  ``Repack`` layer (hls4ml's own stream
   repacker, from the producer's word to the flat word), emitted by the handlers;
 - a Dropout or in-place Flatten keeps its input's type (hls4ml then removes the Dropout);
 - any other Flatten/Reshape becomes hls4ml's ``repack_<layer>`` node, typed like the layer;
@@ -61,6 +62,11 @@ def check_one_type_per_tensor(nodes) -> None:
 def repack_name(layer) -> str:
     """The hls4ml layer that repacks ``layer``'s flattened input stream."""
     return f"{layer.name}_repack"
+
+
+def concat_repack_name(layer, index: int) -> str:
+    """The hls4ml layer that repacks input ``index`` of a Concatenate when it is a flattened stream."""
+    return f"{layer.name}_repack{index}"
 
 
 def _ends_with_cast(layer) -> bool:
@@ -202,7 +208,9 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
     module docstring); adjusts ``records``.
 
     Returns {"repacks": {layer name: flat size} of the layers whose handler repacks their
-    input first, "zero_padded": {layer name: padding per axis} of max pools padded ahead}.
+    input first, "concat_repacks": {Concatenate name: [flat size or None per input]} of the
+    inputs a Concatenate reads through a Repack, "zero_padded": {layer name: padding per axis}
+    of max pools padded ahead}.
     Raises ``UnsupportedConfigurationError`` for a layer that would read a stream wrongly.
     """
     from ..layers import HDense
@@ -210,6 +218,7 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
     streams = _Streams(model, nodes)
     _check_readers(streams)
     repacks: dict[str, int] = {}
+    concat_repacks: dict[str, list] = {}
     for index, node in enumerate(nodes):
         layer = node.layer
         words = [streams.word.get(id(t), _word(t)) for t in node.inputs]
@@ -228,6 +237,12 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
             continue
         elif isinstance(layer, HDense) and _move_dense_cast(streams, index, records):
             continue
+        elif isinstance(layer, keras.layers.Concatenate):
+            sizes = [_size(t) if bad else None for t, bad in zip(node.inputs, misread)]
+            concat_repacks[layer.name] = sizes
+            records[index].hls_layers[:0] = [
+                HLSLayerTypes(concat_repack_name(layer, i), {"result": format_of(records[index].inputs[i])})
+                for i, size in enumerate(sizes) if size is not None]
         elif _reads_through_repack(layer) or isinstance(layer, HDense):
             repacks[layer.name] = _size(node.inputs[0])
             records[index].hls_layers.insert(
@@ -238,7 +253,7 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
                            "tensor before the Flatten; put the layer before the Flatten/Reshape")
     _pass_in_place_types(streams, records)
     _type_reshape_repacks(streams, records)
-    return {"repacks": repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
+    return {"repacks": repacks, "concat_repacks": concat_repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
 
 
 def _zero_pad_max_pools(streams: _Streams, records) -> dict[str, tuple]:

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from ...fixed.interval import Interval
-from ..hls_handlers import _io, keras_handler
+from ..hls_handlers import _io, keras_handler, planned
 from ..precision import require_input, rule
 from ..records import HLSLayerTypes, format_of
 from .structure import apply_to_bounds, record_of
@@ -99,11 +99,12 @@ def partial_concat_name(layer, index: int) -> str:
 @keras_handler(keras.layers.Concatenate)
 def handle_concatenate(layer, in_tensors, out_tensors, concat_handler):
     """hls4ml's Concatenate for two inputs (axis counted from the batch axis); a chain for more."""
+    repacks, in_tensors = _repacked_inputs(layer, in_tensors)
     first = dict(concat_handler(layer, in_tensors[:2], [out_tensors[0]])[0])
     first["axis"] = concat_axis(layer)
     if len(in_tensors) == 2:
-        return (first,)
-    configs, previous, axis = [], in_tensors[0], concat_axis(layer) - 1
+        return (*repacks, first)
+    configs, previous, axis = list(repacks), in_tensors[0], concat_axis(layer) - 1
     for index, tensor in enumerate(in_tensors[1:], 1):
         last = index == len(in_tensors) - 1
         name = layer.name if last else partial_concat_name(layer, index)
@@ -115,6 +116,24 @@ def handle_concatenate(layer, in_tensors, out_tensors, concat_handler):
                             input_shape=[list(previous.shape[1:]), list(tensor.shape[1:])]))
         previous = _Shaped(out_name, (None, *shape))
     return configs
+
+
+def _repacked_inputs(layer, in_tensors) -> tuple[list[dict], list]:
+    """io_stream: each flattened input (``stream.prepare_stream`` plans them) read through hls4ml's
+    Repack into one word of the whole vector; returns those configs and the tensors to read."""
+    from ..stream import concat_repack_name
+
+    sizes = planned("concat_repacks", layer.name) or [None] * len(in_tensors)
+    configs, tensors = [], []
+    for index, (tensor, size) in enumerate(zip(in_tensors, sizes)):
+        if size is None:
+            tensors.append(tensor)
+            continue
+        name = concat_repack_name(layer, index)
+        out_name = f"{tensor.name}_{name}"
+        configs.append(_io(name, [tensor.name], [out_name], class_name="Repack", target_shape=[size]))
+        tensors.append(_Shaped(out_name, tensor.shape))
+    return configs, tensors
 
 
 class _Shaped:
