@@ -197,3 +197,18 @@ def test_asq_conv_after_zero_padding_is_bit_exact(tmp_path):
                     kernel_quantizer={"kind": "post", "bits": 4}, name="asq")(x)
     x = np.random.default_rng(0).normal(0, 2, (64, 6, 2)).astype("float32")
     assert_bit_exact(keras.Model(inp, out), x, tmp_path / "prj")
+
+
+def test_estimate_liveness_stops_at_layers_that_move_values():
+    """A consumer's live mask passes through a Flatten (same order) but not through a Permute
+    (same size, other order): there every input counts as live."""
+    from hgq_chip.conversion.facts import LayerFacts
+    from hgq_chip.estimation.liveness import operation_liveness
+
+    kif = {key: np.full((4,), v) for key, v in zip("kif", (1, 2, 2))}
+    producer = LayerFacts("q", "HQuantize", [{"op": "cast", "out": kif}], [-1])
+    reader = LayerFacts("d", "HDense", [{"op": "cmvm", "positions": 1, "kernel": np.array([[1.0], [0], [0], [0]]),
+                                         "rows": kif, "bias": np.zeros(1)}], [1])
+    for klass, expected in (("Flatten", [True, False, False, False]), ("Permute", None)):
+        masks = operation_liveness([producer, LayerFacts("m", klass, [], [0]), reader])
+        assert (masks[0][0] is None) if expected is None else masks[0][0].tolist() == expected, klass
