@@ -8,7 +8,10 @@ over the calibrated range widened 4x. Every failing example is written to
 example goes to ``OUT/log.jsonl`` and the summary (exact conversions, typed refusals by
 error type, failures, kinds drawn, median seconds per example) to ``OUT/summary.json``.
 
-    python benchmarks/fuzz_converter.py --examples 1000 [--out out/fuzz] [--seed 0] [--start 0]
+    python benchmarks/fuzz_converter.py --examples 1000 [--out out/fuzz] [--seed 0] [--start 0] [--kinds concat,global]
+
+``--kinds`` runs only the drawn examples showing at least one of those ``spec_kinds`` (the others
+are skipped, not counted), to fuzz one part of the grammar; each run example keeps its index.
 """
 
 from __future__ import annotations
@@ -49,15 +52,25 @@ def summarize(records: list[dict], seed: int, start: int, seconds: float) -> dic
             "spec_kinds": dict(sorted(kinds.items()))}
 
 
-def run(examples: int, out: Path, seed: int, start: int = 0) -> dict:
-    """Run ``examples`` examples from index ``start``; the summary (also in OUT/summary.json)."""
+def _indices(seed: int, start: int, kinds: frozenset):
+    """Example indices from ``start`` whose spec shows one of ``kinds`` (every index if empty)."""
+    index = start
+    while True:
+        if not kinds or kinds & set(spec_kinds(example_spec(seed, index))):
+            yield index
+        index += 1
+
+
+def run(examples: int, out: Path, seed: int, start: int = 0, kinds=()) -> dict:
+    """Run ``examples`` examples from index ``start`` (only those showing one of ``kinds``, if
+    given); the summary (also in OUT/summary.json)."""
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict] = []
     scratch = Path(tempfile.mkdtemp(prefix="hgq_chip_fuzz_"))
     t0 = time.time()
     try:
         with open(out / "log.jsonl", "a") as log:
-            for index in range(start, start + examples):
+            for index, _ in zip(_indices(seed, start, frozenset(kinds)), range(examples)):
                 spec = example_spec(seed, index)
                 work = scratch / f"{index:05d}"
                 began = time.time()
@@ -88,8 +101,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/fuzz"), help="folder for failing models and the log")
     parser.add_argument("--seed", type=int, default=0, help="run seed (example i is reproducible from seed and i)")
     parser.add_argument("--start", type=int, default=0, help="index of the first example (to resume a run)")
+    parser.add_argument("--kinds", default="", help="comma-separated spec kinds: run only examples showing one")
     args = parser.parse_args(argv)
-    summary = run(args.examples, args.out, args.seed, args.start)
+    summary = run(args.examples, args.out, args.seed, args.start, [k for k in args.kinds.split(",") if k])
     failures = sum(summary["failures"].values())
     print(json.dumps({k: v for k, v in summary.items() if k != "spec_kinds"}, indent=1))
     print(f"{summary['done']} examples, {failures} failures; failing models in {args.out}")

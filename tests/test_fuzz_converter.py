@@ -67,3 +67,22 @@ def test_fuzz_convert_exact_or_typed_refusal_many(spec):
 def test_fuzz_rare_kind(kind):
     """The first random spec showing each rare kind (the profiles above may draw none of it)."""
     _check_exact_or_refused(first_spec_showing(kind), in_hypothesis=False)
+
+
+def test_benchmark_kinds_filter_runs_only_examples_of_those_kinds():
+    """``benchmarks/fuzz_converter.py --kinds``: the indices it runs are exactly those whose spec shows a kind."""
+    import importlib.util
+    import itertools
+    from pathlib import Path
+
+    from hgq_chip.testing.model_fuzz import spec_kinds
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_converter.py"
+    spec = importlib.util.spec_from_file_location("fuzz_converter_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert list(itertools.islice(bench._indices(0, 5, frozenset()), 3)) == [5, 6, 7]
+    chosen = list(itertools.islice(bench._indices(0, 0, frozenset({"global"})), 3))
+    assert all("global" in spec_kinds(bench.example_spec(0, i)) for i in chosen)
+    skipped = set(range(chosen[-1])) - set(chosen)
+    assert skipped and not any("global" in spec_kinds(bench.example_spec(0, i)) for i in skipped)

@@ -28,9 +28,14 @@ from hgq_chip.registry import DuplicateRegistrationError
 
 # Keras classes with a rule and no handler of ours: hls4ml's own handler converts them.
 NATIVE_HLS4ML = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout, keras.layers.AveragePooling1D,
-                 keras.layers.AveragePooling2D}
-# Layers that only rename or reshape wires: no operation, no cost (conversion/facts.py).
-COST_FREE = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout}
+                 keras.layers.AveragePooling2D, keras.layers.Permute, keras.layers.GlobalMaxPooling1D,
+                 keras.layers.GlobalMaxPooling2D, keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D}
+# Keras classes hls4ml 1.3 has only Keras 2 parsers for: our @keras_handler writes their dicts.
+NO_HLS4ML_V3_HANDLER = {keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.Cropping1D,
+                        keras.layers.Cropping2D, keras.layers.UpSampling1D, keras.layers.UpSampling2D}
+# Layers that only rename, reshape or move wires: no operation, no cost (conversion/facts.py).
+COST_FREE = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout, keras.layers.Permute,
+             keras.layers.Concatenate, *NO_HLS4ML_V3_HANDLER}
 
 
 def ruled_classes() -> set[type]:
@@ -90,8 +95,9 @@ def test_every_ruled_class_has_an_hls4ml_handler():
     without = ruled_classes() - ours
     assert without == NATIVE_HLS4ML | set(hls_handlers.wrapped_keras_classes()), (
         "a ruled class needs @handler, or hls4ml's own handler listed in NATIVE_HLS4ML / wrapped by @keras_handler")
-    for cls in without:
+    for cls in without - NO_HLS4ML_V3_HANDLER:
         assert hls_handlers.class_key(cls) in layer_handlers, f"hls4ml 1.3 has no handler for {cls.__name__}"
+    assert NO_HLS4ML_V3_HANDLER <= set(hls_handlers.wrapped_keras_classes())
     assert not (NATIVE_HLS4ML & ours), "NATIVE_HLS4ML lists a class that has a handler of ours"
 
 
@@ -132,7 +138,14 @@ def _one_d(inp):
     x = keras.layers.AveragePooling1D(2, name="avg1")(x)
     y = L.ASQConv1D(2, 2, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqconv1")(q)
     z = L.HDepthwiseConv1D(2, depth_multiplier=2, name="dwconv1")(q)
-    return keras.layers.Flatten(name="flat1")(x), keras.layers.Flatten(name="flat1b")(y), z
+    m = keras.layers.ZeroPadding1D(1, name="zpad1")(q)
+    m = keras.layers.Cropping1D((2, 1), name="crop1")(m)
+    m = keras.layers.UpSampling1D(2, name="up1")(m)
+    m = keras.layers.Permute((2, 1), name="permute1")(m)
+    m = keras.layers.Concatenate(name="cat1")([keras.layers.GlobalMaxPooling1D(name="gmax1")(q),
+                                               keras.layers.GlobalAveragePooling1D(name="gavg1")(keras.layers.Cropping1D((0, 1), name="crop1b")(q)),
+                                               keras.layers.Flatten(name="flat1m")(m)])
+    return keras.layers.Flatten(name="flat1")(x), keras.layers.Flatten(name="flat1b")(y), z, m
 
 
 def _two_d(inp):
@@ -144,7 +157,12 @@ def _two_d(inp):
     x = keras.layers.AveragePooling2D(1, name="avg2")(x)
     y = L.ASQConv2D(2, 2, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqconv2")(q)
     z = L.HDepthwiseConv2D(2, activation="relu", name="dwconv2")(q)
-    return keras.layers.Flatten(name="flat2")(x), keras.layers.Flatten(name="flat2b")(y), z
+    m = keras.layers.ZeroPadding2D(1, name="zpad2")(q)
+    m = keras.layers.Cropping2D(((0, 4), (0, 4)), name="crop2")(m)
+    m = keras.layers.UpSampling2D(2, name="up2")(m)
+    m = keras.layers.Concatenate(name="cat2")([keras.layers.GlobalMaxPooling2D(name="gmax2")(m),
+                                               keras.layers.GlobalAveragePooling2D(name="gavg2")(m)])
+    return keras.layers.Flatten(name="flat2")(x), keras.layers.Flatten(name="flat2b")(y), z, m
 
 
 def _dense(inp):

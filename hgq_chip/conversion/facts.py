@@ -8,11 +8,12 @@ Nothing here re-derives a type: every format comes from ``conversion.precision.d
 One layer becomes a list of operations:
 ``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
 Conv kernel, at ``positions`` output positions; a depthwise kernel as its block-diagonal
-equivalent, whose zeros cost nothing), ``relu``, ``table``, ``maxpool``, ``avgpool``,
-``add`` (Add, HAdd, HSubtract), ``minmax`` (HMaximum, HMinimum) and ``product`` (HMultiply:
-two variable operands per element); layers on our own templates (ASQ/POST) bring their operations
+equivalent, whose zeros cost nothing), ``relu``, ``table``, ``maxpool``, ``avgpool`` (windowed
+and global), ``add`` (Add, HAdd, HSubtract), ``minmax`` (HMaximum, HMinimum) and ``product``
+(HMultiply: two variable operands per element); layers on our own templates (ASQ/POST) bring their operations
 along (``conversion/asq_post_ops.py``), including ``product`` (two variable operands). Reshaping
-layers cost nothing and have no operations.
+and data-movement layers (padding, cropping, up-sampling, permute, concatenate) cost nothing
+and have no operations: they are wires.
 """
 
 from __future__ import annotations
@@ -129,9 +130,9 @@ def _layer_facts(record, input_types) -> LayerFacts:
             facts.ops.append({"op": "table", "index_width": cast_index_width(record, stages),
                               "out_width": stage.types["table"].width, "elements": int(record.output.lo.size)})
     klass = record.layer_class
-    if klass.startswith(("MaxPooling", "AveragePooling")):
+    if klass.startswith(("MaxPooling", "AveragePooling", "GlobalMaxPooling", "GlobalAveragePooling")):
         window = max(1, int(record.inputs[0].lo.size // record.output.lo.size))
-        op = "maxpool" if klass.startswith("Max") else "avgpool"
+        op = "maxpool" if "MaxPooling" in klass else "avgpool"
         facts.ops.append({"op": op, "out": _interval_kif(record.output), "window": window})
     elif klass in ("Add", "HAdd", "HSubtract"):
         facts.ops.append({"op": "add", "out": _interval_kif(record.output), "n_inputs": len(record.inputs)})

@@ -224,7 +224,7 @@ def hls4ml_handler(cls):
     from hls4ml.converters.keras_v3 import layer_handlers
 
     key = class_key(cls)
-    return _HLS4ML_HANDLERS.get(key, layer_handlers[key])
+    return _HLS4ML_HANDLERS[key] if key in _HLS4ML_HANDLERS else layer_handlers[key]
 
 
 def register_handlers() -> None:
@@ -246,17 +246,21 @@ def register_handlers() -> None:
         layer_handlers[class_key(cls)] = _checked(fn)
     for cls, fn in _KERAS_HANDLERS.items():
         key = class_key(cls)
-        current = layer_handlers[key]
+        current = layer_handlers.get(key)
         if not getattr(current, "hgq_chip_wrapper", False):
             _HLS4ML_HANDLERS[key] = current
             layer_handlers[key] = _dispatching(fn, key)
 
 
 def _dispatching(fn, key):
+    """Our wrapper inside :func:`converting`; hls4ml's own handler otherwise. For a Keras class
+    hls4ml 1.3 has no Keras 3 handler for (e.g. ZeroPadding1D), ``original`` is None: outside our
+    conversions the wrapper then returns None, which makes hls4ml try its fallbacks as before."""
+
     def dispatch(layer, in_tensors, out_tensors):
         original = _HLS4ML_HANDLERS[key]
         if not _CONVERTING.get():
-            return original(layer, in_tensors, out_tensors)
+            return None if original is None else original(layer, in_tensors, out_tensors)
         return check_handler_output(layer, fn(layer, in_tensors, out_tensors, original), fn)
 
     dispatch.hgq_chip_wrapper = True

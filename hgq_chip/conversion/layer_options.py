@@ -12,7 +12,9 @@ multiply, maximum, minimum) combines inputs of equal shape (no broadcasting in i
 and its io_parallel broadcasting repeats the flat smaller input, unlike Keras); its
 ``Dense`` works per position on at most 2D maps (as a pointwise convolution); its streaming
 pooling templates (``nnet_pooling_stream.h``) assert no padding and a pool size equal to the
-stride.
+stride; its global pooling outputs one value per channel (no ``keepdims``); its ``Resize``
+is nearest or bilinear only and its io_parallel nearest index uses 16-bit ratios
+(``nnet_image.h``); its concatenation templates (``nnet_merge*.h``) cover tensors of at most 3 axes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..layers.asq_post import ASQDense
 from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ..layers.pooling import pooling_pads
 from .precision import find_rule
+from .rules.movement import resize_index_exact, upsampling_axes
 
 BOTH = ("io_parallel", "io_stream")
 STREAM = ("io_stream",)
@@ -128,6 +131,19 @@ _SAME_SHAPES = Option(
     "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
     "explicitly, e.g. with a convolution or UpSampling",
 )
+# nnet_image.h's io_parallel resize_nearest computes source indices with 16-bit ratios (rules/movement.py).
+_RESIZE_INDEX = Option(
+    "size (input size, factor per axis)", lambda layer, node: upsampling_axes(layer, node),
+    lambda axes: all(resize_index_exact(n, s) for n, s in axes),
+    "hls4ml's io_parallel nearest resize picks wrong source positions for so large a map and factor; use a "
+    "smaller factor (two up-samplings in a row) or convert with io_type='io_stream'",
+    io_types=("io_parallel",), error=UnsupportedConfigurationError,
+)
+_GLOBAL_POOLING = (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D,
+                   keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
+_KEEPDIMS = Option("keepdims", _attr("keepdims"), lambda v: not v,
+                   "use keepdims=False and put a keras.layers.Reshape after the pooling (hls4ml's global pooling "
+                   "outputs one value per channel)")
 
 _ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
                      "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
@@ -164,6 +180,20 @@ OPTIONS: dict[type, list[Option]] = {
     ],
     **{cls: [_SAME_SHAPES] for cls in (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply,
                                         keras.layers.Maximum, keras.layers.Minimum)},
+    keras.layers.Concatenate: [
+        # nnet_merge.h / nnet_merge_stream.h have concatenate1d/2d/3d only.
+        Option("input rank", lambda layer, node: len(node.inputs[0].shape) - 1, lambda v: v <= 3,
+               "hls4ml concatenates tensors of at most 3 axes per sample; reshape the inputs first"),
+    ],
+    keras.layers.UpSampling1D: [_RESIZE_INDEX],
+    keras.layers.UpSampling2D: [
+        _CHANNELS_LAST,
+        _RESIZE_INDEX,
+        Option("interpolation", _attr("interpolation"), lambda v: v == "nearest",
+               "use interpolation='nearest' (other interpolations compute weighted means the firmware does not)"),
+    ],
+    **{cls: [_CHANNELS_LAST] for cls in (keras.layers.ZeroPadding2D, keras.layers.Cropping2D)},
+    **{cls: [_CHANNELS_LAST, _KEEPDIMS] for cls in _GLOBAL_POOLING},
     **{cls: [_CHANNELS_LAST, _POOL_STRIDE] for cls in _MAX_POOLING},
     **{cls: [_CHANNELS_LAST, _POOL_STRIDE, _AVERAGE_POOL_PADS] for cls in _AVERAGE_POOLING},
 }

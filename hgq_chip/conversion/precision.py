@@ -66,6 +66,13 @@ def rule_for_class(layer_class: type) -> Rule | None:
     return None
 
 
+# What to use instead of a Keras layer hls4ml 1.3 has no template for (named in the refusal).
+UNSUPPORTED_HINTS = {
+    "RepeatVector": "keras.layers.Reshape((1, n)) followed by keras.layers.UpSampling1D(k) computes RepeatVector(k) "
+                    "on n features exactly and converts",
+}
+
+
 def supported_layer_names() -> list[str]:
     return sorted(cls.__name__ for cls in _RULES)
 
@@ -145,9 +152,10 @@ def derive(nodes) -> list[LayerRecord]:
     for node in nodes:
         layer_rule = find_rule(node.layer)
         if layer_rule is None:
+            hint = UNSUPPORTED_HINTS.get(type(node.layer).__name__)
             raise UnsupportedLayerError(
                 f"layer {node.layer.name!r} of type {type(node.layer).__name__} has no exact fixed-point "
-                f"conversion; supported layers: {', '.join(supported_layer_names())}"
+                f"conversion; {hint + '; ' if hint else ''}supported layers: {', '.join(supported_layer_names())}"
             )
         inputs = [intervals.get(id(t)) for t in node.inputs]
         record = layer_rule(node.layer, inputs)

@@ -51,15 +51,17 @@ def summarize(records) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    header = f"{'layer':<24}{'class':<18}{'kept':>7}{'pruned':>8}{'EBOPs':>10}  accumulator"
+    # The class column fits the longest class name (e.g. GlobalAveragePooling2D) plus a space.
+    width = max([18] + [len(layer["class"]) + 1 for layer in summary["layers"]])
+    header = f"{'layer':<24}{'class':<{width}}{'kept':>7}{'pruned':>8}{'EBOPs':>10}  accumulator"
     lines = [header, "-" * len(header)]
     for layer in summary["layers"]:
         lines.append(
-            f"{layer['layer']:<24}{layer['class']:<18}{layer['weights_kept']:>7}{layer['weights_pruned']:>8}"
+            f"{layer['layer']:<24}{layer['class']:<{width}}{layer['weights_kept']:>7}{layer['weights_pruned']:>8}"
             f"{layer['ebops']:>10}  {layer['accum'] or '-'}"
         )
     lines.append(
-        f"{'total':<42}{summary['weights_kept']:>7}{summary['weights_pruned']:>8}{summary['total_ebops']:>10}"
+        f"{'total':<{24 + width}}{summary['weights_kept']:>7}{summary['weights_pruned']:>8}{summary['total_ebops']:>10}"
         f"  widest {summary['widest_accumulator']} bits"
     )
     return "\n".join(lines)

@@ -7,10 +7,13 @@ layer reading it is generated for the flat packing, so an elementwise layer righ
 reads wrong values or past its word (a segfault for tables). A Dense reads any packing. So:
 
 - a Dense's input cast right after a flattening moves ahead of it (a per-tensor cast
-  commutes with reshaping): the producer casts its own result, and the cast after the
+  commutes with reshaping): the producer casts its own result (unless hls4ml types the
+  producer with its input's type: padding, cropping, up-sampling, permute; the Dense then
+  reads through a repack), and the cast after the
   Flatten converts a type to itself, which hls4ml removes;
 - every other quantizer or activation of ours (HQuantize, HActivation: relu, tables,
-  linear) reads the flattened stream through a ``Repack`` layer (hls4ml's own stream
+  linear), and each flattened input of a Concatenate, reads the flattened stream through a
+  ``Repack`` layer (hls4ml's own stream
   repacker, from the producer's word to the flat word), emitted by the handlers;
 - a Dropout or in-place Flatten keeps its input's type (hls4ml then removes the Dropout);
 - any other Flatten/Reshape becomes hls4ml's ``repack_<layer>`` node, typed like the layer;
@@ -31,6 +34,10 @@ from ..layers.pooling import pooling_pads
 from .records import HLSLayerTypes, format_of, quantizer_needs_mask
 
 _RESHAPING = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout)
+# Layers hls4ml types with their input's type whatever the configuration says (rules/movement.py):
+# a cast cannot move onto them.
+INPUT_TYPED = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.Cropping1D, keras.layers.Cropping2D,
+               keras.layers.UpSampling1D, keras.layers.UpSampling2D, keras.layers.Permute)
 
 
 def check_one_type_per_tensor(nodes) -> None:
@@ -55,6 +62,11 @@ def check_one_type_per_tensor(nodes) -> None:
 def repack_name(layer) -> str:
     """The hls4ml layer that repacks ``layer``'s flattened input stream."""
     return f"{layer.name}_repack"
+
+
+def concat_repack_name(layer, index: int) -> str:
+    """The hls4ml layer that repacks input ``index`` of a Concatenate when it is a flattened stream."""
+    return f"{layer.name}_repack{index}"
 
 
 def _ends_with_cast(layer) -> bool:
@@ -116,7 +128,8 @@ def _move_dense_cast(streams: _Streams, index: int, records) -> bool:
     # Every tensor from the producer to the Dense must feed only the next step: a cast moved
     # ahead of a tensor another layer also reads would change that layer's input too.
     shared = [nodes[index].inputs[0]] + [t for i in chain for t in nodes[i].inputs]
-    if source is None or any(streams.consumers.get(id(t), 0) != 1 for t in shared) or _ends_with_cast(nodes[source].layer):
+    if (source is None or any(streams.consumers.get(id(t), 0) != 1 for t in shared) or _ends_with_cast(nodes[source].layer)
+            or isinstance(nodes[source].layer, INPUT_TYPED)):
         return False
     cast = records[index].hls_layers[0].types["result"]
     for i in [source, *chain]:
@@ -195,7 +208,9 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
     module docstring); adjusts ``records``.
 
     Returns {"repacks": {layer name: flat size} of the layers whose handler repacks their
-    input first, "zero_padded": {layer name: padding per axis} of max pools padded ahead}.
+    input first, "concat_repacks": {Concatenate name: [flat size or None per input]} of the
+    inputs a Concatenate reads through a Repack, "zero_padded": {layer name: padding per axis}
+    of max pools padded ahead}.
     Raises ``UnsupportedConfigurationError`` for a layer that would read a stream wrongly.
     """
     from ..layers import HDense
@@ -203,6 +218,7 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
     streams = _Streams(model, nodes)
     _check_readers(streams)
     repacks: dict[str, int] = {}
+    concat_repacks: dict[str, list] = {}
     for index, node in enumerate(nodes):
         layer = node.layer
         words = [streams.word.get(id(t), _word(t)) for t in node.inputs]
@@ -221,6 +237,12 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
             continue
         elif isinstance(layer, HDense) and _move_dense_cast(streams, index, records):
             continue
+        elif isinstance(layer, keras.layers.Concatenate):
+            sizes = [_size(t) if bad else None for t, bad in zip(node.inputs, misread)]
+            concat_repacks[layer.name] = sizes
+            records[index].hls_layers[:0] = [
+                HLSLayerTypes(concat_repack_name(layer, i), {"result": format_of(records[index].inputs[i])})
+                for i, size in enumerate(sizes) if size is not None]
         elif _reads_through_repack(layer) or isinstance(layer, HDense):
             repacks[layer.name] = _size(node.inputs[0])
             records[index].hls_layers.insert(
@@ -231,7 +253,7 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
                            "tensor before the Flatten; put the layer before the Flatten/Reshape")
     _pass_in_place_types(streams, records)
     _type_reshape_repacks(streams, records)
-    return {"repacks": repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
+    return {"repacks": repacks, "concat_repacks": concat_repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
 
 
 def _zero_pad_max_pools(streams: _Streams, records) -> dict[str, tuple]:

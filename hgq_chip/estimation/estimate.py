@@ -143,13 +143,15 @@ def estimate(source, strategy: str = "latency", clock_period: float = 5.0,
 
 
 def format_estimate(result: ModelEstimate) -> str:
-    header = f"{'layer':<24}{'class':<18}{'LUT':>9}{'DSP':>6}{'FF':>9}{'BRAM':>7}{'cycles':>8}"
+    # The class column fits the longest class name (e.g. GlobalAveragePooling2D) plus a space.
+    width = max([18] + [len(layer.layer_class) + 1 for layer in result.layers])
+    header = f"{'layer':<24}{'class':<{width}}{'LUT':>9}{'DSP':>6}{'FF':>9}{'BRAM':>7}{'cycles':>8}"
     lines = [header, "-" * len(header)]
     for layer in result.layers:
-        lines.append(f"{layer.layer:<24}{layer.layer_class:<18}{layer.lut:>9}{layer.dsp:>6}{layer.ff:>9}"
+        lines.append(f"{layer.layer:<24}{layer.layer_class:<{width}}{layer.lut:>9}{layer.dsp:>6}{layer.ff:>9}"
                      f"{layer.bram:>7g}{layer.cycles:>8}")
     lines.append("-" * len(header))
-    lines.append(f"{'total':<42}{result.lut:>9}{result.dsp:>6}{result.ff:>9}{result.bram:>7g}{result.cycles:>8}")
+    lines.append(f"{'total':<{24 + width}}{result.lut:>9}{result.dsp:>6}{result.ff:>9}{result.bram:>7g}{result.cycles:>8}")
     lines.append(f"latency: {result.cycles} cycles = {result.latency_ns:g} ns at {result.clock_period:g} ns "
                  f"({result.strategy} strategy, hls4ml io_parallel, reuse factor 1)")
     return "\n".join(lines)

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# Layers without operations whose output is their input in the same C order (masks pass
+# through); other layers without operations move values (padding, cropping, up-sampling,
+# permute, concatenate), so their inputs are conservatively all live.
+SAME_ORDER = frozenset({"Flatten", "Reshape", "Dropout"})
+
 
 def _widths(kif: dict) -> np.ndarray:
     return (np.asarray(kif["k"]) + np.asarray(kif["i"]) + np.asarray(kif["f"])).ravel()
@@ -54,6 +59,8 @@ def operation_liveness(layers) -> list[list]:
         facts = layers[index]
         masks = consumers.get(index)
         live = None if not masks or any(m is None for m in masks) else np.logical_or.reduce(masks)
+        if not facts.ops and facts.layer_class not in SAME_ORDER:
+            live = None
         per_op = [None] * len(facts.ops)
         for j in reversed(range(len(facts.ops))):
             op = facts.ops[j]

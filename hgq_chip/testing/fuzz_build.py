@@ -56,6 +56,10 @@ def _layer(step: dict):
 def _apply(steps: list, x):
     from .. import layers as hl
 
+    import keras
+
+    from .fuzz_movement import MOVEMENT_OPS, build_movement_layer
+
     for step in steps:
         if step["op"] == "add":
             branches = [_apply(branch, x) for branch in step["branches"]]
@@ -65,6 +69,11 @@ def _apply(steps: list, x):
             cls = {"subtract": hl.HSubtract, "multiply": hl.HMultiply, "maximum": hl.HMaximum,
                    "minimum": hl.HMinimum}[step["kind"]]
             x = cls(input_quantizer=step["iq"], name=step["name"])(branches)
+        elif step["op"] == "concat":
+            branches = [_apply(branch, x) for branch in step["branches"]]
+            x = keras.layers.Concatenate(axis=step["axis"], name=step["name"])(branches)
+        elif step["op"] in MOVEMENT_OPS:
+            x = build_movement_layer(step, len(x.shape) - 2)(x)
         elif step["op"] == "shared_dense":
             layer = _layer(step)
             x = layer(layer(x))

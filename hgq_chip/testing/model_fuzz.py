@@ -7,17 +7,21 @@ a seed for weights, bit-widths and data. ``draw_spec`` writes one from any sourc
 seed). ``hgq_chip.testing.fuzz_build.build_model`` turns a spec into a calibrated model.
 
 Some specs are invalid on purpose (per-element activation bits with io_stream, a
-per-element table output, non-power-of-two average pools, layers without quantized
+per-element table output, non-power-of-two average pools (windowed or global), layers without quantized
 inputs, distributed arithmetic right after HQuantize, dilated convolutions, a layer called
 twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, ...):
 ``convert`` must refuse those with a typed error before writing anything. Kinds that are
 always refused are drawn rarely, so they do not hide the faults of the rest of the model.
-``spec_kinds`` names the notable kinds a spec shows (for the benchmark's statistics).
+Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
+steps come from ``fuzz_movement``. ``spec_kinds`` names the notable kinds a spec shows (for
+the benchmark's statistics and its ``--kinds`` filter).
 """
 
 from __future__ import annotations
 
 import random
+
+from .fuzz_movement import MOVEMENT_OPS, concat_step, movement_maker
 
 # Kinds ``spec_kinds`` names that a few dozen random examples may well miss (each shows in
 # about 1-5 % of specs); tests/test_fuzz_converter.py checks the first spec of each.
@@ -222,20 +226,22 @@ def _pool_step(d: _Draw, shape) -> tuple[dict, tuple]:
             "name": d.name("pool")}, out
 
 
+def _branch(d: _Draw, shape) -> list:
+    """0-2 shape-preserving steps (an empty branch is the tensor itself)."""
+    branch = []
+    for _ in range(d.ch.integer(0, 2)):
+        kind = d.ch.choice(("activation", "quantize", "weighted"))
+        if kind == "weighted":
+            step, _ = (_conv_step if len(shape) > 1 else _dense_step)(d, shape, shape_preserving=True)
+        else:
+            step, _ = (_activation_step if kind == "activation" else _quantize_step)(d, shape)
+        branch.append(step)
+    return branch
+
+
 def _residual_step(d: _Draw, shape) -> tuple[dict, tuple]:
-    """HAdd of two shape-preserving branches of the current tensor (an empty branch is the tensor)."""
-    branches = []
-    for _ in range(2):
-        branch = []
-        for _ in range(d.ch.integer(0, 2)):
-            kind = d.ch.choice(("activation", "quantize", "weighted"))
-            if kind == "weighted":
-                step, _ = (_conv_step if len(shape) > 1 else _dense_step)(d, shape, shape_preserving=True)
-            else:
-                step, _ = (_activation_step if kind == "activation" else _quantize_step)(d, shape)
-            branch.append(step)
-        branches.append(branch)
-    return {"op": "add", "branches": branches, "name": d.name("add")}, shape
+    """HAdd of two shape-preserving branches of the current tensor."""
+    return {"op": "add", "branches": [_branch(d, shape), _branch(d, shape)], "name": d.name("add")}, shape
 
 
 def _merge_step(d: _Draw, shape) -> tuple[dict, tuple]:
@@ -268,8 +274,8 @@ def _shared_step(d: _Draw, shape) -> tuple[dict, tuple]:
 
 def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     ch = d.ch
-    ops = ["activation", "quantize", "dropout", "add", "merge", "reshape"]
-    ops += ["conv", "conv", "pool"] if len(shape) > 1 else ["dense", "dense"]
+    ops = ["activation", "quantize", "dropout", "add", "merge", "reshape", "concat"]
+    ops += ["conv", "conv", "pool", "movement"] if len(shape) > 1 else ["dense", "dense"]
     if len(shape) == 1 and ch.chance(2):
         op = "shared"  # a layer called twice: always refused
     elif len(shape) > 1 and ch.chance(3):
@@ -278,7 +284,8 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
         op = ch.choice(ops)
     makers = {"activation": _activation_step, "quantize": _quantize_step, "add": _residual_step, "merge": _merge_step,
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
-              "shared": _shared_step,
+              "shared": _shared_step, "concat": lambda d, shape: concat_step(d, shape, _branch),
+              "movement": lambda d, shape: movement_maker(d.ch.choice(MOVEMENT_OPS[:-1]))(d, shape),
               "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
     return makers[op](d, shape)
 
@@ -372,11 +379,13 @@ def spec_kinds(spec: dict) -> list[str]:
             kinds.add(f"merge_{step['kind']}")
         if step["op"] == "conv" and step["family"] == "dw":
             kinds.add("depthwise" if step["depth_multiplier"] == 1 else "depthwise_multiplier")
+        if step["op"] in MOVEMENT_OPS:
+            kinds.add(step["op"] if step["op"] in ("concat", "global") else "movement")
         if any(q.get("granularity") == "per-element" for q in (step.get(k) for k in ("q", "iq", "oq")) if q):
             kinds.add("per_element_bits")
     after_reshape = False
     for step in spec["layers"]:
-        firsts = [step] if step["op"] not in ("add", "merge") else [b[0] for b in step["branches"] if b]
+        firsts = [step] if step["op"] not in ("add", "merge", "concat") else [b[0] for b in step["branches"] if b]
         if stream and after_reshape and any(s["op"] in ("activation", "quantize") for s in firsts):
             kinds.add("stream_cast_after_reshape")
         after_reshape = step["op"] in ("flatten", "reshape") or (after_reshape and step["op"] == "dropout")

@@ -6,6 +6,6 @@ handler (``@handler(LayerClass)`` from ``..hls_handlers``); registering a class 
 ruled class also has a handler (or hls4ml's own, listed there) and operations in the estimate.
 """
 
-from . import activation, conv, dense, merge, pooling, structure  # noqa: F401
+from . import activation, conv, dense, merge, movement, pooling, structure  # noqa: F401
 from . import adaqat  # noqa: F401,E402  (AdaQAT layers: handler registration only)
 from . import asq_post  # noqa: F401,E402  (ASQDense: LSQ/ASQ inputs, LSQ/POT/POST weights)

@@ -1,4 +1,6 @@
-"""Precision rules and hls4ml handler for MaxPooling1D/2D and AveragePooling1D/2D.
+"""Precision rules and hls4ml handler for MaxPooling1D/2D and AveragePooling1D/2D, and the
+rules of GlobalMaxPooling1D/2D and GlobalAveragePooling1D/2D (hls4ml's own handler converts
+those: ``GlobalPooling1D/2D``, ``nnet_pooling.h`` / ``nnet_pooling_stream.h``).
 
 hls4ml's io_parallel pooling (``nnet_pooling.h``) fills a padded window position of a max
 pool with ``pad_val``: the type's top bit set. For a signed type that is its most negative
@@ -78,6 +80,46 @@ def average_pooling_rule(layer, intervals):
     # Each partial sum is a multiple of 2**-(f - shift) of magnitude <= mean(|x|) * 2**shift.
     mean_magnitude = apply_to_bounds(layer, np.maximum(np.abs(iv.lo), np.abs(iv.hi)))
     record.float_values.append(FloatValues("window sums", sum_bits(mean_magnitude, f)))
+    return record
+
+
+_GLOBAL_MAX = (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D)
+_GLOBAL_AVERAGE = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
+
+
+def _spatial_axes(iv: Interval) -> tuple[int, ...]:
+    return tuple(range(iv.lo.ndim - 1))
+
+
+@rule(*_GLOBAL_MAX)
+def global_max_pooling_rule(layer, intervals):
+    """The maximum over every position, per channel. hls4ml's streaming global pooling converts
+    each input value into accum_t before comparing (``compute_global_pool``), so accum_t holds
+    the whole input interval, not only the maxima."""
+    require_input(layer, intervals)
+    iv = intervals[0]
+    axes = _spatial_axes(iv)
+    out = Interval(iv.lo.max(axis=axes), iv.hi.max(axis=axes), iv.f.max(axis=axes))
+    return record_of(layer, out, accum=format_of(iv))
+
+
+@rule(*_GLOBAL_AVERAGE)
+def global_average_pooling_rule(layer, intervals):
+    """The sum over every position in accum_t, then a division by their power-of-two count
+    (``check_exact_average_pooling`` refuses other counts): ap_fixed's division keeps accum_t's
+    fractional bits, so accum_t carries ``shift`` more than the input and the shift is exact."""
+    require_input(layer, intervals)
+    check_exact_average_pooling(layer)
+    iv = intervals[0]
+    axes = _spatial_axes(iv)
+    count = math.prod(iv.lo.shape[:-1])
+    shift = int(math.log2(count))
+    f = iv.f.max(axis=axes) + shift
+    window_sum = Interval(iv.lo.sum(axis=axes), iv.hi.sum(axis=axes), f)
+    out = Interval(window_sum.lo / count, window_sum.hi / count, f)
+    record = record_of(layer, out, accum=format_of(window_sum))
+    magnitude = np.maximum(np.abs(iv.lo), np.abs(iv.hi)).sum(axis=axes)
+    record.float_values.append(FloatValues("sums over all positions", sum_bits(magnitude, f - shift)))
     return record
 
 

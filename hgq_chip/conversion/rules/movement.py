@@ -1,0 +1,192 @@
+"""Precision rules and hls4ml handlers for layers that only move values: ZeroPadding1D/2D,
+Cropping1D/2D, UpSampling1D/2D (nearest), Permute and Concatenate.
+
+Each output element is an input element or a zero, so the output interval of every element
+is the interval of the element it copies (a pad: exactly 0) and nothing rounds: the layer is
+exact in any type holding its output interval. The rules run the layer itself on the bound
+and fractional-bit maps (``apply_to_bounds``), so they follow Keras' own indexing.
+
+hls4ml 1.3 has Keras 3 handlers for Permute (its ``Transpose``) and Concatenate (two inputs
+per ``Concatenate`` layer, so n inputs become a chain of n - 1); the padding, cropping and
+up-sampling layers only have Keras 2 parsers, which the converter does not use (their
+ZeroPadding2D parser also mixes up ``pad_bottom``/``pad_right`` for an int padding), so the
+handlers here write hls4ml's layer dicts (``ZeroPadding1D/2D``, ``Cropping1D/2D``,
+``Resize``) directly. hls4ml types ZeroPadding, Cropping, Resize and Transpose outputs with
+their input's type whatever the configuration says (``add_output_variable(precision=inp.type.precision)``): exact, since that type
+holds every copied value and 0.
+
+io_parallel ``resize_nearest`` (``nnet_image.h``) picks source column ``(j * r) >> 16`` with
+``r = (w << 16) / (w * s) + 1``, which equals Keras' ``j // s`` only while ``j * (r - 65536/s)``
+stays below the rounding margin; :func:`resize_index_exact` checks every index (``layer_options``
+refuses the rest in io_parallel; the io_stream template repeats each value exactly).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from ...fixed.interval import Interval
+from ..hls_handlers import _io, keras_handler, planned
+from ..precision import require_input, rule
+from ..records import HLSLayerTypes, format_of
+from .structure import apply_to_bounds, record_of
+
+_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D)
+_CROPPING = (keras.layers.Cropping1D, keras.layers.Cropping2D)
+_UPSAMPLING = (keras.layers.UpSampling1D, keras.layers.UpSampling2D)
+MOVEMENT = (*_PADDING, *_CROPPING, *_UPSAMPLING, keras.layers.Permute)
+
+
+def moved_interval(layer, interval: Interval) -> Interval:
+    """The interval of ``layer``'s output: the layer applied to each bound map and to the
+    fractional bits (pads get [0, 0] with 0 fractional bits)."""
+    return Interval(apply_to_bounds(layer, interval.lo), apply_to_bounds(layer, interval.hi),
+                    np.rint(apply_to_bounds(layer, interval.f)).astype(np.int64))
+
+
+@rule(*MOVEMENT)
+def movement_rule(layer, intervals):
+    require_input(layer, intervals)
+    out = moved_interval(layer, intervals[0])
+    # hls4ml gives these layers their input's type (see the module docstring).
+    return record_of(layer, out, result=format_of(intervals[0]))
+
+
+def resize_index_exact(size: int, factor: int) -> bool:
+    """Whether hls4ml's io_parallel ``resize_nearest`` maps every output index j of an axis of
+    ``size`` up-sampled ``factor`` times to ``j // factor`` (Keras' nearest up-sampling)."""
+    ratio = ((size << 16) // (size * factor)) + 1
+    return all(((j * ratio) >> 16) == j // factor for j in range(size * factor))
+
+
+def upsampling_axes(layer, node) -> tuple[tuple[int, int], ...]:
+    """(input size, factor) of each spatial axis of an UpSampling1D/2D call."""
+    size = layer.size
+    factors = (int(size),) if np.ndim(size) == 0 else tuple(int(s) for s in size)
+    return tuple(zip((int(d) for d in node.inputs[0].shape[1:-1]), factors))
+
+
+@rule(keras.layers.Concatenate)
+def concatenate_rule(layer, intervals):
+    """The output type holds every input's values (inputs of different types included); n inputs
+    are concatenated two at a time, each partial result typed by its own interval."""
+    require_input(layer, intervals)
+    axis = concat_axis(layer)
+    partials, out = [], intervals[0]
+    for iv in intervals[1:]:
+        out = Interval(*(np.concatenate([getattr(out, k), getattr(iv, k)], axis=axis - 1) for k in ("lo", "hi", "f")))
+        partials.append(out)
+    record = record_of(layer, out)
+    record.hls_layers[:0] = [HLSLayerTypes(partial_concat_name(layer, i), {"result": format_of(p)})
+                             for i, p in enumerate(partials[:-1], 1)]
+    return record
+
+
+def concat_axis(layer) -> int:
+    """The concatenation axis counted with the batch axis first (1 .. rank), as hls4ml's
+    ``concatenate`` templates take it."""
+    rank = len(layer.output.shape) - 1
+    axis = int(layer.axis)
+    return axis + rank + 1 if axis < 0 else axis
+
+
+def partial_concat_name(layer, index: int) -> str:
+    """The hls4ml layer concatenating input ``index`` + 1 to the inputs before it."""
+    return f"{layer.name}_cat{index}"
+
+
+@keras_handler(keras.layers.Concatenate)
+def handle_concatenate(layer, in_tensors, out_tensors, concat_handler):
+    """hls4ml's Concatenate for two inputs (axis counted from the batch axis); a chain for more."""
+    repacks, in_tensors = _repacked_inputs(layer, in_tensors)
+    first = dict(concat_handler(layer, in_tensors[:2], [out_tensors[0]])[0])
+    first["axis"] = concat_axis(layer)
+    if len(in_tensors) == 2:
+        return (*repacks, first)
+    configs, previous, axis = list(repacks), in_tensors[0], concat_axis(layer) - 1
+    for index, tensor in enumerate(in_tensors[1:], 1):
+        last = index == len(in_tensors) - 1
+        name = layer.name if last else partial_concat_name(layer, index)
+        out_name = out_tensors[0].name if last else f"{out_tensors[0].name}_{name}"
+        shape = list(previous.shape[1:])
+        shape[axis] += int(tensor.shape[1:][axis])
+        configs.append(dict(first, name=name, input_keras_tensor_names=[previous.name, tensor.name],
+                            output_keras_tensor_names=[out_name], output_shape=shape,
+                            input_shape=[list(previous.shape[1:]), list(tensor.shape[1:])]))
+        previous = _Shaped(out_name, (None, *shape))
+    return configs
+
+
+def _repacked_inputs(layer, in_tensors) -> tuple[list[dict], list]:
+    """io_stream: each flattened input (``stream.prepare_stream`` plans them) read through hls4ml's
+    Repack into one word of the whole vector; returns those configs and the tensors to read."""
+    from ..stream import concat_repack_name
+
+    sizes = planned("concat_repacks", layer.name) or [None] * len(in_tensors)
+    configs, tensors = [], []
+    for index, (tensor, size) in enumerate(zip(in_tensors, sizes)):
+        if size is None:
+            tensors.append(tensor)
+            continue
+        name = concat_repack_name(layer, index)
+        out_name = f"{tensor.name}_{name}"
+        configs.append(_io(name, [tensor.name], [out_name], class_name="Repack", target_shape=[size]))
+        tensors.append(_Shaped(out_name, tensor.shape))
+    return configs, tensors
+
+
+class _Shaped:
+    def __init__(self, name, shape):
+        self.name, self.shape = name, shape
+
+
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if np.ndim(value) == 0 else (int(value[0]), int(value[1]))
+
+
+def _common(in_tensor) -> dict:
+    return {"data_format": "channels_last", "input_shape": [list(in_tensor.shape[1:])]}
+
+
+@keras_handler(*_PADDING)
+def handle_zero_padding(layer, in_tensors, out_tensors, _none):
+    (in_tensor,), (out_tensor,) = in_tensors, out_tensors
+    *spatial, n_chan = (int(d) for d in in_tensor.shape[1:])
+    *padded, _ = (int(d) for d in out_tensor.shape[1:])
+    io = _io(layer.name, [in_tensor.name], [out_tensor.name], n_chan=n_chan, **_common(in_tensor))
+    if len(spatial) == 1:
+        left, right = _pair(layer.padding)
+        return (dict(io, class_name="ZeroPadding1D", in_width=spatial[0], out_width=padded[0], pad_left=left,
+                     pad_right=right),)
+    (top, bottom), (left, right) = (_pair(p) for p in layer.padding)
+    return (dict(io, class_name="ZeroPadding2D", in_height=spatial[0], in_width=spatial[1], out_height=padded[0],
+                 out_width=padded[1], pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right),)
+
+
+@keras_handler(*_CROPPING)
+def handle_cropping(layer, in_tensors, out_tensors, _none):
+    (in_tensor,), (out_tensor,) = in_tensors, out_tensors
+    *spatial, n_chan = (int(d) for d in in_tensor.shape[1:])
+    *cropped, _ = (int(d) for d in out_tensor.shape[1:])
+    io = _io(layer.name, [in_tensor.name], [out_tensor.name], n_chan=n_chan, **_common(in_tensor))
+    if len(spatial) == 1:
+        left, right = _pair(layer.cropping)
+        return (dict(io, class_name="Cropping1D", in_width=spatial[0], out_width=cropped[0], crop_left=left,
+                     crop_right=right),)
+    (top, bottom), (left, right) = (_pair(c) for c in layer.cropping)
+    return (dict(io, class_name="Cropping2D", in_height=spatial[0], in_width=spatial[1], out_height=cropped[0],
+                 out_width=cropped[1], crop_top=top, crop_bottom=bottom, crop_left=left, crop_right=right),)
+
+
+@keras_handler(*_UPSAMPLING)
+def handle_upsampling(layer, in_tensors, out_tensors, _none):
+    """hls4ml's ``Resize`` (nearest); a 1D map is a map one row high."""
+    (in_tensor,), (out_tensor,) = in_tensors, out_tensors
+    *spatial, n_chan = (int(d) for d in in_tensor.shape[1:])
+    *out_spatial, _ = (int(d) for d in out_tensor.shape[1:])
+    if len(spatial) == 1:
+        spatial, out_spatial = [1, *spatial], [1, *out_spatial]
+    return (_io(layer.name, [in_tensor.name], [out_tensor.name], class_name="Resize", algorithm="nearest",
+                align_corners=False, in_height=spatial[0], in_width=spatial[1], out_height=out_spatial[0],
+                out_width=out_spatial[1], n_chan=n_chan, **_common(in_tensor)),)
