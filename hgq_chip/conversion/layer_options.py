@@ -24,6 +24,7 @@ from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
 from ..layers.asq_post import ASQDense
 from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ..layers.pooling import pooling_pads
+from ..layers.softmax import HSoftmax
 from .precision import find_rule
 
 BOTH = ("io_parallel", "io_stream")
@@ -112,6 +113,11 @@ _ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False
                      "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
                      io_types=STREAM, error=UnsupportedConfigurationError)
 
+_SOFTMAX_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
+                         "HSoftmax firmware (nnet_hgq_softmax.h) exists for io_parallel only; convert with "
+                         "io_type='io_parallel', or end the io_stream model before the softmax",
+                         io_types=STREAM, error=UnsupportedConfigurationError)
+
 OPTIONS: dict[type, list[Option]] = {
     keras.layers.Layer: [
         Option("dtype", lambda layer, node: layer.compute_dtype, lambda v: v in ("float32", "float64"),
@@ -130,6 +136,7 @@ OPTIONS: dict[type, list[Option]] = {
                io_types=STREAM, error=UnsupportedConfigurationError),
     ],
     ASQDense: [_ASQ_STREAM],
+    HSoftmax: [_SOFTMAX_STREAM],
     ASQConv1D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",
                        "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")],
     ASQConv2D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",

@@ -16,6 +16,10 @@ from .pooling import check_exact_average_pooling
 
 __all__ += ["HActivation", "HAdd", "check_exact_average_pooling"]
 
+from .softmax import HSoftmax  # noqa: E402
+
+__all__ += ["HSoftmax"]
+
 from .asq_post import ASQDense  # noqa: E402
 from .asq_post_conv import ASQConv1D, ASQConv2D  # noqa: E402
 
