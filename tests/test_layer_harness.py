@@ -16,6 +16,7 @@ from asq_post_models import asq_dense_reference
 from hgq_chip import layers as L
 from hgq_chip.testing.layer_harness import run_quantized_layer_test
 from reference_conv import conv_np
+from reference_softmax import softmax_reference
 
 ASQ_INPUT = {"kind": "asq", "bits": 4, "signed": True, "adapter_hidden": 2}
 POST_KERNEL = {"kind": "post", "bits": 4}
@@ -58,8 +59,10 @@ class Case:
 # - AdaQAT: kernel, bias, iq/log2_alpha | beta, iq/bits, iq/frozen, iq ranges (3), kq/bits, kq/frozen,
 #   bq/f (bit-widths move by the controller's finite differences, not by gradients);
 # - ASQ/POST: kernel, bias, iq/step, the adapter iq/a1, d1, a2, d2, kq/alpha | beta, bq/f.
+# - HSoftmax: f of iq, exp_q, sum_q, inv_q, oq | beta and the three range variables of each quantizer.
 # EBOPs losses in training: one per layer with trainable bit-widths and multiplications; none for
-# HQuantize/HActivation/HAdd (no multiplications) and ASQ/POST (fixed bit-widths: EBOPs is a constant).
+# HQuantize/HActivation/HAdd (no multiplications) and ASQ/POST (fixed bit-widths: EBOPs is a constant);
+# HSoftmax has one (its products e x 1/sum of two variables).
 CASES = {
     "HQuantize": Case(lambda **kw: L.HQuantize(**kw), (5,), 1, 3, 0, lambda layer, x: layer.q.quantize_np(x)),
     "HDense": Case(lambda **kw: L.HDense(4, activation="relu", bias_initializer="random_normal", **kw), (5,), 5, 4, 1,
@@ -73,6 +76,9 @@ CASES = {
     "HActivation": Case(lambda **kw: L.HActivation("relu", **kw), (6,), 1, 3, 0, activation_reference),
     "HActivation-table": Case(lambda **kw: L.HActivation("tanh", input_quantizer={"init_f": 3}, **kw), (6,), 2, 6, 0,
                               activation_reference),
+    "HSoftmax": Case(lambda **kw: L.HSoftmax(**kw), (3, 5), 5, 16, 1, softmax_reference),
+    "HSoftmax-plain": Case(lambda **kw: L.HSoftmax(stable=False, exp_quantizer={"init_f": 5}, **kw), (6,), 5, 16, 1,
+                           softmax_reference),
     "HAdd": Case(lambda **kw: L.HAdd(**kw), [(4,), (4,)], 0, 0, 0, lambda layer, x: x[0] + x[1]),
     "ADense": Case(lambda **kw: L.ADense(4, **kw), (5,), 3, 9, 1, weighted_reference),
     "AConv1D": Case(lambda **kw: L.AConv1D(3, 2, **kw), (6, 2), 3, 9, 1, weighted_reference),

@@ -156,6 +156,7 @@ def _dense(inp):
     t = L.HActivation("tanh", name="act")(t)
     t = keras.layers.Reshape((2, 2), name="reshape")(t)
     u = L.ASQDense(3, input_quantizer=ASQ_IN, kernel_quantizer=POST_K, name="asqdense")(q)
+    u = L.HSoftmax(name="softmax")(u)
     return keras.layers.Flatten(name="flat3")(t), u
 
 

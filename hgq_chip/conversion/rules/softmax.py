@@ -29,14 +29,16 @@ from ..precision import quantizer_name, quantizer_stage, rule
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits, is_uniform, sum_bits
 
 
-def uniform_format(layer, quantizer) -> FixedFormat:
-    """The single nonzero format of a per-layer quantizer, with its modes; else UnsupportedLayerError."""
+def uniform_format(layer, quantizer, cast: bool = True) -> FixedFormat:
+    """The single format of a per-layer quantizer, with its modes; else UnsupportedLayerError. A
+    ``cast`` (sum_q, oq: the firmware casts into it) must have bits; a table's output quantizer
+    (exp_q, inv_q) of 0 bits only fills its table with zeros."""
     fmt = quantizer.fixed_format()
     if not is_uniform(fmt):
         raise UnsupportedLayerError(f"{layer.name}: quantizer {quantizer.name!r} needs one format for the whole "
                                     "tensor; give it granularity='per-layer'")
     one = fmt[(0,) * fmt.k.ndim]
-    if one.width <= 0:
+    if cast and one.width <= 0:
         raise UnsupportedLayerError(
             f"{layer.name}: quantizer {quantizer.name!r} of HSoftmax has 0 bits (it outputs only 0, so the softmax "
             "is constant); give it more fractional bits (a higher init_f or a lower beta) and calibrate again")
@@ -80,7 +82,7 @@ def softmax_tables(layer, x: Interval) -> dict:
     inv_iv = Interval.of_constants(inv_entries).covering()
     product = exp_iv * inv_iv
     for quantizer in (layer.exp_q, layer.inv_q):
-        uniform_format(layer, quantizer)
+        uniform_format(layer, quantizer, cast=False)
     types = {
         "result": uniform_format(layer, layer.oq), "diff": index_fmt, "exp_table": format_of(exp_iv),
         "sum": format_of(total), "inv_in": sum_fmt, "inv_table": format_of(inv_iv), "product": format_of(product),
