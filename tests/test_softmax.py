@@ -185,3 +185,19 @@ def test_the_cli_converts_and_verifies_the_saved_model(converted, tmp_path, caps
     assert main(["verify", str(root / "model.keras"), str(root / "prj"), "--data", str(tmp_path / "x.npy"),
                  "--quiet"]) == 0
     assert "bit-exact" in capsys.readouterr().out
+
+
+def test_the_weights_fingerprint_ignores_beta_but_not_a_table_format(converted):
+    from hgq_chip.conversion.fingerprint import weights_fingerprint
+
+    _, model, _ = converted
+    layer = model.get_layer("stable")
+    before, beta, f = weights_fingerprint(model), float(layer.beta.numpy()), layer.exp_q.f.numpy()
+    try:
+        layer.beta.assign(1e-3)  # beta schedules move it; the firmware never reads it
+        assert weights_fingerprint(model) == before
+        layer.exp_q.f.assign(f + 1.0)
+        assert weights_fingerprint(model) != before
+    finally:
+        layer.beta.assign(beta)
+        layer.exp_q.f.assign(f)
