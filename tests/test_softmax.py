@@ -201,3 +201,12 @@ def test_the_weights_fingerprint_ignores_beta_but_not_a_table_format(converted):
     finally:
         layer.beta.assign(beta)
         layer.exp_q.f.assign(f)
+
+
+def test_the_report_shows_the_softmax_row_and_its_table_types(converted, tmp_path):
+    root, _, _ = converted
+    page = tmp_path / "report.md"
+    assert main(["report", str(root / "prj"), "--format", "md", "--output", str(page)]) == 0
+    rows = [line for line in page.read_text().splitlines() if line.startswith("| stable |")]
+    assert any("| HSoftmax |" in row for row in rows)
+    assert any("exp_table ap_ufixed" in row and "inv_in ap_ufixed" in row for row in rows)
