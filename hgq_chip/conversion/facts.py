@@ -8,8 +8,9 @@ Nothing here re-derives a type: every format comes from ``conversion.precision.d
 One layer becomes a list of operations:
 ``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
 Conv kernel, at ``positions`` output positions), ``relu``, ``table``, ``maxpool``,
-``avgpool`` and ``add``; layers on our own templates (ASQ/POST) bring their operations
-along (``conversion/asq_post_ops.py``), including ``product`` (two variable operands). Reshaping
+``avgpool`` and ``add``; layers on our own templates bring their operations along
+(ASQ/POST: ``conversion/asq_post_ops.py``; HSoftmax: ``conversion/rules/softmax.py``), including
+``product`` (two variable operands). Reshaping
 layers cost nothing and have no operations.
 """
 
