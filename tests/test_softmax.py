@@ -210,3 +210,16 @@ def test_the_report_shows_the_softmax_row_and_its_table_types(converted, tmp_pat
     rows = [line for line in page.read_text().splitlines() if line.startswith("| stable |")]
     assert any("| HSoftmax |" in row for row in rows)
     assert any("exp_table ap_ufixed" in row and "inv_in ap_ufixed" in row for row in rows)
+
+
+@pytest.mark.parametrize("stable", [True, False])
+def test_predictions_under_xla_equal_the_plain_ones(stable):
+    """exp and 1/x run in float64 and are rounded to float32 once, so XLA's kernels give the same tables."""
+    model = _softmax_model((10,), stable=stable, exp_quantizer={"init_f": 5})
+    x = _data((10,))
+    hgq_chip.calibrate(model, x)
+    data = np.concatenate([x, _out_of_range(model, x)])
+    model.compile(jit_compile=False)
+    plain = model.predict(data, batch_size=128, verbose=0)
+    model.compile(jit_compile=True)
+    assert np.array_equal(plain, model.predict(data, batch_size=128, verbose=0))
