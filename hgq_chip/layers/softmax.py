@@ -45,8 +45,10 @@ DEFAULT_SUM_QUANTIZER = {"granularity": "per-layer", "init_f": 4.0, "rounding": 
 DEFAULT_INVERSE_QUANTIZER = {"granularity": "per-layer", "init_f": 8.0, "rounding": "RND", "overflow": "SAT"}
 DEFAULT_SOFTMAX_OUTPUT_QUANTIZER = {"granularity": "per-layer", "init_f": 8.0, "rounding": "RND", "overflow": "SAT"}
 
-# exp(64) ~ 6e27 is finite in float32 and above any exp_q format that float32 holds exactly
-# (< 2**24), so clipping the argument there changes no quantized value and keeps inf out of ranges.
+# exp(64) ~ 2**92 is finite in float32 and above the largest value of any exp_q format that Keras
+# holds exactly (< 2**53, even in float64; convert refuses wider ones), so clipping the argument
+# there changes no saturated value (SAT/SAT_SYM) and keeps inf out of the recorded ranges. The
+# tables are computed with the clip too, so the firmware matches Keras in every overflow mode.
 EXP_ARGUMENT_MAX = 64.0
 
 # Quantizers (attribute, constructor argument, defaults) besides the input quantizer; each must
