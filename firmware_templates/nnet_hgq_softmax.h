@@ -2,7 +2,7 @@
 //
 // Per row of n_in elements x[j] (already cast to the input quantizer's type, data_T):
 //   t[j] = max(x) - x[j]          (stable; exact in diff_t)   or t[j] = x[j]
-//   e[j] = exp_table[raw bits of t[j]]                        entries filled by the Keras layer itself
+//   e[j] = exp_table[min(raw bits of t[j], size - 1)]         entries filled by the Keras layer itself
 //   s    = sum_j e[j]                                         exact in sum_t
 //   q    = s                                                  cast to inv_in_t (the sum quantizer's rounding/overflow)
 //   r    = inv_table[raw bits of q]
@@ -63,6 +63,9 @@ void hgq_softmax(data_T data[CONFIG_T::n_outer * CONFIG_T::n_in], res_T res[CONF
             } else {
                 index = hgq_softmax_index(data[base + j]);
             }
+            // A stable table stops where its entries become constant: a larger index reads the last one.
+            if (index >= CONFIG_T::exp_table_size)
+                index = CONFIG_T::exp_table_size - 1;
             e[j] = exp_table[index];
             total += e[j];
         }

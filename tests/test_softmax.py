@@ -223,3 +223,20 @@ def test_predictions_under_xla_equal_the_plain_ones(stable):
     plain = model.predict(data, batch_size=128, verbose=0)
     model.compile(jit_compile=True)
     assert np.array_equal(plain, model.predict(data, batch_size=128, verbose=0))
+
+
+def test_the_stable_exp_table_ends_where_its_entries_become_constant(converted):
+    from hgq_chip.conversion.rules.softmax import constant_tail_cut
+
+    assert constant_tail_cut(np.array([3.0, 2.0, 1.0, 0.0, 0.0, 0.0])).tolist() == [3.0, 2.0, 1.0, 0.0]
+    assert constant_tail_cut(np.array([5.0, 5.0])).tolist() == [5.0]
+    assert constant_tail_cut(np.array([1.0, 2.0])).tolist() == [1.0, 2.0]
+    root, _, _ = converted
+    summary = json.loads((root / "prj" / "summary.json").read_text())
+    diff = {layer["layer"]: layer["hls_types"] for layer in summary["layers"]}["stable"]["stable"]["diff"]
+    width = int(diff.split("<")[1].split(",")[0])
+    firmware = root / "prj" / "firmware"
+    call = next(line for line in (firmware / "myproject.cpp").read_text().splitlines() if line.endswith("// stable"))
+    table = call.split("(")[1].split(",")[2].strip()  # (input, output, exp_tableN, inv_tableN)
+    entries = (firmware / "weights" / f"{table}.txt").read_text().split(",")
+    assert 1 < len(entries) < 2**width  # the 4x out-of-range verify above reads past the cut

@@ -4,6 +4,7 @@ Types, per row of n elements (interval arithmetic; only the two declared casts r
 
 - ``data_T``: the input quantizer stage's result (the covering format of ``iq``);
 - ``diff``: ``max(x) - x`` in [0, hi - lo] (stable), the exp table's index; else the index is x;
+  the stable table ends where its entries become constant (``constant_tail_cut``);
 - ``exp_table``: the narrowest type holding every exp table entry; ``sum``: n times that range;
 - ``inv_in``: ``sum_q``'s format with its rounding and overflow (the cast), the inverse table's index;
 - ``inv_table``: the narrowest type holding every inverse table entry;
@@ -87,8 +88,20 @@ def softmax_tables(layer, x: Interval) -> dict:
         "result": uniform_format(layer, layer.oq), "diff": index_fmt, "exp_table": format_of(exp_iv),
         "sum": format_of(total), "inv_in": sum_fmt, "inv_table": format_of(inv_iv), "product": format_of(product),
     }
+    exp_table = in_raw_bit_order(index_fmt, exp_entries)
+    if layer.stable:
+        exp_table = constant_tail_cut(exp_table)
     return {"types": types, "index": index_fmt, "diff": diff, "total": total, "product": product, "n": n,
-            "exp_table": in_raw_bit_order(index_fmt, exp_entries), "inv_table": in_raw_bit_order(sum_fmt, inv_entries)}
+            "exp_table": exp_table, "inv_table": in_raw_bit_order(sum_fmt, inv_entries),
+            "exp_index_width": max(int(len(exp_table) - 1).bit_length(), 1)}
+
+
+def constant_tail_cut(table: np.ndarray) -> np.ndarray:
+    """The table up to the first entry of its constant tail: the firmware clips a larger index to
+    the last entry, which holds the same value. exp(-t) of a large t rounds to one value (0, or
+    exp_q's minimum), so the stable exp table keeps only the entries before it does."""
+    differs = np.flatnonzero(table != table[-1])
+    return table[: (int(differs[-1]) + 2) if differs.size else 1]
 
 
 def _kif(fmt: FixedFormat, count: int) -> dict:
@@ -112,7 +125,7 @@ def softmax_operations(layer, x: Interval, tables: dict) -> list[dict]:
     if layer.stable:
         ops.append({"op": "maxpool", "out": _kif(format_of(x), rows), "window": n})
         ops.append({"op": "add", "out": _kif(types["diff"], elements), "n_inputs": 2})
-    ops.append({"op": "table", "index_width": tables["index"].width, "out_width": types["exp_table"].width,
+    ops.append({"op": "table", "index_width": tables["exp_index_width"], "out_width": types["exp_table"].width,
                 "elements": elements})
     ops.append({"op": "add", "out": _kif(types["sum"], rows), "n_inputs": n})
     ops.append(_cast("sum", tables["total"], types["inv_in"], rows))
