@@ -72,7 +72,35 @@ def recalibrated_model(path):
     model.save(path)
 
 
+def softmax_model(softmax):
+    """{model} with a softmax layer made by ``softmax()`` appended, calibrated and saved."""
+    def write(path):
+        import keras
+
+        import hgq_chip
+
+        model, data = saved_model(path, MODEL_SPECS)
+        model = keras.Model(model.inputs, softmax()(model.outputs[0]))
+        hgq_chip.calibrate(model, data)
+        model.save(path)
+
+    return write
+
+
+def _keras_softmax():
+    import keras
+
+    return keras.layers.Softmax(name="probabilities")
+
+
+def _hsoftmax():
+    from hgq_chip.layers import HSoftmax
+
+    return HSoftmax(name="probabilities")
+
+
 X4 = np.zeros((5, 4), np.float32)
+CONVERT_M = ["convert", "{t}/m.keras", "--backend", "Vitis", "--output-dir", "{t}/prj", "--quiet"]
 VERIFY = ["verify", "{model}", "{prj}", "--quiet"]
 REPORT = ["report", "{prj}"]
 PROJECT_FILES = ("summary.json", "weight_types.csv", "hls_config.yml")
@@ -119,6 +147,11 @@ CASES = [
     Case("verify", "a model recalibrated after the conversion (other recorded ranges)",
          ["verify", "{t}/m.keras", "{prj}", "--random", "5", "--quiet"], errors.ProjectError,
          "Convert this model again", {"m.keras": recalibrated_model}),
+    Case("convert", "a model ending in `keras.layers.Softmax` (or `Activation('softmax')`)", CONVERT_M,
+         errors.UnsupportedLayerError, "replace it with hgq_chip.layers.HSoftmax",
+         {"m.keras": softmax_model(_keras_softmax)}),
+    Case("convert", "`--io-type io_stream` with an `HSoftmax`", CONVERT_M + ["--io-type", "io_stream"],
+         errors.UnsupportedConfigurationError, "exists for io_parallel only", {"m.keras": softmax_model(_hsoftmax)}),
     Case("estimate", "a folder that is not a project", ["estimate", "{t}"], errors.ProjectError,
          "estimate_inputs.json"),
     Case("estimate", "`--clock-period 0`", ["estimate", "{prj}", "--clock-period", "0"],

@@ -20,6 +20,7 @@ from hgq_chip.conversion.verification import check_inputs
 from hgq_chip.errors import UnsupportedConfigurationError
 from hgq_chip.layers import (
     ASQConv1D, ASQConv2D, HActivation, HAdd, HConv1D, HConv1DBatchNorm, HConv2D, HConv2DBatchNorm, HDense, HDenseBatchNorm, HQuantize,
+    HSoftmax,
 )
 from hgq_chip.layers.adaqat import AConv1D, AConv2D, ADense
 
@@ -107,6 +108,15 @@ def wide_table_output(rng):
     return keras.Model(inp, out), _pinned(rng, 128, (4,), 3.0)
 
 
+def wide_softmax(rng):
+    """HSoftmax whose products e x 1/sum keep 42 bits (22 + 20 fractional bits)."""
+    inp = keras.Input((5,))
+    x = HQuantize({"init_f": 6}, name="q")(inp)
+    out = HSoftmax(exp_quantizer={"init_f": 22}, inverse_quantizer={"init_f": 20}, output_quantizer={"init_f": 12},
+                   name="sm")(x)
+    return keras.Model(inp, out), _pinned(rng, 128, (5,), 3.0)
+
+
 REFUSED = {
     "saturating-quantizer": (saturating_quantizer, ["'sat' (HQuantize)", "output of quantizer 'sat'",
                                                     "ap_fixed<26,20,AP_RND,AP_SAT>", "needs 25 significant bits"]),
@@ -117,6 +127,7 @@ REFUSED = {
     "conv-accumulator": (wide_conv_accumulator, ["'conv' (HConv1D): accumulator"]),
     "average-pooling": (wide_average_pooling, ["'pool' (AveragePooling1D): window sums needs 25 significant bits"]),
     "table-output": (wide_table_output, ["'act' (HActivation)", "output of quantizer 'act_oq'"]),
+    "softmax-products": (wide_softmax, ["'sm' (HSoftmax): products exp x 1/sum needs 42 significant bits"]),
 }
 
 
@@ -197,7 +208,7 @@ def test_boundary_widths_are_accepted_and_bit_exact_in_float32(tmp_path):
 # ---- float64: the refused kinds convert and are bit-exact -----------------------------------
 
 @pytest.mark.parametrize("kind", ["saturating-quantizer", "wrapping-dense-input", "add", "dense-accumulator",
-                                  "average-pooling", "table-output"])
+                                  "average-pooling", "table-output", "softmax-products"])
 def test_the_same_models_in_float64_are_bit_exact(tmp_path, float64, kind):
     build, _ = REFUSED[kind]
     model, x = build(np.random.default_rng(0))

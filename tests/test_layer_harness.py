@@ -17,6 +17,7 @@ from hgq_chip import layers as L
 from hgq_chip.layers.depthwise import block_diagonal_kernel
 from hgq_chip.testing.layer_harness import run_quantized_layer_test
 from reference_conv import conv_np
+from reference_softmax import softmax_reference
 
 ASQ_INPUT = {"kind": "asq", "bits": 4, "signed": True, "adapter_hidden": 2}
 POST_KERNEL = {"kind": "post", "bits": 4}
@@ -67,10 +68,11 @@ class Case:
 #   bq/f (bit-widths move by the controller's finite differences, not by gradients);
 # - ASQ/POST: kernel, bias, iq/step, the adapter iq/a1, d1, a2, d2, kq/alpha | beta, bq/f;
 # - merges: iq<n>/f per input quantizer | its 3 ranges (HMultiply adds beta); none without quantizers;
-# - depthwise convolutions: as the HGQ weighted layers.
-# EBOPs losses in training: one per layer with trainable bit-widths and multiplications (HMultiply's are
-# products of two variables); none for HQuantize/HActivation/HAdd/HSubtract/HMaximum/HMinimum (no
-# multiplications) and ASQ/POST (fixed bit-widths: EBOPs is a constant).
+# - depthwise convolutions: as the HGQ weighted layers;
+# - HSoftmax: f of iq, exp_q, sum_q, inv_q, oq | beta and the three range variables of each quantizer.
+# EBOPs losses in training: one per layer with trainable bit-widths and multiplications (HMultiply's and
+# HSoftmax's e x 1/sum are products of two variables); none for HQuantize/HActivation/HAdd/HSubtract/
+# HMaximum/HMinimum (no multiplications) and ASQ/POST (fixed bit-widths: EBOPs is a constant).
 CASES = {
     "HQuantize": Case(lambda **kw: L.HQuantize(**kw), (5,), 1, 3, 0, lambda layer, x: layer.q.quantize_np(x)),
     "HDense": Case(lambda **kw: L.HDense(4, activation="relu", bias_initializer="random_normal", **kw), (5,), 5, 4, 1,
@@ -84,6 +86,9 @@ CASES = {
     "HActivation": Case(lambda **kw: L.HActivation("relu", **kw), (6,), 1, 3, 0, activation_reference),
     "HActivation-table": Case(lambda **kw: L.HActivation("tanh", input_quantizer={"init_f": 3}, **kw), (6,), 2, 6, 0,
                               activation_reference),
+    "HSoftmax": Case(lambda **kw: L.HSoftmax(**kw), (3, 5), 5, 16, 1, softmax_reference),
+    "HSoftmax-plain": Case(lambda **kw: L.HSoftmax(stable=False, exp_quantizer={"init_f": 5}, **kw), (6,), 5, 16, 1,
+                           softmax_reference),
     "HAdd": Case(lambda **kw: L.HAdd(**kw), [(4,), (4,)], 0, 0, 0, lambda layer, x: x[0] + x[1]),
     "HSubtract": Case(lambda **kw: L.HSubtract(input_quantizer={"init_f": 3}, **kw), [(4,), (4,)], 2, 6, 0,
                       lambda layer, x: quantized_inputs(layer, x)[0] - quantized_inputs(layer, x)[1]),

@@ -180,6 +180,7 @@ def _dense(inp):
     m = L.HMultiply(name="mul")([d, b])
     v = L.HMaximum(input_quantizer={"init_f": 2}, name="maximum")([m, a, d])
     w = L.HMinimum(name="minimum")([v, b])
+    u = L.HSoftmax(name="softmax")(u)
     return keras.layers.Flatten(name="flat3")(t), u, w
 
 

@@ -49,9 +49,9 @@ ADAPTIVE_FUNCTION_TEMPLATE = (
 )
 
 
-def header_path() -> Path:
-    """The header in the repository's ``firmware_templates/`` (next to the ``hgq_chip`` package)."""
-    path = Path(__file__).resolve().parents[2] / "firmware_templates" / HEADER_NAME
+def header_path(name: str = HEADER_NAME) -> Path:
+    """The header ``name`` in the repository's ``firmware_templates/`` (next to the ``hgq_chip`` package)."""
+    path = Path(__file__).resolve().parents[2] / "firmware_templates" / name
     if not path.is_file():
         raise HGQChipError(
             f"{path} is missing; hgq_chip's firmware templates ship with the repository: "

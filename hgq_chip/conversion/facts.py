@@ -10,10 +10,10 @@ One layer becomes a list of operations:
 Conv kernel, at ``positions`` output positions; a depthwise kernel as its block-diagonal
 equivalent, whose zeros cost nothing), ``relu``, ``table``, ``maxpool``, ``avgpool`` (windowed
 and global), ``add`` (Add, HAdd, HSubtract), ``minmax`` (HMaximum, HMinimum) and ``product``
-(HMultiply: two variable operands per element); layers on our own templates (ASQ/POST) bring their operations
-along (``conversion/asq_post_ops.py``), including ``product`` (two variable operands). Reshaping
-and data-movement layers (padding, cropping, up-sampling, permute, concatenate) cost nothing
-and have no operations: they are wires.
+(HMultiply: two variable operands per element); layers on our own templates bring their operations
+along (ASQ/POST: ``conversion/asq_post_ops.py``; HSoftmax: ``conversion/rules/softmax.py``), including
+``product`` (two variable operands). Reshaping and data-movement layers (padding, cropping,
+up-sampling, permute, concatenate) cost nothing and have no operations: they are wires.
 """
 
 from __future__ import annotations

@@ -31,12 +31,12 @@ LAYER_FINGERPRINTS_KEY = "layer_weights_sha256"
 
 def _unread_variables(model) -> set[int]:
     """ids of the variables of ``model`` the conversion does not read (see the module docstring)."""
-    from ..layers.base import QuantizedLayerMixin
     from ..quantizers.adaqat import AdaQATActivationQuantizer, AdaQATWeightQuantizer
 
     skipped = set()
     for layer in model.layers:
-        if isinstance(layer, QuantizedLayerMixin) and getattr(layer, "beta", None) is not None:
+        # beta weighs a layer's EBOPs in the loss (every layer with EBOPs has one): no firmware reads it.
+        if hasattr(layer, "ebops_exact") and getattr(layer, "beta", None) is not None:
             skipped.add(id(layer.beta))
         for quantizer in getattr(layer, "quantizers", lambda: [])():
             if isinstance(quantizer, (AdaQATWeightQuantizer, AdaQATActivationQuantizer)) \

@@ -237,10 +237,12 @@ def register_handlers() -> None:
 
     from . import rules  # noqa: F401  (rule modules may register handlers for their layers)
     from .asq_post_hls import register_asq_post_hls
+    from .softmax_hls import register_softmax_hls
 
     # hls4ml copies every registered source into every project: registering ours before the
     # first convert makes a project's files independent of what the process converted earlier.
     register_asq_post_hls()
+    register_softmax_hls()
 
     for cls, fn in _HANDLERS.items():
         layer_handlers[class_key(cls)] = _checked(fn)

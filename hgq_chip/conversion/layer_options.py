@@ -28,6 +28,7 @@ from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
 from ..layers.asq_post import ASQDense
 from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ..layers.pooling import pooling_pads
+from ..layers.softmax import HSoftmax
 from .precision import find_rule
 from .rules.movement import resize_index_exact, upsampling_axes
 
@@ -149,6 +150,11 @@ _ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False
                      "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
                      io_types=STREAM, error=UnsupportedConfigurationError)
 
+_SOFTMAX_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
+                         "HSoftmax firmware (nnet_hgq_softmax.h) exists for io_parallel only; convert with "
+                         "io_type='io_parallel', or end the io_stream model before the softmax",
+                         io_types=STREAM, error=UnsupportedConfigurationError)
+
 OPTIONS: dict[type, list[Option]] = {
     keras.layers.Layer: [
         Option("dtype", lambda layer, node: layer.compute_dtype, lambda v: v in ("float32", "float64"),
@@ -161,6 +167,7 @@ OPTIONS: dict[type, list[Option]] = {
     # A depthwise layer with depth_multiplier > 1 converts as a Conv2D (rules/conv.py): same limit.
     keras.layers.DepthwiseConv2D: [*_DEPTHWISE, _ROW_STRIDE],
     ASQDense: [_ASQ_STREAM],
+    HSoftmax: [_SOFTMAX_STREAM],
     ASQConv1D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",
                        "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")],
     ASQConv2D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",

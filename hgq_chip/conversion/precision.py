@@ -151,6 +151,12 @@ def derive(nodes) -> list[LayerRecord]:
     records = []
     for node in nodes:
         layer_rule = find_rule(node.layer)
+        if layer_rule is None and is_plain_softmax(node.layer):
+            raise UnsupportedLayerError(
+                f"layer {node.layer.name!r} ({type(node.layer).__name__}) computes a softmax, which hls4ml's generic "
+                "tables do not reproduce bit for bit; replace it with hgq_chip.layers.HSoftmax (its exp and inverse "
+                "tables are trained with the model and converted exactly), or end the model before the softmax"
+            )
         if layer_rule is None:
             hint = UNSUPPORTED_HINTS.get(type(node.layer).__name__)
             raise UnsupportedLayerError(
@@ -173,6 +179,15 @@ def derive(nodes) -> list[LayerRecord]:
         dtypes[id(node.outputs[0])] = record.compute_dtype
         records.append(record)
     return records
+
+
+def is_plain_softmax(layer) -> bool:
+    """A Keras layer that computes a softmax: ``keras.layers.Softmax``, or any layer whose
+    ``activation`` is softmax (``Activation('softmax')``, ``Dense(..., activation='softmax')``)."""
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) in ("softmax", "log_softmax")
 
 
 def _quantizer_values(name: str, fmt) -> FloatValues:

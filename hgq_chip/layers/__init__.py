@@ -20,6 +20,10 @@ from .depthwise import HDepthwiseConv1D, HDepthwiseConv2D  # noqa: E402
 
 __all__ += ["HDepthwiseConv1D", "HDepthwiseConv2D"]
 
+from .softmax import HSoftmax  # noqa: E402
+
+__all__ += ["HSoftmax"]
+
 from .asq_post import ASQDense  # noqa: E402
 from .asq_post_conv import ASQConv1D, ASQConv2D  # noqa: E402
 

@@ -75,9 +75,10 @@ class HActivation(keras.layers.Activation):
         check_exact_dtype_policy(self)
         name = activation_name(self.activation)
         if name in NON_ELEMENTWISE_ACTIVATIONS:
+            exact = "use hgq_chip.layers.HSoftmax (exact exp and inverse tables), or " if name == "softmax" else ""
             raise UnsupportedLayerError(
                 f"{self.name}: activation {name!r} mixes elements and has no exact fixed-point table; "
-                f"end the model with a linear output (e.g. HDense without activation) and take the "
+                f"{exact}end the model with a linear output (e.g. HDense without activation) and take the "
                 f"argmax / apply {name} outside the firmware"
             )
         self.uses_table = name not in EXACT_FUSED_ACTIVATIONS

@@ -24,6 +24,11 @@ def merged_config(defaults: dict, overrides: dict | None) -> dict:
 
 def check_fused_activation(layer_name: str, activation) -> None:
     name = activation if isinstance(activation, str) or activation is None else getattr(activation, "__name__", str(activation))
+    if name == "softmax":
+        raise ValueError(
+            f"{layer_name}: activation 'softmax' is not exact in fixed point; use activation='linear' here and "
+            "add an hgq_chip.layers.HSoftmax layer after it (exact exp and inverse tables)"
+        )
     if name is not None and name not in EXACT_FUSED_ACTIVATIONS:
         raise ValueError(
             f"{layer_name}: activation {name!r} is not exact in fixed point; use activation='relu' or "

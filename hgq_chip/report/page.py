@@ -87,11 +87,13 @@ def types_section(conversion: Conversion) -> Section:
     rows = []
     for layer in conversion.summary["layers"]:
         for hls_name, types in layer["hls_types"].items():
-            rows.append([layer["layer"], hls_name] + [types.get(key, "") for key in HLS_TYPE_KEYS])
+            # Types of our own templates (HSoftmax's exp_table, sum, ...; ASQ/POST's code, ...).
+            others = "; ".join(f"{key} {fmt}" for key, fmt in types.items() if key not in HLS_TYPE_KEYS)
+            rows.append([layer["layer"], hls_name] + [types.get(key, "") for key in HLS_TYPE_KEYS] + [others])
     section = Section("Fixed-point types (hls4ml layers)")
     section.blocks.append(("text", "Every type below was derived by interval arithmetic and passed to hls4ml "
                                    "explicitly; per-weight types are in weight_types.csv."))
-    section.blocks.append(("table", ["layer", "hls4ml layer", *HLS_TYPE_KEYS], rows))
+    section.blocks.append(("table", ["layer", "hls4ml layer", *HLS_TYPE_KEYS, "other types"], rows))
     return section
 
 

@@ -22,6 +22,10 @@ def _layer(step: dict):
         return hl.HQuantize(step["q"], name=name)
     if op == "activation":
         return hl.HActivation(step["activation"], input_quantizer=step["iq"], output_quantizer=step.get("oq"), name=name)
+    if op == "softmax":
+        return hl.HSoftmax(step["stable"], input_quantizer=step["iq"], exp_quantizer=step["exp_q"],
+                           sum_quantizer=step["sum_q"], inverse_quantizer=step["inv_q"], output_quantizer=step["oq"],
+                           name=name)
     if op == "dropout":
         return keras.layers.Dropout(step["rate"], name=name)
     if op == "flatten":
@@ -90,6 +94,7 @@ def _quantizers(model):
 
 def randomize(model, spec: dict, rng: np.random.Generator) -> None:
     """Random weights, statistics and bit-widths, some weights pruned (quantized to zero)."""
+    from ..layers import HSoftmax
     from ..layers.adaqat import AdaQATLayerMixin
 
     bits = spec["bits"]
@@ -115,11 +120,13 @@ def randomize(model, spec: dict, rng: np.random.Generator) -> None:
             if hasattr(iq, adapter):
                 var = getattr(iq, adapter)
                 var.assign(rng.normal(0.0, 0.3, var.shape))
-    for _, q in _quantizers(model):
+    for layer, q in _quantizers(model):
         f = getattr(q, "f", None)
         if f is None or not hasattr(q, "rounded_f"):
             continue
         lo, hi = bits["act_f"] if hasattr(q, "record_range") else bits["weight_f"]
+        if isinstance(layer, HSoftmax) and q is not layer.iq:
+            lo, hi = 2, 8  # values of about 1 (exp, 1/sum, outputs): a few bits below the point
         f.assign(rng.integers(lo, hi + 1, size=f.shape).astype("float32"))
 
 

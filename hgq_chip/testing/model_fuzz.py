@@ -9,7 +9,8 @@ seed). ``hgq_chip.testing.fuzz_build.build_model`` turns a spec into a calibrate
 Some specs are invalid on purpose (per-element activation bits with io_stream, a
 per-element table output, non-power-of-two average pools (windowed or global), layers without quantized
 inputs, distributed arithmetic right after HQuantize, dilated convolutions, a layer called
-twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, ...):
+twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, HSoftmax in
+io_stream, ...):
 ``convert`` must refuse those with a typed error before writing anything. Kinds that are
 always refused are drawn rarely, so they do not hide the faults of the rest of the model.
 Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
@@ -26,7 +27,7 @@ from .fuzz_movement import MOVEMENT_OPS, concat_step, movement_maker
 # Kinds ``spec_kinds`` names that a few dozen random examples may well miss (each shows in
 # about 1-5 % of specs); tests/test_fuzz_converter.py checks the first spec of each.
 RARE_KINDS = ("adaqat_conv_training", "bad_build_option", "dilation", "max_pool_same_padding", "non_identifier_name",
-              "shared_layer", "stream_cast_after_reshape", "stream_pool_limits")
+              "shared_layer", "stream_cast_after_reshape", "stream_pool_limits", "stream_softmax")
 
 ACT_GRANULARITIES = ("per-element", "per-channel", "per-layer")
 ROUNDINGS = ("RND", "TRN", "RND_CONV")
@@ -267,6 +268,18 @@ def _reshape_step(d: _Draw, shape) -> tuple[dict, tuple]:
     return {"op": "reshape", "target": target, "name": d.name("reshape")}, tuple(target)
 
 
+def _softmax_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    """HSoftmax over the last axis: stable or not, random rounding/overflow of its four per-layer quantizers."""
+    ch = d.ch
+
+    def table_q() -> dict:
+        return {"rounding": ch.choice(ROUNDINGS), "overflow": ch.choice(OVERFLOWS)}
+
+    step = {"op": "softmax", "stable": not ch.chance(30), "name": d.name("softmax"), "iq": d.act_q()}
+    step.update({key: table_q() for key in ("exp_q", "sum_q", "inv_q", "oq")})
+    return step, shape
+
+
 def _shared_step(d: _Draw, shape) -> tuple[dict, tuple]:
     step, _ = _dense_step(d, shape, shape_preserving=True)
     return {**step, "op": "shared_dense"}, shape
@@ -276,8 +289,12 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     ch = d.ch
     ops = ["activation", "quantize", "dropout", "add", "merge", "reshape", "concat"]
     ops += ["conv", "conv", "pool", "movement"] if len(shape) > 1 else ["dense", "dense"]
+    if d.io_type == "io_parallel":
+        ops.append("softmax")
     if len(shape) == 1 and ch.chance(2):
         op = "shared"  # a layer called twice: always refused
+    elif d.io_type == "io_stream" and ch.chance(2):
+        op = "softmax"  # HSoftmax is io_parallel only: always refused
     elif len(shape) > 1 and ch.chance(3):
         op = "dense"  # a Dense on a feature map (last axis)
     else:
@@ -286,6 +303,7 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
               "shared": _shared_step, "concat": lambda d, shape: concat_step(d, shape, _branch),
               "movement": lambda d, shape: movement_maker(d.ch.choice(MOVEMENT_OPS[:-1]))(d, shape),
+              "softmax": _softmax_step,
               "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
     return makers[op](d, shape)
 
@@ -381,6 +399,8 @@ def spec_kinds(spec: dict) -> list[str]:
             kinds.add("depthwise" if step["depth_multiplier"] == 1 else "depthwise_multiplier")
         if step["op"] in MOVEMENT_OPS:
             kinds.add(step["op"] if step["op"] in ("concat", "global") else "movement")
+        if step["op"] == "softmax":
+            kinds.add("stream_softmax" if stream else "softmax")
         if any(q.get("granularity") == "per-element" for q in (step.get(k) for k in ("q", "iq", "oq")) if q):
             kinds.add("per_element_bits")
     after_reshape = False

@@ -9,3 +9,4 @@ ruled class also has a handler (or hls4ml's own, listed there) and operations in
 from . import activation, conv, dense, merge, movement, pooling, structure  # noqa: F401
 from . import adaqat  # noqa: F401,E402  (AdaQAT layers: handler registration only)
 from . import asq_post  # noqa: F401,E402  (ASQDense: LSQ/ASQ inputs, LSQ/POT/POST weights)
+from . import softmax  # noqa: F401,E402  (HSoftmax: our own table template)
