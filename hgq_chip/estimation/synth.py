@@ -19,8 +19,8 @@ from pathlib import Path
 from ..conversion.output_dir import check_output_dir, replace_atomically
 from ..errors import HGQChipError, ProjectError, ToolMissingError, UnsupportedConfigurationError
 from . import constants as C
+from .yosys_tool import YosysTool, find_yosys
 
-YOSYS_HINT = "install yosys (Debian/Ubuntu: apt-get install -y yosys; or https://github.com/YosysHQ/oss-cad-suite-build)"
 DA4ML_HINT = "install the RTL extra: pip install 'hgq_chip[rtl]' (da4ml)"
 TOP = "model_rtl"
 RTL_MARKER = "hgq_chip_rtl.json"  # marks a --rtl-dir folder synth wrote, so a later synth may replace it
@@ -34,6 +34,7 @@ class SynthReport:
     seconds: float = 0.0
     mismatches: int | None = None  # traced logic vs Keras (da4ml interpreter); None if not checked
     rtl_dir: str | None = None
+    yosys: dict | None = None  # YosysTool.to_dict(): version, banner, source ("path"/"pip"), executable
 
     def count(self, prefix: str) -> int:
         return sum(n for name, n in self.cells.items() if name.startswith(prefix))
@@ -62,14 +63,7 @@ class SynthReport:
     def to_dict(self) -> dict:
         return {"tool": self.tool, "strategy": self.strategy, "lut": self.lut, "carry": self.carry, "dsp": self.dsp,
                 "ff": self.ff, "bram": self.bram, "cells": self.cells, "seconds": round(self.seconds, 2),
-                "trace_mismatches": self.mismatches, "rtl_dir": self.rtl_dir}
-
-
-def require_yosys() -> str:
-    path = shutil.which("yosys")
-    if path is None:
-        raise ToolMissingError(f"yosys is not installed or not on PATH; {YOSYS_HINT}")
-    return path
+                "trace_mismatches": self.mismatches, "rtl_dir": self.rtl_dir, "yosys": self.yosys}
 
 
 def require_da4ml() -> None:
@@ -88,43 +82,72 @@ def write_rtl(comb, directory: Path) -> Path:
 
 
 def parse_stat(text: str) -> dict[str, int]:
-    """Cell counts from yosys ``stat`` (the last design's 'Number of cells' block)."""
+    """Cell counts from yosys ``stat`` (the last design's cell block).
+
+    Yosys 0.23 prints ``Number of cells:   9`` then ``  CARRY4   2`` lines; newer releases
+    (the pip yosys) print ``   9 cells`` then ``   2   CARRY4`` lines. Raises HGQChipError
+    when neither is there.
+    """
+    old = text.rsplit("Number of cells:", 1)
+    if len(old) == 2:
+        lines, pattern = old[1].splitlines()[1:], r"\s+(?P<name>\$?[A-Za-z_][\w$]*)\s+(?P<n>\d+)\s*"
+    else:
+        new = re.split(r"^\s*\d+\s+cells\s*$", text, flags=re.MULTILINE)
+        if len(new) < 2:
+            raise HGQChipError("yosys printed no cell statistics; see its log")
+        lines, pattern = new[-1].splitlines()[1:], r"\s+(?P<n>\d+)\s+(?P<name>\$?[A-Za-z_][\w$]*)\s*"
     cells: dict[str, int] = {}
-    block = text.rsplit("Number of cells:", 1)
-    if len(block) < 2:
-        raise HGQChipError("yosys printed no cell statistics; see its log")
-    for line in block[1].splitlines()[1:]:
-        match = re.fullmatch(r"\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*", line)
+    for line in lines:
+        match = re.fullmatch(pattern, line)
         if not match:
             break
-        cells[match.group(1)] = int(match.group(2))
+        if match.group("name") != "$scopeinfo":  # newer yosys keeps flattened hierarchy as zero-area markers
+            cells[match.group("name")] = int(match.group("n"))
     return cells
 
 
-def run_yosys(src: Path, timeout: float = 3600) -> dict[str, int]:
-    yosys = require_yosys()
-    static = sorted(str(p.resolve()) for p in (src / "static").glob("*.v"))
-    top = str((src / f"{TOP}.v").resolve())
-    stat_file = (src / "yosys_stat.txt").resolve()
-    # -defer: static modules are elaborated only with the parameters the design uses.
-    script = (f"read_verilog -defer {' '.join(static)}; read_verilog {top}; "
-              f"synth_xilinx -top {TOP} -flatten -family xc7 {C.YOSYS_SYNTH_OPTIONS}; tee -q -o {stat_file} stat")
+def run_yosys(src: Path, tool: YosysTool, timeout: float = 3600) -> dict[str, int]:
+    """Synthesize da4ml's RTL in ``src`` with ``tool``; the cell counts of ``stat``.
+
+    Every path in the script is relative to the working directory: the pip yosys sees
+    ``/tmp`` as a private folder of its own, so absolute temporary paths would not resolve.
+    """
     # Table contents ($readmemh) are found relative to the working directory.
     memfiles = src / "memfiles"
     cwd = memfiles if memfiles.is_dir() else src
-    done = subprocess.run([yosys, "-q", "-p", script], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise HGQChipError(f"yosys failed (exit {done.returncode}):\n{(done.stderr or done.stdout)[-2000:]}")
+
+    def rel(path: Path) -> str:
+        return os.path.relpath(path, cwd)
+
+    static = sorted(rel(p) for p in (src / "static").glob("*.v"))
+    stat_file = src / "yosys_stat.txt"
+    # -defer: static modules are elaborated only with the parameters the design uses.
+    # da4ml marks its table ROMs rom_style="distributed", which yosys (0.23 and 0.70 alike)
+    # then refuses ("no valid mapping found for memory"): unset it, so the ROM becomes LUTs.
+    script = (f"read_verilog -defer {' '.join(static)}; read_verilog {rel(src / f'{TOP}.v')}; "
+              f"hierarchy -top {TOP}; setattr -unset rom_style; "
+              f"synth_xilinx -top {TOP} -flatten -family xc7 {C.YOSYS_SYNTH_OPTIONS}; tee -q -o {rel(stat_file)} stat")
+    try:
+        done = subprocess.run([*tool.command, "-q", "-p", script], cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise HGQChipError(f"{tool.describe()} did not finish in {timeout:g} s") from error
+    if done.returncode != 0 or not stat_file.is_file():
+        raise HGQChipError(f"{tool.describe()} failed (exit {done.returncode}):\n{(done.stderr or done.stdout)[-2000:]}")
     return parse_stat(stat_file.read_text())
 
 
 def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, check: bool = True,
-          dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS) -> SynthReport:
+          dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS, yosys: str | YosysTool | None = "auto") -> SynthReport:
     """Trace the model to RTL with da4ml, synthesize it with yosys and count cells.
 
     ``model`` is a calibrated ``keras.Model``, a ``.keras`` file or a converted project
     directory (its ``keras_model.keras``). ``check`` first compares the traced logic
-    with Keras on random inputs (da4ml's interpreter, no simulator needed).
+    with Keras on random inputs (da4ml's interpreter, no simulator needed). ``yosys``:
+    ``"auto"`` (yosys on PATH, else the pip one), ``"pip"``, an executable's path, or a
+    ``YosysTool`` (see ``yosys_tool.find_yosys``); the report names its version.
+    Raises ToolMissingError (no usable yosys, no da4ml), UnsafeOutputError (``rtl_dir``),
+    ProjectError/ModelFileError (``model``), all before anything is written.
     """
     from .estimate import check_strategy
 
@@ -135,26 +158,26 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     reads = [model] if isinstance(model, (str, os.PathLike)) else []
     if keep:  # refuse an unsafe folder before the slow work (rules: hgq_chip.conversion.output_dir)
         check_output_dir(rtl_dir, force=True, reads=reads, marker=RTL_MARKER, what="--rtl-dir", replace_flag=None)
-    require_yosys()
+    yosys = yosys if isinstance(yosys, YosysTool) else find_yosys(yosys)
     require_da4ml()
     model = load_for_synth(model)
     from .rtl import check_trace, trace_model
 
     start = time.time()
     _, _, comb = trace_model(model, strategy, dsp_min_product_bits)
-    report = SynthReport(tool, strategy)
+    report = SynthReport(tool, strategy, yosys=yosys.to_dict())  # runs the pip yosys's first-use compile now
     if check:
         report.mismatches = check_trace(model, comb)
     if keep:  # written beside rtl_dir and swapped in: an earlier RTL folder is replaced atomically
         with replace_atomically(rtl_dir, force=True, reads=reads, marker=RTL_MARKER, what="--rtl-dir",
                                 replace_flag=None) as staging:
-            report.cells = run_yosys(write_rtl(comb, staging))
+            report.cells = run_yosys(write_rtl(comb, staging), yosys)
             (staging / RTL_MARKER).write_text(json.dumps({"top": TOP, "strategy": strategy}) + "\n")
         report.rtl_dir = str(rtl_dir)
     else:
         directory = Path(tempfile.mkdtemp(prefix="hgq_chip_rtl_"))
         try:
-            report.cells = run_yosys(write_rtl(comb, directory))
+            report.cells = run_yosys(write_rtl(comb, directory), yosys)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
     report.seconds = time.time() - start
@@ -179,7 +202,9 @@ def load_for_synth(source):
 
 
 def format_synth(report: SynthReport) -> str:
-    lines = [f"{report.tool} synth_xilinx of the da4ml RTL ({report.strategy} strategy, combinational):",
+    used = report.yosys or {}
+    which = f" {used['version']} ({'pip package ' if used['source'] == 'pip' else ''}{used['executable']})" if used else ""
+    lines = [f"{report.tool}{which} synth_xilinx of the da4ml RTL ({report.strategy} strategy, combinational):",
              f"  LUT {report.lut}  CARRY {report.carry}  DSP {report.dsp}  FF {report.ff}  BRAM {report.bram:g}"]
     if report.mismatches is not None:
         verdict = "bit-exact" if report.mismatches == 0 else f"{report.mismatches} MISMATCHING values"
