@@ -95,7 +95,7 @@ def test_training_folds_batch_statistics_and_updates_moving_ones(cls, input_shap
     # Batch statistics of the float pre-activation, with the same keras ops the layer uses.
     pre = layer._apply_kernel(x_q, layer.kernel)
     pre = pre + layer.bias if layer.use_bias else pre
-    mean, variance = (v.numpy() for v in ops.moments(pre, axes=tuple(range(len(pre.shape) - 1))))
+    mean, variance = (ops.convert_to_numpy(v) for v in ops.moments(pre, axes=tuple(range(len(pre.shape) - 1))))
     moving_mean, moving_variance = layer.moving_mean.numpy(), layer.moving_variance.numpy()
 
     out = keras.ops.convert_to_numpy(layer(x, training=True))
