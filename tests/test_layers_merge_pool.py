@@ -85,7 +85,7 @@ def test_pass_through_model_equals_numpy_reference():
     bias = dense.bq.quantized(dense.bias.numpy())
     reference = dense.iq.quantize_np(pooled) @ kernel + bias
     assert np.array_equal(model.predict(x, verbose=0).astype(np.float64), reference)
-    assert np.array_equal(model(x, training=False).numpy().astype(np.float64), reference)
+    assert np.array_equal(keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float64), reference)
 
 
 @pytest.mark.parametrize(
@@ -125,12 +125,12 @@ def test_same_padding_needs_power_of_two_valid_counts():
 
     # Why: Keras divides a partial border window by its valid count, not by the pool area.
     x = np.arange(7 * 7, dtype=np.float32).reshape(1, 7, 7, 1)
-    y = keras.layers.AveragePooling2D(2, padding="same")(x).numpy()
+    y = keras.ops.convert_to_numpy(keras.layers.AveragePooling2D(2, padding="same")(x))
     assert y[0, 3, 3, 0] == x[0, 6, 6, 0]
     # With full windows 'same' equals 'valid', which the check accepts.
     x8 = normal(50, (2, 8, 8, 3))
-    same = keras.layers.AveragePooling2D(2, padding="same")(x8).numpy()
-    assert np.array_equal(same, keras.layers.AveragePooling2D(2)(x8).numpy())
+    same = keras.ops.convert_to_numpy(keras.layers.AveragePooling2D(2, padding="same")(x8))
+    assert np.array_equal(same, keras.ops.convert_to_numpy(keras.layers.AveragePooling2D(2)(x8)))
 
 
 def test_same_padding_checked_against_recorded_input_shape():

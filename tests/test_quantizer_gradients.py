@@ -1,6 +1,6 @@
 """Surrogate gradients of the HGQ quantizers (seed 002): d(x_q)/d(f) = -ln2 * (x_q - x), STE for x.
 
-Gradients are taken with tf.GradientTape, so this file alone is TensorFlow-specific.
+Gradients are taken through ``tests/gradients.py`` (each backend's own gradient API).
 Per-element gradients are compared exactly; where f is shared (per-channel/per-layer,
 or across the batch) the backend sums float32 terms in its own order, so those sums are
 compared with a float32-level tolerance.
@@ -8,15 +8,13 @@ compared with a float32-level tolerance.
 
 import math
 
-import keras
 import numpy as np
 import pytest
+from keras import ops
 
+from gradients import gradients
 from hgq_chip.layers import HDense
 from hgq_chip.quantizers import ActivationQuantizer, Granularity, WeightQuantizer
-
-tf = pytest.importorskip("tensorflow")
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="uses tf.GradientTape")
 
 NEG_LN2 = np.float32(-math.log(2.0))
 GRANULARITIES = [g.value for g in Granularity]
@@ -30,13 +28,10 @@ def _set_f(quantizer, rng):
 
 
 def _gradients(quantizer, x, **call_kwargs):
-    x = tf.constant(x, dtype=tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = quantizer(x, **call_kwargs)
-        total = tf.reduce_sum(y)
-    grad_x, grad_f = tape.gradient(total, [x, quantizer.f])
-    return y.numpy(), grad_x.numpy(), grad_f.numpy()
+    x = np.asarray(x, np.float32)
+    y = ops.convert_to_numpy(quantizer(x, **call_kwargs))
+    _, (grad_f,), (grad_x,) = gradients(lambda t: ops.sum(quantizer(t, **call_kwargs)), [quantizer.f], [x])
+    return y, grad_x, grad_f
 
 
 def _reduce_to(values, shape):
@@ -70,7 +65,7 @@ def test_activation_quantizer_f_gradient_summed_over_batch(granularity, training
     x = rng.normal(0, 2, size=(8, 3, 5)).astype(np.float32)
     quantizer.build(x.shape)
     _set_f(quantizer, rng)
-    quantizer.record_range(tf.constant(x))
+    quantizer.record_range(ops.convert_to_tensor(x))
     q, grad_x, grad_f = _gradients(quantizer, x, training=training)
     summed_over_batch = (NEG_LN2 * (q - x)).sum(axis=0)
     np.testing.assert_allclose(grad_f, _reduce_to(summed_over_batch, grad_f.shape), rtol=1e-5, atol=1e-6)
@@ -117,7 +112,7 @@ def test_weights_quantized_to_zero_have_zero_width_and_cost_nothing():
 
     layer = HDense(3, kernel_quantizer={"init_f": 2.0})
     layer.build((None, 2))
-    layer.iq.record_range(tf.constant([[-1.0, 1.0], [0.5, -0.25]]))
+    layer.iq.record_range(ops.convert_to_tensor([[-1.0, 1.0], [0.5, -0.25]]))
     layer.kernel.assign(w)
     bits_in = np.broadcast_to(layer.iq.fixed_format().width, (2,))
     assert layer.ebops_exact() == int(np.sum(bits_in[:, None] * width))

@@ -21,24 +21,38 @@ from keras import ops
 from .format import ArrayFormat, FixedFormat
 from .modes import Overflow, Rounding
 
+LN2 = 0.6931471805599453  # ln 2, the derivative of 2**n is ln 2 · 2**n
+
 
 def pow2(n):
-    """2**n for integer-valued float tensors ``n``, exactly.
+    """2**n for integer-valued float tensors ``n``, exactly, on every Keras backend.
 
     Shape and dtype of ``n`` (integer dtypes become Keras' floatx). Exact for integers n whose
     2**n is a normal float of that dtype (float32: -126 <= n <= 127; float64: -1022 <= n <= 1023).
-    float32 uses ``ops.exp2`` (``ops.power`` where a Keras lacks it); other dtypes raise a base
-    2 of ``n``'s own dtype to ``n``: Keras' TensorFlow ``exp2`` pairs a float32 base with any
-    ``n`` and fails on float64.
+    Computed as ``ops.ldexp(1, n)``: ``exp2`` is not exact everywhere (JAX's float32 ``exp2``
+    on the CPU gives 2**13 + 2**-8 and 2**30 - 960, found by ``tests/test_fixed_exact.py``
+    under JAX), while ``ldexp`` is exact by definition (JAX and PyTorch scale the exponent;
+    Keras' TensorFlow ``ldexp`` is the ``pow(2, n)`` this function used before, exact there).
+    No gradient flows to ``n`` (an integer); callers that train an exponent add the
+    derivative ``ln 2 · 2**n`` themselves (see :func:`pow2_with_gradient`).
     """
     n = ops.convert_to_tensor(n)
     dtype = keras.backend.standardize_dtype(n.dtype)
     if "float" not in dtype:
         dtype = keras.config.floatx()
-        n = ops.cast(n, dtype)
-    if dtype == "float32":
-        return ops.exp2(n) if hasattr(ops, "exp2") else ops.power(2.0, n)
-    return ops.power(ops.convert_to_tensor(2.0, dtype=dtype), n)
+    exponent = ops.cast(ops.stop_gradient(n), "int32")
+    return ops.ldexp(ops.ones_like(n, dtype=dtype), exponent)
+
+
+def pow2_with_gradient(n):
+    """:func:`pow2` whose gradient w.r.t. ``n`` is that of 2**n (ln 2 · 2**n).
+
+    The added factor is exactly 1 in the forward pass (1 + ln2 · (n − n)), so the value is
+    still exact; it carries d(2**n)/dn for trained exponents (AdaQAT's PACT clip α).
+    """
+    n = ops.convert_to_tensor(n)
+    value = pow2(n)
+    return value * (1.0 + LN2 * (n - ops.stop_gradient(n)))
 
 
 def round_scaled(v, rounding: Rounding):

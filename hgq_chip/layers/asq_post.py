@@ -28,6 +28,7 @@ from ..fixed.interval import Interval
 from ..fixed.minimal import bits_of_constant
 from ..fixed.quantize_ops import pow2
 from ..quantizers.asq import ASQActivationQuantizer
+from ..quantizers.dtype_policy import check_float64_available
 from ..quantizers.hgq import WeightQuantizer
 from ..quantizers.lsq import LSQActivationQuantizer, LSQWeightQuantizer
 from ..quantizers.post import LogWeightQuantizer, level_shift_and_odd
@@ -69,6 +70,7 @@ class ASQPostMixin(QuantizedLayerMixin):
     """
 
     def _make_quantizers(self, input_quantizer, kernel_quantizer, bias_quantizer, beta0):
+        check_float64_available(self, "computes its exact inference in float64 (codes times levels, the ASQ rescale)")
         self.input_quantizer_config = merged_config(DEFAULT_ASQ_INPUT, input_quantizer)
         self.kernel_quantizer_config = merged_config(DEFAULT_ASQ_KERNEL, kernel_quantizer)
         self.bias_quantizer_config = merged_config(DEFAULT_ASQ_BIAS, bias_quantizer)

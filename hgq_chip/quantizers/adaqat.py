@@ -34,7 +34,7 @@ from ..fixed.minimal import ceil_log2, integer_bits
 from ..fixed.modes import Overflow, Rounding
 from ..fixed.quantize_np import quantize as quantize_np
 from ..fixed.quantize_np import round_scaled as round_scaled_np
-from ..fixed.quantize_ops import pow2, round_scaled
+from ..fixed.quantize_ops import pow2, pow2_with_gradient, round_scaled
 from ..fixed.quantize_ops import quantize as quantize_ops
 from .dtype_policy import check_exact_dtype_policy
 from .ranges import RecordedRangeMixin
@@ -191,7 +191,7 @@ class AdaQATActivationQuantizer(RecordedRangeMixin, _BitWidthQuantizer):
         if training or self.calibrating:
             self.record_range(ops.stop_gradient(x))
         exponent = round_ste(self.log2_alpha)
-        alpha = pow2(exponent)
+        alpha = pow2_with_gradient(exponent)
         k, i, f = self._kif(ops.stop_gradient(exponent))
         q = quantize_ops(ops.stop_gradient(x), k, i, f, ROUNDING, Overflow.SAT)
         top = ops.stop_gradient(alpha) - pow2(-f)

@@ -27,7 +27,7 @@ class RecordedRangeMixin:
 
     def reset_range(self):
         for var in (self.range_lo, self.range_hi, self.range_seen):
-            var.assign(ops.zeros_like(var))
+            var.assign(ops.zeros(var.shape, var.dtype))
 
     @property
     def range_recorded(self) -> bool:

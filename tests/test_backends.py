@@ -1,0 +1,145 @@
+"""Every Keras backend computes the same bits: cross-backend predictions, float64 on JAX, a
+model trained and calibrated under JAX converted and verified.
+
+Other backends run in child processes (Keras fixes its backend at import), each given the
+same saved model and inputs; their outputs must equal this process's with ``np.array_equal``.
+A backend that is not installed is reported as a skip with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from hgq_chip.calibration import calibrate
+from hgq_chip.errors import UnsupportedConfigurationError
+from hgq_chip.layers import ASQDense, HActivation, HAdd, HConv1D, HDense, HQuantize
+from hgq_chip.quantizers.dtype_policy import float64_available
+
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_under(backend: str, script: str, tmp_path: Path, *, x64: bool = True) -> subprocess.CompletedProcess:
+    """Run ``script`` in a child Python with ``KERAS_BACKEND=backend`` (JAX with x64 unless told)."""
+    if importlib.util.find_spec(BACKEND_MODULES[backend]) is None:
+        pytest.skip(f"the {backend} backend is not installed (pip install {BACKEND_MODULES[backend]})")
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", JAX_ENABLE_X64="1" if x64 else "0",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def mixed_model(seed: int = 0) -> keras.Model:
+    """Per-element bits, a conv, a table activation, an add: every quantizer kind HGQ has."""
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((12, 3), name="x")
+    x = HQuantize({"init_f": 3.0}, name="q")(inp)
+    a = HConv1D(4, 3, activation="relu", name="conv")(x)
+    a = keras.layers.Flatten(name="flat")(a)
+    b = HDense(40, name="dense_a")(a)
+    c = HActivation("tanh", name="act")(b)
+    out = HAdd(name="add")([HDense(40, name="dense_b")(a), c])
+    model = keras.Model(inp, HDense(5, name="head")(out))
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for q in (getattr(layer, name, None) for name in ("iq", "kq", "bq", "oq")):
+            if q is not None and hasattr(q, "f"):
+                q.f.assign(rng.uniform(1.0, 6.0, q.f.shape).astype("float32"))
+    return model
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_other_backends_give_identical_quantized_outputs(backend, tmp_path):
+    if backend == keras.backend.backend():
+        pytest.skip(f"{backend} is this process's backend: compared with the others in their cases")
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1.5, (256, 12, 3)).astype("float32")
+    model = mixed_model()
+    calibrate(model, x[:128])
+    model.save(tmp_path / "m.keras")
+    wide = (x * 4.0).astype("float32")  # outside the calibrated ranges: wraps and saturations
+    np.savez(tmp_path / "in.npz", x=x, wide=wide)
+    here = {name: keras.ops.convert_to_numpy(model(v, training=False)) for name, v in (("x", x), ("wide", wide))}
+    run_under(backend, """
+        import numpy as np, keras, hgq_chip
+        model = keras.saving.load_model("m.keras")
+        data = np.load("in.npz")
+        np.savez("out.npz", **{k: keras.ops.convert_to_numpy(model(data[k], training=False)) for k in ("x", "wide")})
+    """, tmp_path)
+    there = np.load(tmp_path / "out.npz")
+    for name in here:
+        assert np.array_equal(here[name], there[name]), name
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the reference run is TensorFlow's")
+def test_jax_without_x64_refuses_float64_layers_and_asq(tmp_path):
+    """JAX silently computes float64 as float32 without x64: float64 policies and ASQ/POST
+    layers (exact inference in float64) are refused when built, naming the fix."""
+    assert float64_available()  # TensorFlow always has float64
+    result = run_under("jax", """
+        import keras
+        from hgq_chip.errors import UnsupportedConfigurationError
+        from hgq_chip.layers import ASQDense, HQuantize
+        from hgq_chip.quantizers.dtype_policy import float64_available
+        assert not float64_available()
+        HQuantize(name="q32")  # float32 is exact everywhere
+        for build in (lambda: HQuantize(dtype="float64", name="q64"), lambda: ASQDense(3, name="asq")):
+            try:
+                build()
+            except UnsupportedConfigurationError as error:
+                print(error)
+            else:
+                raise SystemExit("not refused")
+    """, tmp_path, x64=False)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("JAX_ENABLE_X64=1" in line for line in lines)
+    assert "'q64'" in lines[0] and "'asq'" in lines[1]
+    ASQDense(3)
+    HQuantize(dtype="float64")
+
+
+def test_float64_is_available_on_this_backend_and_checked_by_layers():
+    """In the test run's own backend (TensorFlow, or JAX with JAX_ENABLE_X64=1 as CI runs it)."""
+    if keras.backend.backend() == "jax" and not float64_available():
+        with pytest.raises(UnsupportedConfigurationError, match="JAX_ENABLE_X64"):
+            HQuantize(dtype="float64")
+    else:
+        assert float64_available()
+        assert HQuantize(dtype="float64").compute_dtype == "float64"
+
+
+@pytest.mark.slow
+def test_a_model_trained_and_calibrated_under_jax_converts_and_verifies(tmp_path):
+    """Train, calibrate and save under JAX; convert and verify (data and 4x outside) in that process."""
+    result = run_under("jax", """
+        import numpy as np, keras, hgq_chip
+        from sklearn.datasets import load_digits
+        from hgq_chip.layers import HDense, HQuantize
+        from hgq_chip.training import EBOPsMetric, ResetRanges
+        keras.utils.set_random_seed(0)
+        x, y = load_digits(return_X_y=True)
+        x = (x / 16.0).astype("float32")
+        inp = keras.Input((64,))
+        h = HDense(16, activation="relu")(HQuantize()(inp))
+        model = keras.Model(inp, HDense(10)(h))
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x[:1200], y[:1200], epochs=3, batch_size=64, verbose=0, callbacks=[ResetRanges(), EBOPsMetric()])
+        hgq_chip.calibrate(model, x[:1200])
+        model.save("jax.keras")
+        model = keras.saving.load_model("jax.keras")
+        hgq_chip.convert(model, "prj")
+        print(hgq_chip.verify(model, "prj", x[1200:], strict=True).describe())
+        print(hgq_chip.verify(model, "prj", random=500, scale=4.0, strict=True).describe())
+    """, tmp_path)
+    assert result.stdout.count("bit-exact") == 2, result.stdout
