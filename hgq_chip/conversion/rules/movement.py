@@ -149,34 +149,31 @@ def _common(in_tensor) -> dict:
     return {"data_format": "channels_last", "input_shape": [list(in_tensor.shape[1:])]}
 
 
-@keras_handler(*_PADDING)
-def handle_zero_padding(layer, in_tensors, out_tensors, _none):
+def _border_layer(layer, in_tensors, out_tensors, widths, kind: str, class_prefix: str) -> tuple:
+    """hls4ml's ZeroPadding1D/2D or Cropping1D/2D dict: ``widths`` is the Keras layer's
+    ``padding`` or ``cropping``; ``kind`` ("pad"/"crop") prefixes hls4ml's border attributes."""
     (in_tensor,), (out_tensor,) = in_tensors, out_tensors
     *spatial, n_chan = (int(d) for d in in_tensor.shape[1:])
-    *padded, _ = (int(d) for d in out_tensor.shape[1:])
+    *out_spatial, _ = (int(d) for d in out_tensor.shape[1:])
     io = _io(layer.name, [in_tensor.name], [out_tensor.name], n_chan=n_chan, **_common(in_tensor))
     if len(spatial) == 1:
-        left, right = _pair(layer.padding)
-        return (dict(io, class_name="ZeroPadding1D", in_width=spatial[0], out_width=padded[0], pad_left=left,
-                     pad_right=right),)
-    (top, bottom), (left, right) = (_pair(p) for p in layer.padding)
-    return (dict(io, class_name="ZeroPadding2D", in_height=spatial[0], in_width=spatial[1], out_height=padded[0],
-                 out_width=padded[1], pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right),)
+        left, right = _pair(widths)
+        return (dict(io, class_name=f"{class_prefix}1D", in_width=spatial[0], out_width=out_spatial[0],
+                     **{f"{kind}_left": left, f"{kind}_right": right}),)
+    (top, bottom), (left, right) = (_pair(w) for w in widths)
+    return (dict(io, class_name=f"{class_prefix}2D", in_height=spatial[0], in_width=spatial[1],
+                 out_height=out_spatial[0], out_width=out_spatial[1],
+                 **{f"{kind}_top": top, f"{kind}_bottom": bottom, f"{kind}_left": left, f"{kind}_right": right}),)
+
+
+@keras_handler(*_PADDING)
+def handle_zero_padding(layer, in_tensors, out_tensors, _none):
+    return _border_layer(layer, in_tensors, out_tensors, layer.padding, "pad", "ZeroPadding")
 
 
 @keras_handler(*_CROPPING)
 def handle_cropping(layer, in_tensors, out_tensors, _none):
-    (in_tensor,), (out_tensor,) = in_tensors, out_tensors
-    *spatial, n_chan = (int(d) for d in in_tensor.shape[1:])
-    *cropped, _ = (int(d) for d in out_tensor.shape[1:])
-    io = _io(layer.name, [in_tensor.name], [out_tensor.name], n_chan=n_chan, **_common(in_tensor))
-    if len(spatial) == 1:
-        left, right = _pair(layer.cropping)
-        return (dict(io, class_name="Cropping1D", in_width=spatial[0], out_width=cropped[0], crop_left=left,
-                     crop_right=right),)
-    (top, bottom), (left, right) = (_pair(c) for c in layer.cropping)
-    return (dict(io, class_name="Cropping2D", in_height=spatial[0], in_width=spatial[1], out_height=cropped[0],
-                 out_width=cropped[1], crop_top=top, crop_bottom=bottom, crop_left=left, crop_right=right),)
+    return _border_layer(layer, in_tensors, out_tensors, layer.cropping, "crop", "Cropping")
 
 
 @keras_handler(*_UPSAMPLING)
