@@ -78,8 +78,15 @@ def test_weight_bits_follow_power_of_two_scales_and_reject_others():
 
 
 def description(layers, input_shape=(4,)):
+    """A version-2 description; a layer without ``inbound`` reads the layer before it (a chain)."""
+    chained, previous = [], "in"
+    for layer in layers:
+        layer = {"inbound": [previous], **layer}
+        chained.append(layer)
+        previous = layer["name"]
     return {"format": FORMAT, "version": VERSION, "model_name": "m", "input_shape": list(input_shape), "n_inputs": 1,
-            "n_outputs": 1, "not_a_chain": [], "layers": [{"name": "in", "class": "InputLayer"}] + layers}
+            "n_outputs": 1, "output_layer": previous,
+            "layers": [{"name": "in", "class": "InputLayer", "inbound": []}] + chained}
 
 
 def qdense(name, units, activation=None, bias=True):
@@ -138,10 +145,10 @@ def test_layers_that_cannot_be_imported_are_named():
         model_from_description(description([bn]), {}, log=lambda m: None)
     with pytest.raises(UnsupportedLayerError, match="LSTM cannot be imported"):
         model_from_description(description([{"name": "rnn", "class": "LSTM"}]), {}, log=lambda m: None)
-    broken = description([])
-    broken["not_a_chain"] = ["add"]
-    with pytest.raises(UnsupportedLayerError, match="only sequential"):
-        model_from_description(broken, {}, log=lambda m: None)
+    shared = description([qdense("d", 2)])
+    shared["layers"][1]["inbound"] = None  # what the reader writes for a layer called twice
+    with pytest.raises(UnsupportedLayerError, match=r"\['d'\] are called more than once"):
+        model_from_description(shared, {}, log=lambda m: None)
 
 
 def test_from_qkeras_wants_a_saved_file(tmp_path):

@@ -119,7 +119,9 @@ def test_float_input_takes_its_format_from_data(jet):
     """Without the input QActivation, x sets the input range and input_f its fractional bits;
     on inputs representable in the removed quantizer's type the outputs stay equal."""
     description = dict(jet["description"])
-    description["layers"] = [e for e in description["layers"] if e["name"] != "input_q"]
+    removed = next(e for e in description["layers"] if e["name"] == "input_q")
+    description["layers"] = [dict(e, inbound=removed["inbound"] if e.get("inbound") == ["input_q"] else e["inbound"])
+                             for e in description["layers"] if e is not removed]
     with pytest.raises(CalibrationError, match="pass x"):
         model_from_description(description, jet["weights"], log=lambda m: None)
     x = jet["x"][:3000]

@@ -1,11 +1,14 @@
-"""Building the hgq_chip model from a QKeras model's plain description (Keras 3 side).
+"""The hgq_chip layers of a QKeras model's weighted layers and quantizers (Keras 3 side).
 
-Mapping, layer by layer (a sequential chain only):
+Mapping (the graph walk is ``graph.py``):
 
-- ``QDense`` / ``QConv1D`` / ``QConv2D`` -> ``HDense`` / ``HConv1D`` / ``HConv2D`` whose kernel
-  and bias are QKeras' own quantized weights and whose per-weight fractional bits equal the
-  QKeras quantizer's (shifted per channel by an ``auto_po2`` scale). A following
-  ``BatchNormalization`` is folded: ``H*BatchNorm``.
+- ``QDense`` / ``QConv1D`` / ``QConv2D`` / ``QDepthwiseConv2D`` -> ``HDense`` / ``HConv1D`` /
+  ``HConv2D`` / ``HDepthwiseConv2D`` whose kernel and bias are QKeras' own quantized weights
+  and whose per-weight fractional bits equal the QKeras quantizer's (shifted per channel by an
+  ``auto_po2`` scale). A following ``BatchNormalization`` is folded: ``H*BatchNorm``.
+- ``QConv2DBatchnorm`` / ``QDepthwiseConv2DBatchnorm`` / ``QDenseBatchnorm`` -> the plain H layer
+  holding the kernel and bias QKeras computes at inference: folded by QKeras itself, then
+  quantized by the layer's kernel and bias quantizers, so the import is exact.
 - The quantizer in front of a weighted layer (a ``QActivation``, or the previous layer's
   quantized activation) becomes that layer's input quantizer ``iq``: same f, rounding
   RND_CONV (QKeras rounds ties to even; the model input's quantizer excepted, see
@@ -25,80 +28,13 @@ import dataclasses
 import keras
 import numpy as np
 
-from ..errors import CalibrationError, ModelFileError, UnsupportedLayerError
+from ..errors import CalibrationError
 from ..fixed.minimal import fractional_bits
-from ..layers import (
-    HActivation, HConv1D, HConv1DBatchNorm, HConv2D, HConv2DBatchNorm, HDense, HDenseBatchNorm, HQuantize,
-)
-from .legacy_reader import FORMAT, VERSION
+from ..layers import HActivation, HQuantize
+from .plan import LAYER_CLASSES
 from .quantizer_formats import ActivationSpec, activation_spec, weight_fractional_bits
 
-PASSIVE = ("Flatten", "Reshape", "Dropout")
-ACTIVATIONS = ("QActivation", "Activation")
-LAYER_CLASSES = {
-    "QDense": (HDense, HDenseBatchNorm),
-    "QConv1D": (HConv1D, HConv1DBatchNorm),
-    "QConv2D": (HConv2D, HConv2DBatchNorm),
-}
-CONV_ARGUMENTS = ("kernel_size", "strides", "padding", "dilation_rate", "data_format", "groups")
-
-
-def _is_relu(quantizer) -> bool:
-    spec_relu = quantizer is not None and quantizer.get("class") == "quantized_relu"
-    return spec_relu or (quantizer is not None and quantizer.get("activation") == "relu")
-
-
-def _is_linear(quantizer) -> bool:
-    return quantizer is None or quantizer.get("activation") == "linear"
-
-
-def check_description(description: dict) -> None:
-    if description.get("format") != FORMAT or description.get("version") != VERSION:
-        raise ModelFileError("not a QKeras description written by this hgq_chip version; re-read the .h5 file")
-    if description["n_inputs"] != 1 or description["n_outputs"] != 1:
-        raise UnsupportedLayerError("only single-input, single-output QKeras models can be imported")
-    if description["not_a_chain"]:
-        raise UnsupportedLayerError(
-            f"layers {description['not_a_chain']} do not read the layer before them; only sequential QKeras "
-            "models (a chain of layers) can be imported"
-        )
-
-
-def plan_layers(layers: list[dict], log) -> list[dict]:
-    """Drop the input layer and a final softmax, fold each BatchNormalization into its layer."""
-    entries = [dict(e) for e in layers if e["class"] != "InputLayer"]
-    if entries and entries[-1]["class"] in ACTIVATIONS and (entries[-1]["quantizer"] or {}).get("activation") == "softmax":
-        log(f"[hgq_chip] dropped the final softmax ({entries[-1]['name']}): the imported model outputs logits")
-        entries.pop()
-    planned = []
-    for entry in entries:
-        kind = entry["class"]
-        if kind == "BatchNormalization":
-            previous = planned[-1] if planned else None
-            if previous is None or previous["class"] not in LAYER_CLASSES or not _is_linear(previous["activation"]):
-                raise UnsupportedLayerError(
-                    f"{entry['name']}: a BatchNormalization must directly follow a QDense/QConv with a linear "
-                    "activation to be folded into it"
-                )
-            if entry["axis"] not in (-1, len(previous.get("kernel_size", [])) + 1):
-                raise UnsupportedLayerError(f"{entry['name']}: only BatchNormalization over the last axis is supported")
-            previous["batchnorm"] = entry
-        elif kind in LAYER_CLASSES or kind in ACTIVATIONS or kind in PASSIVE:
-            planned.append(entry)
-        else:
-            raise UnsupportedLayerError(
-                f"{entry['name']}: QKeras/Keras layer {kind} cannot be imported; supported: "
-                f"{sorted(LAYER_CLASSES)} + BatchNormalization, QActivation, Activation, {list(PASSIVE)}"
-            )
-    return planned
-
-
-def _relu_follows(entries: list[dict], position: int) -> bool:
-    for entry in entries[position + 1 :]:
-        if entry["class"] in PASSIVE:
-            continue
-        return entry["class"] in ACTIVATIONS and _is_relu(entry["quantizer"])
-    return False
+CONV_ARGUMENTS = ("kernel_size", "strides", "padding", "dilation_rate", "data_format", "groups", "depth_multiplier")
 
 
 def set_range(quantizer, spec: ActivationSpec) -> None:
@@ -111,9 +47,13 @@ def accumulator_spec(layer, input_spec: ActivationSpec, relu: bool) -> Activatio
     """An exact format for the float output of ``layer``: the accumulator's f and a safe range."""
     kernel = layer.kq.quantized(layer.fused_kernel())
     bias = layer.fused_bias()
-    bias = np.zeros(kernel.shape[-1]) if bias is None else layer.bq.quantized(bias)
+    outputs = int(np.prod(kernel.shape[-2:])) if hasattr(layer, "depth_multiplier") else kernel.shape[-1]
+    bias = np.zeros(outputs) if bias is None else layer.bq.quantized(bias)
     f = max(input_spec.f + int(fractional_bits(kernel).max()), int(fractional_bits(bias).max()))
-    taps = kernel.reshape(-1, kernel.shape[-1])
+    # One column per output channel: (taps, outputs) for Dense/Conv; a depthwise kernel
+    # (*kernel_size, channels, multiplier) feeds output channel c * multiplier + m.
+    depthwise = hasattr(layer, "depth_multiplier")
+    taps = kernel.reshape(int(np.prod(layer.kernel_size)), -1) if depthwise else kernel.reshape(-1, kernel.shape[-1])
     # Including 0 in each term also covers zero padding of 'same' convolutions.
     low = np.minimum(np.minimum(taps * input_spec.lo, taps * input_spec.hi), 0.0).sum(axis=0) + bias
     high = np.maximum(np.maximum(taps * input_spec.lo, taps * input_spec.hi), 0.0).sum(axis=0) + bias
@@ -159,6 +99,11 @@ class ModelBuilder:
         if bn is not None:
             # The folded bias is a float of QKeras' float BatchNorm: give it the accumulator's resolution.
             f_bias = np.full(kernel_q.shape[-1], input_spec.f + int(f_kernel.max()))
+        elif entry.get("folded") and entry["bias_quantizer"] is None:
+            # QKeras adds its folded float32 bias unquantized: keep every bit of it.
+            f_bias = fractional_bits(self.weights[f"{name}/bias_q"])
+            self.log(f"[hgq_chip] {name}: QKeras adds the BatchNorm-folded bias in float (no bias_quantizer); "
+                     f"it is kept exactly, with up to {int(np.max(f_bias))} fractional bits")
         elif entry["use_bias"]:
             bias_q = self.weights[f"{name}/bias_q"]
             f_bias = weight_fractional_bits(name, entry["bias_quantizer"], bias_q, self.weights.get(f"{name}/bias_scale"))
@@ -173,9 +118,13 @@ class ModelBuilder:
             arguments["bias_quantizer"] = {"granularity": "per-element", "init_f": float(np.max(f_bias))}
         if bn is not None:
             arguments.update(epsilon=bn["epsilon"], center=bn["center"], scale=bn["scale"])
-        size = entry["units"] if entry["class"] == "QDense" else entry["filters"]
         conv = {key: entry[key] for key in CONV_ARGUMENTS if key in entry}
-        layer = (folded if bn is not None else plain)(size, **conv, **arguments)
+        if "depth_multiplier" in entry:
+            conv.pop("groups", None)  # tf_keras' DepthwiseConv2D config carries Conv's groups=1
+            layer = plain(**conv, **arguments)
+        else:
+            size = entry["units"] if "units" in entry else entry["filters"]
+            layer = (folded if bn is not None else plain)(size, **conv, **arguments)
         return layer, (kernel_q, f_kernel, f_bias)
 
     def float_input_spec(self, inputs, tensor) -> ActivationSpec:
@@ -197,7 +146,7 @@ class ModelBuilder:
         layer.kernel.assign(kernel_q)
         layer.kq.f.assign(f_kernel.astype(np.float32))
         if entry["use_bias"]:
-            layer.bias.assign(self.weights[f"{name}/bias_q"])
+            layer.bias.assign(np.reshape(self.weights[f"{name}/bias_q"], layer.bias.shape))
         if f_bias is not None:
             layer.bq.f.assign(np.broadcast_to(f_bias, layer.bq.f.shape).astype(np.float32))
         bn = entry.get("batchnorm")
@@ -218,56 +167,8 @@ class ModelBuilder:
             return keras.layers.Reshape(tuple(entry["target_shape"]), name=entry["name"])
         return keras.layers.Dropout(float(entry.get("rate", 0.0)), name=entry["name"])
 
-    def build(self, description: dict, entries: list[dict]) -> keras.Model:
-        names = [e["name"] for e in description["layers"] if e["class"] == "InputLayer"]
-        # hls4ml reserves the layer name 'input'.
-        name = names[0] if names and names[0] != "input" else "model_input"
-        inputs = keras.Input(shape=tuple(description["input_shape"]), name=name)
-        tensor = inputs
-        spec = None  # the format of ``tensor``; None while it is the float model input
-        pending = None  # a QKeras quantizer not yet applied by any layer
-        from_weighted = False  # tensor is a weighted layer's output (through passive layers only)
-        at_input = True  # tensor is the model input (through passive layers only)
-        for position, entry in enumerate(entries):
-            kind, name = entry["class"], entry["name"]
-            if kind in PASSIVE:
-                tensor = self.passive_layer(entry)(tensor)
-            elif kind in ACTIVATIONS:
-                new = activation_spec(name, entry["quantizer"])
-                relu = _is_relu(entry["quantizer"])
-                if new is None:
-                    if relu and not from_weighted:
-                        raise UnsupportedLayerError(f"{name}: a float relu must directly follow a QDense/QConv")
-                    if relu:
-                        spec = dataclasses.replace(spec, lo=max(spec.lo, 0.0), hi=max(spec.hi, 0.0), relu=True)
-                    continue
-                if pending is not None:
-                    tensor = self._apply_quantizer(pending, tensor, f"{name}_before", relu_layer=False)
-                    at_input = False
-                if at_input:
-                    new = input_cast(new)
-                if relu and not from_weighted:
-                    tensor = self._apply_quantizer(new, tensor, name, relu_layer=True)
-                    at_input = False
-                    pending = None
-                else:
-                    pending = new
-                spec, from_weighted = new, False
-            else:
-                input_spec = pending or spec or self.float_input_spec(inputs, tensor)
-                relu = _relu_follows(entries, position) or _is_relu(entry["activation"])
-                layer, loaded = self.weighted_layer(entry, input_spec, relu)
-                tensor = layer(tensor)
-                self.load_weights(layer, entry, *loaded)
-                set_range(layer.iq, input_spec)
-                fused = activation_spec(name, entry["activation"])
-                spec = fused or accumulator_spec(layer, input_spec, relu)
-                pending, from_weighted, at_input = fused, True, False
-        if pending is not None:
-            tensor = self._apply_quantizer(pending, tensor, f"{entries[-1]['name']}_output", relu_layer=False)
-        return keras.Model(inputs, tensor, name=description["model_name"])
-
-    def _apply_quantizer(self, spec: ActivationSpec, tensor, name: str, relu_layer: bool):
+    def apply_quantizer(self, spec: ActivationSpec, tensor, name: str, relu_layer: bool):
+        """``tensor`` cast by a new HQuantize (or HActivation('relu') with that input quantizer) of ``spec``."""
         layer, quantizer = self.quantize_layer(spec, name, relu_layer)
         tensor = layer(tensor)
         set_range(quantizer, spec)

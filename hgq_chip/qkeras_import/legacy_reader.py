@@ -23,10 +23,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 FORMAT = "hgq_chip-qkeras-description"
-VERSION = 1
+VERSION = 2
 
-WEIGHTED = ("QDense", "QConv1D", "QConv2D")
-PASSIVE = ("InputLayer", "Flatten", "Dropout", "Reshape")
+WEIGHTED = ("QDense", "QConv1D", "QConv2D", "QDepthwiseConv2D")
+# Layers whose inference output QKeras computes from the BatchNorm-folded kernel and bias, each
+# quantized by the layer's own quantizers after folding (qkeras/qconv2d_batchnorm.py).
+FOLDED = ("QConv2DBatchnorm", "QDepthwiseConv2DBatchnorm", "QDenseBatchnorm")
+POOLING = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
+GLOBAL_POOLING = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
 
 
 def load(path):
@@ -41,6 +45,12 @@ def quantizer_description(quantizer):
         return None
     if hasattr(quantizer, "get_config") and type(quantizer).__module__.startswith("qkeras"):
         config = {key: _plain(value) for key, value in quantizer.get_config().items()}
+        if type(quantizer).__name__ == "quantized_tanh":
+            # quantized_tanh's formula uses QKeras' process-wide internal sigmoid (a module global,
+            # 'hard' unless set_internal_sigmoid changed it); the saved file does not record it.
+            from qkeras import quantizers
+
+            config["internal_sigmoid"] = getattr(quantizers._sigmoid, "__name__", str(quantizers._sigmoid))
         return {"class": type(quantizer).__name__, "config": config}
     return {"activation": getattr(quantizer, "__name__", str(quantizer))}
 
@@ -66,23 +76,33 @@ def quantized(quantizer, weight):
 
 
 def weighted_layer(layer, weights):
+    depthwise = hasattr(layer, "depthwise_quantizer_internal")
+    kernel_quantizer = layer.depthwise_quantizer_internal if depthwise else layer.kernel_quantizer_internal
+    folded = type(layer).__name__ in FOLDED
     entry = {
-        "use_bias": bool(layer.use_bias),
-        "kernel_quantizer": quantizer_description(layer.kernel_quantizer_internal),
+        "use_bias": bool(layer.use_bias) or folded,
+        "kernel_quantizer": quantizer_description(kernel_quantizer),
         "bias_quantizer": quantizer_description(layer.bias_quantizer_internal),
         "activation": quantizer_description(layer.activation),
+        "folded": folded,
     }
     config = layer.get_config()
-    for key in ("units", "filters", "kernel_size", "strides", "padding", "dilation_rate", "data_format", "groups"):
+    for key in ("units", "filters", "kernel_size", "strides", "padding", "dilation_rate", "data_format", "groups",
+                "depth_multiplier"):
         if key in config:
             entry[key] = _plain(config[key])
-    kernel = layer.kernel.numpy()
+    if folded:
+        # QKeras' inference path: kernel * gamma / sqrt(moving_variance + epsilon) and
+        # gamma * (bias - moving_mean) / sqrt(...) + beta, computed by QKeras itself in float32.
+        kernel, bias = (np.asarray(_plain(w)) for w in layer.get_folded_weights())
+    else:
+        kernel = (layer.depthwise_kernel if depthwise else layer.kernel).numpy()
+        bias = layer.bias.numpy() if layer.use_bias else None
     weights[f"{layer.name}/kernel"] = kernel
-    weights[f"{layer.name}/kernel_q"], scale = quantized(layer.kernel_quantizer_internal, kernel)
+    weights[f"{layer.name}/kernel_q"], scale = quantized(kernel_quantizer, kernel)
     if scale is not None:
         weights[f"{layer.name}/kernel_scale"] = scale
-    if layer.use_bias:
-        bias = layer.bias.numpy()
+    if entry["use_bias"]:
         weights[f"{layer.name}/bias"] = bias
         weights[f"{layer.name}/bias_q"], scale = quantized(layer.bias_quantizer_internal, bias)
         if scale is not None:
@@ -101,10 +121,21 @@ def batchnorm_layer(layer, weights):
     return entry
 
 
+def inbound_names(layer):
+    """Names of the layers whose outputs ``layer`` reads (in call order); None if it is called twice."""
+    nodes = [node for node in layer.inbound_nodes]
+    if len(nodes) != 1:
+        return None
+    inbound = nodes[0].inbound_layers
+    inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
+    return [item.name for item in inbound]
+
+
 def layer_entry(layer, weights):
     kind = type(layer).__name__
-    entry = {"name": layer.name, "class": kind}
-    if kind in WEIGHTED:
+    entry = {"name": layer.name, "class": kind, "inbound": inbound_names(layer)}
+    config = layer.get_config()
+    if kind in WEIGHTED or kind in FOLDED:
         entry.update(weighted_layer(layer, weights))
     elif kind == "QActivation":
         entry["quantizer"] = quantizer_description(layer.quantizer)
@@ -113,25 +144,16 @@ def layer_entry(layer, weights):
     elif kind == "BatchNormalization":
         entry.update(batchnorm_layer(layer, weights))
     elif kind == "Reshape":
-        entry["target_shape"] = list(layer.get_config()["target_shape"])
+        entry["target_shape"] = list(config["target_shape"])
     elif kind == "Dropout":
-        entry["rate"] = float(layer.get_config()["rate"])
+        entry["rate"] = float(config["rate"])
+    elif kind in POOLING:
+        entry.update({key: _plain(config[key]) for key in ("pool_size", "strides", "padding", "data_format")})
+    elif kind in GLOBAL_POOLING:
+        entry.update({key: _plain(config.get(key)) for key in ("data_format", "keepdims")})
+    elif kind == "Concatenate":
+        entry["axis"] = int(config["axis"])
     return entry
-
-
-def chain_breaks(model):
-    """Names of layers that do not read exactly the previous layer (a non-sequential graph)."""
-    config = model.get_config()
-    names = [layer["config"]["name"] for layer in config.get("layers", [])]
-    breaks = []
-    for position, layer in enumerate(config.get("layers", [])):
-        nodes = layer.get("inbound_nodes")
-        if not nodes:
-            continue
-        inbound = [item[0] for node in nodes for item in node] if isinstance(nodes[0], list) else []
-        if len(nodes) != 1 or inbound != [names[position - 1]]:
-            breaks.append(layer["config"]["name"])
-    return breaks
 
 
 def describe(model_path, out_dir):
@@ -145,7 +167,7 @@ def describe(model_path, out_dir):
         "input_shape": [None if d is None else int(d) for d in model.inputs[0].shape[1:]],
         "n_inputs": len(model.inputs),
         "n_outputs": len(model.outputs),
-        "not_a_chain": chain_breaks(model),
+        "output_layer": model.output_names[0],
         "layers": [layer_entry(layer, weights) for layer in model.layers],
     }
     os.makedirs(out_dir, exist_ok=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .builder import ModelBuilder, check_description, plan_layers
+from .graph import GraphBuilder
+from .plan import check_description, plan_layers
 from .legacy_process import describe_qkeras
 from .quantizer_formats import DEFAULT_INPUT_F
 
@@ -11,8 +12,8 @@ def model_from_description(description: dict, weights: dict, x=None, input_f: in
                            granularity: str = "per-element", log=print):
     """The hgq_chip model of a description written by ``legacy_reader describe``."""
     check_description(description)
-    entries = plan_layers(description["layers"], log)
-    return ModelBuilder(weights, granularity, input_f, x, log).build(description, entries)
+    plan = plan_layers(description, log)
+    return GraphBuilder(weights, granularity, input_f, x, log).build(description, plan)
 
 
 def from_qkeras(path, x=None, input_f: int = DEFAULT_INPUT_F, granularity: str = "per-element", log=print):

@@ -13,6 +13,14 @@ At inference QKeras' quantizers are fixed-point casts (QKeras 0.9 source):
 - ``quantized_relu(bits, integer)``: ``clip(tf.round(x * 2**(bits - integer)), 0,
   2**bits - 1) / 2**(bits - integer)`` -- k = 0, i = integer, f = bits - integer, SAT,
   ties to even.
+- ``quantized_tanh(bits, symmetric)`` with ``use_real_tanh=False`` and QKeras' default hard
+  internal sigmoid: ``clip(round((2 * clip(0.5 * x + 0.5, 0, 1) - 1) * m) / m, -1 + symmetric / m,
+  1 - 1 / m)`` with ``m = 2**(bits - 1)`` -- k = 1, i = 0, f = bits - 1, SAT (SAT_SYM when
+  symmetric), ties to even (exact while ``0.5 * x + 0.5`` is exact in float32: see graph.py).
+  With ``use_real_tanh`` or a 'real'/'smooth' sigmoid QKeras evaluates a float tanh/sigmoid:
+  refused.
+- ``softmax`` is a float function in QKeras: a final softmax is dropped (the argmax is
+  unchanged), any other is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from ..fixed.minimal import fractional_bits
 # Fractional bits given to an unquantized QKeras input (QKeras itself leaves it float).
 DEFAULT_INPUT_F = 8
 
-SUPPORTED = ("quantized_bits", "quantized_relu")
+SUPPORTED = ("quantized_bits", "quantized_relu", "quantized_tanh")
 EXACT_PLAIN_ACTIVATIONS = ("linear", "relu")
 
 
@@ -89,12 +97,20 @@ def activation_spec(where: str, quantizer: dict | None) -> ActivationSpec | None
         return None
     if "class" not in quantizer:
         name = quantizer["activation"]
+        if name == "softmax":
+            raise UnsupportedLayerError(
+                f"{where}: QKeras computes this softmax in float, which has no exact fixed-point equivalent; "
+                "only a softmax at the model output is imported (dropped: the argmax is unchanged). Remove it, "
+                "or import without it and add hgq_chip.layers.HSoftmax after import (then train it)"
+            )
         if name not in EXACT_PLAIN_ACTIVATIONS:
             raise UnsupportedLayerError(
                 f"{where}: float activation {name!r} is not fixed point; quantize it in QKeras "
                 f"(e.g. quantized_relu) or use one of {list(EXACT_PLAIN_ACTIVATIONS)}"
             )
         return None
+    if quantizer["class"] == "quantized_tanh":
+        return _tanh_spec(where, quantizer)
     if quantizer["class"] == "quantized_relu":
         config = _check_common(where, quantizer)
         if float(config.get("negative_slope", 0.0)) != 0.0 or config.get("use_sigmoid"):
@@ -111,6 +127,24 @@ def activation_spec(where: str, quantizer: dict | None) -> ActivationSpec | None
     if alpha is not None and not (isinstance(alpha, (int, float)) and float(alpha) == 1.0):
         raise _unsupported(where, quantizer, "scales activations by alpha; only alpha=None or 1 is a fixed-point cast")
     return ActivationSpec(f=f, lo=-(2.0**integer) if k else 0.0, hi=2.0**integer - 2.0**-f, overflow=overflow)
+
+
+def _tanh_spec(where: str, quantizer: dict) -> ActivationSpec:
+    config = quantizer["config"]
+    if config.get("use_real_tanh") or config.get("internal_sigmoid", "hard_sigmoid") != "hard_sigmoid":
+        raise _unsupported(
+            where, quantizer,
+            "evaluates a float tanh/sigmoid (use_real_tanh=True or a 'real'/'smooth' internal sigmoid), which "
+            "has no exact fixed-point equivalent; use use_real_tanh=False with QKeras' default hard sigmoid, or "
+            "import without it and add hgq_chip.layers.HActivation('tanh') after import (then train it)",
+        )
+    bits = int(config["bits"])
+    if bits < 2:
+        raise _unsupported(where, quantizer, "is binary; use at least 2 bits")
+    f = bits - 1
+    # As for quantized_bits, the range is the type's full range; SAT_SYM drops the code -1.
+    overflow = "SAT_SYM" if config.get("symmetric") else "SAT"
+    return ActivationSpec(f=f, lo=-1.0, hi=1.0 - 2.0**-f, overflow=overflow)
 
 
 def _power_of_two_exponent(where: str, quantizer: dict, scale) -> np.ndarray:

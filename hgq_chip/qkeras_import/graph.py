@@ -1,0 +1,186 @@
+"""Walking a planned QKeras graph and building the equivalent functional hgq_chip model.
+
+Every layer output is a ``Flow``: the Keras tensor, its fixed-point format, and a QKeras
+quantizer not yet applied to it (``pending``). A pending cast is deferred to the next
+weighted layer, where it becomes that layer's input quantizer ``iq``; it moves past layers
+that commute with it (Flatten/Reshape/Dropout, and max pooling: a quantizer is monotone, so
+``q(max(x)) = max(q(x))``) and is applied as an ``HQuantize`` before anything else.
+
+Formats of the layers without weights (each exact, so the imported model equals QKeras):
+
+- ``MaxPooling``/``GlobalMaxPooling``: the input's format.
+- ``AveragePooling``/``GlobalAveragePooling`` over n = 2**s values: the input's range, s more
+  fractional bits (a sum divided by a power of two is exact). Other n are refused: Keras
+  divides in floating point and hls4ml's firmware cannot match it (see README).
+- ``Add``: f = max f, range = sum of the ranges. ``Concatenate``: f = max f, union of ranges.
+- ``QActivation(quantized_tanh(bits))`` with QKeras' default hard sigmoid is
+  ``clip(round(clip(x, -1, 1) * 2**(bits-1)), ...)``: a saturating ties-to-even cast to
+  ``fixed<bits, 1>``, exact when the float32 ``0.5 * x + 0.5`` of QKeras' hard sigmoid is, i.e.
+  when x has at most 23 fractional bits (checked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from ..errors import UnsupportedLayerError
+from .builder import ModelBuilder, accumulator_spec, input_cast, set_range
+from .plan import ACTIVATIONS, AVERAGING, MERGES, MONOTONE, PASSIVE, Plan, is_relu
+from .quantizer_formats import ActivationSpec, activation_spec
+
+# Fractional bits of a float32 x for which QKeras' hard sigmoid 0.5 * x + 0.5 is exact.
+HARD_SIGMOID_MAX_F = 23
+
+POOLING_LAYERS = {
+    "MaxPooling1D": keras.layers.MaxPooling1D, "MaxPooling2D": keras.layers.MaxPooling2D,
+    "AveragePooling1D": keras.layers.AveragePooling1D, "AveragePooling2D": keras.layers.AveragePooling2D,
+    "GlobalMaxPooling1D": keras.layers.GlobalMaxPooling1D, "GlobalMaxPooling2D": keras.layers.GlobalMaxPooling2D,
+    "GlobalAveragePooling1D": keras.layers.GlobalAveragePooling1D,
+    "GlobalAveragePooling2D": keras.layers.GlobalAveragePooling2D,
+}
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One layer output. ``spec``: its format once ``pending`` is applied (None while it is the
+    float model input); ``from_weighted``: a weighted layer's output (through passive layers
+    only), which can take a following relu; ``at_input``: the model input (same)."""
+
+    tensor: object
+    spec: ActivationSpec | None
+    pending: ActivationSpec | None = None
+    from_weighted: bool = False
+    at_input: bool = False
+
+
+def pooling_layer(entry: dict):
+    arguments = {key: entry[key] for key in ("pool_size", "strides", "padding", "data_format", "keepdims")
+                 if entry.get(key) is not None}
+    return POOLING_LAYERS[entry["class"]](name=entry["name"], **arguments)
+
+
+def averaged_values(entry: dict, tensor) -> int:
+    """How many values one output averages (the full window; 'same' border windows hold fewer)."""
+    if entry["class"].startswith("Global"):
+        return int(np.prod(tensor.shape[1:-1])) if entry.get("data_format") != "channels_first" else int(
+            np.prod(tensor.shape[2:]))
+    return int(np.prod(entry["pool_size"]))
+
+
+class GraphBuilder(ModelBuilder):
+    """Builds the functional model of a ``Plan``, one entry at a time, in topological order."""
+
+    def build(self, description: dict, plan: Plan) -> keras.Model:
+        names = [e["name"] for e in description["layers"] if e["class"] == "InputLayer"]
+        # hls4ml reserves the layer name 'input'.
+        input_name = names[0] if names and names[0] != "input" else "model_input"
+        self.inputs = keras.Input(shape=tuple(description["input_shape"]), name=input_name)
+        self.plan = plan
+        flows = {name: Flow(self.inputs, None, at_input=True) for name in names}
+        for entry in plan.entries:
+            sources = [flows[name] for name in entry["inbound"]]
+            flows[entry["name"]] = self.layer_flow(entry, sources)
+        out = flows[plan.output]
+        tensor = out.tensor
+        if out.pending is not None:
+            tensor = self.apply_quantizer(out.pending, tensor, f"{plan.output}_output", relu_layer=False)
+        return keras.Model(self.inputs, tensor, name=description["model_name"])
+
+    def layer_flow(self, entry: dict, sources: list[Flow]) -> Flow:
+        kind = entry["class"]
+        if kind in PASSIVE:
+            return dataclasses.replace(sources[0], tensor=self.passive_layer(entry)(sources[0].tensor))
+        if kind in MONOTONE:
+            return dataclasses.replace(sources[0], tensor=pooling_layer(entry)(sources[0].tensor))
+        if kind in AVERAGING:
+            return self.average(entry, sources[0])
+        if kind in MERGES:
+            return self.merge(entry, sources)
+        if kind in ACTIVATIONS:
+            return self.activation(entry, sources[0])
+        return self.weighted(entry, sources[0])
+
+    def materialize(self, flow: Flow, name: str) -> tuple[object, ActivationSpec]:
+        """The flow's tensor with its pending cast applied (a float model input is quantized first)."""
+        if flow.pending is not None:
+            return self.apply_quantizer(flow.pending, flow.tensor, name, relu_layer=False), flow.pending
+        if flow.spec is None:
+            spec = self.float_input_spec(self.inputs, flow.tensor)
+            return self.apply_quantizer(spec, flow.tensor, name, relu_layer=False), spec
+        return flow.tensor, flow.spec
+
+    def average(self, entry: dict, source: Flow) -> Flow:
+        name = entry["name"]
+        tensor, spec = self.materialize(source, f"{name}_before")
+        n = averaged_values(entry, tensor)
+        if n & (n - 1):
+            raise UnsupportedLayerError(
+                f"{name}: {entry['class']} averages {n} values, not a power of two; Keras divides in floating "
+                "point and the firmware cannot match it: use a power-of-two pool (or MaxPooling) in QKeras"
+            )
+        averaged = dataclasses.replace(spec, f=spec.f + int(math.log2(n)), rounding="RND_CONV")
+        return Flow(pooling_layer(entry)(tensor), averaged)
+
+    def merge(self, entry: dict, sources: list[Flow]) -> Flow:
+        name = entry["name"]
+        tensors, specs = zip(*(self.materialize(flow, f"{name}_in{i}") for i, flow in enumerate(sources)))
+        f = max(spec.f for spec in specs)
+        if entry["class"] == "Add":
+            lo, hi = sum(spec.lo for spec in specs), sum(spec.hi for spec in specs)
+            layer = keras.layers.Add(name=name)
+        else:
+            lo, hi = min(spec.lo for spec in specs), max(spec.hi for spec in specs)
+            layer = keras.layers.Concatenate(axis=entry["axis"], name=name)
+        spec = ActivationSpec(f=f, lo=lo, hi=hi, relu=all(spec.relu for spec in specs))
+        return Flow(layer(list(tensors)), spec)
+
+    def activation(self, entry: dict, source: Flow) -> Flow:
+        name, quantizer = entry["name"], entry["quantizer"]
+        new = activation_spec(name, quantizer)
+        relu = is_relu(quantizer)
+        if new is None:
+            if relu and not source.from_weighted:
+                raise UnsupportedLayerError(f"{name}: a float relu must directly follow a QDense/QConv")
+            if relu:
+                spec = source.spec
+                return dataclasses.replace(source, spec=dataclasses.replace(
+                    spec, lo=max(spec.lo, 0.0), hi=max(spec.hi, 0.0), relu=True))
+            return source
+        if quantizer.get("class") == "quantized_tanh":
+            self.check_hard_tanh_input(name, source)
+        tensor, at_input = source.tensor, source.at_input
+        if source.pending is not None:
+            tensor = self.apply_quantizer(source.pending, tensor, f"{name}_before", relu_layer=False)
+            at_input = False
+        if at_input:
+            new = input_cast(new)
+        if relu and not source.from_weighted:
+            return Flow(self.apply_quantizer(new, tensor, name, relu_layer=True), new)
+        return Flow(tensor, new, pending=new, at_input=at_input)
+
+    def check_hard_tanh_input(self, name: str, source: Flow) -> None:
+        spec = source.pending or source.spec
+        if spec is None or spec.f > HARD_SIGMOID_MAX_F:
+            what = "the float model input" if spec is None else f"a value with {spec.f} fractional bits"
+            raise UnsupportedLayerError(
+                f"{name}: quantized_tanh reads {what}; QKeras' hard sigmoid (0.5 * x + 0.5 in float32) rounds "
+                f"it, so the import would not be exact: quantize its input to at most {HARD_SIGMOID_MAX_F} "
+                "fractional bits first (QActivation(quantized_bits(...)))"
+            )
+
+    def weighted(self, entry: dict, source: Flow) -> Flow:
+        name = entry["name"]
+        input_spec = source.pending or source.spec or self.float_input_spec(self.inputs, source.tensor)
+        relu = self.plan.relu_follows(name) or is_relu(entry["activation"])
+        layer, loaded = self.weighted_layer(entry, input_spec, relu)
+        tensor = layer(source.tensor)
+        self.load_weights(layer, entry, *loaded)
+        set_range(layer.iq, input_spec)
+        fused = activation_spec(name, entry["activation"])
+        spec = fused or accumulator_spec(layer, input_spec, relu)
+        return Flow(tensor, spec, pending=fused, from_weighted=True)
