@@ -159,3 +159,69 @@ def test_from_qkeras_wants_a_saved_file(tmp_path):
         from_qkeras(object())
     with pytest.raises(ModelFileError, match="not found"):
         from_qkeras(tmp_path / "missing.h5")
+
+
+def tanh(bits, symmetric=False, use_real_tanh=False, sigmoid="hard_sigmoid"):
+    config = {"bits": bits, "symmetric": symmetric, "use_stochastic_rounding": False, "use_real_tanh": use_real_tanh,
+              "internal_sigmoid": sigmoid}
+    return {"class": "quantized_tanh", "config": config}
+
+
+def qkeras_hard_tanh_reference(x, bits, symmetric=False):
+    """quantized_tanh's inference formula (QKeras 0.9, hard internal sigmoid), in float32 NumPy."""
+    x = np.asarray(x, np.float32)
+    m = np.float32(2.0 ** (bits - 1))
+    p = np.float32(2.0) * np.clip(np.float32(0.5) * x + np.float32(0.5), 0, 1) - np.float32(1.0)
+    return np.clip(np.round(p * m) / m, -1.0 + float(symmetric) / m, 1.0 - 1.0 / m)
+
+
+@pytest.mark.parametrize("b, symmetric", [(6, False), (4, True), (8, False)])
+def test_hard_quantized_tanh_is_a_saturating_cast_to_fixed_bits_1(b, symmetric):
+    spec = activation_spec("t", tanh(b, symmetric))
+    assert (spec.f, spec.lo, spec.hi) == (b - 1, -1.0, 1.0 - 2.0 ** -(b - 1))
+    # Values with up to 12 fractional bits, ties included, over [-3, 3].
+    x = np.arange(-3 * 2**12, 3 * 2**12 + 1) / 2.0**12
+    ours = quantize(x, 1, 0, spec.f, spec.rounding, spec.overflow)
+    assert np.array_equal(ours, qkeras_hard_tanh_reference(x, b, symmetric))
+
+
+@pytest.mark.parametrize("quantizer", [tanh(6, use_real_tanh=True), tanh(6, sigmoid="sigmoid")])
+def test_float_tanh_is_refused_with_what_to_do(quantizer):
+    with pytest.raises(UnsupportedLayerError, match="float tanh/sigmoid.*HActivation\\('tanh'\\)"):
+        activation_spec("t", quantizer)
+
+
+def test_tanh_of_the_float_input_is_refused():
+    layers = [{"name": "t", "class": "QActivation", "quantizer": tanh(6)}]
+    with pytest.raises(UnsupportedLayerError, match="t: quantized_tanh reads the float model input"):
+        model_from_description(description(layers), {}, log=lambda m: None)
+
+
+def test_non_power_of_two_average_pooling_is_refused():
+    layers = [{"name": "q", "class": "QActivation", "quantizer": bits(8, 2, alpha=1)},
+              {"name": "avg", "class": "AveragePooling1D", "pool_size": [3], "strides": [3], "padding": "valid",
+               "data_format": "channels_last"}]
+    with pytest.raises(UnsupportedLayerError, match="avg: AveragePooling1D averages 3 values"):
+        model_from_description(description(layers, input_shape=(6, 2)), {}, log=lambda m: None)
+
+
+def test_folded_dense_batchnorm_is_a_plain_dense_with_the_folded_weights():
+    """QDenseBatchnorm (newer QKeras) arrives folded by the reader: a plain HDense, exact."""
+    from hgq_chip.layers import HDense
+
+    rng = np.random.default_rng(2)
+    entry = dict(qdense("d", 3), **{"class": "QDenseBatchnorm", "folded": True})
+    model = model_from_description(description([{"name": "q", "class": "QActivation", "quantizer": bits(8, 2, alpha=1)},
+                                                entry]), dense_weights("d", 4, 3, rng), log=lambda m: None)
+    assert type(model.get_layer("d")) is HDense
+    x = np.round(rng.uniform(-4, 4, (32, 4)) * 32).astype(np.float32) / 32
+    expected = x @ dense_weights("d", 4, 3, np.random.default_rng(2))["d/kernel"] + 0.25
+    assert np.array_equal(np.asarray(model(x, training=False)), expected.astype(np.float32))
+
+
+def test_batchnorm_after_a_depthwise_conv_names_the_folded_layer_to_use():
+    bn = {"name": "bn", "class": "BatchNormalization", "axis": -1, "epsilon": 1e-3, "center": True, "scale": True}
+    dw = {"name": "dw", "class": "QDepthwiseConv2D", "kernel_size": [3, 3], "use_bias": False,
+          "kernel_quantizer": bits(6, 0, alpha=1), "bias_quantizer": None, "activation": {"activation": "linear"}}
+    with pytest.raises(UnsupportedLayerError, match="bn: .*use QKeras' folded layer"):
+        model_from_description(description([dw, bn], input_shape=(5, 5, 2)), {}, log=lambda m: None)

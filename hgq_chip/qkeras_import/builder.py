@@ -32,7 +32,7 @@ from ..errors import CalibrationError
 from ..fixed.minimal import fractional_bits
 from ..layers import HActivation, HQuantize
 from .plan import LAYER_CLASSES
-from .quantizer_formats import ActivationSpec, activation_spec, weight_fractional_bits
+from .quantizer_formats import ActivationSpec, weight_fractional_bits
 
 CONV_ARGUMENTS = ("kernel_size", "strides", "padding", "dilation_rate", "data_format", "groups", "depth_multiplier")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .graph import GraphBuilder
-from .plan import check_description, plan_layers
 from .legacy_process import describe_qkeras
+from .plan import check_description, plan_layers
 from .quantizer_formats import DEFAULT_INPUT_F
 
 
