@@ -7,7 +7,8 @@ from the grid of the model's input quantizer, then converted and verified bit-ex
   QDepthwiseConv2D, quantized_tanh, Concatenate, AveragePooling2D, MaxPooling2D, Add,
   GlobalAveragePooling2D, QDense, and a final softmax (dropped on import).
 
-Needs the `qkeras` extra; skipped with the reason otherwise.
+Needs the `qkeras` extra; skipped with the reason otherwise. Each module fixture runs two Keras 2
+child processes (build and predict, describe): slow.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ import hgq_chip
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.layers import HConv2D, HDepthwiseConv2D
 from hgq_chip.qkeras_import import (
-    describe_qkeras, model_from_description, qkeras_predict, qkeras_problem, run_legacy_python,
+    describe_qkeras, model_from_description, qkeras_problem, run_legacy_python,
 )
+
+# Appended to each build script: QKeras' outputs on X.npy (argv[-2]) of every saved file, read back
+# from the file as qkeras_predict does, into Y.npz (argv[-1]); one child process instead of several.
+PREDICT = """
+from qkeras.utils import load_qmodel
+x = np.load(sys.argv[-2])
+np.savez(sys.argv[-1], *[np.asarray(load_qmodel(path, compile=False)(x, training=False)) for path in sys.argv[1:-2]])
+"""
 
 BUILD_FIELD_CNN = """
 import sys
+import numpy as np
 import tensorflow as tf
 from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
 
@@ -39,7 +49,7 @@ x = tf.keras.layers.Flatten(name="flatten")(x)
 x = QDense(10, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
            bias_initializer=bias, name="output")(x)
 tf.keras.Model(inputs, x, name="field_cnn").save(sys.argv[1])
-"""
+""" + PREDICT
 
 BUILD_COVERAGE = """
 import sys
@@ -71,7 +81,7 @@ bn.moving_mean.assign(rng.uniform(-1, 1, 4)); bn.moving_variance.assign(rng.unif
 tf.keras.Model(inputs, logits, name="coverage").save(sys.argv[1])
 probabilities = QActivation("softmax", name="softmax")(logits)
 tf.keras.Model(inputs, probabilities, name="coverage_softmax").save(sys.argv[2])
-"""
+""" + PREDICT
 
 
 def grid_inputs(shape, bits, integer, n, seed):
@@ -85,35 +95,40 @@ def grid_inputs(shape, bits, integer, n, seed):
     return x
 
 
-def build(tmp_path_factory, script, names):
+def build_and_predict(tmp_path_factory, script, names, x):
+    """Paths of the files ``script`` saves, and QKeras' outputs on ``x`` of each."""
     problem = qkeras_problem()
     if problem is not None:
         pytest.skip(f"QKeras does not import with TF_USE_LEGACY_KERAS=1: {problem} (pip install '.[qkeras]')")
     root = tmp_path_factory.mktemp("qkeras_cnn")
     paths = [root / name for name in names]
-    result = run_legacy_python(["-c", script, *map(str, paths)])
+    np.save(root / "x.npy", x)
+    result = run_legacy_python(["-c", script, *map(str, paths), str(root / "x.npy"), str(root / "y.npz")])
     assert result.returncode == 0, result.stderr[-3000:]
-    return paths
+    with np.load(root / "y.npz") as outputs:
+        return paths, [outputs[f"arr_{i}"] for i in range(len(paths))]
 
 
 @pytest.fixture(scope="module")
 def field(tmp_path_factory):
-    (path,) = build(tmp_path_factory, BUILD_FIELD_CNN, ["field.h5"])
     x = grid_inputs((8, 8, 1), 6, 2, 3000, seed=0)
+    (path,), (y,) = build_and_predict(tmp_path_factory, BUILD_FIELD_CNN, ["field.h5"], x)
     model = model_from_description(*describe_qkeras(path), log=lambda m: None)
-    return {"path": path, "x": x, "y": qkeras_predict(path, x), "model": model}
+    return {"path": path, "x": x, "y": y, "model": model}
 
 
 @pytest.fixture(scope="module")
 def coverage(tmp_path_factory):
-    path, softmax_path = build(tmp_path_factory, BUILD_COVERAGE, ["coverage.h5", "softmax.h5"])
     x = grid_inputs((8, 8, 2), 7, 2, 2000, seed=1)
+    (path, softmax_path), (y, softmax_y) = build_and_predict(
+        tmp_path_factory, BUILD_COVERAGE, ["coverage.h5", "softmax.h5"], x)
     notes = []
     model = model_from_description(*describe_qkeras(path), log=notes.append)
-    return {"x": x, "y": qkeras_predict(path, x), "model": model, "notes": notes, "softmax_path": softmax_path,
-            "softmax_y": qkeras_predict(softmax_path, x), "softmax": describe_qkeras(softmax_path)}
+    return {"x": x, "y": y, "model": model, "notes": notes, "softmax_y": softmax_y,
+            "softmax": describe_qkeras(softmax_path)}
 
 
+@pytest.mark.slow
 def test_field_cnn_equals_qkeras_on_its_input_grid(field):
     model = field["model"]
     y = np.asarray(model(field["x"], training=False))
