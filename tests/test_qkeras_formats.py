@@ -225,3 +225,26 @@ def test_batchnorm_after_a_depthwise_conv_names_the_folded_layer_to_use():
           "kernel_quantizer": bits(6, 0, alpha=1), "bias_quantizer": None, "activation": {"activation": "linear"}}
     with pytest.raises(UnsupportedLayerError, match="bn: .*use QKeras' folded layer"):
         model_from_description(description([dw, bn], input_shape=(5, 5, 2)), {}, log=lambda m: None)
+
+
+@pytest.mark.parametrize("size, pool, stride, expected", [
+    (8, 2, 2, {2}), (7, 2, 2, {1, 2}), (6, 4, 4, {3}), (5, 3, 1, {2, 3}), (4, 4, 1, {2, 3, 4}),
+])
+def test_same_window_counts_follow_keras(size, pool, stride, expected):
+    """Window sizes of 'same' pooling: Keras' 'same' convolution with a kernel of ones over ones
+    (the same padding rule as pooling) counts the positions each window covers."""
+    import keras
+
+    from hgq_chip.qkeras_import.graph import window_counts
+
+    count = keras.layers.Conv1D(1, pool, stride, padding="same", use_bias=False, kernel_initializer="ones")
+    keras_counts = {int(c) for c in np.ravel(np.asarray(count(np.ones((1, size, 1), np.float32))))}
+    assert window_counts(size, pool, stride, "same") == keras_counts == expected
+
+
+def test_same_average_pooling_with_a_three_value_border_window_is_refused():
+    layers = [{"name": "q", "class": "QActivation", "quantizer": bits(8, 2, alpha=1)},
+              {"name": "avg", "class": "AveragePooling1D", "pool_size": [4], "strides": [1], "padding": "same",
+               "data_format": "channels_last"}]
+    with pytest.raises(UnsupportedLayerError, match="avg: AveragePooling1D averages 3 values"):
+        model_from_description(description(layers, input_shape=(4, 2)), {}, log=lambda m: None)

@@ -10,8 +10,9 @@ Formats of the layers without weights (each exact, so the imported model equals 
 
 - ``MaxPooling``/``GlobalMaxPooling``: the input's format.
 - ``AveragePooling``/``GlobalAveragePooling`` over n = 2**s values: the input's range, s more
-  fractional bits (a sum divided by a power of two is exact). Other n are refused: Keras
-  divides in floating point and hls4ml's firmware cannot match it (see README).
+  fractional bits (a sum divided by a power of two is exact; smaller 'same' border windows of
+  2**t values need only t). Any other count is refused: Keras divides in floating point and
+  hls4ml's firmware cannot match it (see README).
 - ``Add``: f = max f, range = sum of the ranges. ``Concatenate``: f = max f, union of ranges.
 - ``QActivation(quantized_tanh(bits))`` with QKeras' default hard sigmoid is
   ``clip(round(clip(x, -1, 1) * 2**(bits-1)), ...)``: a saturating ties-to-even cast to
@@ -64,12 +65,25 @@ def pooling_layer(entry: dict):
     return POOLING_LAYERS[entry["class"]](name=entry["name"], **arguments)
 
 
-def averaged_values(entry: dict, tensor) -> int:
-    """How many values one output averages (the full window; 'same' border windows hold fewer)."""
+def window_counts(size: int, pool: int, stride: int, padding: str) -> set[int]:
+    """How many of ``size`` positions each output window covers (Keras/TF 'same' pads
+    ``max((out - 1) * stride + pool - size, 0) // 2`` before; padding is not counted)."""
+    if padding != "same":
+        return {pool}
+    out = -(-size // stride)
+    before = max((out - 1) * stride + pool - size, 0) // 2
+    return {min(o * stride - before + pool, size) - max(o * stride - before, 0) for o in range(out)}
+
+
+def averaged_counts(entry: dict, tensor) -> set[int]:
+    """How many values each output of an average pooling averages (channels_last)."""
+    spatial = [int(d) for d in tensor.shape[1:-1]]
     if entry["class"].startswith("Global"):
-        return int(np.prod(tensor.shape[1:-1])) if entry.get("data_format") != "channels_first" else int(
-            np.prod(tensor.shape[2:]))
-    return int(np.prod(entry["pool_size"]))
+        return {int(np.prod(spatial))}
+    counts = {1}
+    for size, pool, stride in zip(spatial, entry["pool_size"], entry["strides"] or entry["pool_size"]):
+        counts = {a * b for a in counts for b in window_counts(size, int(pool), int(stride), entry["padding"])}
+    return counts
 
 
 class GraphBuilder(ModelBuilder):
@@ -117,13 +131,17 @@ class GraphBuilder(ModelBuilder):
     def average(self, entry: dict, source: Flow) -> Flow:
         name = entry["name"]
         tensor, spec = self.materialize(source, f"{name}_before")
-        n = averaged_values(entry, tensor)
-        if n & (n - 1):
+        if entry.get("data_format") == "channels_first":
+            raise UnsupportedLayerError(f"{name}: channels_first pooling cannot be imported; use channels_last")
+        counts = averaged_counts(entry, tensor)
+        odd = sorted(n for n in counts if n & (n - 1))
+        if odd:
             raise UnsupportedLayerError(
-                f"{name}: {entry['class']} averages {n} values, not a power of two; Keras divides in floating "
-                "point and the firmware cannot match it: use a power-of-two pool (or MaxPooling) in QKeras"
+                f"{name}: {entry['class']} averages {odd[0]} values, not a power of two; Keras divides in "
+                "floating point and the firmware cannot match it: use a power-of-two pool without such "
+                "'same' border windows (or MaxPooling) in QKeras"
             )
-        averaged = dataclasses.replace(spec, f=spec.f + int(math.log2(n)), rounding="RND_CONV")
+        averaged = dataclasses.replace(spec, f=spec.f + int(math.log2(max(counts))), rounding="RND_CONV")
         return Flow(pooling_layer(entry)(tensor), averaged)
 
     def merge(self, entry: dict, sources: list[Flow]) -> Flow:
