@@ -81,6 +81,13 @@ bn.moving_mean.assign(rng.uniform(-1, 1, 4)); bn.moving_variance.assign(rng.unif
 tf.keras.Model(inputs, logits, name="coverage").save(sys.argv[1])
 probabilities = QActivation("softmax", name="softmax")(logits)
 tf.keras.Model(inputs, probabilities, name="coverage_softmax").save(sys.argv[2])
+# No bias_quantizer: QKeras adds the folded float32 bias as it is.
+float_bias = QConv2DBatchnorm(3, 3, kernel_quantizer=quantized_bits(8, 2, alpha=1), name="float_bias")
+y = layers.Flatten(name="flatten")(QActivation(quantized_relu(6, 2), name="relu_fb")(float_bias(q)))
+bn = float_bias.batchnorm
+bn.gamma.assign(rng.uniform(0.5, 2.0, 3)); bn.beta.assign(rng.uniform(-1, 1, 3))
+bn.moving_mean.assign(rng.uniform(-1, 1, 3)); bn.moving_variance.assign(rng.uniform(0.3, 3.0, 3))
+tf.keras.Model(inputs, y, name="float_bias").save(sys.argv[3])
 """ + PREDICT
 
 
@@ -120,12 +127,13 @@ def field(tmp_path_factory):
 @pytest.fixture(scope="module")
 def coverage(tmp_path_factory):
     x = grid_inputs((8, 8, 2), 7, 2, 2000, seed=1)
-    (path, softmax_path), (y, softmax_y) = build_and_predict(
-        tmp_path_factory, BUILD_COVERAGE, ["coverage.h5", "softmax.h5"], x)
+    (path, softmax_path, float_bias_path), (y, softmax_y, float_bias_y) = build_and_predict(
+        tmp_path_factory, BUILD_COVERAGE, ["coverage.h5", "softmax.h5", "float_bias.h5"], x)
     notes = []
     model = model_from_description(*describe_qkeras(path), log=notes.append)
     return {"x": x, "y": y, "model": model, "notes": notes, "softmax_y": softmax_y,
-            "softmax": describe_qkeras(softmax_path)}
+            "softmax": describe_qkeras(softmax_path), "float_bias": describe_qkeras(float_bias_path),
+            "float_bias_y": float_bias_y}
 
 
 @pytest.mark.slow
@@ -157,6 +165,21 @@ def test_final_softmax_is_dropped_and_the_argmax_kept(coverage):
     logits = np.asarray(model(coverage["x"], training=False))
     assert np.array_equal(logits, coverage["y"])
     assert np.array_equal(np.argmax(logits, axis=1), np.argmax(coverage["softmax_y"], axis=1))
+
+
+@pytest.mark.slow
+def test_float_folded_bias_is_kept_exactly_and_convert_refuses_it_typed(coverage, tmp_path):
+    """Without a bias_quantizer QKeras adds its folded float32 bias unquantized: the import keeps
+    it bit for bit (equal to QKeras), and convert refuses the 25-fractional-bit sum, writing nothing."""
+    from hgq_chip.errors import UnsupportedConfigurationError
+
+    notes = []
+    model = model_from_description(*coverage["float_bias"], log=notes.append)
+    assert any("float_bias: QKeras adds the BatchNorm-folded bias in float" in note for note in notes)
+    assert np.array_equal(np.asarray(model(coverage["x"], training=False)), coverage["float_bias_y"])
+    with pytest.raises(UnsupportedConfigurationError, match="float_bias.*float32"):
+        hgq_chip.convert(model, tmp_path / "prj", backend="Vitis", log=lambda m: None)
+    assert not (tmp_path / "prj").exists()
 
 
 @pytest.mark.slow

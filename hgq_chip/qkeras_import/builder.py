@@ -103,7 +103,9 @@ class ModelBuilder:
             # QKeras adds its folded float32 bias unquantized: keep every bit of it.
             f_bias = fractional_bits(self.weights[f"{name}/bias_q"])
             self.log(f"[hgq_chip] {name}: QKeras adds the BatchNorm-folded bias in float (no bias_quantizer); "
-                     f"it is kept exactly, with up to {int(np.max(f_bias))} fractional bits")
+                     f"it is kept exactly, with up to {int(np.max(f_bias))} fractional bits, which convert may "
+                     "refuse as too wide for float32: give the layer a bias_quantizer in QKeras, or fine-tune "
+                     "the import with an EBOPs penalty (beta) to drop those bits")
         elif entry["use_bias"]:
             bias_q = self.weights[f"{name}/bias_q"]
             f_bias = weight_fractional_bits(name, entry["bias_quantizer"], bias_q, self.weights.get(f"{name}/bias_scale"))
