@@ -24,7 +24,12 @@ def from_qkeras(path, x=None, input_f: int = DEFAULT_INPUT_F, granularity: str =
     the model is already calibrated. ``x`` is needed only when the QKeras input is not
     quantized: it sets the input's range, ``input_f`` its fractional bits. ``granularity``
     is that of the activation bit-widths. QKeras runs in a child process (Keras 2), so the
-    argument is the saved file, not a live QKeras model.
+    argument is the saved file, not a live QKeras model. Chains and functional graphs
+    (``Add``, ``Concatenate``) import; README "QKeras import" lists each layer and how exact it is.
+
+    Raises ``ModelFileError`` (not a path, missing or unreadable file), ``ToolMissingError``
+    (QKeras not usable), ``UnsupportedLayerError`` naming a layer or quantizer that has no exact
+    equivalent and what to use instead, ``CalibrationError`` (float input and no ``x``).
     """
     description, weights = describe_qkeras(path)
     return model_from_description(description, weights, x=x, input_f=input_f, granularity=granularity, log=log)
