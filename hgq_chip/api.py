@@ -19,7 +19,8 @@ from .conversion.project import as_functional
 from .conversion.project import convert as _convert_project
 from .conversion.verification import VERIFY_BATCH, VerifyReport, verify_batches
 from .conversion.verification import verify as _verify_project
-from .errors import CalibrationError, DataError, MismatchError, ProjectError
+from .errors import CalibrationError, DataError, MismatchError, ProjectError, UnsupportedConfigurationError
+from .sampling_options import API_NAMES, check_sample_bounds, check_sampling_options
 from .model_file import load_model  # noqa: F401  (public: hgq_chip.load_model)
 
 # How far outside the calibrated range ``random_inputs`` draws by default: the interval
@@ -87,25 +88,26 @@ def random_inputs(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_SC
     (float32, or float64 for a model computing in float64). The same as the batches of
     :func:`random_batches` put together.
     """
-    return next(random_batches(model, n, seed, scale, batch_size=n))
+    check_sampling_options(n, seed, scale, 1)
+    names = {**API_NAMES, "batch_size": "n (random_batches draws any number of samples a batch at a time)"}
+    return next(random_batches(model, n, seed, scale, batch_size=n, names=names))
 
 
 def random_batches(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_SCALE,
-                   batch_size: int = VERIFY_BATCH) -> Iterator[list[np.ndarray]]:
+                   batch_size: int = VERIFY_BATCH, names=API_NAMES) -> Iterator[list[np.ndarray]]:
     """The samples of :func:`random_inputs` drawn ``batch_size`` at a time (the last batch may be
     shorter), so ``n`` may exceed what fits in memory: the batches put together equal
     ``random_inputs(model, n, seed, scale)`` value for value.
 
     Input ``j`` is drawn from NumPy's default generator seeded with ``seed`` and advanced past
-    the values of inputs ``0..j-1`` (``n`` times their sizes), in sample order. DataError for
-    ``n <= 0``, ``scale <= 0`` or ``batch_size < 1``, checked before the first batch is asked for.
+    the values of inputs ``0..j-1`` (``n`` times their sizes), in sample order.
+    UnsupportedConfigurationError, before the first batch is asked for, for an ``n``, ``seed``,
+    ``scale`` or ``batch_size`` that :func:`~hgq_chip.sampling_options.check_sampling_options`
+    refuses, a ``scale`` that would draw values beyond the input dtype's largest number
+    (:func:`~hgq_chip.sampling_options.check_sample_bounds`), or a batch larger than the
+    memory available (use a smaller ``batch_size``).
     """
-    if n <= 0:
-        raise DataError(f"the number of random samples must be positive, got {n}")
-    if not scale > 0:
-        raise DataError(f"the random input scale must be positive, got {scale}")
-    if batch_size < 1:
-        raise DataError(f"the batch size must be at least 1, got {batch_size}")
+    check_sampling_options(n, seed, scale, batch_size, names)
     model = as_functional(_as_model(model))
     dtypes = keras_input_dtypes(model, graph_nodes(model))
     intervals, generators, drawn = [], [], 0
@@ -115,9 +117,25 @@ def random_batches(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_S
         generator = np.random.default_rng(seed)
         generator.bit_generator.advance(drawn)  # one 64-bit draw per float64 uniform value
         drawn += n * lo.size
+        check_sample_bounds(len(intervals), centre - half, centre + half, dtype, scale, names)
         intervals.append((centre - half, centre + half, dtype))
         generators.append(generator)
+    _check_batch_memory(intervals, min(n, batch_size), names)
     return _draw_batches(intervals, generators, n, batch_size)
+
+
+def _check_batch_memory(intervals, size: int, names) -> None:
+    """UnsupportedConfigurationError when one batch of ``size`` samples (drawn as float64, then
+    cast) would need more than the memory available, instead of NumPy's MemoryError mid-way."""
+    from .conversion.csim_cost import available_memory_mb
+
+    needed_mb = sum(low.size for low, _, _ in intervals) * size * 16 / 1e6
+    available = available_memory_mb()
+    if available is not None and needed_mb > 0.8 * available:
+        raise UnsupportedConfigurationError(
+            f"a batch of {size} random samples needs about {needed_mb:,.0f} MB, more than the {available:,.0f} MB "
+            f"available; pass a smaller {names['batch_size']} (verify streams batches, so any number of samples "
+            "fits in memory)")
 
 
 def _draw_batches(intervals, generators, n: int, batch_size: int) -> Iterator[list[np.ndarray]]:
@@ -139,7 +157,7 @@ def project_name_of(project_dir) -> str:
 
 
 def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RANDOM_SCALE, project_name=None,
-           strict=False, log=print, batch_size=VERIFY_BATCH, allow_large=False) -> VerifyReport:
+           strict=False, log=print, batch_size=VERIFY_BATCH, allow_large=False, names=API_NAMES) -> VerifyReport:
     """Compile ``project_dir``'s C simulation and compare it with ``model`` bit for bit.
 
     Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from
@@ -148,17 +166,18 @@ def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RAN
     batch by batch), so memory stays bounded for any number of samples. A project predicted too
     large to compile here (``hgq_chip.conversion.csim_cost``) raises SimulationTooLargeError before
     g++ runs, unless ``allow_large=True``.
-    Raises DataError (inputs not shaped as the model's), ProjectError (the project's
+    Raises UnsupportedConfigurationError (a ``random``, ``seed``, ``scale`` or ``batch_size`` that
+    :func:`random_batches` refuses; ``names`` spells them in messages), DataError (inputs not
+    shaped as the model's), ProjectError (the project's
     inputs/outputs differ from the model's, or it was converted from other weights or
     ranges, e.g. before retraining: checked before compiling), CompileError,
     SimulationCrashError (the firmware died in its child process; this process survives).
     """
-    model = _as_model(model)
     if (x is None) == (random is None):
         raise DataError("give verification inputs either as data (x) or as a number of random samples, not both")
-    if batch_size < 1:
-        raise DataError(f"the batch size must be at least 1, got {batch_size}")
-    batches = None if x is not None else random_batches(model, random, seed, scale, batch_size)
+    check_sampling_options(random, seed, scale, batch_size, names)
+    model = _as_model(model)
+    batches = None if x is not None else random_batches(model, random, seed, scale, batch_size, names)
     project_name = project_name or project_name_of(project_dir)
     if x is None:
         log(f"[hgq_chip] drawing {random} random samples (seed {seed}) over the calibrated input range widened "

@@ -11,6 +11,7 @@ from .cli_runtime import import_tensorflow_quietly, run_command
 from .estimation import cli as estimate_cli
 from .qkeras_import.cli import add_import_qkeras_command
 from .report.cli import add_report_command
+from .sampling_options import VERIFY_BATCH
 
 BACKENDS = "Vitis|Vivado"
 IO_TYPES = "io_parallel|io_stream"
@@ -44,20 +45,14 @@ def _load_data(path, model, loaded=None) -> list:
 
 
 def _check_verify_options(args):
-    """Value checks of --random/--seed/--scale and reading --data, before the model is loaded.
+    """Value checks of --random/--seed/--scale/--batch-size (the API's own checks, named as flags)
+    and reading --data, before the model is loaded.
 
     Returns the --data file's content (see input_data.read_array_file) or None.
     """
-    import math
+    from .sampling_options import CLI_NAMES, check_sampling_options
 
-    from .errors import UnsupportedConfigurationError
-
-    if args.random is not None and args.random <= 0:
-        raise UnsupportedConfigurationError(f"--random must be a positive number of samples, got {args.random}")
-    if args.seed < 0:
-        raise UnsupportedConfigurationError(f"--seed must be 0 or positive, got {args.seed}")
-    if not (math.isfinite(args.scale) and args.scale > 0):
-        raise UnsupportedConfigurationError(f"--scale must be a positive finite number, got {args.scale}")
+    check_sampling_options(args.random, args.seed, args.scale, args.batch_size, CLI_NAMES)
     if args.data is None:
         return None
     from .input_data import read_array_file
@@ -74,8 +69,10 @@ def _run_verify(args) -> int:
     model = api.load_model(args.model)
     x = _load_data(args.data, model, loaded) if args.data else None
     x = x[0] if x is not None and len(x) == 1 else x
+    from .sampling_options import CLI_NAMES
+
     report = api.verify(model, args.project_dir, x, random=args.random, seed=args.seed, scale=args.scale, log=log,
-                        allow_large=args.allow_large)
+                        allow_large=args.allow_large, batch_size=args.batch_size, names=CLI_NAMES)
     print(f"mismatches: {report.n_mismatches} of {report.n_values} values ({report.n_samples} samples)")
     if not report.ok:
         out, index, keras_value, csim_value = report.first_mismatch
@@ -128,6 +125,9 @@ def _add_verify(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for --random (default: 0)")
     p.add_argument("--scale", type=float, default=4.0, metavar="K",
                    help="--random draws over the calibrated range made K times as wide (default: 4)")
+    p.add_argument("--batch-size", type=int, default=VERIFY_BATCH, metavar="N",
+                   help="samples run through Keras and the firmware at a time; memory holds one batch "
+                        f"(default: {VERIFY_BATCH})")
     p.add_argument("--allow-large", action="store_true",
                    help="compile the C simulation even when it is predicted to take over an hour or more memory "
                         "than is available (refused otherwise, exit code 17)")
@@ -136,10 +136,11 @@ def _add_verify(subparsers) -> None:
 
 
 def _exit_status_help() -> str:
-    from .cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, error_classes
+    from .cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, error_classes
 
     codes = ", ".join(f"{c.exit_code} {c.__name__}" for c in error_classes())
-    return (f"Exit status: 0 success, 2 usage, {codes}, {EXIT_INTERRUPTED} Ctrl-C, {EXIT_BROKEN_PIPE} closed "
+    return (f"Exit status: 0 success, 2 usage, {codes}, {EXIT_INTERRUPTED} Ctrl-C, {EXIT_TERMINATED} SIGTERM, "
+            f"{EXIT_BROKEN_PIPE} closed "
             "output pipe; any other failure is a bug (1, 'internal error'; HGQ_CHIP_DEBUG=1 shows the "
             "traceback). See docs/errors.md.")
 

@@ -2,7 +2,9 @@
 
 - Typed errors (``hgq_chip.errors``) print ``hgq_chip: error: ...`` and exit with their code.
 - Ctrl-C exits 130 (128 + SIGINT) with one line; commands write through staging files, so
-  nothing partial is left.
+  nothing partial is left. SIGTERM (``kill``, a batch scheduler's stop) is handled the same way
+  and exits 143 (128 + SIGTERM): unwinding runs every cleanup, so the C simulation's g++ and
+  child process are stopped and their temporary folders removed, not left running.
 - A closed stdout pipe (``hgq_chip estimate DIR | head -1``) exits quietly with 141
   (128 + SIGPIPE, as a Unix tool killed by SIGPIPE), following the recipe in Python's
   ``signal`` documentation (stdout redirected to devnull so the final flush cannot fail).
@@ -26,6 +28,7 @@ from . import errors
 from .errors import HGQChipError
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 EXIT_BROKEN_PIPE = 141
 EXIT_INTERNAL = 1
 DEBUG_ENV = "HGQ_CHIP_DEBUG"
@@ -83,28 +86,35 @@ def _quiet_stdout() -> None:
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every ``finally`` and context
+    manager on the way out runs (staging folders removed, child processes killed)."""
+
+
 class _CtrlC:
-    """Records a SIGINT before raising KeyboardInterrupt: a KeyboardInterrupt raised inside a
-    finalizer (``__del__``, a weakref callback, e.g. of TensorFlow objects) is printed and
-    swallowed by Python, and the command would then finish with exit 0 after Ctrl-C."""
+    """Records a SIGINT or SIGTERM before raising KeyboardInterrupt (Terminated for SIGTERM): a
+    KeyboardInterrupt raised inside a finalizer (``__del__``, a weakref callback, e.g. of
+    TensorFlow objects) is printed and swallowed by Python, and the command would then finish
+    with exit 0 after Ctrl-C. Installed only on the main thread and only over the default handlers."""
 
     def __init__(self):
-        self.seen = False
-        self.previous = None
+        self.seen = None
+        self.previous = {}
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread() \
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+                if signal.getsignal(signum) is default:
+                    self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        self.seen = True
-        raise KeyboardInterrupt
+        self.seen = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise self.seen
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
 
 
 def run_command(handler, args) -> int:
@@ -118,11 +128,14 @@ def _run_command(handler, args, ctrl_c: _CtrlC) -> int:
         code = int(handler(args) or 0)
         sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
         if ctrl_c.seen:  # the KeyboardInterrupt was swallowed on the way
-            raise KeyboardInterrupt
+            raise ctrl_c.seen
         return code
     except HGQChipError as error:
         print(f"hgq_chip: error: {one_line(error)}", file=sys.stderr)
         return error.exit_code
+    except Terminated:
+        print("hgq_chip: error: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("hgq_chip: error: interrupted (Ctrl-C)", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hgq_chip import errors
-from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, error_classes
+from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, error_classes
 from mlp_models import MLPSpec, saved_model
 
 
@@ -137,13 +137,17 @@ CASES = [
     Case("verify", "`--data` .npz holding no arrays", VERIFY + ["--data", "{t}/x.npz"], errors.DataError,
          "holds no arrays", {"x.npz": npz()}),
     Case("verify", "`--random 0`", VERIFY + ["--random", "0"], errors.UnsupportedConfigurationError,
-         "--random must be a positive"),
+         "--random must be at least 1"),
     Case("verify", "`--seed -1`", VERIFY + ["--random", "5", "--seed", "-1"], errors.UnsupportedConfigurationError,
-         "--seed must be 0 or positive"),
+         "--seed must be at least 0"),
     Case("verify", "`--scale 0`", VERIFY + ["--random", "5", "--scale", "0"], errors.UnsupportedConfigurationError,
          "--scale must be a positive finite"),
     Case("verify", "`--scale nan`", VERIFY + ["--random", "5", "--scale", "nan"],
          errors.UnsupportedConfigurationError, "--scale must be a positive finite"),
+    Case("verify", "`--scale 1e40` (samples beyond float32's largest number)", VERIFY + ["--random", "5", "--scale",
+         "1e40"], errors.UnsupportedConfigurationError, "beyond float32's largest number"),
+    Case("verify", "`--batch-size 0`", VERIFY + ["--random", "5", "--batch-size", "0"],
+         errors.UnsupportedConfigurationError, "--batch-size must be at least 1"),
     Case("verify", "model file missing", ["verify", "{t}/none.keras", "{prj}", "--random", "5", "--quiet"],
          errors.ModelFileError, "not found"),
     Case("verify", "model file corrupt", ["verify", "{t}/m.keras", "{prj}", "--random", "5", "--quiet"],
@@ -221,6 +225,8 @@ OTHER_STATUSES = [
      EXIT_INTERNAL),
     ("command-line usage (argparse: unknown option, `--random abc`)", 2),
     ("interrupted with Ctrl-C (one line `hgq_chip: error: interrupted (Ctrl-C)`)", EXIT_INTERRUPTED),
+    ("stopped with SIGTERM (one line `hgq_chip: error: terminated (SIGTERM)`; g++ and the simulation child are "
+     "stopped too)", EXIT_TERMINATED),
     ("stdout closed early (`hgq_chip estimate DIR | head -1`): quiet, no traceback", EXIT_BROKEN_PIPE),
 ]
 

@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 
 from hgq_chip import errors
-from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED
+from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED
 from hgq_chip.errors import HGQChipError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-RESERVED = {0: "success", 2: "argparse usage error", 130: "Ctrl-C", 141: "closed stdout"}
+RESERVED = {0: "success", 2: "argparse usage error", 130: "Ctrl-C", 141: "closed stdout", 143: "SIGTERM"}
 
 
 def error_classes(module) -> list[type]:
@@ -86,7 +86,7 @@ def test_every_error_class_has_its_own_unreserved_code():
 
 
 def test_the_cli_runtime_codes_are_the_reserved_ones():
-    assert (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE) == (130, 141)
+    assert (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED) == (130, 141, 143)
 
 
 def test_every_code_is_in_the_readme_table_with_its_class():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import hgq_chip
-from hgq_chip.errors import DataError, SimulationTooLargeError
+from hgq_chip.errors import SimulationTooLargeError, UnsupportedConfigurationError
 from hgq_chip.api import random_batches
 from hgq_chip.conversion import csim as csim_module
 from hgq_chip.conversion.verification import VERIFY_BATCH
@@ -85,7 +85,7 @@ def test_first_mismatch_counts_samples_of_earlier_batches():
 
 def test_batch_size_must_be_positive(project):
     model, out = project
-    with pytest.raises(DataError, match="batch size"):
+    with pytest.raises(UnsupportedConfigurationError, match="batch_size must be at least 1"):
         hgq_chip.verify(model, out, random=10, batch_size=0, log=lambda message: None)
 
 

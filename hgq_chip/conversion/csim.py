@@ -4,12 +4,16 @@ This reads only the project directory, so ``verify`` checks exactly the firmware
 The library is never loaded into the calling process: a child Python process
 (``csim_child.py``, standard library only) loads it and runs the samples, with inputs and
 outputs in raw float64 files of a temporary folder. An abort, failed assert or segfault in the
-firmware therefore ends only the child and becomes :class:`SimulationCrashError`.
+firmware therefore ends only the child and becomes :class:`SimulationCrashError`. g++ and the
+child run in process groups of their own that are killed when the caller is interrupted, and
+the child also dies with its parent (Linux's parent-death signal), so none is left running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -27,6 +31,8 @@ CHILD_SCRIPT = Path(__file__).with_name("csim_child.py")
 # How much of a failing child's stderr, and of a failing g++ run's error lines, a message shows.
 STDERR_TAIL_LINES = 15
 COMPILE_ERROR_LINES = 12
+# How long an interrupted g++ or simulation child gets to exit on SIGTERM before SIGKILL.
+STOP_GRACE_SECONDS = 5.0
 
 
 def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[str], int]:
@@ -37,6 +43,38 @@ def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[
     """
     errors = [line for line in log.splitlines() if re.search(r"error", line, re.I)]
     return errors[:limit], len(errors)
+
+
+def run_stopping_group(argv: list[str], cwd) -> subprocess.CompletedProcess:
+    """``subprocess.run(argv)`` with text output captured, in a process group of its own that is
+    stopped (:func:`_stop_group`) if this process is interrupted while waiting: Ctrl-C, SIGTERM
+    (the CLI raises it as an exception) or any other exception. ``subprocess.run`` alone kills
+    only its direct child, and build_lib.sh's g++ would go on compiling after we left.
+    """
+    process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    try:
+        stdout, stderr = process.communicate()
+    except BaseException:
+        _stop_group(process)
+        raise
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def _stop_group(process: subprocess.Popen, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to ``process``'s whole group (g++ then deletes its temporary files), SIGKILL to what
+    is left after ``grace_seconds``; returns once ``process`` has exited."""
+    for signum, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
+        try:
+            process.communicate(timeout=wait)
+            if signum == signal.SIGTERM:  # the leader is gone; end any member still running
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _write_raw(path: Path, array: np.ndarray) -> int:
@@ -88,7 +126,7 @@ class CSimulation:
             if not allow_large:
                 self.check_cost()
             _built_mark(path).unlink(missing_ok=True)
-            done = subprocess.run(["bash", "build_lib.sh"], cwd=self.project_dir, capture_output=True, text=True)
+            done = run_stopping_group(["bash", "build_lib.sh"], cwd=self.project_dir)
             if done.returncode != 0 or not path.is_file():
                 raise self._compile_error(done.stdout + done.stderr)
             _built_mark(path).write_text(_identity(path))
@@ -155,12 +193,11 @@ class CSimulation:
                 job_outputs.append([f"output{i}", _write_raw(work / f"output{i}", np.zeros((n, int(size))))])
             _write_raw(work / "progress", np.zeros((1, 1), np.int64))
             job = {"library": str(library.resolve()), "function": f"{self.project_name}_double", "samples": n,
-                   "inputs": job_inputs, "outputs": job_outputs}
+                   "inputs": job_inputs, "outputs": job_outputs, "parent": os.getpid()}
             (work / "job.json").write_text(json.dumps(job))
             # -I -S: no site-packages or user environment; the child needs only the standard library.
             python = sys.executable or shutil.which("python3") or "python3"
-            done = subprocess.run([python, "-I", "-S", str(CHILD_SCRIPT), str(work)], capture_output=True,
-                                  text=True, errors="replace", stdin=subprocess.DEVNULL, cwd=work)
+            done = run_stopping_group([python, "-I", "-S", str(CHILD_SCRIPT), str(work)], cwd=work)
             if done.returncode != 0:
                 raise self._crash_error(done, int(np.fromfile(work / "progress", np.int64)[0]), n)
             return [np.fromfile(work / name, np.float64, count=n * size).reshape(n, size) for name, size in job_outputs]

@@ -6,7 +6,7 @@ of milliseconds), and whatever the firmware does (abort, assert, segfault) only 
 process dies.
 
 ``WORKDIR/job.json`` holds ``{"library": path, "function": name, "samples": n,
-"inputs": [[file, size], ...], "outputs": [[file, size], ...]}``. Every file is raw
+"inputs": [[file, size], ...], "outputs": [[file, size], ...], "parent": pid}``. Every file is raw
 native float64, ``n x size`` values in C order; the parent created the output files
 zero-filled and they are written here through a shared memory map, so rows finished
 before a crash are on disk. ``progress`` (one native int64) counts the samples done, so
@@ -22,11 +22,15 @@ the system refuses such a thread, the samples run on the main thread.
 import ctypes
 import json
 import mmap
+import os
+import signal
 import sys
 import threading
 from pathlib import Path
 
 DOUBLE = 8
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+EXIT_ORPHANED = 3  # the parent died before this child started its work
 STACK_BYTES = 1 << 30
 
 
@@ -37,9 +41,23 @@ def _mapped(path: Path):
     return mapped, ctypes.addressof(ctypes.c_char.from_buffer(mapped))
 
 
+def _die_with_parent(parent: int | None) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so
+    a parent killed outright (SIGKILL, out of memory) leaves no simulation running; exit at once
+    if the parent is already gone. Elsewhere (no prctl) the parent's own cleanup stops us."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        sys.exit(EXIT_ORPHANED)
+
+
 def main(workdir: str) -> int:
     work = Path(workdir)
     job = json.loads((work / "job.json").read_text())
+    _die_with_parent(job.get("parent"))
     function = getattr(ctypes.CDLL(job["library"]), job["function"])
     arguments = job["inputs"] + job["outputs"]
     function.argtypes = [ctypes.c_void_p] * len(arguments)

@@ -14,6 +14,11 @@ hls4ml 1.3 itself renames or rejects some names before any C++ is written:
   ``t`` -- so a layer or input with one of those names becomes ``<name>_0``, a layer
   hgq_chip has no types for; a name already given to another hls4ml layer is renamed the same way;
 - ``Layer.__init__`` rejects a layer (or input) named ``input`` with a bare RuntimeError;
+- a layer's output variable is stored among its attributes under the layer's name
+  (``Layer.add_output_variable``: ``self.set_attr(out_name, out)``), so a layer named like
+  one of its attributes (a Permute called ``perm``, any layer called ``strategy`` or
+  ``reuse_factor``) loses that attribute or its output, and conversion fails or writes
+  wrong code;
 - its optimizer passes insert layers named ``clone_<layer>`` (a stream read more than once),
   ``repack_<layer>`` (a streamed Reshape), ``zp1d_``/``zp2d_<layer>`` (padding of a streamed
   convolution), ``bnbt_<layer>`` and ``broadcast_<layer>``; a user layer of such a name would
@@ -23,7 +28,8 @@ hls4ml 1.3 itself renames or rejects some names before any C++ is written:
 not a plain C++ identifier, is a C++ keyword or a macro of the firmware's headers, looks like
 a name hls4ml generates, is one hls4ml renames or rejects, has the name of a layer hls4ml
 inserts for another layer, collides with another layer's stage, or (for a per-element
-quantizer) is a function of hls4ml's ``nnet_utils``, and suggests a valid unique name
+quantizer) is a function of hls4ml's ``nnet_utils``, is an attribute name of hls4ml's layers,
+and suggests a valid unique name
 (UnsupportedLayerError; UnsupportedConfigurationError for the project name).
 """
 
@@ -82,6 +88,49 @@ def _template_names() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(macros), frozenset(functions)
 
 
+# Attribute names hls4ml 1.3's optimizer passes and backends set on layers after parsing
+# (every ``set_attr('<name>', ...)`` in hls4ml/; tests/test_names_options.py re-reads hls4ml's
+# sources and fails when a new one appears): refused for every layer. The attributes a layer's
+# hls4ml class declares and those hls4ml's Keras parser gives it are checked per layer, on the
+# parsed model (:func:`check_parsed_attributes`).
+HLS4ML_PASS_ATTRIBUTES = frozenset("""
+    _weights_transposed _winograd_transformation_applied accum_t activation axis bfpad bias_quantizer bitwidth
+    da_codegen data_format depth dim dw_line_buffer_codegen dw_output_t expr_t height impl_filt_height
+    impl_filt_width implementation in_height in_width include_header index index_t instructions
+    line_buffer_codegen mask_fn_codegen merge_mode min_height min_width n_chan n_in n_partitions name
+    new_attribute out_height out_width pad_bottom pad_left pad_right pad_top parallelization
+    parallelization_factor param_t perm perm_str pool_op pw_line_buffer_codegen quantizer recurrent_activation
+    recurrent_reuse_factor resource_unrolled_dense_codegen resource_unrolled_dense_codegen_1
+    resource_unrolled_dense_codegen_2 reuse_factor rfpad scale scale_quantizer shift_t slope_t strategy
+    table_size table_t target_cycles target_shape threshold time_step_loop_parallelism value weight weight_quantizer
+    width wrapped_layer zeropt
+""".split())
+
+
+def check_parsed_attributes(layer_dicts) -> None:
+    """UnsupportedLayerError for an hls4ml layer whose name is one of its own attribute names:
+    a key hls4ml's Keras parser gave it (``layer_dicts``: the dicts of ``parse_keras_v3_model``)
+    or an attribute its hls4ml class declares (``expected_attributes`` of
+    ``hls4ml.model.layers.layer_map[class_name]``). hls4ml would store the layer's output under
+    that name and lose the attribute (or the other way round)."""
+    from hls4ml.model.layers import layer_map
+
+    taken = {entry.get("name") for entry in layer_dicts}
+    for entry in layer_dicts:
+        name = entry.get("name")
+        # ModelGraph hands a layer its 'inputs' and 'outputs' as arguments; the copies among its
+        # attributes are never read again (a layer named 'inputs' converts exactly: test_names_options).
+        if not isinstance(name, str) or name in ("name", "inputs", "outputs"):
+            continue
+        cls = layer_map.get(entry.get("class_name"))
+        declared = {attribute.name for attribute in cls.expected_attributes} if cls is not None else set()
+        if name in entry or name in declared:
+            raise UnsupportedLayerError(
+                f"layer {name!r} has the name of one of its own hls4ml attributes ({name!r}), which hls4ml "
+                f"replaces with the layer's output; rename it, e.g. name={suggest(name, taken)!r}"
+            )
+
+
 @functools.lru_cache(maxsize=1)
 def hls4ml_renamed_names() -> frozenset[str]:
     """The names hls4ml 1.3's Keras 3 parser renames on sight (``UniqueName``'s initial set)."""
@@ -96,6 +145,9 @@ def layer_name_problem(name: str) -> str | None:
     problem = name_problem(name)
     if problem is None and name in HLS4ML_REJECTED:
         problem = "is reserved by hls4ml (its converter rejects a layer of that name)"
+    if problem is None and name in HLS4ML_PASS_ATTRIBUTES:
+        problem = ("is the name of an attribute hls4ml keeps on its layers, and hls4ml stores a layer's output "
+                   "under the layer's name, which would replace that attribute")
     if problem is None and name in hls4ml_renamed_names():
         renamed = ", ".join(repr(n) for n in sorted(hls4ml_renamed_names()))
         problem = (f"is one of the names hls4ml 1.3 reserves ({renamed}: the letters of 'input'), so its "

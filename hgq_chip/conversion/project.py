@@ -20,7 +20,8 @@ from .hls_config import (
 from .hls_handlers import converting
 from .inputs import all_input_formats
 from .manifest import model_manifest, write_manifest
-from .names import check_layer_names, check_names_kept, check_project_name, check_quantizer_functions
+from .names import (check_layer_names, check_names_kept, check_parsed_attributes, check_project_name,
+                    check_quantizer_functions)
 from .output_dir import check_output_dir, replace_atomically
 from .precision import check_float_exact, derive
 from .layer_options import check_layer_options
@@ -292,6 +293,7 @@ def _moves_data_only(node) -> bool:
 def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config,
                           stream_plan=None):
     import hls4ml
+    from hls4ml.converters.keras_v3_to_hls import parse_keras_v3_model
 
     options = {"clock_period": clock_period}
     if part:
@@ -299,6 +301,7 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
     chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter), converting(stream_plan):
+            check_parsed_attributes(parse_keras_v3_model(model, allow_da_fallback=False, allow_v2_fallback=False)[0])
             hls_model = hls4ml.converters.convert_from_keras_model(
                 model,
                 output_dir=str(directory),

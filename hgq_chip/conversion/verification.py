@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import keras
 import numpy as np
 
 from ..errors import DataError, NumericError
+from ..sampling_options import VERIFY_BATCH
 from .csim import CSimulation
 from .graph import graph_nodes
 from .inputs import keras_input_dtypes
@@ -79,9 +81,6 @@ def check_inputs(model, x) -> list[np.ndarray]:
     return inputs
 
 
-# Samples per batch of verify: Keras and the C simulation run one batch at a time, so memory
-# holds one batch of inputs and outputs (a few MB for MNIST-sized inputs), whatever the sample count.
-VERIFY_BATCH = 8192
 
 
 def array_batches(inputs: list[np.ndarray], batch_size: int = VERIFY_BATCH) -> Iterator[list[np.ndarray]]:
@@ -109,24 +108,32 @@ def verify(model, project_dir, x, project_name: str = "myproject", log=print,
                           allow_large=allow_large)
 
 
+# verify_batches reports progress for the first batch and then at most once per this many seconds.
+PROGRESS_SECONDS = 10.0
+
+
 def verify_batches(model, project_dir, batches: Iterable, project_name: str = "myproject", log=print,
                    check=True, allow_large: bool = False) -> VerifyReport:
     """Like :func:`verify`, for inputs that come in batches (each a list of arrays, one per model
     input, or one array), e.g. random samples drawn batch by batch: peak memory is that of one batch.
 
     ``check``: pass each batch through :func:`check_inputs` (False when the caller already did).
+    ``log`` gets one progress line for the first batch, then at most one per PROGRESS_SECONDS.
     The project is checked against the model before the first batch is read or anything is compiled.
     """
     model = as_functional(model)
     check_project_matches_model(model, project_dir, project_name)
     sim = _built(project_dir, project_name, log, allow_large)
     report = VerifyReport(0, 0, 0, None)
+    last_log = None
     for number, batch in enumerate(batches):
         inputs = check_inputs(model, batch) if check else list(batch)
         keras_out = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0, batch_size=1024)
         keras_out = [np.asarray(o) for o in (keras_out if isinstance(keras_out, (list, tuple)) else [keras_out])]
-        log(f"[hgq_chip] running C simulation on {len(inputs[0])} samples (batch {number + 1}, "
-            f"{report.n_samples} done)")
+        if last_log is None or time.monotonic() - last_log >= PROGRESS_SECONDS:
+            last_log = time.monotonic()
+            log(f"[hgq_chip] running C simulation on {len(inputs[0])} samples (batch {number + 1}, "
+                f"{report.n_samples} done)")
         _add(report, keras_out, _run(sim, inputs, keras_out))
     return report
 

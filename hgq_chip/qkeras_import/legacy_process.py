@@ -39,7 +39,9 @@ def run_legacy_python(args: list[str], timeout: float = 600) -> subprocess.Compl
 @functools.lru_cache(maxsize=1)
 def qkeras_problem() -> str | None:
     """None when QKeras imports in the legacy child, else the reason it does not."""
-    result = run_legacy_python(["-c", "import tf_keras, qkeras; print(qkeras.__version__)"])
+    # The version comes from the package metadata: QKeras' own module has no __version__ in every release.
+    result = run_legacy_python(["-c", "import importlib.metadata, tf_keras, qkeras; "
+                                      "print(importlib.metadata.version('qkeras'))"])
     if result.returncode == 0:
         return None
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
