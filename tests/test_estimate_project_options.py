@@ -59,3 +59,12 @@ def test_report_estimates_with_the_projects_options(project, tmp_path):
 
     page = write_report(project, output=tmp_path / "r.md", format="md").read_text()
     assert "clock period 2.5 ns" in page
+
+
+def test_estimate_of_an_io_stream_project_says_what_it_does_not_count(tmp_path, capsys):
+    specs = [MLPSpec(n_in=4, widths=(5, 2), seed=11, granularity="per-layer")]  # io_stream: one type per tensor
+    model, _ = saved_model(tmp_path / "model.keras", specs)
+    hgq_chip.convert(model, tmp_path / "prj", io_type="io_stream", log=lambda m: None)
+    code, result, notes = run(capsys, tmp_path / "prj")
+    assert code == 0 and result == estimate(tmp_path / "prj").to_dict()
+    assert len(notes) == 1 and "converted with io_stream" in notes[0] and "FIFOs" in notes[0], notes

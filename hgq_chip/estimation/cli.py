@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import constants as C
-from .options import DEFAULTS, MODELLED_REUSE_FACTOR, stored_options
+from .options import DEFAULTS, MODELLED_IO_TYPE, MODELLED_REUSE_FACTOR, stored_options
 
 STRATEGIES = "latency|distributed_arithmetic"
 
@@ -62,6 +62,10 @@ def project_options(args, names=("strategy", "clock_period")) -> dict:
         _notice(f"{args.source} was converted with reuse factor {reuse}; the estimate models reuse factor "
                 f"{MODELLED_REUSE_FACTOR} (fully parallel): the firmware shares multipliers, so expect fewer "
                 "resources and a longer latency than estimated")
+    if stored["io_type"] != MODELLED_IO_TYPE:
+        _notice(f"{args.source} was converted with {stored['io_type']}; the estimate counts its arithmetic as in "
+                f"{MODELLED_IO_TYPE}, not the stream FIFOs, line buffers and repacks, so expect more resources "
+                "and a longer latency than estimated")
     return chosen
 
 
