@@ -95,18 +95,37 @@ def _cmvm(record, cast_op: dict) -> dict:
         # distributed_arithmetic (its DA code generator takes Dense/Conv only); larger ones are a Conv.
         latency_template = kernel.shape[-1] == 1
         kernel = block_diagonal_kernel(kernel)  # the same products; its zeros cost nothing
-    in_kif = cast_op["out"]
+    positions = int(record.output.lo.size // kernel.shape[-1])
+    bias = record.weights["bias"].values if "bias" in record.weights else None
+    op = cmvm_op(kernel, bias, cast_op["out"], positions)
+    if latency_template:
+        op["latency_template"] = True
+    return op
+
+
+def cmvm_op(kernel, bias, in_kif: dict, positions: int) -> dict:
+    """A ``cmvm`` operation: ``kernel`` (``(*taps, channels, outputs)``) applied at ``positions``
+    output positions to inputs typed ``in_kif`` (the cast's output; rows: per channel, the widest
+    format over the positions), plus ``bias`` (None: zeros)."""
+    kernel = np.asarray(kernel, np.float64)
     channels = kernel.shape[-2]
     rows = _covering_rows(in_kif, channels)
     taps = kernel.reshape(-1, kernel.shape[-1])  # (taps * channels, outputs)
     n_taps = taps.shape[0] // channels
     row_kif = {key: np.tile(rows[key], n_taps) for key in "kif"}
-    positions = int(record.output.lo.size // kernel.shape[-1])
-    bias = record.weights["bias"].values if "bias" in record.weights else np.zeros(kernel.shape[-1])
-    op = {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": positions, "bias": np.asarray(bias, np.float64)}
-    if latency_template:
-        op["latency_template"] = True
-    return op
+    bias = np.zeros(kernel.shape[-1]) if bias is None else bias
+    return {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": int(positions),
+            "bias": np.asarray(bias, np.float64)}
+
+
+def cast_op(stage: str, source: Interval, fmt: ArrayFormat, shape) -> dict:
+    """A ``cast`` operation: quantizer stage ``stage`` casting values in ``source`` to ``fmt``."""
+    return _cast(stage, source, fmt, shape)
+
+
+def interval_kif(interval: Interval) -> dict:
+    """The k/i/f arrays of the narrowest formats holding ``interval`` (an operation's ``out``)."""
+    return _interval_kif(interval)
 
 
 def _layer_facts(record, input_types) -> LayerFacts:

@@ -37,3 +37,7 @@ __all__ += ["AConv1D", "AConv2D", "ADense", "adaqat_from_model"]
 from .einsum_dense import HEinsumDense  # noqa: E402
 
 __all__ += ["HEinsumDense"]
+
+from .attention import HMultiHeadAttention  # noqa: E402
+
+__all__ += ["HMultiHeadAttention"]

@@ -126,6 +126,19 @@ class HEinsumDense(QuantizedLayerMixin, keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *tuple(input_shape[1:1 + self.n_lead]), *self._free_shape(input_shape))
 
+    def forward(self, inputs, training=None):
+        """``activation(iq(x) (*) kq(W) + bq(b))`` without adding the EBOPs loss (a layer holding
+        this projection, e.g. HMultiHeadAttention, adds its own total)."""
+        y = self._apply_kernel(self.iq(inputs, training=training), self.kq(self.kernel))
+        if self.use_bias:
+            y = y + self.bq(self.bias)
+        return self.activation(y)
+
+    def call(self, inputs, training=None):
+        y = self.forward(inputs, training=training)
+        self._add_cost(training)
+        return y
+
     def _apply_kernel(self, x, kernel):
         c, o = math.prod(self.contract_shape), math.prod(self.free_shape)
         flat = ops.reshape(x, (-1, math.prod(self.lead_shape), c))
