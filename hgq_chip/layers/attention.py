@@ -138,9 +138,13 @@ class HMultiHeadAttention(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=(), initializer=keras.initializers.Constant(self.beta0),
                                     trainable=False)
 
-    def __call__(self, query, value, key=None, **kwargs):
+    def __call__(self, query, value=None, key=None, **kwargs):
         # Positional arguments only: the model's node then lists its tensors as (query, value[, key]),
-        # the order the converter reads them in.
+        # the order the converter reads them in. A list [query, value(, key)] is accepted too.
+        if value is None and isinstance(query, (list, tuple)) and len(query) in (2, 3):
+            query, value, key = (*query, None)[:3]
+        if value is None:
+            raise ValueError(f"{self.name}: call HMultiHeadAttention as layer(query, value[, key])")
         for unsupported in ("attention_mask", "query_mask", "value_mask", "key_mask", "use_causal_mask",
                             "return_attention_scores"):
             if kwargs.get(unsupported):
@@ -151,7 +155,9 @@ class HMultiHeadAttention(keras.layers.Layer):
             return super().__call__(query, value, **kwargs)
         return super().__call__(query, value, key, **kwargs)
 
-    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        if value_shape is None and isinstance(query_shape, (list, tuple)) and isinstance(query_shape[0], (list, tuple)):
+            query_shape = query_shape[0]
         return (query_shape[0], query_shape[1], self.output_dim or query_shape[-1])
 
     # ---- the computation ------------------------------------------------------------------
