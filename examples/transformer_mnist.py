@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -38,17 +39,19 @@ GRID = 4  # tokens per side: 16 tokens
 
 def patch_tokens(x_flat: np.ndarray) -> np.ndarray:
     """Flattened square images ``(n, side * side)`` -> ``(n, 16, features)``: a 4x4 grid of patches
-    (the image zero-padded to a multiple of 8 per side when needed), each average-pooled 2x2."""
-    n, side = len(x_flat), int(round(np.sqrt(x_flat.shape[1])))
+    (the image zero-padded to a multiple of 4 per side, of 8 when larger than 16), each patch
+    average-pooled 2x2 when it is at least 4 pixels wide (MNIST: 16 features; digits: 4)."""
+    n, side = len(x_flat), math.isqrt(x_flat.shape[1])
     images = x_flat.reshape(n, side, side)
-    padded_side = -(-side // (2 * GRID)) * 2 * GRID
+    pool = 2 if side > 4 * GRID else 1
+    padded_side = -(-side // (pool * GRID)) * pool * GRID
     pad = padded_side - side
     images = np.pad(images, ((0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2)))
-    patch = padded_side // GRID
-    pooled = images.reshape(n, padded_side // 2, 2, padded_side // 2, 2).mean(axis=(2, 4))  # 2x2 average
-    half = patch // 2
-    tokens = pooled.reshape(n, GRID, half, GRID, half).transpose(0, 1, 3, 2, 4)
-    return tokens.reshape(n, GRID * GRID, half * half).astype(np.float32)
+    cells = padded_side // pool
+    pooled = images.reshape(n, cells, pool, cells, pool).mean(axis=(2, 4))
+    patch = cells // GRID
+    tokens = pooled.reshape(n, GRID, patch, GRID, patch).transpose(0, 1, 3, 2, 4)
+    return tokens.reshape(n, GRID * GRID, patch * patch).astype(np.float32)
 
 
 def build_model(tokens: int, features: int, classes: int, args, quantized: bool) -> keras.Model:
@@ -86,8 +89,8 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--beta0", type=float, default=1e-7)
-    parser.add_argument("--beta1", type=float, default=1e-5)
+    parser.add_argument("--beta0", type=float, default=1e-6)
+    parser.add_argument("--beta1", type=float, default=1e-4)
     parser.add_argument("--verify-samples", type=int, default=300, help="validation samples run in C simulation")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -102,7 +105,7 @@ def main(argv=None) -> int:
     x_train, x_val = patch_tokens(data.x_train), patch_tokens(data.x_val)
     tokens, features = x_train.shape[1:]
     steps = int(np.ceil(len(x_train) / args.batch_size))
-    fit = dict(epochs=args.epochs, batch_size=args.batch_size, validation_data=(x_val, data.y_val))
+    fit = {"epochs": args.epochs, "batch_size": args.batch_size, "validation_data": (x_val, data.y_val)}
 
     keras.utils.set_random_seed(args.seed)
     float_model = compile_model(build_model(tokens, features, data.n_classes, args, False), args, steps)

@@ -11,12 +11,12 @@ import re
 import keras
 import numpy as np
 import pytest
+from reference_softmax import softmax_reference
 
 import hgq_chip
 from hgq_chip.errors import UnsupportedConfigurationError, UnsupportedLayerError
 from hgq_chip.layers import HDense, HEinsumDense, HMultiHeadAttention, HQuantize
 from hgq_chip.layers.einsum_dense import parse_projection
-from reference_softmax import softmax_reference
 
 
 def _data(shape, seed=0, n=128, scale=1.5):

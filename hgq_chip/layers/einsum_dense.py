@@ -167,7 +167,7 @@ class HEinsumDense(QuantizedLayerMixin, keras.layers.Layer):
 
     def _input_bits(self, bits, xp):
         shape = self.lead_shape + self.contract_shape
-        full = xp.broadcast_to(bits, shape) if len(getattr(bits, "shape", ())) else xp.broadcast_to(bits, shape)
+        full = xp.broadcast_to(bits, shape)
         return xp.reshape(full, (math.prod(self.lead_shape), math.prod(self.contract_shape)))
 
     def ebops_surrogate(self):

@@ -27,11 +27,16 @@ from ...layers.attention import HMultiHeadAttention
 from ..facts import cast_op, cmvm_op, interval_kif
 from ..hls_handlers import _io, _RenamedTensor, handler, quantizer_config
 from ..precision import quantizer_name, quantizer_stage, rule
-from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits, sum_bits
+from ..records import (
+    FloatValues,
+    HLSLayerTypes,
+    LayerRecord,
+    format_of,
+    interval_bits,
+    sum_bits,
+)
 from .einsum_dense import projection_configs, projection_parts
 from .softmax import softmax_operations, softmax_tables
-
-
 
 
 def _transpose(interval: Interval, axes) -> Interval:
@@ -185,7 +190,7 @@ def handle_hmha(layer, in_tensors, out_tensors):
     scores_q = f"{scores}_q"
     configs.append(quantizer_config(quantizer_name(layer, softmax.iq), softmax.iq,
                                     _RenamedTensor(scores, (None, heads, t_q, t_k)), scores_q))
-    stage, x = quantizer_stage(quantizer_name(layer, softmax.iq), softmax.iq, (heads, t_q, t_k))
+    _, x = quantizer_stage(quantizer_name(layer, softmax.iq), softmax.iq, (heads, t_q, t_k))
     tables = softmax_tables(softmax, x)
     probabilities = f"{out}_{name}_probabilities"
     configs.append(_io(f"{name}_softmax", [scores_q], [probabilities], class_name=HLS_CLASS_NAME, n_in=t_k,

@@ -19,8 +19,21 @@ from ...fixed.format import ArrayFormat
 from ...fixed.interval import Interval
 from ...layers.einsum_dense import HEinsumDense
 from ..hls_handlers import _io, _RenamedTensor, handler, quantizer_config
-from ..precision import constant_format, quantizer_name, quantizer_stage, rule, weight_table
-from ..records import FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, sum_bits
+from ..precision import (
+    constant_format,
+    quantizer_name,
+    quantizer_stage,
+    rule,
+    weight_table,
+)
+from ..records import (
+    FloatValues,
+    HLSLayerTypes,
+    LayerRecord,
+    WeightTable,
+    format_of,
+    sum_bits,
+)
 
 
 def _flat_table(table: WeightTable, flatten) -> WeightTable:
@@ -40,7 +53,7 @@ def projection_parts(owner, layer: HEinsumDense, hls_name: str) -> dict:
     """
     in_shape = layer.lead_shape + layer.contract_shape
     stage, x = quantizer_stage(quantizer_name(owner, layer.iq), layer.iq, in_shape)
-    L, C, O = math.prod(layer.lead_shape), math.prod(layer.contract_shape), math.prod(layer.free_shape)
+    L, C = math.prod(layer.lead_shape), math.prod(layer.contract_shape)
     x_flat = x.reshape((L, C))
     kernel = _flat_table(weight_table(layer.kq, layer.fused_kernel()), layer.flat_kernel)
     products = Interval(x_flat.lo[..., None], x_flat.hi[..., None], x_flat.f[..., None]) * Interval.of_constants(kernel.values)
