@@ -1,7 +1,7 @@
 """HEinsumDense and HMultiHeadAttention: Keras equals a NumPy reference bit for bit, EBOPs, config and
 save/load round trips, refusals (before writing anything), and one converted project (a projection
-and a cross-attention block) bit-exact in C simulation on calibrated and 4x out-of-range inputs, with
-the estimate's products matching the generated code (~30 s with the compile)."""
+and a cross-attention block): its firmware calls, the estimate's products against the generated
+code, and (slow: the compile) bit-exact C simulation on calibrated and 4x out-of-range inputs."""
 
 from __future__ import annotations
 
@@ -194,6 +194,7 @@ def converted(tmp_path_factory):
     return root, model, x
 
 
+@pytest.mark.slow  # the g++ compile of the project: ~40 s
 def test_csim_is_bit_exact_in_and_out_of_range(converted):
     root, model, x = converted
     assert "bit-exact" in hgq_chip.verify(model, root / "prj", x, strict=True).describe()
