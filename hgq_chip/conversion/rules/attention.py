@@ -145,6 +145,12 @@ def hmha_rule(layer, intervals):
     stages.append(HLSLayerTypes(f"{name}_attend", {"accum": attended_fmt, "result": attended_fmt}))
     stages += projections["output"]["stages"]
     record = LayerRecord(name, type(layer).__name__, projections["output"]["output"], stages)
+    # The projections' weights (the report's weight counts and weight_types.csv); the estimate reads
+    # estimate_ops, which hold the same kernels.
+    for role in ("query", "key", "value", "output"):
+        record.weights[f"{role}_kernel"] = projections[role]["kernel"]
+        if projections[role]["bias"] is not None:
+            record.weights[f"{role}_bias"] = projections[role]["bias"]
     record.ebops = layer.ebops_exact()
     for role in ("query", "key", "value", "output"):
         record.float_values.extend(projections[role]["float_values"])
