@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from ..quantizers.dtype_policy import check_exact_dtype_policy
@@ -215,8 +216,6 @@ class HMultiHeadAttention(keras.layers.Layer):
         return total + self.softmax.ebops_surrogate()
 
     def ebops_exact(self) -> int:
-        import numpy as np
-
         widths = [np.maximum(q.fixed_format().width, 0).astype(np.int64) for q in (self.q_q, self.k_q, self.v_q)]
         p_width = int(np.max(self.softmax.oq.fixed_format().width))
         total = int(self._matmul_ebops(*widths, max(p_width, 0), np))
