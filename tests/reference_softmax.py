@@ -12,6 +12,7 @@ def softmax_reference(layer, x) -> np.ndarray:
     """Float32 outputs of ``layer`` (calibrated HSoftmax) for inputs ``x`` (batch first)."""
     x_q = layer.iq.quantize_np(np.asarray(x, np.float64))
     argument = x_q - x_q.max(axis=-1, keepdims=True) if layer.stable else x_q
+    argument = argument * getattr(layer, "scale", 1.0)
     exp = np.exp(np.minimum(argument, EXP_ARGUMENT_MAX)).astype(np.float32).astype(np.float64)
     e = layer.exp_q.quantize_np(exp)
     s = layer.sum_q.quantize_np(e.sum(axis=-1, keepdims=True))

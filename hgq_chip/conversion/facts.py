@@ -55,9 +55,10 @@ def _interval_kif(interval: Interval) -> dict:
     return {"k": fmt.k, "i": fmt.i, "f": fmt.f}
 
 
-def _covering_rows(kif: dict) -> dict:
-    """Per last-axis channel, the widest format over every other axis (positions)."""
-    k, i, f = (np.asarray(kif[key]).reshape(-1, np.shape(kif[key])[-1]) for key in "kif")
+def _covering_rows(kif: dict, channels: int) -> dict:
+    """Per input channel (the trailing ``channels`` elements: the last axis, or the flattened
+    contracted axes of an HEinsumDense), the widest format over the other axes (positions)."""
+    k, i, f = (np.asarray(kif[key]).reshape(-1, channels) for key in "kif")
     live = (k + i + f) > 0
     low = np.iinfo(np.int64).min
     cover_k = np.where(live, k, 0).max(axis=0)
@@ -94,23 +95,44 @@ def _cmvm(record, cast_op: dict) -> dict:
         # distributed_arithmetic (its DA code generator takes Dense/Conv only); larger ones are a Conv.
         latency_template = kernel.shape[-1] == 1
         kernel = block_diagonal_kernel(kernel)  # the same products; its zeros cost nothing
-    in_kif = cast_op["out"]
-    channels = kernel.shape[-2]
-    rows = _covering_rows(in_kif)
-    taps = kernel.reshape(-1, kernel.shape[-1])  # (taps * channels, outputs)
-    n_taps = taps.shape[0] // channels
-    row_kif = {key: np.tile(rows[key], n_taps) for key in "kif"}
-    out_shape = record.output.lo.shape
-    positions = int(math.prod(out_shape[:-1]))
-    bias = record.weights["bias"].values if "bias" in record.weights else np.zeros(kernel.shape[-1])
-    op = {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": positions, "bias": np.asarray(bias, np.float64)}
+    positions = int(record.output.lo.size // kernel.shape[-1])
+    bias = record.weights["bias"].values if "bias" in record.weights else None
+    op = cmvm_op(kernel, bias, cast_op["out"], positions)
     if latency_template:
         op["latency_template"] = True
     return op
 
 
+def cmvm_op(kernel, bias, in_kif: dict, positions: int) -> dict:
+    """A ``cmvm`` operation: ``kernel`` (``(*taps, channels, outputs)``) applied at ``positions``
+    output positions to inputs typed ``in_kif`` (the cast's output; rows: per channel, the widest
+    format over the positions), plus ``bias`` (None: zeros)."""
+    kernel = np.asarray(kernel, np.float64)
+    channels = kernel.shape[-2]
+    rows = _covering_rows(in_kif, channels)
+    taps = kernel.reshape(-1, kernel.shape[-1])  # (taps * channels, outputs)
+    n_taps = taps.shape[0] // channels
+    row_kif = {key: np.tile(rows[key], n_taps) for key in "kif"}
+    bias = np.zeros(kernel.shape[-1]) if bias is None else bias
+    return {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": int(positions),
+            "bias": np.asarray(bias, np.float64)}
+
+
+def cast_op(stage: str, source: Interval, fmt: ArrayFormat, shape) -> dict:
+    """A ``cast`` operation: quantizer stage ``stage`` casting values in ``source`` to ``fmt``."""
+    return _cast(stage, source, fmt, shape)
+
+
+def interval_kif(interval: Interval) -> dict:
+    """The k/i/f arrays of the narrowest formats holding ``interval`` (an operation's ``out``)."""
+    return _interval_kif(interval)
+
+
 def _layer_facts(record, input_types) -> LayerFacts:
     facts = LayerFacts(record.layer_name, record.layer_class)
+    if record.estimate_ops_complete:
+        facts.ops = list(record.estimate_ops)
+        return facts
     stages = {h.name: h for h in record.hls_layers}
     merge = record.layer_class in _MERGES
     for position, (stage_name, fmt) in enumerate(record.quantizer_formats.items()):

@@ -28,6 +28,8 @@ from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
 from ..layers.asq_post import ASQDense
 from ..layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ..layers.pooling import pooling_pads
+from ..layers.attention import HMultiHeadAttention
+from ..layers.einsum_dense import HEinsumDense
 from ..layers.softmax import HSoftmax
 from .precision import find_rule
 from .rules.movement import resize_index_exact, upsampling_axes
@@ -155,6 +157,15 @@ _SOFTMAX_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: F
                          "io_type='io_parallel', or end the io_stream model before the softmax",
                          io_types=STREAM, error=UnsupportedConfigurationError)
 
+_ATTENTION_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
+                           "HMultiHeadAttention firmware (hls4ml's Einsum, our softmax template) exists for "
+                           "io_parallel only; convert with io_type='io_parallel'",
+                           io_types=STREAM, error=UnsupportedConfigurationError)
+_EINSUM_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
+                        "HEinsumDense converts for io_parallel only; convert with io_type='io_parallel' (a "
+                        "projection over the last axis alone is an HDense, which also streams)",
+                        io_types=STREAM, error=UnsupportedConfigurationError)
+
 OPTIONS: dict[type, list[Option]] = {
     keras.layers.Layer: [
         Option("dtype", lambda layer, node: layer.compute_dtype, lambda v: v in ("float32", "float64"),
@@ -168,6 +179,8 @@ OPTIONS: dict[type, list[Option]] = {
     keras.layers.DepthwiseConv2D: [*_DEPTHWISE, _ROW_STRIDE],
     ASQDense: [_ASQ_STREAM],
     HSoftmax: [_SOFTMAX_STREAM],
+    HMultiHeadAttention: [_ATTENTION_STREAM],
+    HEinsumDense: [_EINSUM_STREAM],
     ASQConv1D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",
                        "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")],
     ASQConv2D: [_ASQ_STREAM, Option("padding", _attr("padding"), lambda v: v == "valid",

@@ -68,6 +68,10 @@ def rule_for_class(layer_class: type) -> Rule | None:
 
 # What to use instead of a Keras layer hls4ml 1.3 has no template for (named in the refusal).
 UNSUPPORTED_HINTS = {
+    "LayerNormalization": "a layer normalization divides by each token's standard deviation (a square root and a "
+                          "division of two variables), which has no exact fixed-point firmware here; leave it out "
+                          "(HQuantize, HEinsumDense and HMultiHeadAttention train without it), or fold a fixed "
+                          "scale and shift into the next HDense/HEinsumDense",
     "RepeatVector": "keras.layers.Reshape((1, n)) followed by keras.layers.UpSampling1D(k) computes RepeatVector(k) "
                     "on n features exactly and converts",
 }

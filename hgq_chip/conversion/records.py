@@ -76,6 +76,10 @@ class LayerRecord:
     # Layers on our own templates describe their arithmetic for the estimate directly
     # (operation dicts of hgq_chip.estimation; empty: the estimate reads the kernel).
     estimate_ops: list = field(default_factory=list)
+    # True: ``estimate_ops`` are all of the layer's operations, its quantizer casts included
+    # (a layer of several stages, e.g. HMultiHeadAttention); False: the estimate adds the casts,
+    # the kernel's products, relus and tables from the record.
+    estimate_ops_complete: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,11 @@ def _widths(kif: dict) -> np.ndarray:
 
 
 def live_inputs(op: dict, live_out):
-    """The input mask of ``op`` given its output mask."""
+    """The input mask of ``op`` given its output mask. An operation marked ``reads_previous: False``
+    (inside a layer of several branches, e.g. attention) does not read the operation listed
+    before it: nothing is known of that one's used outputs."""
+    if op.get("reads_previous") is False:
+        return None
     kind = op["op"]
     if kind == "cast":
         needed = _widths(op["out"]) > 0  # a zero-width result needs no input

@@ -33,3 +33,11 @@ from .adaqat import AConv1D, AConv2D, ADense  # noqa: E402
 from .adaqat_clone import adaqat_from_model  # noqa: E402
 
 __all__ += ["AConv1D", "AConv2D", "ADense", "adaqat_from_model"]
+
+from .einsum_dense import HEinsumDense  # noqa: E402
+
+__all__ += ["HEinsumDense"]
+
+from .attention import HMultiHeadAttention  # noqa: E402
+
+__all__ += ["HMultiHeadAttention"]

@@ -4,7 +4,7 @@ Over the last axis, per row of ``n`` elements (``firmware_templates/nnet_hgq_sof
 
     x   = iq(inputs)                                 input quantizer (the exp table's index)
     t   = max(x) - x            (stable=True)        exact; or t = x (stable=False)
-    e   = exp_q(exp(-t))        (or exp_q(exp(t)))   exp table: entries from this very op
+    e   = exp_q(exp(-c t))      (or exp_q(exp(c t))) exp table: entries from this very op (c: ``scale``)
     s   = sum(e)                                     exact (the converter types the sum)
     r   = inv_q(1 / max(sum_q(s), 2**-f_sum))        inverse table indexed by the quantized sum
     y   = oq(e * r)                                  exact product, then the output quantizer
@@ -76,6 +76,8 @@ class HSoftmax(keras.layers.Layer):
             exp table's output, the sum's cast (the inverse table's index), the inverse table's
             output and the layer's output; each must stay ``granularity="per-layer"``.
         beta0: initial weight of this layer's EBOPs in the loss.
+        scale: a constant ``c`` multiplying the exp argument (``softmax(c x)``); it lives inside the
+            exp table, so any value is exact (attention's ``1/sqrt(key_dim)``). Default 1.
 
     Input shape ``(batch, ..., n)``; output: the same. Raises ValueError for ``axis`` other
     than -1 or a table quantizer that is not per-layer, and
@@ -84,7 +86,7 @@ class HSoftmax(keras.layers.Layer):
     """
 
     def __init__(self, stable=True, axis=-1, input_quantizer=None, exp_quantizer=None, sum_quantizer=None,
-                 inverse_quantizer=None, output_quantizer=None, beta0=0.0, **kwargs):
+                 inverse_quantizer=None, output_quantizer=None, beta0=0.0, scale=1.0, **kwargs):
         super().__init__(**kwargs)
         check_exact_dtype_policy(self)
         if axis != -1:
@@ -93,6 +95,9 @@ class HSoftmax(keras.layers.Layer):
         self.stable = bool(stable)
         self.axis = -1
         self.beta0 = float(beta0)
+        self.scale = float(scale)
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"{self.name}: scale must be a finite number > 0, got {scale!r}")
         self.input_quantizer_config = merged_config(DEFAULT_SOFTMAX_INPUT_QUANTIZER, input_quantizer)
         self.iq = ActivationQuantizer(name="iq", dtype=self.dtype_policy, **self.input_quantizer_config)
         given = {"exp_quantizer": exp_quantizer, "sum_quantizer": sum_quantizer,
@@ -130,9 +135,11 @@ class HSoftmax(keras.layers.Layer):
         return ops.stop_gradient(ops.max(x, axis=-1, keepdims=True)) - x
 
     def exp_values(self, t, training=None):
-        """``exp_q(exp(-t))`` (stable) or ``exp_q(exp(t))``, exp in float64 rounded to float32."""
+        """``exp_q(exp(-c t))`` (stable) or ``exp_q(exp(c t))``, exp in float64 rounded to float32."""
         dtype = t.dtype
         argument = ops.cast(t, "float64")
+        if self.scale != 1.0:
+            argument = argument * self.scale
         if self.stable:
             argument = -argument
         argument = ops.minimum(argument, EXP_ARGUMENT_MAX)
@@ -198,5 +205,5 @@ class HSoftmax(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(stable=self.stable, axis=self.axis, input_quantizer=self.input_quantizer_config,
-                      beta0=self.beta0, **self.table_quantizer_configs)
+                      beta0=self.beta0, scale=self.scale, **self.table_quantizer_configs)
         return config

@@ -62,10 +62,13 @@ def _apply(steps: list, x):
 
     import keras
 
+    from .fuzz_attention import ATTENTION_OPS, apply_attention_step
     from .fuzz_movement import MOVEMENT_OPS, build_movement_layer
 
     for step in steps:
-        if step["op"] == "add":
+        if step["op"] in ATTENTION_OPS:
+            x = apply_attention_step(step, x)
+        elif step["op"] == "add":
             branches = [_apply(branch, x) for branch in step["branches"]]
             x = hl.HAdd(name=step["name"])(branches)
         elif step["op"] == "merge":

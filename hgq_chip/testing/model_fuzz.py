@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import random
 
+from .fuzz_attention import ATTENTION_OPS, attention_maker
 from .fuzz_movement import MOVEMENT_OPS, concat_step, movement_maker
 
 # Kinds ``spec_kinds`` names that a few dozen random examples may well miss (each shows in
 # about 1-5 % of specs); tests/test_fuzz_converter.py checks the first spec of each.
 RARE_KINDS = ("adaqat_conv_training", "bad_build_option", "dilation", "max_pool_same_padding", "non_identifier_name",
-              "shared_layer", "stream_cast_after_reshape", "stream_pool_limits", "stream_softmax")
+              "shared_layer", "stream_cast_after_reshape", "stream_pool_limits", "stream_softmax",
+              "stream_attention")
 
 ACT_GRANULARITIES = ("per-element", "per-channel", "per-layer")
 ROUNDINGS = ("RND", "TRN", "RND_CONV")
@@ -291,6 +293,8 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     ops += ["conv", "conv", "pool", "movement"] if len(shape) > 1 else ["dense", "dense"]
     if d.io_type == "io_parallel":
         ops.append("softmax")
+    if len(shape) == 2 and (d.io_type == "io_parallel" or ch.chance(5)):  # io_stream: always refused
+        ops += list(ATTENTION_OPS)
     if len(shape) == 1 and ch.chance(2):
         op = "shared"  # a layer called twice: always refused
     elif d.io_type == "io_stream" and ch.chance(2):
@@ -303,7 +307,7 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
               "shared": _shared_step, "concat": lambda d, shape: concat_step(d, shape, _branch),
               "movement": lambda d, shape: movement_maker(d.ch.choice(MOVEMENT_OPS[:-1]))(d, shape),
-              "softmax": _softmax_step,
+              "softmax": _softmax_step, **{op: attention_maker(op) for op in ATTENTION_OPS},
               "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
     return makers[op](d, shape)
 
@@ -401,6 +405,8 @@ def spec_kinds(spec: dict) -> list[str]:
             kinds.add(step["op"] if step["op"] in ("concat", "global") else "movement")
         if step["op"] == "softmax":
             kinds.add("stream_softmax" if stream else "softmax")
+        if step["op"] in ATTENTION_OPS:
+            kinds.add(f"stream_{step['op']}" if stream else step["op"])
         if any(q.get("granularity") == "per-element" for q in (step.get(k) for k in ("q", "iq", "oq")) if q):
             kinds.add("per_element_bits")
     after_reshape = False

@@ -10,3 +10,5 @@ from . import activation, conv, dense, merge, movement, pooling, structure  # no
 from . import adaqat  # noqa: F401,E402  (AdaQAT layers: handler registration only)
 from . import asq_post  # noqa: F401,E402  (ASQDense: LSQ/ASQ inputs, LSQ/POT/POST weights)
 from . import softmax  # noqa: F401,E402  (HSoftmax: our own table template)
+from . import einsum_dense  # noqa: F401,E402  (HEinsumDense: hls4ml's Dense on the flattened view)
+from . import attention  # noqa: F401,E402  (HMultiHeadAttention: projections, hls4ml Einsum, our softmax)
