@@ -36,6 +36,10 @@ missing = sorted(wanted - names)
 if not wanted or missing:
     sys.exit(f"[wheel] templates missing from {sys.argv[1]}: {missing or 'firmware_templates/ is empty'}")
 print(f"[wheel] {len(wanted)} template file(s) in the wheel")
+licenses = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+if not licenses:
+    sys.exit(f"[wheel] no LICENSE in {sys.argv[1]}'s .dist-info/licenses/")
+print(f"[wheel] license text: {licenses[0]}")
 PY
 
 step "installing ${wheel[0]##*/}[rtl] into a fresh venv"
