@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray_cluster import LocalCluster, kill_sessions, non_loopback, ray_env, session_pids
 
 from hgq_chip.errors import OutputExistsError, SweepSpecError
 from hgq_chip.sweeps.front import merge_front, non_dominated
 from hgq_chip.sweeps.spec import load_spec, parse_spec
-from ray_cluster import LocalCluster, kill_sessions, non_loopback, ray_env, session_pids
 
 pytest.importorskip("ray")
 pytest.importorskip("optuna")
@@ -71,7 +71,7 @@ def test_cli_refusals_exit_codes(tmp_path):
     for args, code in (([str(bad), "--out", str(tmp_path / "o")], SweepSpecError.exit_code),
                        ([str(good), "--out", str(busy)], OutputExistsError.exit_code)):
         run = subprocess.run([sys.executable, "-m", "hgq_chip.cli", "sweep", *args], env=env, capture_output=True,
-                             text=True, timeout=120)
+                             check=False, text=True, timeout=120)
         assert run.returncode == code, run.stderr
         assert run.stderr.startswith("hgq_chip: error: ") and len(run.stderr.strip().splitlines()) == 1
     assert (busy / "notes.txt").read_text() == "mine" and not (tmp_path / "o").exists()
@@ -157,7 +157,7 @@ def test_embedded_sweep_front_fanout_report(tmp_path):
         fanned = [m for m in members if m["status"] != "pending"]
         assert len(fanned) == 1  # fanout.members: 1
         _check_member(fanned[0])
-        report = subprocess.run([sys.executable, "-m", "hgq_chip.cli", "report", str(out)], env=env,
+        report = subprocess.run([sys.executable, "-m", "hgq_chip.cli", "report", str(out)], env=env, check=False,
                                 capture_output=True, text=True, timeout=300)
         assert report.returncode == 0, report.stderr
         page = (out / "report.html").read_text()

@@ -71,7 +71,7 @@ def process_member(row: dict, data_spec: dict, out: str, fanout: dict, synth: st
 
             result["synth"] = run_synth(model, strategy=fanout["strategy"], tool=synth).to_dict()
         result["status"] = "ok"
-    except Exception as error:  # recorded, not raised: the sweep goes on with the other members
+    except Exception as error:  # noqa: BLE001  (recorded, not raised: the sweep goes on with the other members)
         result["error"] = f"{stage}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         result["traceback"] = traceback.format_exc(limit=5)
     result["fanout_seconds"] = round(time.perf_counter() - start, 2)

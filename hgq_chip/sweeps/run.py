@@ -186,6 +186,8 @@ def _spread(members: list[dict], count: int) -> list[dict]:
     """``count`` members spread evenly over the front (by EBOPs), always both ends."""
     if count >= len(members):
         return members
+    if count == 0:
+        return []
     picks = {round(i * (len(members) - 1) / max(count - 1, 1)) for i in range(count)}
     return [members[i] for i in sorted(picks)]
 

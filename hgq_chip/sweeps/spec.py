@@ -26,6 +26,7 @@ A spec is a YAML mapping (every key but ``model`` and ``space`` optional)::
     objectives: {val_accuracy: max, ebops: min}   # optionally lut: min
     budget: {trials: 8, concurrent: 2, cpus_per_trial: 1}
     fanout: {random: 1000, scale: 4, backend: Vitis, strategy: latency, members: null}
+    # members: how many front members the fan-out converts (spread over the front; null: all, 0: none)
 
 Domains (Ray Tune's search-space API): ``uniform``/``loguniform`` ``[low, high]``, ``randint``
 ``[low, high)``, ``choice`` (a list), ``grid`` (a list: every value, times ``budget.trials``).
@@ -175,8 +176,9 @@ def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
     if not isinstance(fanout, dict) or set(fanout) - set(FANOUT_DEFAULTS):
         raise SweepSpecError(f"fanout takes {sorted(FANOUT_DEFAULTS)}, got {fanout!r}")
     fanout = {**FANOUT_DEFAULTS, **fanout}
-    if fanout["members"] is not None:
-        fanout["members"] = _positive_int(fanout["members"], "fanout.members")
+    members = fanout["members"]
+    if members is not None and (isinstance(members, bool) or not isinstance(members, int) or members < 0):
+        raise SweepSpecError(f"fanout.members must be null (all), 0 (none) or a positive integer, got {members!r}")
     _positive_int(fanout["random"], "fanout.random")
     population = raw.get("population")
     return SweepSpec(

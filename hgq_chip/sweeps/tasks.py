@@ -62,7 +62,7 @@ def load(path=None, seed: int = 0, max_train: int | None = None, n_val: int | No
         x, y = x[order[n_test:]], y[order[n_test:]]
         n_val = len(x) // 4 if n_val is None else int(n_val)
     order = rng.permutation(len(x))
-    val, train = order[:n_val], order[n_val:][:max_train]
+    train, val = order[: len(x) - n_val][:max_train], order[len(x) - n_val:]
     return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x_test[:max_test], y_test[:max_test])}
 
 
