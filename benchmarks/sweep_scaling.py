@@ -14,7 +14,11 @@ already imported. Reported:
 - wall time of each sweep (Ray start-up to exit) and the 1-worker / 2-worker ratio;
 - per trial: Tune's ``time_total_s`` (inside the trial function) vs the direct run;
 - Ray overhead per trial = (1-worker sweep wall - direct total) / 8: process start, TensorFlow
-  import in each trial's worker, scheduling, result reporting, Ray's own start-up shared out.
+  import in each trial's worker, scheduling, result reporting, Ray's own start-up shared out;
+  and the part of it outside the trial functions, (1-worker wall - sum of time_total_s) / 8.
+
+On a shared machine the direct and the Ray runs see different loads; compare them only when
+nothing else runs.
 """
 
 from __future__ import annotations
@@ -109,6 +113,9 @@ def main(argv=None) -> int:
         print(f"\n{data_note}, {TRIALS} trials x {args.epochs} epochs, train {args.max_train}; "
               f"direct: {sum(direct):.1f} s total, median {statistics.median(direct):.1f} s per trial")
         print(f"wall ratio 1 worker / 2 workers: {walls[1] / walls[2]:.2f}x")
+        outside = (walls[1] - sum(inside[1])) / TRIALS
+        print(f"Ray time outside the trial functions, 1 worker (wall - sum of time_total_s) / {TRIALS}: {outside:.1f} s "
+              "per trial (Ray start-up, trial actor start, scheduling, result reporting)")
         overhead = (walls[1] - sum(direct)) / TRIALS
         print(f"Ray overhead per trial (1-worker wall - direct) / {TRIALS}: {overhead:.1f} s; inside-trial time "
               f"minus direct, median: {statistics.median(inside[1]) - statistics.median(direct):.1f} s")

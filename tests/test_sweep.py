@@ -217,3 +217,48 @@ def test_two_node_cluster_sweep_killed_and_resumed(tmp_path, two_node_cluster):
     assert len(fanned) == min(2, len(front["members"]))
     for member in fanned:
         _check_member(member)
+
+
+def test_train_trial_reports_every_epoch_and_the_lut_objective(tmp_path):
+    """The trial function without Ray (as benchmarks/sweep_scaling.py runs it directly)."""
+    from hgq_chip.sweeps.trial import train_trial
+
+    spec = parse_spec({**SPEC, "space": {**SPACE, "epochs": 2, "beta_start": 1e-6, "beta_end": 1e-5,
+                                         "init_bits": 4, "beta_schedule": "linear"},
+                       "objectives": {"val_accuracy": "max", "ebops": "min", "lut": "min"}})
+    reports = []
+    last = train_trial(dict(spec.space), model_path=spec.model, data_spec=spec.data, out=str(tmp_path),
+                       objectives=spec.objectives, trial_id="t0", report=reports.append)
+    assert [r["epoch"] for r in reports] == [0, 1] and "lut" not in reports[0]
+    assert reports[-1] == last and last["lut"] > 0 and last["ebops"] > 0
+    index = json.loads((tmp_path / "trials" / "t0" / "pareto" / "pareto.json").read_text())
+    assert index and all(Path(row["path"]).is_file() for row in index)
+    assert json.loads((tmp_path / "trials" / "t0" / "params.json").read_text())["beta_schedule"] == "linear"
+
+
+def test_fanout_records_a_failing_member_instead_of_raising(tmp_path):
+    from hgq_chip.sweeps.fanout import process_member
+    from hgq_chip.sweeps.spec import FANOUT_DEFAULTS
+
+    row = {"trial": "t0", "epoch": 3, "path": str(tmp_path / "missing.keras")}
+    result = process_member(row, parse_spec(SPEC).data, str(tmp_path), dict(FANOUT_DEFAULTS))
+    assert result["status"] == "failed" and result["error"].startswith("load: ModelFileError")
+    assert not (tmp_path / "members").exists()
+
+
+@pytest.mark.slow
+def test_fanout_member_with_yosys_synthesis(tmp_path):
+    from hgq_chip.sweeps.fanout import process_member
+    from hgq_chip.sweeps.trial import train_trial
+
+    spec = parse_spec({**SPEC, "space": {**SPACE, "epochs": 2, "init_bits": 4, "beta_start": 1e-6,
+                                         "beta_end": 1e-5}, "fanout": {"random": 100}})
+    train_trial(dict(spec.space), model_path=spec.model, data_spec=spec.data, out=str(tmp_path),
+                objectives=spec.objectives, trial_id="t0", report=lambda metrics: None)
+    index = json.loads((tmp_path / "trials" / "t0" / "pareto" / "pareto.json").read_text())
+    row = {"trial": "t0", "epoch": index[-1]["epoch"], "path": index[-1]["path"]}
+    result = process_member(row, spec.data, str(tmp_path), spec.fanout, synth="yosys")
+    row.update(result)
+    _check_member(row)
+    assert result["synth"]["tool"] == "yosys" and result["synth"]["lut"] > 0
+    assert result["synth"]["trace_mismatches"] == 0

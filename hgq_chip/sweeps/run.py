@@ -68,8 +68,10 @@ def check_out(out: Path, spec: SweepSpec) -> None:
         raise UnsafeOutputError(f"--out {out} is a file; name a folder for the sweep")
     marker = out / SPEC_NAME
     if marker.is_file():
-        earlier = json.loads(marker.read_text())
-        if earlier != json.loads(json.dumps(spec.to_dict())):
+        earlier, now = json.loads(marker.read_text()), json.loads(json.dumps(spec.to_dict()))
+        for record in (earlier, now):  # --workers may change between runs
+            record.get("budget", {}).pop("concurrent", None)
+        if earlier != now:
             raise SweepSpecError(f"{out} holds a sweep of another spec ({marker}); rerun that spec to resume it, "
                                  "or choose another --out")
     elif out.is_dir() and any(out.iterdir()):
