@@ -83,10 +83,10 @@ def _verify_cell(member: dict) -> str:
 def front_section(front: dict) -> Section:
     counts = front.get("trials", {})
     section = Section("Global Pareto front")
-    section.blocks.append(("text", f"Sweep {front.get('name', '?')}: {counts.get('done', '?')} of "
-                                   f"{counts.get('total', '?')} trials done, {counts.get('failed', 0)} failed; "
-                                   f"{len(front['members'])} front members. Verify columns: mismatching values / "
-                                   "values compared (C simulation vs Keras)."))
+    text = (f"Sweep {front.get('name', '?')}: {counts.get('done', '?')} of {counts.get('total', '?')} trials done, "
+            f"{counts.get('failed', 0)} failed; {len(front['members'])} front members. Verify column: mismatching "
+            "values / values compared (C simulation vs Keras).")
+    section.blocks.append(("text", text))
     rows = [[m["trial"], m.get("epoch"), _cell(m["val_accuracy"]), _cell(m.get("test_accuracy")), m["ebops"],
              _cell(m.get("lut")), _cell(m.get("dsp")), _cell(m.get("latency_cycles")), _verify_cell(m),
              _cell((m.get("synth") or {}).get("lut")), m.get("status", "pending"), m.get("error") or ""]

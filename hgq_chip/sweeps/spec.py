@@ -107,11 +107,11 @@ def _check_domain(name: str, value) -> None:
     kind, args = next(iter(value.items()))
     if not isinstance(args, list) or not args:
         raise SweepSpecError(f"space.{name}.{kind} takes a non-empty list, got {args!r}")
-    if kind in ("uniform", "loguniform", "randint"):
-        if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args) \
-                or not args[0] < args[1] or (kind == "loguniform" and args[0] <= 0):
-            raise SweepSpecError(f"space.{name}.{kind} takes [low, high] numbers with low < high "
-                                 f"(low > 0 for loguniform), got {args!r}")
+    numbers = len(args) == 2 and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    if kind in ("uniform", "loguniform", "randint") and (
+            not numbers or not args[0] < args[1] or (kind == "loguniform" and args[0] <= 0)):
+        raise SweepSpecError(f"space.{name}.{kind} takes [low, high] numbers with low < high "
+                             f"(low > 0 for loguniform), got {args!r}")
 
 
 def _check_data(data) -> dict:
