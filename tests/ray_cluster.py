@@ -114,10 +114,13 @@ class LocalCluster:
         self.temp_dir = temp_dir
         address_file = temp_dir / "address"
         self.log = temp_dir / "cluster.log"
+        # RAY_TMPDIR: Ray's files (ray_current_cluster, sessions) go to our private folder, not /tmp/ray.
+        env = {**ray_env(local_only=True), "RAY_TMPDIR": str(temp_dir)}
+        (temp_dir / "ray").mkdir(exist_ok=True)  # RAY_TMPDIR/ray: where Ray records the cluster's address
         with open(self.log, "w") as handle:  # a file, not a pipe: Ray's daemons inherit the descriptor
             self.process = subprocess.Popen([sys.executable, str(REPO / "tests" / "ray_two_node.py"), str(temp_dir),
-                                             str(address_file)], env=ray_env(local_only=True), stdout=handle,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+                                             str(address_file)], env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         self.sessions = [self.process.pid]
         deadline = time.time() + timeout
         while not address_file.is_file():

@@ -177,7 +177,11 @@ def test_package_exports_sweep():
 @pytest.fixture
 def two_node_cluster():
     temp = _ray_temp()
-    cluster = LocalCluster(temp)
+    try:
+        cluster = LocalCluster(temp)  # stops what it started if it fails
+    except Exception:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
     yield cluster
     cluster.stop()
     assert cluster.pids() == []
@@ -193,7 +197,7 @@ def test_two_node_cluster_sweep_killed_and_resumed(tmp_path, two_node_cluster):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "hgq_chip.cli", "sweep", str(spec), "--out", str(out),
                "--address", cluster.address]
-    env = ray_env(local_only=False)
+    env = {**ray_env(local_only=False), "RAY_TMPDIR": str(cluster.temp_dir)}
 
     def one_trial_done() -> bool:
         try:
