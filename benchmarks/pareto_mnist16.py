@@ -44,7 +44,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import hgq_chip  # noqa: E402
-from hgq_chip.layers import HDense  # noqa: E402
+from hgq_chip.sweeps import tasks  # noqa: E402
 from hgq_chip.training import EBOPsMetric, LogRampBeta, ParetoCheckpoint, ResetRanges  # noqa: E402
 
 try:  # HGQ2's import name is ``hgq``; it is a comparison baseline, never a dependency.
@@ -62,26 +62,13 @@ N_CLASSES = 10
 BATCH_SIZE = 1024
 LEARNING_RATE = 3e-3
 BETA_START, BETA_END = 1e-7, 1e-4
-POOL = 7  # 28x28 averaged over 7x7 blocks -> 4x4 = 16 features
 TARGETS = ((0.85, 60_000), (0.80, 25_000))  # issue 9: (test accuracy, at most this many EBOPs)
 
 
-# -- data --------------------------------------------------------------------------------
-def pooled_features(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise SystemExit(f"{path} not found; pass --data DIR holding mnist_train.npz and mnist_test.npz (x uint8 [n,28,28], y)")
-    with np.load(path) as archive:
-        x, y = archive["x"].astype(np.float32) / 255.0, archive["y"].astype(np.int64)
-    side = x.shape[1] // POOL
-    x = x.reshape(len(x), side, POOL, side, POOL).mean(axis=(2, 4))
-    return x.reshape(len(x), side * side).astype(np.float32), y
-
-
+# -- data and our model: the MNIST-4x4 task shared with sweeps (hgq_chip.sweeps.tasks) ---------
 def load_data(directory: Path, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    x, y = pooled_features(directory / "mnist_train.npz")
-    order = np.random.default_rng(seed).permutation(len(x))
-    train, val = order[:50_000], order[50_000:60_000]
-    return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": pooled_features(directory / "mnist_test.npz")}
+    """50k train / 10k validation (a seeded split of the 60k training images) / 10k test, 16 features."""
+    return tasks.load(directory, seed=seed)
 
 
 # -- models ------------------------------------------------------------------------------
@@ -94,15 +81,10 @@ def float_mlp(n_in: int) -> keras.Model:
 
 
 def hgq_chip_mlp(n_in: int, init_bits: float = 4.0) -> keras.Model:
-    # Per-element quantizers are HDense's default; the first layer's input quantizer
-    # quantizes the network input, as HGQ2's QDense does. Activations and weights start at
-    # ``init_bits`` fractional bits (HDense's default is 6).
-    bits = {"input_quantizer": {"init_f": init_bits}, "kernel_quantizer": {"init_f": init_bits}}
-    inputs = keras.Input((n_in,))
-    x = inputs
-    for width in HIDDEN:
-        x = HDense(width, activation="relu", **bits)(x)
-    return keras.Model(inputs, HDense(N_CLASSES, **bits)(x))
+    # Per-element quantizers (HDense's default); the first layer's input quantizer quantizes the
+    # network input, as HGQ2's QDense does. Inputs and weights start at ``init_bits`` fractional
+    # bits (HDense's default is 6). train_interleaved compiles it again with the shared recipe.
+    return tasks.build({"widths": list(HIDDEN), "init_bits": init_bits}, n_in, N_CLASSES)
 
 
 def hgq2_mlp(n_in: int) -> keras.Model:

@@ -12,6 +12,7 @@ from .estimation import cli as estimate_cli
 from .qkeras_import.cli import add_import_qkeras_command
 from .report.cli import add_report_command
 from .sampling_options import VERIFY_BATCH
+from .sweeps.cli import add_sweep_command
 
 BACKENDS = "Vitis|Vivado"
 IO_TYPES = "io_parallel|io_stream"
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     estimate_cli.add_synth_command(subparsers)
     add_import_qkeras_command(subparsers)
     add_report_command(subparsers)
+    add_sweep_command(subparsers)
     return parser
 
 
@@ -166,6 +168,8 @@ def _needs_keras(args) -> bool:
     """Whether the command loads Keras (so TensorFlow is imported first, quietly); estimate DIR must not."""
     if args.command == "estimate":
         return not os.path.isdir(args.source)
+    if args.command == "sweep":
+        return False  # trials and fan-out run in Ray workers; the driver reads JSON only
     if args.command == "report":
         return args.pareto is not None  # the Pareto index format and its checkpoints' estimates
     return True

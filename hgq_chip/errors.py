@@ -1,7 +1,7 @@
 """The exceptions a user of hgq_chip can see; each message says what to do next.
 
 Exit codes of the CLI (``hgq_chip ...``): 0 success, 1 any other hgq_chip error,
-2 command-line usage (argparse's own code, used by no error class), 3-17 one per class
+2 command-line usage (argparse's own code, used by no error class), 3-19 one per class
 below, 130 interrupted (Ctrl-C), 141 stdout closed. The README's table lists them;
 ``tests/test_exit_codes.py`` checks that each class has its own code, none reserved, each in
 that table. Programming errors (e.g. ``hgq_chip.registry.DuplicateRegistrationError``) are not here.
@@ -102,3 +102,16 @@ class SimulationTooLargeError(HGQChipError):
     """A project's C simulation is predicted to take too long or too much memory to compile here."""
 
     exit_code = 17
+
+
+class SweepSpecError(HGQChipError):
+    """A sweep spec (``hgq_chip sweep SPEC.yaml``) is unreadable, names something that cannot be imported, or
+    asks for a search the sampler cannot run."""
+
+    exit_code = 18
+
+
+class ClusterError(HGQChipError):
+    """Ray is not installed, its cluster cannot be reached, or it would not stay on the loopback address."""
+
+    exit_code = 19

@@ -11,6 +11,11 @@ def _run_report(args) -> int:
     page_format = args.format
     if page_format is None:  # from --output's suffix: a page named .md gets Markdown
         page_format = "md" if args.output and args.output.lower().endswith((".md", ".markdown")) else "html"
+    from .sweep import is_sweep_dir, write_sweep_report
+
+    if is_sweep_dir(args.directory):  # a folder written by `hgq_chip sweep`: its global front
+        print(f"report: {write_sweep_report(args.directory, output=args.output, format=page_format)}")
+        return 0
     path = write_report(args.directory, output=args.output, format=page_format, plots=args.plots,
                         pareto=args.pareto, trajectories=args.adaqat, metric_name=args.metric_name)
     print(f"report: {path}")
@@ -25,7 +30,8 @@ def add_report_command(subparsers) -> None:
                     "(and the Pareto front / AdaQAT trajectories when given). Plots need matplotlib "
                     "(pip install 'hgq_chip[plot]').",
     )
-    p.add_argument("directory", help="the output directory of `hgq_chip convert`")
+    p.add_argument("directory", help="the output directory of `hgq_chip convert`, or of `hgq_chip sweep` "
+                                      "(its global Pareto front: table and plot)")
     p.add_argument("--plots", action="store_true", help="draw PNG plots into report_files/ beside the page")
     p.add_argument("--format", default=None, choices=sorted(FORMATS),
                    help="page format: html, or md (= markdown) (default: md for an --output ending in .md, "

@@ -1,0 +1,87 @@
+"""Connecting to Ray: an embedded local Ray on the loopback address, or an existing cluster.
+
+Embedded (no address): ``ray.init`` with ``num_cpus`` CPUs, a small object store, no dashboard
+and node address 127.0.0.1. Ray turns 127.0.0.1 into the machine's outward address (and its
+servers then listen on all interfaces) unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set
+when Ray is imported: Ray's own switch for single-machine Ray, read once by ``ray_constants``
+(``get_node_ip_address`` then returns the loopback address and every gRPC server binds to it).
+So this module sets it before importing Ray, and refuses (ClusterError) a Ray imported earlier
+without it; after start-up the node's address is checked to be 127.0.0.1.
+
+Cluster (``address``: ``auto``, ``HOST:PORT`` of the head's GCS, or ``ray://HOST:PORT``):
+``ray.init(address=...)``; the cluster's own ``ray start`` options decide its addresses. A
+cluster at ``127.0.0.1:PORT`` (one machine) is joined with the same switch set, as otherwise
+Ray would rewrite that address to the outward one and miss a head bound to loopback.
+
+Ray's usage statistics (a report to an outside server) are always switched off
+(``RAY_USAGE_STATS_ENABLED=0``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import ClusterError
+
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = "127.0.0.1"
+OBJECT_STORE_BYTES = 200 * 1024**2
+SWEEP_HINT = "install the sweep extra: pip install 'hgq_chip[sweep]' (ray[tune], optuna)"
+
+
+def import_ray(local: bool):
+    """``ray`` with usage statistics off and, for ``local``, the loopback-only switch set first."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic reporter, silent at verbose=0
+    if local:
+        if "ray" in sys.modules and os.environ.get(LOCAL_ONLY_ENV) != "0":
+            raise ClusterError(f"Ray was imported before hgq_chip.sweep without {LOCAL_ONLY_ENV}=0, so a local Ray "
+                               f"would listen on every network interface; set {LOCAL_ONLY_ENV}=0 before importing "
+                               "ray, or pass a cluster address")
+        os.environ[LOCAL_ONLY_ENV] = "0"
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError as error:
+        raise ClusterError(f"Ray Tune is not installed; {SWEEP_HINT}") from error
+    return ray
+
+
+def start(address: str | None, num_cpus: int, temp_dir: str | None = None) -> bool:
+    """Start (``address=None``) or join Ray; returns whether this call started it (so must shut it down).
+
+    An already initialized Ray in this process is used as it is. Raises ClusterError (Ray
+    missing, cluster unreachable, local node not on 127.0.0.1).
+    """
+    ray = import_ray(local=address is None or _is_loopback(address))
+    if ray.is_initialized():
+        return False
+    common = {"log_to_driver": False, "logging_level": "warning"}
+    if address is None:
+        ray.init(num_cpus=num_cpus, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
+                 _node_ip_address=LOOPBACK, _temp_dir=temp_dir, **common)
+        node = ray.util.get_node_ip_address()
+        if node != LOOPBACK:
+            ray.shutdown()
+            raise ClusterError(f"the local Ray node took address {node}, not {LOOPBACK}; set {LOCAL_ONLY_ENV}=0 "
+                               "before Ray is imported")
+        return True
+    try:
+        ray.init(address=address, **common)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+        raise ClusterError(f"cannot reach the Ray cluster at {address} ({type(error).__name__}: {error}); start it "
+                           "with `ray start --head` and pass its address") from error
+    return True
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0]
+    return host in (LOOPBACK, "localhost")
+
+
+def stop(started: bool) -> None:
+    if started:
+        import ray
+
+        ray.shutdown()

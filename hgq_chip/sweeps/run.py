@@ -1,0 +1,240 @@
+"""``hgq_chip.sweep``: trials on Ray Tune, the global Pareto front, the firmware fan-out, resume.
+
+Layout of ``OUT`` (on a filesystem every Ray node sees):
+
+- ``sweep.json``: the spec this folder belongs to (a rerun with another spec is refused);
+- ``tune/<name>/``: Ray Tune's experiment (``Tuner.restore`` continues it after a kill: finished
+  trials are kept, trials that were running start again);
+- ``trials/<trial id>/``: each trial's ParetoCheckpoint (``trial.py``);
+- ``front.json``: the global front (``front.py``), rewritten atomically as trials finish and
+  as fan-out results arrive;
+- ``members/<trial>-e<epoch>/project``: each front member's hls4ml project (``fanout.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..errors import OutputExistsError, SweepSpecError, UnsafeOutputError
+from . import cluster
+from .fanout import process_member
+from .front import PENDING, merge_front, previous_members, write_front
+from .spec import SweepSpec, load_spec
+from .trial import tune_trainable
+
+SPEC_NAME = "sweep.json"
+TUNE_DIR = "tune"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def param_space(spec: SweepSpec) -> dict:
+    """The spec's ``space`` as Ray Tune domains (constants stay constants)."""
+    from ray import tune
+
+    makers = {"uniform": lambda a: tune.uniform(*a), "loguniform": lambda a: tune.loguniform(*a),
+              "randint": lambda a: tune.randint(*a), "choice": tune.choice, "grid": tune.grid_search}
+    return {name: makers[next(iter(v))](next(iter(v.values()))) if isinstance(v, dict) else v
+            for name, v in spec.space.items()}
+
+
+def search_algorithm(spec: SweepSpec):
+    """Optuna's NSGA-II through Ray Tune's OptunaSearch, or None (Tune's grid/random variant generator)."""
+    if spec.sampler != "nsga2":
+        return None
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    population = spec.population or max(min(spec.trials, 50), 2)
+    sampler = optuna.samplers.NSGAIISampler(population_size=population, seed=spec.sampler_seed)
+    metrics = list(spec.objectives)
+    return OptunaSearch(metric=metrics, mode=[spec.objectives[m] for m in metrics], sampler=sampler)
+
+
+def check_out(out: Path, spec: SweepSpec) -> None:
+    """``out`` is new, empty, or a sweep folder of this same spec (resume); else refuse before any work."""
+    if out.exists() and not out.is_dir():
+        raise UnsafeOutputError(f"--out {out} is a file; name a folder for the sweep")
+    marker = out / SPEC_NAME
+    if marker.is_file():
+        earlier, now = json.loads(marker.read_text()), json.loads(json.dumps(spec.to_dict()))
+        for record in (earlier, now):  # --workers may change between runs
+            record.get("budget", {}).pop("concurrent", None)
+        if earlier != now:
+            raise SweepSpecError(f"{out} holds a sweep of another spec ({marker}); rerun that spec to resume it, "
+                                 "or choose another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise OutputExistsError(f"--out {out} is not empty and holds no sweep; choose a new or empty folder")
+
+
+class Progress:
+    """The Tune callback (built lazily, as a subclass of ``ray.tune.Callback``): one line per finished
+    or failed trial and the global front merged and written as each trial finishes."""
+
+    @staticmethod
+    def make(out: str, spec: SweepSpec, quiet: bool):
+        from ray import tune
+
+        class _Progress(tune.Callback):
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                # Called before Tune marks ``trial`` TERMINATED: it counts as finished here.
+                done = {**_finished(trials), trial.trial_id: trial.config}
+                head = header(spec, trials, finished=trial.trial_id)
+                members = merge_front(out, done, previous_members(out))
+                write_front(out, members, head)
+                self._line(head, f"trial {trial.trial_id} done", members)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                self._line(header(spec, trials, failed=trial.trial_id), f"trial {trial.trial_id} FAILED",
+                           previous_members(out))
+
+            def _line(self, head, event, members):
+                if not quiet:
+                    _stderr(f"[sweep] {event}: {progress_text(head['trials'], members)}")
+
+        return _Progress()
+
+
+def _finished(trials) -> dict[str, dict]:
+    return {t.trial_id: t.config for t in trials if t.status == "TERMINATED"}
+
+
+def header(spec: SweepSpec, trials, finished: str | None = None, failed: str | None = None) -> dict:
+    """front.json's header: name, objectives and trial counts (``finished``/``failed``: a trial
+    whose new state Tune has not recorded yet when its callback runs)."""
+    counts = {"total": spec.trials * _grid_size(spec), "done": 0, "running": 0, "failed": 0}
+    for trial in trials:
+        status = "TERMINATED" if trial.trial_id == finished else "ERROR" if trial.trial_id == failed else trial.status
+        key = {"TERMINATED": "done", "RUNNING": "running", "ERROR": "failed"}.get(status)
+        if key:
+            counts[key] += 1
+    return {"name": spec.name, "objectives": spec.objectives, "trials": counts}
+
+
+def _grid_size(spec: SweepSpec) -> int:
+    size = 1
+    for value in spec.space.values():
+        if isinstance(value, dict) and "grid" in value:
+            size *= len(value["grid"])
+    return size
+
+
+def progress_text(counts: dict, members: list[dict]) -> str:
+    best = max(members, key=lambda m: m["val_accuracy"], default=None)
+    cheapest = min(members, key=lambda m: m["ebops"], default=None)
+    front = (f"front {len(members)} members, best {best['val_accuracy']:.4f} @ {best['ebops']} EBOPs, cheapest "
+             f"{cheapest['val_accuracy']:.4f} @ {cheapest['ebops']} EBOPs") if members else "front empty"
+    return (f"{counts['done']}/{counts['total']} trials done, {counts['running']} running, {counts['failed']} failed; "
+            f"{front}")
+
+
+def _tuner(spec: SweepSpec, out: Path, quiet: bool):
+    from ray import tune
+
+    trainable = tune.with_parameters(tune_trainable, model_path=spec.model, data_spec=spec.data, out=str(out),
+                                     objectives=spec.objectives)
+    trainable = tune.with_resources(trainable, {"cpu": spec.cpus_per_trial})
+    experiment = out / TUNE_DIR / spec.name
+    if tune.Tuner.can_restore(str(experiment)):
+        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
+                                  resume_errored=False, restart_errored=False), True
+    run_config = tune.RunConfig(name=spec.name, storage_path=str(out / TUNE_DIR), verbose=0,
+                                callbacks=[Progress.make(str(out), spec, quiet)],
+                                failure_config=tune.FailureConfig(max_failures=0))
+    tune_config = tune.TuneConfig(search_alg=search_algorithm(spec), num_samples=spec.trials,
+                                  max_concurrent_trials=spec.concurrent)
+    return tune.Tuner(trainable, param_space=param_space(spec), tune_config=tune_config, run_config=run_config), False
+
+
+def fan_out(out: Path, spec: SweepSpec, members: list[dict], head: dict, synth: str | None, log) -> list[dict]:
+    """Run ``process_member`` as Ray tasks for the members without a result; rows updated and
+    front.json rewritten as each task returns. A task that dies is recorded as a failure."""
+    import ray
+
+    picks = members if spec.fanout["members"] is None else _spread(members, spec.fanout["members"])
+    todo = [m for m in picks if m.get("status", PENDING) == PENDING]
+    if not todo:
+        return members
+    task = ray.remote(num_cpus=1, max_retries=0)(process_member)
+    pending = {task.remote(m, spec.data, str(out), spec.fanout, synth): m for m in todo}
+    log(f"[sweep] fan-out: {len(todo)} front members to convert, verify and estimate as Ray tasks")
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        row = pending.pop(ready[0])
+        try:
+            row.update(ray.get(ready[0]))
+        except ray.exceptions.RayError as error:  # the task's worker died: recorded, the others go on
+            row.update(status="failed", error=f"ray task: {type(error).__name__}: {str(error).splitlines()[0]}")
+        write_front(out, members, head)
+        log(f"[sweep] member {row['trial']} epoch {row['epoch']}: {row['status']}"
+            + (f" ({row['error']})" if row.get("error") else
+               f", test {row['test_accuracy']:.4f}, {row['lut']} est. LUTs, bit-exact on "
+               f"{sum(c['samples'] for c in row['verify'].values())} samples"))
+    return members
+
+
+def _spread(members: list[dict], count: int) -> list[dict]:
+    """``count`` members spread evenly over the front (by EBOPs), always both ends."""
+    if count >= len(members):
+        return members
+    if count == 0:
+        return []
+    picks = {round(i * (len(members) - 1) / max(count - 1, 1)) for i in range(count)}
+    return [members[i] for i in sorted(picks)]
+
+
+def sweep(spec, out, address: str | None = None, workers: int | None = None, synth: str | None = None,
+          quiet: bool = False, ray_temp_dir: str | None = None) -> dict:
+    """Run (or resume) the sweep of ``spec`` (a YAML path, mapping or SweepSpec) into folder ``out``.
+
+    ``address``: None for an embedded Ray on 127.0.0.1 with ``workers x cpus_per_trial`` CPUs,
+    or a cluster (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``). ``workers``: concurrent trials
+    (default: the spec's ``budget.concurrent``). ``synth="yosys"`` adds yosys synthesis to the
+    fan-out. Progress lines go to stderr unless ``quiet``. Returns the front.json content.
+    Raises SweepSpecError, OutputExistsError/UnsafeOutputError (``out``), ClusterError, all
+    before any trial runs; a failed trial or member is recorded, not raised.
+    """
+    spec = load_spec(spec)
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise SweepSpecError(f"--workers must be a positive integer, got {workers!r}")
+        spec.concurrent = workers
+    if synth not in (None, "yosys"):
+        raise SweepSpecError(f"--synth takes yosys, got {synth!r}")
+    out = Path(out).resolve()
+    check_out(out, spec)
+    log = _quiet if quiet else _stderr
+    started = cluster.start(address, max(int(spec.concurrent * spec.cpus_per_trial), 1), ray_temp_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SPEC_NAME).write_text(json.dumps(spec.to_dict(), indent=1))
+        tuner, resumed = _tuner(spec, out, quiet)
+        log(f"[sweep] {'resuming' if resumed else 'starting'} {spec.name}: {spec.trials} trials "
+            f"({spec.sampler}), {spec.concurrent} at a time, results in {out}")
+        start = time.perf_counter()
+        grid = tuner.fit()
+        finished = {r.metrics["trial_id"]: r.config for r in grid if r.error is None and r.metrics}
+        counts = {"total": spec.trials * _grid_size(spec), "done": len(finished), "running": 0,
+                  "failed": sum(r.error is not None for r in grid)}
+        head = {"name": spec.name, "objectives": spec.objectives, "trials": counts,
+                "train_seconds": round(time.perf_counter() - start, 1)}
+        members = merge_front(out, finished, previous_members(out))
+        for row in members:
+            row.setdefault("status", PENDING)
+        write_front(out, members, head)
+        log(f"[sweep] trials finished: {progress_text(counts, members)}")
+        fan_out(out, spec, members, head, synth, log)
+        return {**head, "members": members}
+    finally:
+        cluster.stop(started)

@@ -1,0 +1,268 @@
+"""``hgq_chip sweep``: spec checks, the global front, the embedded-Ray sweep (default suite) and a
+two-node Ray cluster with a killed and resumed sweep (slow).
+
+Sweeps run as CLI subprocesses in their own session, so every Ray process they start is found
+by session id; while they run, their TCP sockets are sampled and must all be on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from ray_cluster import LocalCluster, kill_sessions, non_loopback, ray_env, session_pids
+
+from hgq_chip.errors import OutputExistsError, SweepSpecError
+from hgq_chip.sweeps.front import merge_front, non_dominated
+from hgq_chip.sweeps.spec import load_spec, parse_spec
+
+pytest.importorskip("ray")
+pytest.importorskip("optuna")
+
+SPACE = {"beta_start": {"loguniform": [1e-7, 1e-5]}, "beta_end": {"loguniform": [1e-5, 1e-3]},
+         "init_bits": {"choice": [3, 5]}, "width": 8, "depth": 1, "epochs": 3, "batch_size": 64,
+         "learning_rate": 1e-2, "jit_compile": False}
+SPEC = {"name": "tiny", "model": "hgq_chip.sweeps.tasks:build", "data": {"loader": "hgq_chip.sweeps.tasks:load"},
+        "sampler": "nsga2", "space": SPACE, "budget": {"trials": 2, "concurrent": 2},
+        "fanout": {"random": 200, "members": 1}}
+
+
+def _spec_file(folder: Path, **changes) -> Path:
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, **changes}))
+    return path
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"space": {**SPACE, "width": {"grid": [8, 16]}}}, "grid"),
+    ({"space": {**SPACE, "beta_end": {"loguniform": [0, 1e-3]}}}, "loguniform"),
+    ({"model": "hgq_chip.sweeps.tasks:no_such_builder"}, "cannot be imported"),
+    ({"objectives": {"val_accuracy": "max"}}, "objectives"),
+    ({"budget": {"trials": 0}}, "budget.trials"),
+    ({"colour": "red"}, "unknown spec keys"),
+])
+def test_spec_refusals_name_the_key(change, words):
+    with pytest.raises(SweepSpecError, match=words):
+        parse_spec({**SPEC, **change})
+
+
+def test_grid_spec_with_random_sampler_is_accepted(tmp_path):
+    spec = load_spec(_spec_file(tmp_path, sampler="grid", space={**SPACE, "width": {"grid": [8, 16]}}))
+    assert spec.sampler == "grid" and spec.space["width"] == {"grid": [8, 16]}
+
+
+def test_cli_refusals_exit_codes(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    good = _spec_file(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for args, code in (([str(bad), "--out", str(tmp_path / "o")], SweepSpecError.exit_code),
+                       ([str(good), "--out", str(busy)], OutputExistsError.exit_code)):
+        run = subprocess.run([sys.executable, "-m", "hgq_chip.cli", "sweep", *args], env=env, capture_output=True,
+                             check=False, text=True, timeout=120)
+        assert run.returncode == code, run.stderr
+        assert run.stderr.startswith("hgq_chip: error: ") and len(run.stderr.strip().splitlines()) == 1
+    assert (busy / "notes.txt").read_text() == "mine" and not (tmp_path / "o").exists()
+
+
+def _trial(out: Path, trial: str, points: list[tuple[int, float, int]]) -> None:
+    folder = out / "trials" / trial / "pareto"
+    folder.mkdir(parents=True)
+    rows = []
+    for epoch, accuracy, ebops in points:
+        path = folder / f"epoch={epoch:04d}-ebops={ebops}.keras"
+        path.write_text("x")
+        rows.append({"path": str(path), "epoch": epoch, "metric": accuracy, "ebops": ebops})
+    (folder / "pareto.json").write_text(json.dumps(rows))
+
+
+def test_global_front_merges_trials_and_keeps_fanout_results(tmp_path):
+    _trial(tmp_path, "a", [(0, 0.5, 100), (3, 0.8, 400)])
+    _trial(tmp_path, "b", [(1, 0.6, 100), (2, 0.8, 300), (4, 0.9, 900)])
+    _trial(tmp_path, "c", [(5, 0.8, 300)])  # ties b's member exactly: the first trial's is kept
+    front = merge_front(tmp_path, {"a": {"x": 1}, "b": {"x": 2}, "c": {"x": 3}})
+    assert [(m["trial"], m["epoch"]) for m in front] == [("b", 1), ("b", 2), ("b", 4)]
+    assert front[0]["params"] == {"x": 2}
+    done = [{**front[1], "status": "ok", "lut": 12}]
+    again = merge_front(tmp_path, {"a": {}, "b": {"x": 2}, "c": {}}, previous=done)
+    assert again[1]["status"] == "ok" and again[1]["lut"] == 12 and "status" not in again[0]
+    assert non_dominated([]) == []
+
+
+def _ray_temp() -> Path:
+    # Short: Ray's Unix socket paths under it must stay within 107 characters.
+    return Path(tempfile.mkdtemp(prefix="hqr", dir="/tmp"))
+
+
+def run_watched(command: list[str], env: dict, kill_when=None, timeout: float = 900) -> tuple[int, str, list]:
+    """Run ``command`` in its own session, sampling its processes' sockets every second; returns
+    (exit code, stderr, non-loopback sockets seen). ``kill_when()`` true: SIGKILL the command."""
+    log = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    seen, deadline = [], time.time() + timeout
+    try:
+        while process.poll() is None and time.time() < deadline:
+            seen += non_loopback(session_pids([process.pid]))
+            if kill_when is not None and kill_when():
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                break
+            time.sleep(1)
+        if process.poll() is None:
+            raise AssertionError(f"{' '.join(command)} did not finish in {timeout} s")
+    finally:
+        kill_sessions([process.pid])  # Ray processes the command started, if it died without stopping them
+    log.seek(0)
+    return process.returncode, log.read(), seen
+
+
+def _check_member(member: dict) -> None:
+    assert member["status"] == "ok", member.get("error")
+    assert set(member["verify"]) == {"random 4x", "test"}
+    for check in member["verify"].values():
+        assert check["mismatches"] == 0 and check["values"] > 0
+    assert member["lut"] > 0 and member["latency_cycles"] > 0 and 0 <= member["test_accuracy"] <= 1
+    assert (Path(member["project"]) / "build_lib.sh").is_file()
+
+
+def test_embedded_sweep_front_fanout_report(tmp_path):
+    ray_tmp = _ray_temp()
+    try:
+        env = {**ray_env(local_only=False), "RAY_TMPDIR": str(ray_tmp)}
+        out = tmp_path / "sweep"
+        code, text, seen = run_watched([sys.executable, "-m", "hgq_chip.cli", "sweep", str(_spec_file(tmp_path)),
+                                        "--out", str(out)], env)
+        assert code == 0, text[-3000:]
+        assert seen == [], f"sockets off the loopback address: {seen[:5]}"
+        assert "[sweep] trial " in text and "[sweep] member " in text
+        front = json.loads((out / "front.json").read_text())
+        assert front["trials"] == {"total": 2, "done": 2, "running": 0, "failed": 0}
+        members = front["members"]
+        assert members and all(Path(m["path"]).is_file() for m in members)
+        assert [m["ebops"] for m in members] == sorted(m["ebops"] for m in members)
+        assert [m["val_accuracy"] for m in members] == sorted(m["val_accuracy"] for m in members)
+        fanned = [m for m in members if m["status"] != "pending"]
+        assert len(fanned) == 1  # fanout.members: 1
+        _check_member(fanned[0])
+        report = subprocess.run([sys.executable, "-m", "hgq_chip.cli", "report", str(out)], env=env, check=False,
+                                capture_output=True, text=True, timeout=300)
+        assert report.returncode == 0, report.stderr
+        page = (out / "report.html").read_text()
+        assert "Global Pareto front" in page and fanned[0]["trial"] in page
+        assert (out / "report_files" / "sweep_front.png").stat().st_size > 0
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_package_exports_sweep():
+    import hgq_chip
+    from hgq_chip.sweeps.run import sweep
+
+    assert hgq_chip.sweep is sweep
+
+
+@pytest.fixture
+def two_node_cluster():
+    temp = _ray_temp()
+    try:
+        cluster = LocalCluster(temp)  # stops what it started if it fails
+    except Exception:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    yield cluster
+    cluster.stop()
+    assert cluster.pids() == []
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_node_cluster_sweep_killed_and_resumed(tmp_path, two_node_cluster):
+    cluster = two_node_cluster
+    assert non_loopback(cluster.pids()) == []
+    spec = _spec_file(tmp_path, name="cluster", budget={"trials": 4, "concurrent": 2},
+                      space={**SPACE, "epochs": 4}, fanout={"random": 200, "members": 2})
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "hgq_chip.cli", "sweep", str(spec), "--out", str(out),
+               "--address", cluster.address]
+    env = {**ray_env(local_only=False), "RAY_TMPDIR": str(cluster.temp_dir)}
+
+    def one_trial_done() -> bool:
+        try:
+            return json.loads((out / "front.json").read_text())["trials"]["done"] >= 1
+        except (OSError, ValueError, KeyError):
+            return False
+
+    code, text, seen = run_watched(command, env, kill_when=one_trial_done)
+    assert code == -signal.SIGKILL, text[-3000:]
+    first = json.loads((out / "front.json").read_text())  # written atomically: complete after the kill
+    assert 1 <= first["trials"]["done"] < 4
+    code, text, seen_again = run_watched(command, env)
+    assert code == 0, text[-3000:]
+    assert "resuming cluster" in text
+    assert seen + seen_again + non_loopback(cluster.pids()) == []
+    front = json.loads((out / "front.json").read_text())
+    assert front["trials"]["done"] == 4 and front["trials"]["failed"] == 0
+    trials = {p.name for p in (out / "trials").iterdir()}
+    assert len(trials) == 4 and {m["trial"] for m in first["members"]} <= trials
+    fanned = [m for m in front["members"] if m["status"] != "pending"]
+    assert len(fanned) == min(2, len(front["members"]))
+    for member in fanned:
+        _check_member(member)
+
+
+def test_train_trial_reports_every_epoch_and_the_lut_objective(tmp_path):
+    """The trial function without Ray (as benchmarks/sweep_scaling.py runs it directly)."""
+    from hgq_chip.sweeps.trial import train_trial
+
+    spec = parse_spec({**SPEC, "space": {**SPACE, "epochs": 2, "beta_start": 1e-6, "beta_end": 1e-5,
+                                         "init_bits": 4, "beta_schedule": "linear"},
+                       "objectives": {"val_accuracy": "max", "ebops": "min", "lut": "min"}})
+    reports = []
+    last = train_trial(dict(spec.space), model_path=spec.model, data_spec=spec.data, out=str(tmp_path),
+                       objectives=spec.objectives, trial_id="t0", report=reports.append)
+    assert [r["epoch"] for r in reports] == [0, 1] and "lut" not in reports[0]
+    assert reports[-1] == last and last["lut"] > 0 and last["ebops"] > 0
+    index = json.loads((tmp_path / "trials" / "t0" / "pareto" / "pareto.json").read_text())
+    assert index and all(Path(row["path"]).is_file() for row in index)
+    assert json.loads((tmp_path / "trials" / "t0" / "params.json").read_text())["beta_schedule"] == "linear"
+
+
+def test_fanout_records_a_failing_member_instead_of_raising(tmp_path):
+    from hgq_chip.sweeps.fanout import process_member
+    from hgq_chip.sweeps.spec import FANOUT_DEFAULTS
+
+    row = {"trial": "t0", "epoch": 3, "path": str(tmp_path / "missing.keras")}
+    result = process_member(row, parse_spec(SPEC).data, str(tmp_path), dict(FANOUT_DEFAULTS))
+    assert result["status"] == "failed" and result["error"].startswith("load: ModelFileError")
+    assert not (tmp_path / "members").exists()
+
+
+@pytest.mark.slow
+def test_fanout_member_with_yosys_synthesis(tmp_path):
+    from hgq_chip.sweeps.fanout import process_member
+    from hgq_chip.sweeps.trial import train_trial
+
+    spec = parse_spec({**SPEC, "space": {**SPACE, "epochs": 2, "init_bits": 4, "beta_start": 1e-6,
+                                         "beta_end": 1e-5}, "fanout": {"random": 100}})
+    train_trial(dict(spec.space), model_path=spec.model, data_spec=spec.data, out=str(tmp_path),
+                objectives=spec.objectives, trial_id="t0", report=lambda metrics: None)
+    index = json.loads((tmp_path / "trials" / "t0" / "pareto" / "pareto.json").read_text())
+    row = {"trial": "t0", "epoch": index[-1]["epoch"], "path": index[-1]["path"]}
+    result = process_member(row, spec.data, str(tmp_path), spec.fanout, synth="yosys")
+    row.update(result)
+    _check_member(row)
+    assert result["synth"]["tool"] == "yosys" and result["synth"]["lut"] > 0
+    assert result["synth"]["trace_mismatches"] == 0
