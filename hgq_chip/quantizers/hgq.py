@@ -32,6 +32,7 @@ from .surrogate import (
     integer_bits_from_range,
     round_ste,
     round_to_bits,
+    round_to_bits_trainable,
     straight_through,
 )
 
@@ -87,9 +88,7 @@ class WeightQuantizer(_FractionalBitsQuantizer):
         self._add_f(weight_shape)
 
     def call(self, w):
-        f = round_ste(self.f)
-        q = round_to_bits(w, ops.stop_gradient(f), self.rounding)
-        return straight_through(w, q) + fractional_bit_gradient_term(w, q, f)
+        return round_to_bits_trainable(w, self.f, self.rounding)
 
     def bits_surrogate(self, w):
         """Differentiable bit count: k + i + f, with k and i from the float weight."""
@@ -148,14 +147,12 @@ class ActivationQuantizer(RecordedRangeMixin, _FractionalBitsQuantizer):
         self._merge_range(ops.reshape(lo, self.range_lo.shape), ops.reshape(hi, self.range_hi.shape))
 
     def call(self, x, training=None):
-        f = round_ste(self.f)
-        f_value = ops.stop_gradient(f)
         if training or self.calibrating:
             self.record_range(ops.stop_gradient(x))
         if training:
-            q = round_to_bits(x, f_value, self.rounding)
-        else:
-            q = self._quantize_inference(x, f_value)
+            return round_to_bits_trainable(x, self.f, self.rounding)
+        f = round_ste(self.f)
+        q = self._quantize_inference(x, ops.stop_gradient(f))
         return straight_through(x, q) + fractional_bit_gradient_term(x, q, f)
 
     def _quantize_inference(self, x, f_value):
