@@ -1,7 +1,8 @@
 """Accuracy/EBOPs Pareto fronts and per-epoch training time: hgq_chip vs HGQ2 vs float Keras.
 
     python benchmarks/pareto_mnist16.py [--epochs 150] [--data DIR] [--seed 0] [--out DIR]
-                                        [--plot fronts.png] [--verify-points 3]
+                                        [--plot fronts.png] [--verify-points 3] [--json FILE]
+                                        [--models float,float-xla,hgq_chip,hgq2]
 
 Task (issue 9): MNIST averaged 28x28 -> 4x4 (16 features, the jet-tagging MLP's input
 size), 50k train / 10k validation (a seeded split of the 60k training images) / 10k test,
@@ -14,14 +15,17 @@ Each model keeps the epochs on its (validation accuracy, EBOPs) Pareto front. Ev
 epoch is then reloaded, its activation ranges traced on the whole training set, and
 measured: exact EBOPs and test accuracy. The printed fronts are the points no other point
 of the same model beats in both numbers. HGQ2 (``import hgq``) runs only if installed.
+EBOPs are counted both ways (``ebops_conventions.py``): hgq_chip's (full k+i+f widths) and
+HGQ2's (sign bits excluded, plus a bias term), and fronts are compared within one
+convention; without HGQ2, our front is held against HGQ2's 500-epoch reference points.
 
 Epoch times are wall time per epoch as a user sees it (training, the validation pass and
 each model's own epoch-end callbacks); the first epoch (tracing) is excluded and the
 median of the rest reported. The models train in turn, ``--chunk`` epochs at a time, so a
-shared machine whose speed drifts during the run slows all of them alike. Our model is compiled with ``jit_compile=True`` (XLA fuses
-the quantizers' elementwise ops); Keras's default on a CPU-only machine is no XLA, so the
-float baseline and HGQ2 run as a user would run them by default. A float model with XLA
-is timed too, for reference; ``--hgq2-xla`` compiles HGQ2 with XLA as well.
+shared machine whose speed drifts during the run slows all of them alike. Every model is
+compiled with Keras' default ``jit_compile="auto"`` (``--jit-compile`` changes ours), as a
+user would; a float model with XLA is timed too, for reference; ``--hgq2-xla`` compiles
+HGQ2 with XLA. ``benchmarks/train_speed.py`` is the per-backend timing table.
 
 Front points also get estimated LUTs (``hgq_chip.estimate``, no synthesis). HGQ2's
 models are not ours to convert, so their front is in EBOPs only.

@@ -5,8 +5,10 @@
 
 Task: the MNIST-4x4 MLP of ``benchmarks/pareto_mnist16.py`` (16-64-32-32-10 relu, batch 1024,
 Adam 3e-3, 50k training / 10k validation samples), each model trained as that benchmark trains
-it: hgq_chip with ResetRanges, LogRampBeta (1e-7 -> 1e-4), EBOPsMetric and ParetoCheckpoint;
-HGQ2 with its BetaScheduler, FreeEBOPs and ParetoFront; float Keras plain. Every model is
+it: hgq_chip with ResetRanges, LogRampBeta (1e-7 -> 1e-4), EBOPsMetric and ParetoCheckpoint
+(and once more without ParetoCheckpoint, "-ckpt": its .keras writes, on a background thread,
+are most of the callbacks' cost); HGQ2 with its BetaScheduler, FreeEBOPs and ParetoFront;
+float Keras plain. Every model is
 compiled with the same ``jit_compile`` (Keras' default ``"auto"`` unless told: XLA/jit on JAX,
 no XLA on a CPU-only TensorFlow machine).
 
@@ -68,8 +70,14 @@ def _worker(args) -> int:
     data = bench.load_data(args.data, 0)
     n_in = data["train"][0].shape[1]
     with tempfile.TemporaryDirectory(prefix="train_speed_") as directory:
+        def without_checkpoints():
+            run = bench.hgq_chip_run(n_in, args.epochs, Path(directory) / "unused", 4.0, 0.8)
+            run.name, run.callbacks = "hgq_chip -ckpt", run.callbacks[:-1]  # drop ParetoCheckpoint
+            return run
+
         makers = [("float keras", lambda: bench.Run("float keras", bench.float_mlp(n_in))),
-                  ("hgq_chip", lambda: bench.hgq_chip_run(n_in, args.epochs, Path(directory), 4.0, 0.8))]
+                  ("hgq_chip", lambda: bench.hgq_chip_run(n_in, args.epochs, Path(directory), 4.0, 0.8)),
+                  ("hgq_chip -ckpt", without_checkpoints)]
         if bench.QDense is not None:
             makers.append(("HGQ2", lambda: bench.hgq2_run(n_in, args.epochs, Path(directory))))
         runs = []
@@ -103,12 +111,12 @@ def _run_backend(backend: str, args) -> dict | None:
 
 
 def print_table(results: list[dict]) -> None:
-    print(f"\n{'backend':11s} {'model':12s} {'XLA/jit':7s} {'wall ms':>8s} {'ratio':>6s} {'cpu ms':>8s} {'ratio':>6s}  (median of warm epochs)")
+    print(f"\n{'backend':11s} {'model':14s} {'XLA/jit':7s} {'wall ms':>8s} {'ratio':>6s} {'cpu ms':>8s} {'ratio':>6s}  (median of warm epochs)")
     for result in results:
         wall = {name: statistics.median(s) for name, s in result["wall"].items()}
         cpu = {name: statistics.median(s) for name, s in result["cpu"].items()}
         for name, seconds in wall.items():
-            print(f"{result['backend']:11s} {name:12s} {result['jit_compile'][name]!s:7s} {seconds * 1e3:8.1f} "
+            print(f"{result['backend']:11s} {name:14s} {result['jit_compile'][name]!s:7s} {seconds * 1e3:8.1f} "
                   f"{seconds / wall['float keras']:5.2f}x {cpu[name] * 1e3:8.1f} {cpu[name] / cpu['float keras']:5.2f}x")
 
 
@@ -116,7 +124,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated Keras backends")
     parser.add_argument("--epochs", type=int, default=16)
-    parser.add_argument("--chunk", type=int, default=2, help="models train in turn, this many epochs at a time")
+    parser.add_argument("--chunk", type=int, default=4,
+                        help="models train in turn, this many epochs at a time (each fit's end flushes ParetoCheckpoint)")
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "mnist",
                         help="directory with mnist_train.npz and mnist_test.npz")
     parser.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto",
