@@ -1,7 +1,8 @@
 """Accuracy/EBOPs Pareto fronts and per-epoch training time: hgq_chip vs HGQ2 vs float Keras.
 
     python benchmarks/pareto_mnist16.py [--epochs 150] [--data DIR] [--seed 0] [--out DIR]
-                                        [--plot fronts.png] [--verify-points 3]
+                                        [--plot fronts.png] [--verify-points 3] [--json FILE]
+                                        [--models float,float-xla,hgq_chip,hgq2]
 
 Task (issue 9): MNIST averaged 28x28 -> 4x4 (16 features, the jet-tagging MLP's input
 size), 50k train / 10k validation (a seeded split of the 60k training images) / 10k test,
@@ -14,14 +15,17 @@ Each model keeps the epochs on its (validation accuracy, EBOPs) Pareto front. Ev
 epoch is then reloaded, its activation ranges traced on the whole training set, and
 measured: exact EBOPs and test accuracy. The printed fronts are the points no other point
 of the same model beats in both numbers. HGQ2 (``import hgq``) runs only if installed.
+EBOPs are counted both ways (``ebops_conventions.py``): hgq_chip's (full k+i+f widths) and
+HGQ2's (sign bits excluded, plus a bias term), and fronts are compared within one
+convention; without HGQ2, our front is held against HGQ2's 500-epoch reference points.
 
 Epoch times are wall time per epoch as a user sees it (training, the validation pass and
 each model's own epoch-end callbacks); the first epoch (tracing) is excluded and the
 median of the rest reported. The models train in turn, ``--chunk`` epochs at a time, so a
-shared machine whose speed drifts during the run slows all of them alike. Our model is compiled with ``jit_compile=True`` (XLA fuses
-the quantizers' elementwise ops); Keras's default on a CPU-only machine is no XLA, so the
-float baseline and HGQ2 run as a user would run them by default. A float model with XLA
-is timed too, for reference; ``--hgq2-xla`` compiles HGQ2 with XLA as well.
+shared machine whose speed drifts during the run slows all of them alike. Every model is
+compiled with Keras' default ``jit_compile="auto"`` (``--jit-compile`` changes ours), as a
+user would; a float model with XLA is timed too, for reference; ``--hgq2-xla`` compiles
+HGQ2 with XLA. ``benchmarks/train_speed.py`` is the per-backend timing table.
 
 Front points also get estimated LUTs (``hgq_chip.estimate``, no synthesis). HGQ2's
 models are not ours to convert, so their front is in EBOPs only.
@@ -40,12 +44,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
+from ebops_conventions import (
+    hgq2_model_in_hgq_chip_convention,
+    hgq_chip_model_in_hgq2_convention,
+)
 
-import hgq_chip  # noqa: E402
-from hgq_chip.sweeps import tasks  # noqa: E402
-from hgq_chip.training import EBOPsMetric, LogRampBeta, ParetoCheckpoint, ResetRanges  # noqa: E402
+import hgq_chip
+from hgq_chip.sweeps import tasks
+from hgq_chip.training import EBOPsMetric, LogRampBeta, ParetoCheckpoint, ResetRanges
 
 try:  # HGQ2's import name is ``hgq``; it is a comparison baseline, never a dependency.
     from hgq.config import LayerConfigScope
@@ -63,6 +71,11 @@ BATCH_SIZE = 1024
 LEARNING_RATE = 3e-3
 BETA_START, BETA_END = 1e-7, 1e-4
 TARGETS = ((0.85, 60_000), (0.80, 25_000))  # issue 9: (test accuracy, at most this many EBOPs)
+# HGQ2's 500-epoch front as this benchmark measured it (issue 18; HGQ2's own EBOPs count): the
+# reference our front is held against when HGQ2 is not run. (test accuracy, EBOPs)
+HGQ2_REFERENCE_500 = ((0.774, 4_900), (0.795, 6_600), (0.849, 39_200))
+CONVENTIONS = {"ebops": "hgq_chip EBOPs: k+i+f widths, no bias term",
+               "ebops_hgq2": "HGQ2 EBOPs: i+f without sign, plus bias term"}
 
 
 # -- data and our model: the MNIST-4x4 task shared with sweeps (hgq_chip.sweeps.tasks) ---------
@@ -151,21 +164,22 @@ def test_accuracy(model, data) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
-def non_dominated(points: list[dict]) -> list[dict]:
-    """Points no other point matches or beats in both accuracy (higher) and EBOPs (lower), by EBOPs."""
+def non_dominated(points: list[dict], key: str = "ebops") -> list[dict]:
+    """Points no other point matches or beats in both accuracy (higher) and ``key`` (lower), by ``key``."""
     def beaten(p):
-        return any(q is not p and q["accuracy"] >= p["accuracy"] and q["ebops"] <= p["ebops"]
-                   and (q["accuracy"], -q["ebops"]) != (p["accuracy"], -p["ebops"]) for q in points)
+        return any(q is not p and q["accuracy"] >= p["accuracy"] and q[key] <= p[key]
+                   and (q["accuracy"], -q[key]) != (p["accuracy"], -p[key]) for q in points)
     front, seen = [], set()
-    for p in sorted(points, key=lambda p: (p["ebops"], -p["accuracy"])):
-        key = (p["accuracy"], p["ebops"])
-        if not beaten(p) and key not in seen:
-            seen.add(key)
+    for p in sorted(points, key=lambda p: (p[key], -p["accuracy"])):
+        pair = (p["accuracy"], p[key])
+        if not beaten(p) and pair not in seen:
+            seen.add(pair)
             front.append(p)
     return front
 
 
-def hgq_chip_run(n_in: int, epochs: int, directory: Path, init_bits: float, ramp_fraction: float) -> Run:
+def hgq_chip_run(n_in: int, epochs: int, directory: Path, init_bits: float, ramp_fraction: float,
+                 jit_compile="auto") -> Run:
     model = hgq_chip_mlp(n_in, init_bits)
     # Same beta range as HGQ2, but the ramp ends at ramp_fraction of the run and beta then
     # holds at its end value: the last epochs trade accuracy for EBOPs at full pressure.
@@ -173,7 +187,7 @@ def hgq_chip_run(n_in: int, epochs: int, directory: Path, init_bits: float, ramp
     # EBOPsMetric precedes ParetoCheckpoint so the checkpoint reads the logged exact EBOPs.
     callbacks = [ResetRanges(), LogRampBeta(BETA_START, BETA_END, stop=ramp_end), EBOPsMetric(),
                  ParetoCheckpoint(str(directory / "hgq_chip"), monitor="val_accuracy")]
-    return Run("hgq_chip", model, callbacks, jit_compile=True)
+    return Run("hgq_chip", model, callbacks, jit_compile={"true": True, "false": False}.get(jit_compile, jit_compile))
 
 
 def hgq_chip_points(directory: Path, data) -> list[dict]:
@@ -184,6 +198,7 @@ def hgq_chip_points(directory: Path, data) -> list[dict]:
         trained = hgq_chip.load_model(member["path"])
         hgq_chip.calibrate(trained, data["train"][0])
         points.append({"epoch": member["epoch"], "path": member["path"], "ebops": hgq_chip.ebops(trained),
+                       "ebops_hgq2": hgq_chip_model_in_hgq2_convention(trained),
                        "accuracy": test_accuracy(trained, data), "lut": hgq_chip.estimate(trained).lut})
     return points
 
@@ -207,7 +222,8 @@ def hgq2_points(run: Run, data) -> list[dict]:
         # sum of every layer's exact EBOPs at those ranges.
         ebops = trace_minmax(trained, data["train"][0], batch_size=BATCH_SIZE)
         epoch = int(Path(path).name.split("=")[1].split(".")[0])
-        points.append({"epoch": epoch, "path": str(path), "ebops": int(ebops), "accuracy": test_accuracy(trained, data)})
+        points.append({"epoch": epoch, "path": str(path), "ebops": hgq2_model_in_hgq_chip_convention(trained),
+                       "ebops_hgq2": int(ebops), "accuracy": test_accuracy(trained, data)})
     return points
 
 
@@ -232,12 +248,15 @@ def verify_points(front: list[dict], count: int, data, directory: Path) -> None:
 
 
 # -- reporting ---------------------------------------------------------------------------
-def print_front(name: str, points: list[dict]) -> list[dict]:
-    front = non_dominated(points)
-    print(f"\n{name}: {len(front)} front points of {len(points)} checkpoints (test accuracy @ exact EBOPs, training-set ranges)")
+def print_front(name: str, points: list[dict], key: str = "ebops") -> list[dict]:
+    front = non_dominated(points, key)
+    print(f"\n{name}: {len(front)} front points of {len(points)} checkpoints (test accuracy @ exact EBOPs, "
+          f"{CONVENTIONS[key]}; training-set ranges)")
     for p in front:
         lut = f"   {p['lut']:7d} est. LUTs" if "lut" in p else ""
-        print(f"  {p['accuracy']:.4f} @ {p['ebops'] / 1e3:8.1f}k{lut}   (epoch {p['epoch']})")
+        other = next(k for k in CONVENTIONS if k != key)
+        print(f"  {p['accuracy']:.4f} @ {p[key] / 1e3:8.1f}k   ({CONVENTIONS[other].split(':')[0]}: "
+              f"{p[other] / 1e3:.1f}k){lut}   (epoch {p['epoch']})")
     return front
 
 
@@ -249,19 +268,20 @@ def print_lut_front(name: str, points: list[dict]) -> None:
         print(f"  {p['accuracy']:.4f} @ {p['lut']:7d} LUTs   (epoch {p['epoch']})")
 
 
-def print_dominance(ours: list[dict], theirs: list[dict]) -> None:
-    """For each HGQ2 front point, our cheapest point at least as accurate and no more expensive."""
-    print("\ndoes our front dominate HGQ2's? (each HGQ2 point: our cheapest point with >= accuracy at <= EBOPs)")
+def print_dominance(ours: list[dict], theirs: list[dict], key: str = "ebops", label: str = "HGQ2") -> None:
+    """For each of their front points, our cheapest point at least as accurate and no more expensive."""
+    print(f"\ndoes our front dominate {label}'s? ({CONVENTIONS[key]}; each {label} point: our cheapest point "
+          "with >= accuracy at <= EBOPs)")
     missing = 0
     for p in theirs:
-        covering = [q for q in ours if q["accuracy"] >= p["accuracy"] and q["ebops"] <= p["ebops"]]
+        covering = [q for q in ours if q["accuracy"] >= p["accuracy"] and q[key] <= p[key]]
         if covering:
-            q = min(covering, key=lambda q: q["ebops"])
-            print(f"  HGQ2 {p['accuracy']:.4f} @ {p['ebops'] / 1e3:7.1f}k  <-  ours {q['accuracy']:.4f} @ {q['ebops'] / 1e3:7.1f}k")
+            q = min(covering, key=lambda q: q[key])
+            print(f"  {label} {p['accuracy']:.4f} @ {p[key] / 1e3:7.1f}k  <-  ours {q['accuracy']:.4f} @ {q[key] / 1e3:7.1f}k")
         else:
             missing += 1
-            print(f"  HGQ2 {p['accuracy']:.4f} @ {p['ebops'] / 1e3:7.1f}k  <-  none of ours")
-    print(f"  {len(theirs) - missing} of {len(theirs)} HGQ2 points dominated")
+            print(f"  {label} {p['accuracy']:.4f} @ {p[key] / 1e3:7.1f}k  <-  none of ours")
+    print(f"  {len(theirs) - missing} of {len(theirs)} {label} points dominated")
 
 
 def print_targets(ours: list[dict]) -> None:
@@ -313,6 +333,11 @@ def main(argv=None) -> int:
     parser.add_argument("--hgq2-xla", action="store_true", help="compile HGQ2 with jit_compile=True as well")
     parser.add_argument("--chunk", type=int, default=10, help="models train in turn, this many epochs at a time")
     parser.add_argument("--init-bits", type=float, default=4.0, help="our initial fractional bits (HDense default: 6)")
+    parser.add_argument("--models", default="float,float-xla,hgq_chip,hgq2",
+                        help="comma-separated subset of float, float-xla, hgq_chip, hgq2 (HGQ2 only if installed)")
+    parser.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto",
+                        help="our model's compile(jit_compile=...) (default: Keras' 'auto', as the float model)")
+    parser.add_argument("--json", default=None, help="write the measured points and epoch times here")
     parser.add_argument("--ramp-fraction", type=float, default=0.8,
                         help="our beta ramp ends at this fraction of the epochs, then holds (1.0: HGQ2's schedule)")
     args = parser.parse_args(argv)
@@ -329,38 +354,58 @@ def main(argv=None) -> int:
         fronts = {}
         n_in = data["train"][0].shape[1]
         runs = []
-        for name, make in (("float keras", lambda: Run("float keras", float_mlp(n_in))),
-                           ("float + XLA", lambda: Run("float + XLA", float_mlp(n_in), jit_compile=True)),
+        for name, make in (("float", lambda: Run("float keras", float_mlp(n_in))),
+                           ("float-xla", lambda: Run("float + XLA", float_mlp(n_in), jit_compile=True)),
                            ("hgq_chip", lambda: hgq_chip_run(n_in, args.epochs, directory, args.init_bits,
-                                                             args.ramp_fraction)),
-                           ("HGQ2", lambda: hgq2_run(n_in, args.epochs, directory, True if args.hgq2_xla else "auto"))):
-            if name == "HGQ2" and QDense is None:
+                                                             args.ramp_fraction, args.jit_compile)),
+                           ("hgq2", lambda: hgq2_run(n_in, args.epochs, directory, True if args.hgq2_xla else "auto"))):
+            if name not in args.models.split(","):
+                continue
+            if name == "hgq2" and QDense is None:
                 print("\nHGQ2 not installed (import hgq failed): it is skipped")
                 continue
             keras.utils.set_random_seed(args.seed)
             runs.append(make())
+        by_name = {run.name: run for run in runs}
         times = train_interleaved(runs, data, args.epochs, args.chunk)
 
-        print(f"\nfloat keras: test accuracy {test_accuracy(runs[0].model, data):.4f}")
-        ours = hgq_chip_points(directory, data)
-        fronts["hgq_chip"] = print_front("hgq_chip", ours)
-        print_lut_front("hgq_chip", ours)
-        print_targets(fronts["hgq_chip"])
-        if QDense is not None:
-            fronts["HGQ2"] = print_front("HGQ2", hgq2_points(runs[-1], data))
-            print_dominance(fronts["hgq_chip"], fronts["HGQ2"])
+        if "float keras" in by_name:
+            print(f"\nfloat keras: test accuracy {test_accuracy(by_name['float keras'].model, data):.4f}")
+        summary = {"seed": args.seed, "epochs": args.epochs, "backend": keras.backend.backend()}
+        if "hgq_chip" in by_name:
+            ours = hgq_chip_points(directory, data)
+            fronts["hgq_chip"] = print_front("hgq_chip", ours)
+            print_lut_front("hgq_chip", ours)
+            print_targets(fronts["hgq_chip"])
+            summary["hgq_chip"] = ours
+        if "HGQ2" in by_name:
+            theirs = hgq2_points(by_name["HGQ2"], data)
+            fronts["HGQ2"] = print_front("HGQ2", theirs)
+            summary["HGQ2"] = theirs
+        if "hgq_chip" in fronts:
+            # Both conventions: a front is comparable only with one counted the same way.
+            ours_hgq2 = print_front("hgq_chip", ours, "ebops_hgq2")
+            if "HGQ2" in fronts:
+                print_dominance(fronts["hgq_chip"], fronts["HGQ2"], "ebops")
+                print_dominance(ours_hgq2, non_dominated(theirs, "ebops_hgq2"), "ebops_hgq2")
+            reference = [{"accuracy": a, "ebops_hgq2": e} for a, e in HGQ2_REFERENCE_500]
+            print_dominance(ours_hgq2, reference, "ebops_hgq2", label="HGQ2 500-epoch reference")
 
         print("\nper-epoch wall time (median of warm epochs)")
-        reference = statistics.median(times["float keras"])
-        compiled = {"float keras": "default", "float + XLA": "XLA", "hgq_chip": "XLA",
-                    "HGQ2": "XLA" if args.hgq2_xla else "default"}
+        baseline = "float keras" if "float keras" in times else next(iter(times))
+        reference_time = statistics.median(times[baseline])
         for name, seconds in times.items():
             median = statistics.median(seconds)
             mean = statistics.mean(seconds)
-            print(f"  {name:12s} {median * 1e3:8.1f} ms   {median / reference:5.2f}x float   "
-                  f"(mean {mean * 1e3:.1f} ms = {mean / statistics.mean(times['float keras']):.2f}x; compile: {compiled[name]})")
+            compiled = "XLA/jit" if by_name[name].model.jit_compile else "no XLA"
+            print(f"  {name:12s} {median * 1e3:8.1f} ms   {median / reference_time:5.2f}x {baseline}   "
+                  f"(mean {mean * 1e3:.1f} ms = {mean / statistics.mean(times[baseline]):.2f}x; {compiled})")
+        if args.json:
+            summary["epoch_seconds"] = times
+            with open(args.json, "w") as handle:
+                json.dump(summary, handle, indent=1)
 
-        if args.verify_points > 0:
+        if args.verify_points > 0 and "hgq_chip" in fronts:
             print(f"\nconvert + verify {min(args.verify_points, len(fronts['hgq_chip']))} hgq_chip front points")
             verify_points(fronts["hgq_chip"], args.verify_points, data, directory)
         if args.plot:

@@ -1,121 +1,152 @@
-"""Per-epoch training time: HDense MLP vs the same float Keras MLP (and HGQ2's QDense if installed).
+"""Per-epoch training time on every Keras backend: float Keras vs hgq_chip vs HGQ2 (if installed).
 
-    python benchmarks/train_speed.py [--data PATH] [--batch-size 256] [--epochs 6] [--hidden 64]
+    python benchmarks/train_speed.py [--backends tensorflow,jax] [--epochs 16] [--chunk 2]
+                                     [--data DIR] [--jit-compile auto|true|false] [--threads N]
 
-All models run in this one process, on the same data, batch size, optimizer and backend.
-The first epoch (tracing/compilation) is excluded; the median of the warm epochs is
-reported. The HGQ model trains with its EBOPs term active (beta > 0) and fresh ranges
-each epoch, as in real use. HGQ2 (``import hgq``, pip name HGQ2) is only timed when it
-is already installed.
+Task: the MNIST-4x4 MLP of ``benchmarks/pareto_mnist16.py`` (16-64-32-32-10 relu, batch 1024,
+Adam 3e-3, 50k training / 10k validation samples), each model trained as that benchmark trains
+it: hgq_chip with ResetRanges, LogRampBeta (1e-7 -> 1e-4), EBOPsMetric and ParetoCheckpoint
+(and once more without ParetoCheckpoint, "-ckpt": its .keras writes, on a background thread,
+are most of the callbacks' cost); HGQ2 with its BetaScheduler, FreeEBOPs and ParetoFront;
+float Keras plain. Every model is
+compiled with the same ``jit_compile`` (Keras' default ``"auto"`` unless told: XLA/jit on JAX,
+no XLA on a CPU-only TensorFlow machine).
+
+Each backend runs in its own child process (Keras picks its backend once per process); in it
+the models train in turn, ``--chunk`` epochs at a time, so a shared machine whose speed drifts
+slows them alike. An epoch's time is what a user waits for: training, the validation pass and
+the callbacks' epoch-end work. The first epoch of each model (tracing/compilation) is
+dropped and the median of the rest reported, as wall time and as the process's CPU time (all
+threads; steadier than wall time when other jobs share the cores). Ratios are to float Keras
+on the same backend.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from hgq_chip import cost  # noqa: E402
-from hgq_chip.data import load_split  # noqa: E402
-from hgq_chip.layers import HDense  # noqa: E402
-from hgq_chip.training import ConstantBeta, ResetRanges  # noqa: E402
-
-try:  # HGQ2's import name is ``hgq``; never installed by this project.
-    from hgq.config import LayerConfigScope
-    from hgq.layers import QDense
-except ImportError:
-    QDense = None
+HERE = Path(__file__).resolve().parent
+BACKENDS = ("tensorflow", "jax")
+RESULT_PREFIX = "RESULT "
 
 
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
+def _worker(args) -> int:
+    """Train every model on this process's backend and print one JSON result line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, str(HERE))
+    import keras
+    import pareto_mnist16 as bench
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+    class CpuAndWallTimer(bench.EpochTimer):
+        """EpochTimer (wall time, train-end work included) plus the process's CPU time."""
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        def __init__(self):
+            super().__init__()
+            self.cpu_seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._cpu_start = time.process_time()
+            super().on_epoch_begin(epoch, logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            self._cpu_end = time.process_time()
+            self.cpu_seconds.append(self._cpu_end - self._cpu_start)
+
+        def on_train_end(self, logs=None):
+            super().on_train_end(logs)
+            if self.cpu_seconds:
+                self.cpu_seconds[-1] += time.process_time() - self._cpu_end
+
+    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    data = bench.load_data(args.data, 0)
+    n_in = data["train"][0].shape[1]
+    with tempfile.TemporaryDirectory(prefix="train_speed_") as directory:
+        def without_checkpoints():
+            run = bench.hgq_chip_run(n_in, args.epochs, Path(directory) / "unused", 4.0, 0.8)
+            run.name, run.callbacks = "hgq_chip -ckpt", run.callbacks[:-1]  # drop ParetoCheckpoint
+            return run
+
+        makers = [("float keras", lambda: bench.Run("float keras", bench.float_mlp(n_in))),
+                  ("hgq_chip", lambda: bench.hgq_chip_run(n_in, args.epochs, Path(directory), 4.0, 0.8)),
+                  ("hgq_chip -ckpt", without_checkpoints)]
+        if bench.QDense is not None:
+            makers.append(("HGQ2", lambda: bench.hgq2_run(n_in, args.epochs, Path(directory))))
+        runs = []
+        for _, make in makers:
+            keras.utils.set_random_seed(0)
+            run = make()
+            run.jit_compile = jit
+            run.timer = CpuAndWallTimer()
+            runs.append(run)
+        bench.train_interleaved(runs, data, args.epochs, args.chunk)
+        result = {"backend": keras.backend.backend(), "jit_compile": {r.name: bool(r.model.jit_compile) for r in runs},
+                  "wall": {r.name: r.timer.seconds[1:] for r in runs}, "cpu": {r.name: r.timer.cpu_seconds[1:] for r in runs}}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
 
 
-def float_mlp(n_in, n_out, hidden):
-    inputs = keras.Input((n_in,))
-    x = keras.layers.Dense(hidden, activation="relu")(inputs)
-    x = keras.layers.Dense(hidden, activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Dense(n_out)(x))
+def _run_backend(backend: str, args) -> dict | None:
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    if args.threads:
+        # One thread pool size for every backend's CPU kernels (TensorFlow, XLA/Eigen).
+        env.update(TF_NUM_INTRAOP_THREADS=str(args.threads), TF_NUM_INTEROP_THREADS=str(args.threads),
+                   XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if args.threads > 1 else 'false'}")
+    command = [sys.executable, __file__, "--worker", "--epochs", str(args.epochs), "--chunk", str(args.chunk),
+               "--data", str(args.data), "--jit-compile", args.jit_compile]
+    child = subprocess.run(command, check=False, env=env, capture_output=True, text=True)
+    lines = [line for line in child.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if child.returncode != 0 or not lines:
+        print(f"{backend}: failed (exit {child.returncode}): {child.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
 
 
-def hgq_chip_mlp(n_in, n_out, hidden):
-    # The first HDense's input quantizer quantizes the network input, as HGQ2's QDense does.
-    inputs = keras.Input((n_in,))
-    x = HDense(hidden, activation="relu")(inputs)
-    x = HDense(hidden, activation="relu")(x)
-    return keras.Model(inputs, HDense(n_out)(x))
-
-
-def hgq2_mlp(n_in, n_out, hidden):
-    with LayerConfigScope(enable_ebops=True, beta0=1e-6):
-        inputs = keras.Input((n_in,))
-        x = QDense(hidden, activation="relu")(inputs)
-        x = QDense(hidden, activation="relu")(x)
-        return keras.Model(inputs, QDense(n_out)(x))
-
-
-def time_epochs(model, data, args, extra_callbacks=()) -> list[float]:
-    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=args.jit_compile)
-    # The timer comes last so its epoch start follows the other callbacks' epoch-begin work.
-    timer = EpochTimer()
-    model.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=0,
-              callbacks=[*extra_callbacks, timer])
-    return timer.seconds[1:]
+def print_table(results: list[dict]) -> None:
+    print(f"\n{'backend':11s} {'model':14s} {'XLA/jit':7s} {'wall ms':>8s} {'ratio':>6s} {'cpu ms':>8s} {'ratio':>6s}  (median of warm epochs)")
+    for result in results:
+        wall = {name: statistics.median(s) for name, s in result["wall"].items()}
+        cpu = {name: statistics.median(s) for name, s in result["cpu"].items()}
+        for name, seconds in wall.items():
+            print(f"{result['backend']:11s} {name:14s} {result['jit_compile'][name]!s:7s} {seconds * 1e3:8.1f} "
+                  f"{seconds / wall['float keras']:5.2f}x {cpu[name] * 1e3:8.1f} {cpu[name] / cpu['float keras']:5.2f}x")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None, help=".npz with x and y arrays (default: sklearn digits)")
-    parser.add_argument("--max-samples", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--jit-compile", action="store_true", help="compile every model with XLA (Keras' 'auto' is off on CPU)")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated Keras backends")
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--chunk", type=int, default=4,
+                        help="models train in turn, this many epochs at a time (each fit's end flushes ParetoCheckpoint)")
+    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "mnist",
+                        help="directory with mnist_train.npz and mnist_test.npz")
+    parser.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto",
+                        help="every model's compile(jit_compile=...) (default: Keras' own 'auto')")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads per backend (default: the backend's own)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.epochs < 2:
-        parser.error("--epochs must be >= 2: the first epoch is excluded")
-    data = load_split(args.data, max_samples=args.max_samples)
-    shape = (data.n_features, data.n_classes, args.hidden)
-    steps = int(np.ceil(len(data.x_train) / args.batch_size))
-    print(f"backend {keras.backend.backend()}, jit_compile={args.jit_compile}, {len(data.x_train)} samples, batch {args.batch_size}, "
-          f"{steps} steps/epoch, MLP {data.n_features}-{args.hidden}-{args.hidden}-{data.n_classes}")
-
-    keras.utils.set_random_seed(0)
-    results = {"float keras": time_epochs(float_mlp(*shape), data, args)}
-    keras.utils.set_random_seed(0)
-    model = hgq_chip_mlp(*shape)
-    results["hgq_chip HDense"] = time_epochs(model, data, args, [ResetRanges(), ConstantBeta(1e-6)])
-    if QDense is not None:
-        keras.utils.set_random_seed(0)
-        results["HGQ2 QDense"] = time_epochs(hgq2_mlp(*shape), data, args)
-    else:
-        print("HGQ2 not installed (import hgq failed): skipped")
-
-    start = time.perf_counter()
-    cost.ebops(model)
-    ebops_seconds = time.perf_counter() - start
-
-    reference = statistics.median(results["float keras"])
-    for name, seconds in results.items():
-        median = statistics.median(seconds)
-        print(f"{name:16s} median warm epoch {median * 1e3:8.1f} ms  ({median / steps * 1e3:6.2f} ms/step)  "
-              f"ratio to float {median / reference:5.2f}x")
-    print(f"exact EBOPs (once per epoch with EBOPsMetric): {ebops_seconds * 1e3:.1f} ms")
+    if args.epochs < 2 * args.chunk:
+        parser.error("--epochs must cover at least two chunks: the first epoch is dropped")
+    if args.worker:
+        return _worker(args)
+    results = []
+    for backend in args.backends.split(","):
+        print(f"{backend}: training float keras, hgq_chip and HGQ2 (if installed) interleaved, {args.epochs} epochs ...",
+              flush=True)
+        result = _run_backend(backend, args)
+        if result is not None:
+            results.append(result)
+    if not results:
+        return 1
+    print_table(results)
     return 0
 
 

@@ -18,6 +18,8 @@ from hgq_chip.layers import ASQDense
 from hgq_chip.quantizers import ASQActivationQuantizer, LSQActivationQuantizer, LogWeightQuantizer
 from hgq_chip.quantizers.post import level_shift_and_odd, sqrt_half_constant, unit_levels
 
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+
 
 # ---- POST / POT levels ------------------------------------------------------------------------
 @pytest.mark.parametrize("bits, sqrt2_bits", [(3, 8), (4, 8), (4, 12), (3, 4)])

@@ -24,6 +24,8 @@ from hgq_chip.errors import UnsupportedConfigurationError
 from hgq_chip.layers import ASQDense, HActivation, HAdd, HConv1D, HDense, HQuantize
 from hgq_chip.quantizers.dtype_policy import float64_available
 
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,17 +86,19 @@ def test_other_backends_give_identical_quantized_outputs(backend, tmp_path):
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the reference run is TensorFlow's")
 def test_jax_without_x64_refuses_float64_layers_and_asq(tmp_path):
-    """JAX silently computes float64 as float32 without x64: float64 policies and ASQ/POST
-    layers (exact inference in float64) are refused when built, naming the fix."""
+    """JAX silently computes float64 as float32 without x64: float64 policies, ASQ/POST
+    layers (exact inference in float64) and BatchNorm-fused layers (fold in float64) are
+    refused when built, naming the fix."""
     assert float64_available()  # TensorFlow always has float64
     result = run_under("jax", """
         import keras
         from hgq_chip.errors import UnsupportedConfigurationError
-        from hgq_chip.layers import ASQDense, HQuantize
+        from hgq_chip.layers import ASQDense, HDenseBatchNorm, HQuantize
         from hgq_chip.quantizers.dtype_policy import float64_available
         assert not float64_available()
         HQuantize(name="q32")  # float32 is exact everywhere
-        for build in (lambda: HQuantize(dtype="float64", name="q64"), lambda: ASQDense(3, name="asq")):
+        for build in (lambda: HQuantize(dtype="float64", name="q64"), lambda: ASQDense(3, name="asq"),
+                      lambda: HDenseBatchNorm(3, name="bn")):
             try:
                 build()
             except UnsupportedConfigurationError as error:
@@ -103,8 +107,8 @@ def test_jax_without_x64_refuses_float64_layers_and_asq(tmp_path):
                 raise SystemExit("not refused")
     """, tmp_path, x64=False)
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2 and all("JAX_ENABLE_X64=1" in line for line in lines)
-    assert "'q64'" in lines[0] and "'asq'" in lines[1]
+    assert len(lines) == 3 and all("JAX_ENABLE_X64=1" in line for line in lines)
+    assert "'q64'" in lines[0] and "'asq'" in lines[1] and "'bn'" in lines[2]
     ASQDense(3)
     HQuantize(dtype="float64")
 

@@ -33,6 +33,8 @@ from hgq_chip.testing.ap_harness_source import (
     render_harness_type,
 )
 
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+
 GRID = default_formats()
 KIF = sorted({(fmt.k, fmt.i, fmt.f) for fmt in GRID})
 MODE_IDS = [f"{r.value}-{o.value}" for r, o in MODE_COMBINATIONS]

@@ -15,6 +15,8 @@ from hgq_chip.cost import ebops
 from hgq_chip.errors import CalibrationError, UnsupportedLayerError
 from hgq_chip.layers import HActivation, HDense, HQuantize
 
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+
 SHAPE = (6,)
 
 

@@ -13,6 +13,8 @@ from hgq_chip.calibration import calibrate
 from hgq_chip.fixed.quantize_np import round_scaled
 from hgq_chip.layers import HConv1D, HConv2D
 
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+
 CASES = [
     # (class, input shape, layer arguments, input granularity)
     (HConv2D, (7, 6, 2), dict(filters=3, kernel_size=3), "per-element"),

@@ -12,6 +12,8 @@ from hgq_chip.calibration import calibrate
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.layers import HAdd, HDense, HQuantize, check_exact_average_pooling
 
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+
 
 def normal(seed, shape, scale=2.0):
     return (np.random.default_rng(seed).normal(size=shape) * scale).astype(np.float32)

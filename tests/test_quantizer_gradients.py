@@ -16,6 +16,8 @@ from gradients import gradients
 from hgq_chip.layers import HDense
 from hgq_chip.quantizers import ActivationQuantizer, Granularity, WeightQuantizer
 
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+
 NEG_LN2 = np.float32(-math.log(2.0))
 GRANULARITIES = [g.value for g in Granularity]
 
@@ -118,3 +120,16 @@ def test_weights_quantized_to_zero_have_zero_width_and_cost_nothing():
     assert layer.ebops_exact() == int(np.sum(bits_in[:, None] * width))
     layer.kernel.assign(np.full_like(w, 0.1))  # every weight rounds to 0: fully pruned
     assert layer.ebops_exact() == 0
+
+
+def test_weight_bit_surrogate_is_the_exact_width():
+    """The EBOPs term's weight bits equal ``fixed_format``'s widths (quantized weights' k and i),
+    also for weights that round up to one step or across a power of two."""
+    rng = np.random.default_rng(4)
+    quantizer = WeightQuantizer(granularity="per-element", init_f=2.0)
+    w = np.concatenate([rng.normal(0, 1, 60), [0.125, 0.2, -0.2, 0.98, -0.98, 0.375, -0.125, 0.0]]).astype(np.float32)
+    w = w.reshape(4, 17)
+    quantizer.build(w.shape)
+    quantizer.f.assign(rng.integers(-1, 6, w.shape).astype(np.float32))
+    surrogate = ops.convert_to_numpy(quantizer.bits_surrogate(ops.convert_to_tensor(w)))
+    assert np.array_equal(surrogate, quantizer.fixed_format(w).width.astype(np.float32))

@@ -24,6 +24,8 @@ from hgq_chip.training import (
     ResetRanges,
 )
 
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+
 
 def _tiny_model(seed=0):
     keras.utils.set_random_seed(seed)

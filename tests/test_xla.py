@@ -1,7 +1,9 @@
-"""Training and inference compiled with XLA (``jit_compile=True``): same quantized numbers, cost still trained.
+"""Training and inference compiled (XLA on TensorFlow, jit on JAX): same quantized numbers, cost still trained.
 
-The benchmark trains with XLA because it fuses the quantizers' elementwise ops; a user who
-also predicts with such a model must get exactly what the firmware computes.
+Runs under every backend CI runs (TensorFlow, and JAX: ``keras_level``). Keras' default
+``jit_compile="auto"`` compiles the step on JAX (and on TensorFlow with a GPU) unless a layer
+says it cannot (``supports_jit``): ours never do, so there a user gets the fused step without
+asking; a user who predicts with such a model must get exactly what the firmware computes.
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ import itertools
 
 import keras
 import numpy as np
+import pytest
 
 import hgq_chip
 from hgq_chip.layers import HConv2D, HDense, HQuantize
+from hgq_chip.model_walk import iter_quantizers
 from hgq_chip.training import EBOPsMetric, ResetRanges
 from mlp_models import GRANULARITIES, OVERFLOWS, ROUNDINGS, MLPSpec, build_model, calibration_data
+
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
 
 
 def _predict(model, x, jit_compile):
@@ -27,6 +33,27 @@ def _assert_same_under_xla(model, x):
     fused = _predict(model, x, True)
     for a, b in zip(plain if isinstance(plain, list) else [plain], fused if isinstance(fused, list) else [fused]):
         assert np.array_equal(a, b), f"{np.sum(a != b)} of {a.size} values differ under XLA"
+
+
+def test_our_layers_leave_keras_default_compilation_on():
+    """No hgq_chip layer opts out of XLA/jit, so ``compile()``'s default picks it wherever Keras
+    would for a float model (always on JAX; on TensorFlow only with a GPU, Keras' own rule)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    x = HQuantize()(inputs)
+    x = HConv2D(2, 1)(keras.layers.Reshape((2, 3, 1))(x))
+    model = keras.Model(inputs, HDense(3)(keras.layers.Flatten()(x)))
+    assert all(layer.supports_jit for layer in [*model.layers, *iter_quantizers(model)])
+    reference = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    model.compile("adam", "mse")
+    reference.compile("adam", "mse")
+    assert model.jit_compile == reference.jit_compile
+    if keras.backend.backend() == "jax":
+        assert model.jit_compile is True
+    model.compile("adam", "mse", jit_compile=True)
+    assert model.jit_compile is True
+    model.compile("adam", "mse", jit_compile=False)  # the way to turn it off
+    assert model.jit_compile is False
 
 
 def test_xla_predictions_equal_plain_ones_for_every_mode():

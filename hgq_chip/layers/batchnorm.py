@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..quantizers.dtype_policy import check_float64_available
 from .conv import HConv1D, HConv2D
 from .dense import HDense
 
@@ -46,6 +47,9 @@ class BatchNormFoldMixin:
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        # JAX without x64 would fold in float32, where the rounded result depends on how the
+        # compiled step orders the operations: Keras and the converter could disagree.
+        check_float64_available(self, "folds BatchNormalization into its kernel in float64")
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
         if not 0.0 <= self.momentum <= 1.0:

@@ -45,6 +45,46 @@ def fractional_bit_gradient_term(x, q, f_float):
     return (f_float - ops.stop_gradient(f_float)) * (-LN2 * delta)
 
 
+def sum_to_shape(g, shape):
+    """``g`` summed over the axes that broadcasting a tensor of ``shape`` against it added or
+    stretched: the gradient of a broadcast operand. Static shapes; ``g`` has rank >= len(shape)."""
+    lead = len(g.shape) - len(shape)
+    if lead:
+        g = ops.sum(g, axis=tuple(range(lead)))
+    stretched = tuple(a for a, d in enumerate(shape) if d == 1 and g.shape[a] != 1)
+    return ops.sum(g, axis=stretched, keepdims=True) if stretched else g
+
+
+def round_to_bits_trainable(x, f, rounding: Rounding):
+    """``round_to_bits(x, round(f))`` with HGQ's gradients, as one op with a custom gradient.
+
+    Forward: exactly ``round_to_bits`` at round(f) (half to even). Gradients: straight through
+    to ``x`` (1), and -ln2 * (q - x) to ``f``, summed over the axes ``f`` is broadcast along.
+    The same numbers and gradients as ``straight_through(x, q) +
+    fractional_bit_gradient_term(x, q, round_ste(f))``, in about a third of the operations:
+    the stop-gradient algebra costs a dozen extra full-size elementwise ops per quantizer in
+    every training step, which dominated the step time of small models without XLA.
+    ``x``: any shape; ``f``: a shape that broadcasts against it (the granularity's variable shape).
+    """
+    # Variables become tensors first (a 0 added): TensorFlow's custom gradient refuses functions
+    # that read variables themselves, and the variables' gradients flow through this read.
+    x, f = (ops.add(v, 0.0) if hasattr(v, "assign") else v for v in (x, f))
+    f_shape = tuple(f.shape)
+
+    @ops.custom_gradient
+    def quantize(x, f):
+        q = round_to_bits(x, ops.round(f), rounding)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return upstream, sum_to_shape((-LN2 * (q - x)) * upstream, f_shape)
+
+        return q, grad
+
+    return quantize(x, f)
+
+
 def straight_through(x, q):
     """q forward, gradient 1 w.r.t. x."""
     return ops.stop_gradient(q) + (x - ops.stop_gradient(x))
