@@ -157,6 +157,20 @@ def test_masks_and_score_outputs_are_refused():
         HMultiHeadAttention(2, 2)(x, x, use_causal_mask=True)
 
 
+@pytest.mark.parametrize("mask_kind", ["symbolic", "eager"])
+def test_mask_tensors_are_refused_with_the_message(mask_kind):
+    # A mask tensor has no truth value (symbolic) or an ambiguous one (eager): the refusal must still be the
+    # layer's ValueError naming the argument, not Keras' "cannot be used as a boolean" TypeError.
+    if mask_kind == "symbolic":
+        x, mask = keras.Input((4, 3)), keras.Input((4, 4), dtype="bool")
+    else:
+        x, mask = np.zeros((1, 4, 3), "float32"), np.ones((1, 4, 4), bool)
+    with pytest.raises(ValueError, match="attention_mask is not supported"):
+        HMultiHeadAttention(2, 2)(x, x, attention_mask=mask)
+    with pytest.raises(ValueError, match="query_mask is not supported"):
+        HMultiHeadAttention(2, 2)(x, x, query_mask=mask[..., 0])
+
+
 def test_io_stream_and_layer_normalization_are_refused_before_writing(tmp_path):
     model, _ = _attention_model()
     hgq_chip.calibrate(model, _data((4, 3)))

@@ -148,7 +148,9 @@ class HMultiHeadAttention(keras.layers.Layer):
             raise ValueError(f"{self.name}: call HMultiHeadAttention as layer(query, value[, key])")
         for unsupported in ("attention_mask", "query_mask", "value_mask", "key_mask", "use_causal_mask",
                             "return_attention_scores"):
-            if kwargs.get(unsupported):
+            # `is not None`: a mask is a tensor (a symbolic one has no truth value); False is Keras' default.
+            given = kwargs.get(unsupported)
+            if given is not None and given is not False:
                 raise ValueError(f"{self.name}: {unsupported} is not supported by HMultiHeadAttention (no masks, "
                                  "no score output); attend over every position")
             kwargs.pop(unsupported, None)
