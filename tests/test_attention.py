@@ -145,10 +145,19 @@ def test_attention_ebops_count_every_product_of_two_variables():
     ({"attention_axes": (1,)}, "attention_axes"),
     ({"softmax": {"scale": 2.0}}, "set by the layer"),
     ({"output_shape": (2, 3)}, "one axis"),
+    ({"output_shape": 0}, "output_shape must be at least 1"),
+    ({"value_dim": -1}, "value_dim must be at least 1"),
 ])
 def test_bad_attention_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         HMultiHeadAttention(2, 2, **kwargs)
+
+
+@pytest.mark.parametrize("num_heads, key_dim, what", [(0, 2, "num_heads"), (2, 0, "key_dim")])
+def test_empty_heads_are_refused_at_construction(num_heads, key_dim, what):
+    # key_dim=0 divided by zero (1/sqrt(key_dim)) and num_heads=0 failed in TensorFlow during calibration.
+    with pytest.raises(ValueError, match=f"{what} must be at least 1"):
+        HMultiHeadAttention(num_heads, key_dim)
 
 
 def test_masks_and_score_outputs_are_refused():

@@ -58,7 +58,7 @@ class HMultiHeadAttention(keras.layers.Layer):
 
     Call ``layer(query, value, key=None, training=None)``; key defaults to value (self-attention
     is ``layer(x, x)``). Inputs of rank 3 ``(batch, T, D)``; output ``(batch, Tq, out)``. Raises
-    ValueError for ``attention_axes`` (only the sequence axis), ``use_causal_mask``, masks, or
+    ValueError for ``num_heads``, ``key_dim``, ``value_dim`` or ``output_shape`` < 1, ``attention_axes`` (only the sequence axis), ``use_causal_mask``, masks, or
     ``return_attention_scores``; UnsupportedConfigurationError for a non-float32/float64 policy.
     """
 
@@ -80,6 +80,11 @@ class HMultiHeadAttention(keras.layers.Layer):
                 raise ValueError(f"{self.name}: output_shape must be one axis (an int), got {output_shape!r}")
             output_shape = output_shape[0]
         self.output_dim = None if output_shape is None else int(output_shape)
+        for what, size in (("num_heads", self.num_heads), ("key_dim", self.key_dim),
+                           ("value_dim", self.value_dim), ("output_shape", self.output_dim)):
+            if size is not None and size < 1:
+                raise ValueError(f"{self.name}: {what} must be at least 1, got {size} (an empty head or projection "
+                                 "has no attention to compute)")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.beta0 = float(beta0)
