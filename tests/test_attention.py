@@ -251,3 +251,26 @@ def test_the_estimate_counts_the_products_the_generated_code_makes(converted):
     layers = {layer.layer: layer for layer in hgq_chip.estimate(root / "prj").layers}
     assert layers["mha"].lut > layers["head"].lut > 0
     assert layers["split"].lut > 0
+
+
+def test_attention_reading_raw_inputs_takes_each_inputs_own_quantizers():
+    # HMultiHeadAttention straight on two model inputs of different lengths: the value input is read by
+    # the value and key projections, not the query's. Before, the query projection's quantizer was taken
+    # for every input: verify(random=...) crashed with numpy's broadcast ValueError ((4, 5) vs (6, 5)) and
+    # the value input's C++ type was derived from the query's format.
+    from hgq_chip.api import input_ranges, random_inputs
+    from hgq_chip.conversion.graph import graph_nodes
+    from hgq_chip.conversion.inputs import input_quantizers
+
+    query_in, value_in = keras.Input((4, 5), name="query_in"), keras.Input((6, 5), name="value_in")
+    layer = HMultiHeadAttention(2, 3, name="mha")
+    model = keras.Model([query_in, value_in], layer(query_in, value_in))
+    hgq_chip.calibrate(model, [_data((4, 5)), _data((6, 5), seed=1, scale=3.0)])
+    nodes = graph_nodes(model)
+    assert input_quantizers(nodes, model.inputs[0]) == [layer.query_dense.iq]
+    assert input_quantizers(nodes, model.inputs[1]) == [layer.value_dense.iq, layer.key_dense.iq]
+    (q_lo, _), (v_lo, v_hi) = input_ranges(model)
+    assert q_lo.shape == (4, 5) and v_lo.shape == (6, 5)
+    expected_hi = np.maximum(layer.value_dense.iq.range_hi.numpy(), layer.key_dense.iq.range_hi.numpy())
+    assert np.array_equal(v_hi, np.broadcast_to(expected_hi, (6, 5)))
+    assert [x.shape for x in random_inputs(model, 3)] == [(3, 4, 5), (3, 6, 5)]

@@ -196,6 +196,15 @@ class HMultiHeadAttention(keras.layers.Layer):
     def projections(self) -> list[HEinsumDense]:
         return [self.query_dense, self.key_dense, self.value_dense, self.output_dense]
 
+    def input_quantizers_at(self, position, n_inputs):
+        """The input quantizers reading call argument ``position`` (0 query, 1 value, 2 key) of a call
+        with ``n_inputs`` tensors: without a key, the value feeds the key projection too."""
+        if position == 0:
+            return [self.query_dense.iq]
+        if position == 1:
+            return [self.value_dense.iq] + ([self.key_dense.iq] if n_inputs == 2 else [])
+        return [self.key_dense.iq]
+
     def quantizers(self):
         found = [q for dense in self.projections()[:3] for q in dense.quantizers()]
         found += [self.q_q, self.k_q, self.v_q, *self.softmax.quantizers(), *self.output_dense.quantizers()]
