@@ -145,16 +145,39 @@ def test_attention_ebops_count_every_product_of_two_variables():
     ({"attention_axes": (1,)}, "attention_axes"),
     ({"softmax": {"scale": 2.0}}, "set by the layer"),
     ({"output_shape": (2, 3)}, "one axis"),
+    ({"output_shape": 0}, "output_shape must be at least 1"),
+    ({"value_dim": -1}, "value_dim must be at least 1"),
 ])
 def test_bad_attention_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         HMultiHeadAttention(2, 2, **kwargs)
 
 
+@pytest.mark.parametrize("num_heads, key_dim, what", [(0, 2, "num_heads"), (2, 0, "key_dim")])
+def test_empty_heads_are_refused_at_construction(num_heads, key_dim, what):
+    # key_dim=0 divided by zero (1/sqrt(key_dim)) and num_heads=0 failed in TensorFlow during calibration.
+    with pytest.raises(ValueError, match=f"{what} must be at least 1"):
+        HMultiHeadAttention(num_heads, key_dim)
+
+
 def test_masks_and_score_outputs_are_refused():
     x = keras.Input((4, 3))
     with pytest.raises(ValueError, match="use_causal_mask is not supported"):
         HMultiHeadAttention(2, 2)(x, x, use_causal_mask=True)
+
+
+@pytest.mark.parametrize("mask_kind", ["symbolic", "eager"])
+def test_mask_tensors_are_refused_with_the_message(mask_kind):
+    # A mask tensor has no truth value (symbolic) or an ambiguous one (eager): the refusal must still be the
+    # layer's ValueError naming the argument, not Keras' "cannot be used as a boolean" TypeError.
+    if mask_kind == "symbolic":
+        x, mask = keras.Input((4, 3)), keras.Input((4, 4), dtype="bool")
+    else:
+        x, mask = np.zeros((1, 4, 3), "float32"), np.ones((1, 4, 4), bool)
+    with pytest.raises(ValueError, match="attention_mask is not supported"):
+        HMultiHeadAttention(2, 2)(x, x, attention_mask=mask)
+    with pytest.raises(ValueError, match="query_mask is not supported"):
+        HMultiHeadAttention(2, 2)(x, x, query_mask=mask[..., 0])
 
 
 def test_io_stream_and_layer_normalization_are_refused_before_writing(tmp_path):
@@ -228,3 +251,26 @@ def test_the_estimate_counts_the_products_the_generated_code_makes(converted):
     layers = {layer.layer: layer for layer in hgq_chip.estimate(root / "prj").layers}
     assert layers["mha"].lut > layers["head"].lut > 0
     assert layers["split"].lut > 0
+
+
+def test_attention_reading_raw_inputs_takes_each_inputs_own_quantizers():
+    # HMultiHeadAttention straight on two model inputs of different lengths: the value input is read by
+    # the value and key projections, not the query's. Before, the query projection's quantizer was taken
+    # for every input: verify(random=...) crashed with numpy's broadcast ValueError ((4, 5) vs (6, 5)) and
+    # the value input's C++ type was derived from the query's format.
+    from hgq_chip.api import input_ranges, random_inputs
+    from hgq_chip.conversion.graph import graph_nodes
+    from hgq_chip.conversion.inputs import input_quantizers
+
+    query_in, value_in = keras.Input((4, 5), name="query_in"), keras.Input((6, 5), name="value_in")
+    layer = HMultiHeadAttention(2, 3, name="mha")
+    model = keras.Model([query_in, value_in], layer(query_in, value_in))
+    hgq_chip.calibrate(model, [_data((4, 5)), _data((6, 5), seed=1, scale=3.0)])
+    nodes = graph_nodes(model)
+    assert input_quantizers(nodes, model.inputs[0]) == [layer.query_dense.iq]
+    assert input_quantizers(nodes, model.inputs[1]) == [layer.value_dense.iq, layer.key_dense.iq]
+    (q_lo, _), (v_lo, v_hi) = input_ranges(model)
+    assert q_lo.shape == (4, 5) and v_lo.shape == (6, 5)
+    expected_hi = np.maximum(layer.value_dense.iq.range_hi.numpy(), layer.key_dense.iq.range_hi.numpy())
+    assert np.array_equal(v_hi, np.broadcast_to(expected_hi, (6, 5)))
+    assert [x.shape for x in random_inputs(model, 3)] == [(3, 4, 5), (3, 6, 5)]

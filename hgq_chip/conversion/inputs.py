@@ -41,7 +41,7 @@ def input_quantizers(nodes, model_input) -> list:
     for node in nodes:
         if not any(t is model_input for t in node.inputs):
             continue
-        quantizers = [q for q in getattr(node.layer, "quantizers", lambda: [])() if hasattr(q, "record_range")]
+        quantizers = [q for q in getattr(node.layer, "quantizers", list)() if hasattr(q, "record_range")]
         if not quantizers:
             from ..errors import UnsupportedLayerError
 
@@ -49,9 +49,27 @@ def input_quantizers(nodes, model_input) -> list:
                 f"layer {node.layer.name!r} reads the raw model input; put an HQuantize layer first "
                 "so the input has a fixed-point format"
             )
-        found.append(quantizers[0])
+        found.extend(_quantizers_at_positions(node, model_input, quantizers))
     if not found:
         raise UnsupportedConfigurationError("a model input is not used by any layer")
+    return found
+
+
+def _quantizers_at_positions(node, model_input, quantizers) -> list:
+    """The quantizers of ``node``'s layer that read ``model_input``: per input position it is passed at.
+
+    A layer with several inputs quantizes each with its own quantizer (HMultiHeadAttention: the
+    query, value and key projections; a merge: ``iq0``, ``iq1``, ...); the first quantizer of the
+    layer is right only for a layer with one input."""
+    positions = [i for i, t in enumerate(node.inputs) if t is model_input]
+    layer, found = node.layer, []
+    for position in positions:
+        if hasattr(layer, "input_quantizers_at"):
+            found.extend(layer.input_quantizers_at(position, len(node.inputs)))
+        elif len(getattr(layer, "input_quantizers", ())) == len(node.inputs):
+            found.append(layer.input_quantizers[position])
+        else:
+            found.append(quantizers[0])
     return found
 
 

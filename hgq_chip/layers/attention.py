@@ -58,7 +58,7 @@ class HMultiHeadAttention(keras.layers.Layer):
 
     Call ``layer(query, value, key=None, training=None)``; key defaults to value (self-attention
     is ``layer(x, x)``). Inputs of rank 3 ``(batch, T, D)``; output ``(batch, Tq, out)``. Raises
-    ValueError for ``attention_axes`` (only the sequence axis), ``use_causal_mask``, masks, or
+    ValueError for ``num_heads``, ``key_dim``, ``value_dim`` or ``output_shape`` < 1, ``attention_axes`` (only the sequence axis), ``use_causal_mask``, masks, or
     ``return_attention_scores``; UnsupportedConfigurationError for a non-float32/float64 policy.
     """
 
@@ -80,6 +80,11 @@ class HMultiHeadAttention(keras.layers.Layer):
                 raise ValueError(f"{self.name}: output_shape must be one axis (an int), got {output_shape!r}")
             output_shape = output_shape[0]
         self.output_dim = None if output_shape is None else int(output_shape)
+        for what, size in (("num_heads", self.num_heads), ("key_dim", self.key_dim),
+                           ("value_dim", self.value_dim), ("output_shape", self.output_dim)):
+            if size is not None and size < 1:
+                raise ValueError(f"{self.name}: {what} must be at least 1, got {size} (an empty head or projection "
+                                 "has no attention to compute)")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.beta0 = float(beta0)
@@ -148,7 +153,9 @@ class HMultiHeadAttention(keras.layers.Layer):
             raise ValueError(f"{self.name}: call HMultiHeadAttention as layer(query, value[, key])")
         for unsupported in ("attention_mask", "query_mask", "value_mask", "key_mask", "use_causal_mask",
                             "return_attention_scores"):
-            if kwargs.get(unsupported):
+            # `is not None`: a mask is a tensor (a symbolic one has no truth value); False is Keras' default.
+            given = kwargs.get(unsupported)
+            if given is not None and given is not False:
                 raise ValueError(f"{self.name}: {unsupported} is not supported by HMultiHeadAttention (no masks, "
                                  "no score output); attend over every position")
             kwargs.pop(unsupported, None)
@@ -188,6 +195,15 @@ class HMultiHeadAttention(keras.layers.Layer):
 
     def projections(self) -> list[HEinsumDense]:
         return [self.query_dense, self.key_dense, self.value_dense, self.output_dense]
+
+    def input_quantizers_at(self, position, n_inputs):
+        """The input quantizers reading call argument ``position`` (0 query, 1 value, 2 key) of a call
+        with ``n_inputs`` tensors: without a key, the value feeds the key projection too."""
+        if position == 0:
+            return [self.query_dense.iq]
+        if position == 1:
+            return [self.value_dense.iq] + ([self.key_dense.iq] if n_inputs == 2 else [])
+        return [self.key_dense.iq]
 
     def quantizers(self):
         found = [q for dense in self.projections()[:3] for q in dense.quantizers()]
