@@ -43,6 +43,9 @@ CASES_BY_PARENT = (
     (keras.layers.Dense, (6,), (("", (4,), {}),)),
     (keras.layers.Activation, (6,), (("relu", ("relu",), {}), ("tanh-table", ("tanh",), {}))),
     (MERGES, (6,), (("", (), {}),)),
+    # Attention layers (Keras Layer subclasses): a sequence of 4 tokens x 6 features; self-attention.
+    (hgq_chip.layers.HEinsumDense, (4, 6), (("", ("abc,cd->abd", (4, 5)), {}),)),
+    (hgq_chip.layers.HMultiHeadAttention, (4, 6), (("", (2, 3), {}),)),
     (keras.layers.Layer, (6,), (("", (), {}),)),
 )
 
@@ -84,6 +87,9 @@ def build_model(cls, shape, args, kwargs, seed=0):
         branches = [hgq_chip.layers.HDense(shape[-1], name=f"branch{i}")(inputs) for i in range(2)]
         layer = cls(*args, name="under_test", **kwargs)
         x = layer(branches)
+    elif issubclass(cls, hgq_chip.layers.HMultiHeadAttention):
+        layer = cls(*args, name="under_test", **kwargs)
+        x = layer(inputs, inputs)
     else:
         layer = cls(*args, name="under_test", **kwargs)
         x = layer(inputs)
