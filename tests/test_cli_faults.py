@@ -59,10 +59,17 @@ def test_closed_stdout_pipe_exits_quietly(project):
     assert run.returncode == EXIT_BROKEN_PIPE and run.stderr == "", run.stderr
 
 
+def _sigint_default():
+    """A job started with `&` by a non-interactive shell (a CI runner) inherits SIGINT ignored, and Python
+    keeps an ignored SIGINT ignored: give the child the default disposition a terminal's Ctrl-C meets."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_with_one_line_and_no_changed_file(project):
     before = snapshot(project)
     child = subprocess.Popen(cli("verify", project / "model.keras", project / "prj", "--random", "2000"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                             preexec_fn=_sigint_default)
     first = child.stderr.readline()
     assert first.startswith("[hgq_chip] loading"), first
     child.send_signal(signal.SIGINT)

@@ -20,7 +20,7 @@ import pytest
 import hgq_chip
 from hgq_chip.conversion.names import HLS4ML_PASS_ATTRIBUTES, name_problem
 from hgq_chip.errors import UnsupportedLayerError
-from hgq_chip.layers import HDense, HQuantize
+from hgq_chip.layers import HDense, HQuantize, HSoftmax
 
 QUIET = {"log": lambda message: None}
 
@@ -41,6 +41,9 @@ CASES = [
     ("reuse_factor", lambda n: HDense(3, name=n), (6,), "set by hls4ml's passes"),
     ("n_out", lambda n: HDense(3, name=n), (6,), "given by hls4ml's Keras parser"),
     ("class_name", lambda n: keras.layers.Permute((2, 1), name=n), (3, 4), "given by hls4ml's Keras parser"),
+    # A plain (not stable) HSoftmax named 'stable' read its output variable as its 'stable' flag: true, so its
+    # firmware subtracted the maximum that Keras did not (wrong firmware, no error) before this check.
+    ("stable", lambda n: HSoftmax(stable=False, name=n), (6,), "given by our softmax handler"),
     ("n_filt", lambda n: keras.layers.Reshape((2, 3), name=n), (6,), None),  # not an attribute of a Reshape
     ("dims", lambda n: keras.layers.Permute((2, 1), name=n), (3, 4), None),
 ]

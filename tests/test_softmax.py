@@ -124,7 +124,7 @@ def _branches_model():
     keras.utils.set_random_seed(4)
     inputs = keras.Input((8,), name="features")
     q = HQuantize(name="q")(inputs)
-    stable = HSoftmax(name="stable")(HDense(5, name="d1")(q))
+    stable = HSoftmax(name="smax_stable")(HDense(5, name="d1")(q))
     plain = HSoftmax(stable=False, name="plain",
                      input_quantizer={"granularity": "per-element", "init_f": 2},
                      exp_quantizer={"init_f": 4})(HDense(5, name="d2")(q))
@@ -159,7 +159,7 @@ def test_the_project_runs_our_template_with_our_tables(converted):
     top = (firmware / "myproject.cpp").read_text()
     assert top.count("nnet::hgq_softmax<") == 3 and "nnet::softmax" not in top
     summary = json.loads((root / "prj" / "summary.json").read_text())
-    types = {layer["layer"]: layer for layer in summary["layers"]}["stable"]["hls_types"]["stable"]
+    types = {layer["layer"]: layer for layer in summary["layers"]}["smax_stable"]["hls_types"]["smax_stable"]
     assert set(types) == {"result", "diff", "exp_table", "sum", "inv_in", "inv_table", "product"}
     assert types["result"].endswith("AP_RND,AP_SAT>") and types["inv_in"].endswith("AP_RND,AP_SAT>")
 
@@ -167,9 +167,9 @@ def test_the_project_runs_our_template_with_our_tables(converted):
 def test_the_estimate_prices_both_tables_and_the_products(converted):
     root, model, _ = converted
     layers = {layer.layer: layer for layer in hgq_chip.estimate(root / "prj").layers}
-    assert layers["stable"].lut > 0 and layers["plain"].lut + 1000 * layers["plain"].bram > 0
+    assert layers["smax_stable"].lut > 0 and layers["plain"].lut + 1000 * layers["plain"].bram > 0
     facts = {f.name: f for f in hgq_chip.conversion.facts.read_facts(root / "prj" / "estimate_inputs.json")}
-    kinds = [op["op"] for op in facts["stable"].ops]
+    kinds = [op["op"] for op in facts["smax_stable"].ops]
     assert kinds == ["cast", "maxpool", "add", "table", "add", "cast", "table", "product", "cast"]
     assert [op["op"] for op in facts["plain"].ops] == ["cast", "table", "add", "cast", "table", "product", "cast"]
 
@@ -191,7 +191,7 @@ def test_the_weights_fingerprint_ignores_beta_but_not_a_table_format(converted):
     from hgq_chip.conversion.fingerprint import weights_fingerprint
 
     _, model, _ = converted
-    layer = model.get_layer("stable")
+    layer = model.get_layer("smax_stable")
     before, beta, f = weights_fingerprint(model), float(layer.beta.numpy()), layer.exp_q.f.numpy()
     try:
         layer.beta.assign(1e-3)  # beta schedules move it; the firmware never reads it
@@ -207,7 +207,7 @@ def test_the_report_shows_the_softmax_row_and_its_table_types(converted, tmp_pat
     root, _, _ = converted
     page = tmp_path / "report.md"
     assert main(["report", str(root / "prj"), "--format", "md", "--output", str(page)]) == 0
-    rows = [line for line in page.read_text().splitlines() if line.startswith("| stable |")]
+    rows = [line for line in page.read_text().splitlines() if line.startswith("| smax_stable |")]
     assert any("| HSoftmax |" in row for row in rows)
     assert any("exp_table ap_ufixed" in row and "inv_in ap_ufixed" in row for row in rows)
 
@@ -233,10 +233,10 @@ def test_the_stable_exp_table_ends_where_its_entries_become_constant(converted):
     assert constant_tail_cut(np.array([1.0, 2.0])).tolist() == [1.0, 2.0]
     root, _, _ = converted
     summary = json.loads((root / "prj" / "summary.json").read_text())
-    diff = {layer["layer"]: layer["hls_types"] for layer in summary["layers"]}["stable"]["stable"]["diff"]
+    diff = {layer["layer"]: layer["hls_types"] for layer in summary["layers"]}["smax_stable"]["smax_stable"]["diff"]
     width = int(diff.split("<")[1].split(",")[0])
     firmware = root / "prj" / "firmware"
-    call = next(line for line in (firmware / "myproject.cpp").read_text().splitlines() if line.endswith("// stable"))
+    call = next(line for line in (firmware / "myproject.cpp").read_text().splitlines() if line.endswith("// smax_stable"))
     table = call.split("(")[1].split(",")[2].strip()  # (input, output, exp_tableN, inv_tableN)
     entries = (firmware / "weights" / f"{table}.txt").read_text().split(",")
     assert 1 < len(entries) < 2**width  # the 4x out-of-range verify above reads past the cut
