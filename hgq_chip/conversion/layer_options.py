@@ -148,23 +148,19 @@ _KEEPDIMS = Option("keepdims", _attr("keepdims"), lambda v: not v,
                    "use keepdims=False and put a keras.layers.Reshape after the pooling (hls4ml's global pooling "
                    "outputs one value per channel)")
 
-_ASQ_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
-                     "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'",
-                     io_types=STREAM, error=UnsupportedConfigurationError)
+def _parallel_only(message: str) -> Option:
+    """The refusal of io_stream for a layer whose firmware exists for io_parallel only."""
+    return Option("io_type", lambda layer, node: "io_stream", lambda v: False, message, io_types=STREAM,
+                  error=UnsupportedConfigurationError)
 
-_SOFTMAX_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
-                         "HSoftmax firmware (nnet_hgq_softmax.h) exists for io_parallel only; convert with "
-                         "io_type='io_parallel', or end the io_stream model before the softmax",
-                         io_types=STREAM, error=UnsupportedConfigurationError)
 
-_ATTENTION_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
-                           "HMultiHeadAttention firmware (hls4ml's Einsum, our softmax template) exists for "
-                           "io_parallel only; convert with io_type='io_parallel'",
-                           io_types=STREAM, error=UnsupportedConfigurationError)
-_EINSUM_STREAM = Option("io_type", lambda layer, node: "io_stream", lambda v: False,
-                        "HEinsumDense converts for io_parallel only; convert with io_type='io_parallel' (a "
-                        "projection over the last axis alone is an HDense, which also streams)",
-                        io_types=STREAM, error=UnsupportedConfigurationError)
+_ASQ_STREAM = _parallel_only("ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'")
+_SOFTMAX_STREAM = _parallel_only("HSoftmax firmware (nnet_hgq_softmax.h) exists for io_parallel only; convert with "
+                                 "io_type='io_parallel', or end the io_stream model before the softmax")
+_ATTENTION_STREAM = _parallel_only("HMultiHeadAttention firmware (hls4ml's Einsum, our softmax template) exists for "
+                                   "io_parallel only; convert with io_type='io_parallel'")
+_EINSUM_STREAM = _parallel_only("HEinsumDense converts for io_parallel only; convert with io_type='io_parallel' (a "
+                                "projection over the last axis alone is an HDense, which also streams)")
 
 OPTIONS: dict[type, list[Option]] = {
     keras.layers.Layer: [

@@ -32,11 +32,10 @@ from ..records import (
     HLSLayerTypes,
     LayerRecord,
     format_of,
-    interval_bits,
     sum_bits,
 )
 from .einsum_dense import projection_configs, projection_parts
-from .softmax import softmax_operations, softmax_tables
+from .softmax import softmax_float_values, softmax_operations, softmax_tables
 
 
 def _transpose(interval: Interval, axes) -> Interval:
@@ -156,12 +155,7 @@ def hmha_rule(layer, intervals):
         record.float_values.extend(projections[role]["float_values"])
     record.float_values.append(FloatValues("scores Q.K (every product and partial sum)",
                                            sum_bits(parts["score_magnitudes"], parts["scores"].f)))
-    if tables["diff"] is not None:
-        record.float_values.append(FloatValues("softmax max(x) - x", interval_bits(tables["diff"])))
-    exp_iv = Interval.of_constants(tables["exp_table"]).covering()
-    magnitude = np.maximum(np.abs(exp_iv.lo), np.abs(exp_iv.hi)) * tables["n"]
-    record.float_values.append(FloatValues("softmax row sum of the exp values", sum_bits(magnitude, exp_iv.f)))
-    record.float_values.append(FloatValues("softmax products exp x 1/sum", interval_bits(tables["product"])))
+    record.float_values.extend(softmax_float_values(tables, prefix="softmax "))
     record.float_values.append(FloatValues("attention P.V (every product and partial sum)",
                                            sum_bits(parts["attend_magnitudes"], parts["attended"].f)))
     record.estimate_ops = attention_operations(layer, intervals, parts)

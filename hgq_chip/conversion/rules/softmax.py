@@ -148,13 +148,23 @@ def hsoftmax_rule(layer, intervals):
     record.ebops = layer.ebops_exact()
     record.estimate_ops = softmax_operations(layer, x, tables)
     # What Keras computes exactly besides the quantizer outputs (derive adds those).
+    record.float_values.extend(softmax_float_values(tables))
+    return record
+
+
+def softmax_float_values(tables: dict, prefix: str = "") -> list[FloatValues]:
+    """The values an HSoftmax computes in the float dtype besides its quantizer outputs, with the
+    significant bits each needs (``tables``: :func:`softmax_tables`): ``max(x) - x`` (stable only),
+    the row sum of the exp values (any order of additions) and the products exp x 1/sum.
+    ``prefix`` starts each description (a layer holding a softmax names it, e.g. ``"softmax "``)."""
+    values = []
     if tables["diff"] is not None:
-        record.float_values.append(FloatValues("max(x) - x", interval_bits(tables["diff"])))
+        values.append(FloatValues(f"{prefix}max(x) - x", interval_bits(tables["diff"])))
     exp_iv = Interval.of_constants(tables["exp_table"]).covering()
     magnitude = np.maximum(np.abs(exp_iv.lo), np.abs(exp_iv.hi)) * tables["n"]
-    record.float_values.append(FloatValues("row sum of the exp values (any order)", sum_bits(magnitude, exp_iv.f)))
-    record.float_values.append(FloatValues("products exp x 1/sum", interval_bits(tables["product"])))
-    return record
+    values.append(FloatValues(f"{prefix}row sum of the exp values (any order)", sum_bits(magnitude, exp_iv.f)))
+    values.append(FloatValues(f"{prefix}products exp x 1/sum", interval_bits(tables["product"])))
+    return values
 
 
 @handler(HSoftmax)
