@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ray_cluster import LocalCluster, kill_sessions, non_loopback, ray_env, session_pids
+from ray_cluster import (
+    RAY,
+    LocalCluster,
+    free_port,
+    kill_sessions,
+    non_loopback,
+    ray_env,
+    session_pids,
+)
 
 from hgq_chip.errors import OutputExistsError, SweepSpecError
 from hgq_chip.sweeps.front import merge_front, non_dominated
@@ -266,3 +274,51 @@ def test_fanout_member_with_yosys_synthesis(tmp_path):
     _check_member(row)
     assert result["synth"]["tool"] == "yosys" and result["synth"]["lut"] > 0
     assert result["synth"]["trace_mismatches"] == 0
+
+
+def test_join_captures_ray_stderr_and_names_a_refused_token():
+    from hgq_chip.sweeps.cluster import _captured_stderr, _token_refused
+
+    with _captured_stderr() as captured:
+        os.write(2, b"gcs_client.cc:210: Unauthenticated: RPC error: InvalidAuthToken\n")
+    assert "InvalidAuthToken" in captured.text
+    assert _token_refused(captured.text, ConnectionError("Failed to connect to Ray cluster"))
+    assert not _token_refused("", ConnectionError("Failed to connect to Ray cluster"))
+
+
+@pytest.mark.slow
+def test_sweep_joins_a_ray_start_head_with_token_authentication(tmp_path):
+    """The user's path: `ray start --head` on 127.0.0.1, then `hgq_chip sweep --address`. Ray 2.60 turns
+    token authentication on for the head when ~/.ray/auth_token exists (any earlier local `ray.init()`,
+    an embedded sweep's too, writes one), and a driver with an explicit address does not send it
+    unless RAY_AUTH_MODE=token: refused in one line without it, done with it."""
+    ray_tmp, home = _ray_temp(), tmp_path / "home"  # a private HOME holds the token (~/.ray/auth_token)
+    home.mkdir()
+    port = free_port()
+    env = {**ray_env(local_only=True), "RAY_TMPDIR": str(ray_tmp), "HOME": str(home)}
+    env.pop("RAY_AUTH_MODE", None)
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120)
+    head = subprocess.Popen([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", f"--temp-dir={ray_tmp}"], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        started = head.communicate(timeout=180)[0]
+        assert head.returncode == 0, started[-3000:]
+        assert "Token authentication is enabled" in started, started[-3000:]
+        assert non_loopback(session_pids([head.pid])) == []
+        spec = _spec_file(tmp_path, budget={"trials": 1, "concurrent": 1}, space={**SPACE, "epochs": 2})
+        command = [sys.executable, "-m", "hgq_chip.cli", "sweep", str(spec), "--out", str(tmp_path / "out"),
+                   "--address", f"127.0.0.1:{port}"]
+        refused = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 19, refused.stderr[-3000:]
+        assert refused.stderr.count("\n") == 1 and "RAY_AUTH_MODE=token" in refused.stderr, refused.stderr
+        assert not (tmp_path / "out").exists()
+        code, text, seen = run_watched(command, {**env, "RAY_AUTH_MODE": "token"})
+        assert code == 0, text[-3000:]
+        assert seen + non_loopback(session_pids([head.pid])) == []
+        front = json.loads((tmp_path / "out" / "front.json").read_text())
+        assert front["trials"]["done"] == 1
+        _check_member(next(m for m in front["members"] if m["status"] != "pending"))
+    finally:
+        kill_sessions([head.pid])
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -13,14 +13,24 @@ Cluster (``address``: ``auto``, ``HOST:PORT`` of the head's GCS, or ``ray://HOST
 cluster at ``127.0.0.1:PORT`` (one machine) is joined with the same switch set, as otherwise
 Ray would rewrite that address to the outward one and miss a head bound to loopback.
 
+Token authentication: Ray 2.60's ``ray start --head`` turns it on by default, and a driver
+given an explicit address never turns it on by itself (``ray/_private/worker.py``, "an
+explicit address never does"), so without ``RAY_AUTH_MODE=token`` the head refuses every call
+and ``ray.init`` prints a line per retry before giving up with a bare ConnectionError. Joining
+therefore captures the process's stderr (file descriptor 2, where Ray's C++ client logs)
+while it connects: on a refused token the ClusterError says what to set; otherwise the
+captured text is passed on to stderr unchanged.
+
 Ray's usage statistics (a report to an outside server) are always switched off
 (``RAY_USAGE_STATS_ENABLED=0``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 
 from ..errors import ClusterError
 
@@ -67,12 +77,56 @@ def start(address: str | None, num_cpus: int, temp_dir: str | None = None) -> bo
             raise ClusterError(f"the local Ray node took address {node}, not {LOOPBACK}; set {LOCAL_ONLY_ENV}=0 "
                                "before Ray is imported")
         return True
-    try:
-        ray.init(address=address, **common)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
-        raise ClusterError(f"cannot reach the Ray cluster at {address} ({type(error).__name__}: {error}); start it "
-                           "with `ray start --head` and pass its address") from error
-    return True
+    with _captured_stderr() as captured:
+        try:
+            ray.init(address=address, **common)
+            failure = None
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError, ray.exceptions.RayError) as error:
+            failure = error
+    if failure is None:
+        sys.stderr.write(captured.text)
+        return True
+    if _token_refused(captured.text, failure):
+        mode = os.environ.get(AUTH_MODE_ENV, "unset")
+        raise ClusterError(f"the Ray cluster at {address} refused this driver's authentication token (RAY_AUTH_MODE "
+                           f"is {mode}): its head uses token authentication (the default of `ray start --head`); "
+                           "set RAY_AUTH_MODE=token and give the head's token: copy its ~/.ray/auth_token, or set "
+                           "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH") from failure
+    raise ClusterError(f"cannot reach the Ray cluster at {address} ({type(failure).__name__}: "
+                       f"{str(failure).splitlines()[0] if str(failure) else ''}); start it with `ray start --head` "
+                       "and pass its address") from failure
+
+
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+TOKEN_REFUSALS = ("InvalidAuthToken", "Authentication token is missing", "Unauthenticated")
+
+
+def _token_refused(stderr_text: str, error: BaseException) -> bool:
+    """Whether the head refused the driver's token (Ray's C++ client logs it; the raised error may not say)."""
+    text = stderr_text + "\n" + str(error) + type(error).__name__
+    return "AuthenticationError" in text or any(word in text for word in TOKEN_REFUSALS)
+
+
+class _Captured:
+    text = ""
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """File descriptor 2 (Python's and C++'s stderr) redirected to a temporary file; ``.text`` after."""
+    captured = _Captured()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
 
 
 def _is_loopback(address: str) -> bool:
