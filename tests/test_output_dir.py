@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+import keras
 import pytest
 
 import hgq_chip
@@ -212,6 +213,38 @@ def test_leftovers_of_killed_runs_removed_and_lookalikes_kept(world, capsys):
     assert (lookalike / "user.txt").read_text() == "not ours" and "left" in err and lookalike.name in err
     assert sorted(p.name for p in (world / "work").iterdir()) == [lookalike.name, "notes.txt", "prj"]
     assert (prj / "summary.json").is_file() and not (prj / "firmware.cpp").exists()
+
+
+def test_verify_refused_while_the_project_is_locked(world, capsys):
+    """A convert (or another verify) holding the project's lock: verify exits 15 before reading or
+    compiling anything, instead of building inside a folder being swapped out."""
+    prj = fake_project(world / "work" / "prj")
+    (prj / "build_lib.sh").write_text("PROJECT=myproject\n")
+    with od.FolderLock(prj.resolve()):
+        before = snapshot(world)
+        got, _, err = run_cli(capsys, "verify", world / "models" / "model.keras", prj, "--random", "10", "--quiet")
+        assert got == OutputLockedError.exit_code and f"pid {os.getpid()}" in err and err.count("\n") == 1
+        assert snapshot(world) == before
+
+
+def test_verify_takes_the_project_lock_convert_respects(world, capsys, monkeypatch):
+    """While verify compiles a project, a convert --force of the same folder is refused (exit 15)."""
+    import hgq_chip.conversion.verification as verification
+
+    prj = fake_project(world / "work" / "prj")
+    seen = {}
+
+    def convert_meanwhile(*args, **kwargs):
+        seen["convert"] = run_cli(capsys, *_convert_argv(world, prj, "--force"))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(verification, "check_project_matches_model", convert_meanwhile)
+    with pytest.raises(RuntimeError, match="stop here"):
+        verification.verify_batches(keras.saving.load_model(world / "models" / "model.keras"), prj, [])
+    got, _, err = seen["convert"]
+    assert got == OutputLockedError.exit_code and f"pid {os.getpid()}" in err
+    assert (prj / "firmware.cpp").read_text() == "old firmware"
+    assert not (world / "work" / ".prj.hgq_chip.lock").exists()  # released
 
 
 def test_set_aside_project_restored_when_target_missing(world, capsys):

@@ -169,7 +169,7 @@ class FolderLock:
                 holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
                 os.close(fd)
                 raise OutputLockedError(
-                    f"{self.target} is being written by another hgq_chip command (pid {holder}, lock "
+                    f"{self.target} is in use by another hgq_chip command (pid {holder}, lock "
                     f"{self.path}); wait for it to finish, then run again"
                 ) from None
             try:
@@ -191,6 +191,27 @@ class FolderLock:
         os.close(self._fd)
         self._fd = None
         return False
+
+
+@contextlib.contextmanager
+def project_in_use(project_dir):
+    """Hold ``project_dir``'s :class:`FolderLock` while a command compiles and runs it (``verify``),
+    so a ``convert --force`` of the same folder fails with OutputLockedError (exit 15) instead of
+    swapping the folder out under g++, and a second ``verify`` does not build the same library at
+    once. Raises OutputLockedError if held. A lock file that cannot be created (a read-only parent
+    folder, where no convert can write either) is skipped."""
+    lock = FolderLock(Path(os.path.abspath(project_dir)))
+    try:
+        lock.__enter__()
+    except OutputLockedError:
+        raise
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def _leftover_name(target: Path, tag: str) -> Path:

@@ -15,6 +15,7 @@ from ..sampling_options import VERIFY_BATCH
 from .csim import CSimulation
 from .graph import graph_nodes
 from .inputs import keras_input_dtypes
+from .output_dir import project_in_use
 from .project import as_functional
 from .project_io import check_project_matches_model
 
@@ -120,10 +121,17 @@ def verify_batches(model, project_dir, batches: Iterable, project_name: str = "m
     ``check``: pass each batch through :func:`check_inputs` (False when the caller already did).
     ``log`` gets one progress line for the first batch, then at most one per PROGRESS_SECONDS.
     The project is checked against the model before the first batch is read or anything is compiled.
+    The project folder's lock is held throughout (OutputLockedError, exit 15, if another hgq_chip
+    command holds it: a ``convert`` writing it or another ``verify``).
     """
     model = as_functional(model)
-    check_project_matches_model(model, project_dir, project_name)
-    sim = _built(project_dir, project_name, log, allow_large)
+    with project_in_use(project_dir):
+        check_project_matches_model(model, project_dir, project_name)
+        sim = _built(project_dir, project_name, log, allow_large)
+        return _compare_batches(model, sim, batches, check, log)
+
+
+def _compare_batches(model, sim: CSimulation, batches: Iterable, check: bool, log) -> VerifyReport:
     report = VerifyReport(0, 0, 0, None)
     last_log = None
     for number, batch in enumerate(batches):
@@ -171,8 +179,9 @@ def compare_with_csim(keras_out: list[np.ndarray], project_dir, inputs: list[np.
 
     No check of the project against a model: :func:`verify` does those first (the fuzzer's
     child process calls this with outputs computed by its parent)."""
-    sim = _built(project_dir, project_name, log)
-    log(f"[hgq_chip] running C simulation on {len(inputs[0])} samples")
-    report = VerifyReport(0, 0, 0, None)
-    _add(report, keras_out, _run(sim, inputs, keras_out))
+    with project_in_use(project_dir):
+        sim = _built(project_dir, project_name, log)
+        log(f"[hgq_chip] running C simulation on {len(inputs[0])} samples")
+        report = VerifyReport(0, 0, 0, None)
+        _add(report, keras_out, _run(sim, inputs, keras_out))
     return report
