@@ -185,7 +185,8 @@ def main(argv=None) -> int:
 
     def run(args):
         if _needs_keras(args):
-            import_tensorflow_quietly(quiet=getattr(args, "quiet", False))
+            import_tensorflow_quietly(quiet=getattr(args, "quiet", False),
+                                      any_backend=args.command in ("convert", "import-qkeras"))
         return args.handler(args)
 
     return run_command(run, args)

@@ -49,8 +49,9 @@ def one_line(text: str) -> str:
     return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
-def import_tensorflow_quietly(quiet: bool = False) -> None:
-    """Import TensorFlow with its start-up log lines suppressed (no-op if imported, absent, or not the backend).
+def import_tensorflow_quietly(quiet: bool = False, any_backend: bool = False) -> None:
+    """Import TensorFlow with its start-up log lines suppressed (no-op if imported, absent, or not the
+    backend, unless ``any_backend``: ``convert`` under JAX or PyTorch imports it anyway, inside hls4ml).
 
     TensorFlow's later C++ log lines follow ``TF_CPP_MIN_LOG_LEVEL``: 3 (fatal
     only) unless the user set it; ``quiet`` (``--quiet``) sets 3 whatever the user set.
@@ -58,7 +59,8 @@ def import_tensorflow_quietly(quiet: bool = False) -> None:
     if quiet:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if debugging() or "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    other_backend = os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow"
+    if debugging() or "tensorflow" in sys.modules or (other_backend and not any_backend):
         return
     if importlib.util.find_spec("tensorflow") is None:
         return

@@ -125,25 +125,39 @@ def test_float64_is_available_on_this_backend_and_checked_by_layers():
 
 @pytest.mark.slow
 def test_a_model_trained_and_calibrated_under_jax_converts_and_verifies(tmp_path):
-    """Train, calibrate and save under JAX; convert and verify (data and 4x outside) in that process."""
-    result = run_under("jax", """
+    """The user's flow under plain JAX (no x64): train with ResetRanges, LogRampBeta (whole fit),
+    EBOPsMetric and ParetoCheckpoint, calibrate, save; then the CLI converts and verifies (test data
+    and 4x outside the calibrated range) bit-exact, with nothing on stderr under --quiet."""
+    run_under("jax", """
         import numpy as np, keras, hgq_chip
         from sklearn.datasets import load_digits
         from hgq_chip.layers import HDense, HQuantize
-        from hgq_chip.training import EBOPsMetric, ResetRanges
+        from hgq_chip.training import EBOPsMetric, LogRampBeta, ParetoCheckpoint, ResetRanges
         keras.utils.set_random_seed(0)
         x, y = load_digits(return_X_y=True)
         x = (x / 16.0).astype("float32")
         inp = keras.Input((64,))
         h = HDense(16, activation="relu")(HQuantize()(inp))
         model = keras.Model(inp, HDense(10)(h))
-        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.fit(x[:1200], y[:1200], epochs=3, batch_size=64, verbose=0, callbacks=[ResetRanges(), EBOPsMetric()])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        model.fit(x[:1200], y[:1200], validation_data=(x[1200:], y[1200:]), epochs=3, batch_size=64, verbose=0,
+                  callbacks=[ResetRanges(), LogRampBeta(1e-6, 1e-4), EBOPsMetric(),
+                             ParetoCheckpoint("ckpt", monitor="val_accuracy")])
+        assert len(list(__import__("pathlib").Path("ckpt").glob("*.keras"))) >= 1
         hgq_chip.calibrate(model, x[:1200])
         model.save("jax.keras")
-        model = keras.saving.load_model("jax.keras")
-        hgq_chip.convert(model, "prj")
-        print(hgq_chip.verify(model, "prj", x[1200:], strict=True).describe())
-        print(hgq_chip.verify(model, "prj", random=500, scale=4.0, strict=True).describe())
-    """, tmp_path)
-    assert result.stdout.count("bit-exact") == 2, result.stdout
+        np.save("test.npy", x[1200:])
+    """, tmp_path, x64=False)
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_ENABLE_X64="0",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user has it: the CLI itself keeps TensorFlow quiet
+    cli = [sys.executable, "-m", "hgq_chip.cli"]
+    runs = [cli + ["convert", "jax.keras", "--backend", "Vitis", "--output-dir", "prj", "--quiet"],
+            cli + ["verify", "jax.keras", "prj", "--data", "test.npy", "--quiet"],
+            cli + ["verify", "jax.keras", "prj", "--random", "500", "--scale", "4", "--quiet"]]
+    outputs = []
+    for command in runs:
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr[-3000:]
+        outputs.append(done.stdout)
+    assert all("bit-exact" in out for out in outputs[1:]), outputs

@@ -78,6 +78,18 @@ def test_schedule_sets_layer_beta_and_logs_it():
     assert _layer_betas(model) == pytest.approx([1e-4, 1e-4], rel=1e-6)  # float32 variables
 
 
+@pytest.mark.parametrize("epochs, expected", [(5, [1e-6, 10**-5.5, 1e-5, 10**-4.5, 1e-4]), (1, [1e-6])])
+def test_ramp_without_stop_spans_the_whole_fit(epochs, expected):
+    """LogRampBeta(beta0, beta1) with no stop ramps from the first to the last epoch of the fit."""
+    model = _tiny_model()
+    x, y = _data()
+    history = model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=[LogRampBeta(1e-6, 1e-4)])
+    assert history.history["beta"] == pytest.approx(expected, rel=1e-12)
+    linear = LinearBeta(0.0, 1.0)
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[linear])
+    assert [linear.beta_at(e) for e in range(3)] == [0.0, 0.5, 1.0]
+
+
 def test_per_batch_schedule_moves_within_an_epoch():
     model = _tiny_model()
     x, y = _data()

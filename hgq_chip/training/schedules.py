@@ -84,18 +84,40 @@ class ConstantBeta(PiecewiseBeta):
         super().__init__([(0, beta)], interpolation="step")
 
 
-class LinearBeta(PiecewiseBeta):
-    """beta0 at epoch ``start`` to beta1 at epoch ``stop``, linearly; constant outside."""
+class _RampBeta(PiecewiseBeta):
+    """beta0 at epoch ``start`` to beta1 at epoch ``stop``; ``stop=None``: the fit's last epoch
+    (``params["epochs"] - 1``, read when training begins), so the ramp spans the whole ``fit``."""
 
-    def __init__(self, beta0: float, beta1: float, stop: float, start: float = 0, per_batch: bool = False):
-        super().__init__([(start, beta0), (stop, beta1)], interpolation="linear", per_batch=per_batch)
+    def __init__(self, beta0, beta1, stop, start, per_batch, interpolation):
+        start = float(start)
+        super().__init__([(start, beta0), (start + 1 if stop is None else stop, beta1)],
+                         interpolation=interpolation, per_batch=per_batch)
+        self.ramp_to_last_epoch = stop is None
+
+    def on_train_begin(self, logs=None):
+        if self.ramp_to_last_epoch:
+            (start, beta0), (_, beta1) = self.knots
+            last = float((self.params or {}).get("epochs") or 1) - 1
+            self.knots = [(start, beta0), (last, beta1)] if last > start else [(start, beta0)]
 
 
-class LogRampBeta(PiecewiseBeta):
+class LinearBeta(_RampBeta):
+    """beta0 at epoch ``start`` to beta1 at epoch ``stop`` (default: the fit's last epoch),
+    linearly; constant outside."""
+
+    def __init__(self, beta0: float, beta1: float, stop: float | None = None, start: float = 0,
+                 per_batch: bool = False):
+        super().__init__(beta0, beta1, stop, start, per_batch, "linear")
+
+
+class LogRampBeta(_RampBeta):
     """beta0 at epoch ``start`` to beta1 at epoch ``stop``, geometrically; constant outside.
 
-    E.g. ``LogRampBeta(1e-6, 1e-4, stop=epochs - 1)`` multiplies beta by the same factor each epoch.
+    E.g. ``LogRampBeta(1e-6, 1e-4)`` (``stop`` left out: the fit's last epoch, ``epochs - 1``)
+    multiplies beta by the same factor each epoch of the whole ``fit``, HGQ2's schedule; with
+    ``stop=0.8 * epochs`` beta holds at ``beta1`` for the last fifth.
     """
 
-    def __init__(self, beta0: float, beta1: float, stop: float, start: float = 0, per_batch: bool = False):
-        super().__init__([(start, beta0), (stop, beta1)], interpolation="log", per_batch=per_batch)
+    def __init__(self, beta0: float, beta1: float, stop: float | None = None, start: float = 0,
+                 per_batch: bool = False):
+        super().__init__(beta0, beta1, stop, start, per_batch, "log")
