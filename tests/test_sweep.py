@@ -29,7 +29,7 @@ from ray_cluster import (
     session_pids,
 )
 
-from hgq_chip.errors import OutputExistsError, SweepSpecError
+from hgq_chip.errors import DataError, OutputExistsError, SweepSpecError, UnsafeOutputError
 from hgq_chip.sweeps.front import merge_front, non_dominated
 from hgq_chip.sweeps.spec import load_spec, parse_spec
 
@@ -57,10 +57,48 @@ def _spec_file(folder: Path, **changes) -> Path:
     ({"objectives": {"val_accuracy": "max"}}, "objectives"),
     ({"budget": {"trials": 0}}, "budget.trials"),
     ({"colour": "red"}, "unknown spec keys"),
+    # Found by attacking the sweep (att19): each of these used to start Ray and fail later, or escape OUT.
+    ({"name": "../../escape"}, "name must be a plain folder name"),  # Tune wrote OUT/tune/../../escape
+    ({"name": ""}, "name must be a plain folder name"),
+    ({"space": {**SPACE, "epochs": 0}}, "space.epochs"),  # was an internal error from Tune's searcher
+    ({"space": {**SPACE, "epochs": "ten"}}, "space.epochs"),
+    ({"space": {**SPACE, "epochs": {"randint": [0, 3]}}}, "space.epochs"),
+    ({"space": {**SPACE, "epochs": {"uniform": [1, 3]}}}, "randint or choice"),
+    ({"space": {**SPACE, "batch_size": 0}}, "space.batch_size"),
+    ({"space": {**SPACE, "beta_start": "big"}}, "space.beta_start"),
+    ({"space": {**SPACE, "ramp_fraction": 2}}, "space.ramp_fraction"),
+    ({"space": {**SPACE, "beta_schedule": {"uniform": [0, 1]}}}, "space.beta_schedule"),
+    ({"space": {**SPACE, "beta_schedule": {"choice": ["log", "cosine"]}}}, "space.beta_schedule"),
+    ({"data": {"train": 5}}, "data.train"),  # was an internal TypeError
+    ({"data": {"train": None}}, "data.train"),
+    ({"sampler_seed": "abc"}, "sampler_seed"),  # was an internal ValueError
+    ({"fanout": {"backend": "Quartus9"}}, "fanout: unknown backend"),  # each failed every member late
+    ({"fanout": {"strategy": "resource9"}}, "fanout: unknown strategy"),
+    ({"fanout": {"scale": -4}}, "fanout.scale"),
+    ({"fanout": {"clock_period": "fast"}}, "fanout: clock period"),
 ])
 def test_spec_refusals_name_the_key(change, words):
     with pytest.raises(SweepSpecError, match=words):
         parse_spec({**SPEC, **change})
+
+
+def test_spec_refuses_a_builder_module_that_fails_to_import(tmp_path, monkeypatch):
+    (tmp_path / "broken_builder.py").write_text("def build(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SweepSpecError, match="importing broken_builder failed .SyntaxError"):
+        parse_spec({**SPEC, "model": "broken_builder:build"})
+
+
+def test_spec_refuses_npz_data_without_x_and_y(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "train.npz", images=np.zeros((4, 2)), y=np.zeros(4))
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(DataError, match=r"data.train .* must be an .npz holding arrays x and y"):
+        parse_spec({**SPEC, "data": {"train": str(tmp_path / "train.npz")}})
+    for name in ("junk.npz", "missing.npz"):
+        with pytest.raises(DataError, match="data.train .* cannot read it"):
+            parse_spec({**SPEC, "data": {"train": str(tmp_path / name)}})
 
 
 def test_grid_spec_with_random_sampler_is_accepted(tmp_path):
@@ -75,14 +113,20 @@ def test_cli_refusals_exit_codes(tmp_path):
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
     good = _spec_file(tmp_path)
+    foreign = tmp_path / "foreign"  # holds a sweep.json that is not ours: was an internal JSONDecodeError
+    foreign.mkdir()
+    (foreign / "sweep.json").write_text("my notes, not JSON")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     for args, code in (([str(bad), "--out", str(tmp_path / "o")], SweepSpecError.exit_code),
-                       ([str(good), "--out", str(busy)], OutputExistsError.exit_code)):
+                       ([str(good), "--out", str(busy)], OutputExistsError.exit_code),
+                       ([str(good), "--out", str(foreign)], OutputExistsError.exit_code),
+                       ([str(good), "--out", str(busy / "notes.txt" / "s1")], UnsafeOutputError.exit_code)):
         run = subprocess.run([sys.executable, "-m", "hgq_chip.cli", "sweep", *args], env=env, capture_output=True,
                              check=False, text=True, timeout=120)
         assert run.returncode == code, run.stderr
         assert run.stderr.startswith("hgq_chip: error: ") and len(run.stderr.strip().splitlines()) == 1
     assert (busy / "notes.txt").read_text() == "mine" and not (tmp_path / "o").exists()
+    assert (foreign / "sweep.json").read_text() == "my notes, not JSON"
 
 
 def _trial(out: Path, trial: str, points: list[tuple[int, float, int]]) -> None:

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 
 from ..errors import ClusterError
 
@@ -64,6 +66,18 @@ def start(address: str | None, num_cpus: int, temp_dir: str | None = None) -> bo
     An already initialized Ray in this process is used as it is. Raises ClusterError (Ray
     missing, cluster unreachable, local node not on 127.0.0.1).
     """
+    sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _start(address, num_cpus, temp_dir)
+    finally:
+        # ray.init installs its C++ crash handler for SIGTERM in the driver (stack dump, then abort: exit 134,
+        # with Ray's processes and Tune's state left to chance); Python's handler (the CLI's: exit 143 after
+        # every cleanup, ray.shutdown included) is put back.
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+
+
+def _start(address: str | None, num_cpus: int, temp_dir: str | None) -> bool:
     ray = import_ray(local=address is None or _is_loopback(address))
     if ray.is_initialized():
         return False
