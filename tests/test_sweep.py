@@ -29,7 +29,13 @@ from ray_cluster import (
     session_pids,
 )
 
-from hgq_chip.errors import DataError, OutputExistsError, SweepSpecError, UnsafeOutputError
+from hgq_chip.errors import (
+    ClusterError,
+    DataError,
+    OutputExistsError,
+    SweepSpecError,
+    UnsafeOutputError,
+)
 from hgq_chip.sweeps.front import merge_front, non_dominated
 from hgq_chip.sweeps.spec import load_spec, parse_spec
 
@@ -120,7 +126,10 @@ def test_cli_refusals_exit_codes(tmp_path):
     for args, code in (([str(bad), "--out", str(tmp_path / "o")], SweepSpecError.exit_code),
                        ([str(good), "--out", str(busy)], OutputExistsError.exit_code),
                        ([str(good), "--out", str(foreign)], OutputExistsError.exit_code),
-                       ([str(good), "--out", str(busy / "notes.txt" / "s1")], UnsafeOutputError.exit_code)):
+                       ([str(good), "--out", str(busy / "notes.txt" / "s1")], UnsafeOutputError.exit_code),
+                       # nothing listens there: ray.init retried silently for minutes (stderr captured)
+                       ([str(good), "--out", str(tmp_path / "o"), "--address", f"127.0.0.1:{free_port()}"],
+                        ClusterError.exit_code)):
         run = subprocess.run([sys.executable, "-m", "hgq_chip.cli", "sweep", *args], env=env, capture_output=True,
                              check=False, text=True, timeout=120)
         assert run.returncode == code, run.stderr
@@ -365,4 +374,92 @@ def test_sweep_joins_a_ray_start_head_with_token_authentication(tmp_path):
         _check_member(next(m for m in front["members"] if m["status"] != "pending"))
     finally:
         kill_sessions([head.pid])
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _signal_when(command: list[str], env: dict, signum: int, process_name: str, group: bool,
+                 timeout: float = 600) -> tuple[int, str, list[str]]:
+    """Run ``command`` in its own session with Ctrl-C's default action (CI runners start jobs with SIGINT
+    ignored); once a process named ``process_name`` runs in it, send ``signum`` to the command (the whole
+    process group with ``group``, as a terminal's Ctrl-C). Returns (exit code, output, processes of the
+    session still alive 10 s after the command ended)."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True,  # no threads yet in this test: preexec_fn is safe
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+        deadline, sent, left = time.time() + timeout, False, []
+        try:
+            while process.poll() is None and time.time() < deadline:
+                if not sent and any(process_name in _cmdline(pid) for pid in session_pids([process.pid])):
+                    time.sleep(3)  # well inside it
+                    (os.killpg if group else os.kill)(process.pid, signum)
+                    sent = True
+                time.sleep(0.5)
+            assert process.poll() is not None, f"{' '.join(command)} did not finish in {timeout} s"
+            end = time.time() + 10
+            while (left := [p for p in session_pids([process.pid]) if _cmdline(p)]) and time.time() < end:
+                time.sleep(0.5)
+        finally:
+            kill_sessions([process.pid])
+        log.seek(0)
+        assert sent, f"{process_name} never ran"
+        return process.returncode, log.read(), [_cmdline(p) for p in left]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""  # gone, or a zombie being reaped
+
+
+@pytest.mark.slow
+def test_sweep_ctrl_c_and_sigterm_mid_trial_and_mid_fanout_then_resume(tmp_path):
+    """Tune catches Ctrl-C itself and returns early: the sweep used to fan out its partial front and
+    exit 0 (and Tune's handler, left installed, swallowed Ctrl-C during the fan-out); Ray's C++ crash
+    handler turned SIGTERM into an abort (exit 134). Each must end the command with its documented code,
+    one line, no Ray process left, and a rerun of the same command must finish the sweep."""
+    ray_tmp = _ray_temp()
+    try:
+        env = {**ray_env(local_only=False), "RAY_TMPDIR": str(ray_tmp)}
+        spec = _spec_file(tmp_path, budget={"trials": 2, "concurrent": 1}, space={**SPACE, "epochs": 2})
+        out = tmp_path / "sweep"
+        command = [sys.executable, "-m", "hgq_chip.cli", "sweep", str(spec), "--out", str(out)]
+        code, text, left = _signal_when(command, env, signal.SIGINT, "ray::ImplicitFunc", group=True)
+        assert code == 130, text[-3000:]
+        assert text.strip().splitlines()[-1] == "hgq_chip: error: interrupted (Ctrl-C)" and left == []
+        assert "fan-out" not in text and "Tuner.restore" not in text
+        code, text, left = _signal_when(command, env, signal.SIGTERM, "ray::process_member", group=False)
+        assert code == 143, text[-3000:]
+        assert text.strip().splitlines()[-1] == "hgq_chip: error: terminated (SIGTERM)" and left == []
+        assert "resuming" in text and "SIGTERM received" not in text
+        front = json.loads((out / "front.json").read_text())
+        assert front["trials"]["done"] == 2 and {m["status"] for m in front["members"]} == {"pending"}
+        code, text, left = _signal_when(command, env, signal.SIGINT, "ray::process_member", group=True)
+        assert code == 130 and left == [], text[-3000:]  # Ctrl-C during the fan-out is no longer swallowed
+        code, text, seen = run_watched(command, env)
+        assert code == 0 and seen == [], text[-3000:]
+        front = json.loads((out / "front.json").read_text())
+        _check_member(next(m for m in front["members"] if m["status"] != "pending"))
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_sweep_whose_every_trial_fails_exits_with_the_trials_error(tmp_path):
+    """A loader that raises failed every trial with a 40-line Tune traceback each, then exited 0 with an
+    empty front; now one progress line per failed trial and the loader's DataError (exit 11)."""
+    ray_tmp = _ray_temp()
+    try:
+        env = {**ray_env(local_only=False), "RAY_TMPDIR": str(ray_tmp)}
+        spec = _spec_file(tmp_path, budget={"trials": 1, "concurrent": 1},
+                          data={"loader": "hgq_chip.sweeps.tasks:load", "args": {"path": str(tmp_path / "none")}})
+        code, text, seen = run_watched([sys.executable, "-m", "hgq_chip.cli", "sweep", str(spec), "--out",
+                                        str(tmp_path / "sweep")], env)
+        assert code == DataError.exit_code and seen == [], text[-3000:]
+        last = text.strip().splitlines()[-1]
+        assert last.startswith("hgq_chip: error: every trial failed; the first with DataError: ") and "mnist" in last
+        assert "Traceback" not in text and "[sweep] trial " in text and "FAILED (DataError" in text
+        assert json.loads((tmp_path / "sweep" / "front.json").read_text())["trials"]["failed"] == 1
+    finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -91,6 +91,7 @@ def _start(address: str | None, num_cpus: int, temp_dir: str | None) -> bool:
             raise ClusterError(f"the local Ray node took address {node}, not {LOOPBACK}; set {LOCAL_ONLY_ENV}=0 "
                                "before Ray is imported")
         return True
+    _check_reachable(address)
     with _captured_stderr() as captured:
         try:
             ray.init(address=address, **common)
@@ -109,6 +110,22 @@ def _start(address: str | None, num_cpus: int, temp_dir: str | None) -> bool:
     raise ClusterError(f"cannot reach the Ray cluster at {address} ({type(failure).__name__}: "
                        f"{str(failure).splitlines()[0] if str(failure) else ''}); start it with `ray start --head` "
                        "and pass its address") from failure
+
+
+def _check_reachable(address: str) -> None:
+    """ClusterError at once when a ``HOST:PORT`` address refuses TCP connections: ``ray.init`` would
+    retry it for minutes, silently (its stderr is captured while joining). ``auto`` and ``ray://``
+    addresses are left to Ray (the client times out by itself)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address == "auto" or address.startswith("ray://") or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as error:
+        raise ClusterError(f"cannot reach the Ray cluster at {address} ({type(error).__name__}: {error}); start it "
+                           "with `ray start --head` and pass its address (the head's GCS port)") from error
 
 
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
