@@ -138,6 +138,25 @@ def test_cli_refusals_exit_codes(tmp_path):
     assert (foreign / "sweep.json").read_text() == "my notes, not JSON"
 
 
+def test_report_on_a_killed_sweep_and_a_damaged_front(tmp_path, capsys):
+    """A sweep killed before its first trial finished (sweep.json, no front.json) was reported as 'not a
+    convert directory'; a front.json whose member holds a non-number was an internal error."""
+    from hgq_chip.cli import main
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "sweep.json").write_text(json.dumps(parse_spec(SPEC).to_dict()))
+    assert main(["report", str(killed)]) == 16
+    assert "first trial has not finished yet" in capsys.readouterr().err
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "front.json").write_text(json.dumps({"members": [{"trial": "a", "val_accuracy": "x", "ebops": None}]}))
+    assert main(["report", str(damaged)]) == DataError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("hgq_chip: error: ") and "not a sweep front" in err and err.count("\n") == 1
+    assert sorted(p.name for p in damaged.iterdir()) == ["front.json"]
+
+
 def _trial(out: Path, trial: str, points: list[tuple[int, float, int]]) -> None:
     folder = out / "trials" / trial / "pareto"
     folder.mkdir(parents=True)

@@ -31,13 +31,14 @@ from ..errors import (
     SweepSpecError,
     UnsafeOutputError,
 )
+from ..report.sweep import SPEC_MARKER
 from . import cluster
 from .fanout import process_member
 from .front import PENDING, merge_front, previous_members, write_front
 from .spec import SweepSpec, load_spec
 from .trial import tune_trainable
 
-SPEC_NAME = "sweep.json"
+SPEC_NAME = SPEC_MARKER  # "sweep.json"; the report recognises a sweep folder by it
 TUNE_DIR = "tune"
 PRINT_ERRORS_ENV = "TUNE_PRINT_ALL_TRIAL_ERRORS"  # Tune's per-trial traceback on the driver's log
 
