@@ -156,8 +156,15 @@ class Progress:
 
 def trial_failure(trial) -> BaseException | None:
     """The exception a failed Tune trial raised in its worker (Tune's RayTaskError unwrapped), if known."""
+    from ray import cloudpickle
+
     try:
-        error = trial.get_pickled_error() or trial.get_error()
+        local = trial.pickled_error_file  # written before the callbacks run; storage is synced later
+        if local and os.path.isfile(local):
+            with open(local, "rb") as file:
+                error = cloudpickle.load(file)
+        else:
+            error = trial.get_pickled_error()
     except Exception:  # noqa: BLE001  (an unreadable error file: the failure is still counted)
         return None
     cause = getattr(error, "cause", None)
