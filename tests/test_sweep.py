@@ -482,3 +482,28 @@ def test_sweep_whose_every_trial_fails_exits_with_the_trials_error(tmp_path):
         assert json.loads((tmp_path / "sweep" / "front.json").read_text())["trials"]["failed"] == 1
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_tune_sigint_handler_is_undone_and_its_firing_seen():
+    """Tune.fit installs a SIGINT handler that swallows Ctrl-C (it only sets an event) and puts the previous
+    handler back only when it fires: left installed, it swallowed Ctrl-C during the fan-out; fired as the last
+    trial ended, the sweep went on to fan out and exited 0. Tune's own _setup_signal_catching, run here."""
+    from ray.tune.tune import _setup_signal_catching
+
+    from hgq_chip.sweeps.run import _tune_signals_and_logs
+
+    def ours(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, ours)
+    try:
+        with _tune_signals_and_logs() as state:
+            _setup_signal_catching()  # what Tuner.fit does; no Ctrl-C
+        assert signal.getsignal(signal.SIGINT) == ours and not state["interrupted"]
+        with _tune_signals_and_logs() as state:
+            event = _setup_signal_catching()
+            os.kill(os.getpid(), signal.SIGINT)  # swallowed by Tune's handler
+            assert event.wait(5)
+        assert signal.getsignal(signal.SIGINT) == ours and state["interrupted"]
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -202,8 +202,13 @@ def _tune_signals_and_logs():
     level, previous_env = tune_log.level, os.environ.get(PRINT_ERRORS_ENV)
     tune_log.setLevel(logging.CRITICAL)
     os.environ[PRINT_ERRORS_ENV] = "0"
+    state = {"interrupted": False}
     try:
-        yield
+        yield state
+        # Tune's handler puts the previous one back when it fires (and only then): a Ctrl-C that came
+        # as the last trial finished leaves every trial done but is a Ctrl-C all the same.
+        tune_installs = bool(saved) and not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") or 0)
+        state["interrupted"] = tune_installs and signal.getsignal(signal.SIGINT) == saved[signal.SIGINT]
     finally:
         tune_log.setLevel(level)
         if previous_env is None:
@@ -345,10 +350,10 @@ def _run_locked(spec: SweepSpec, out: Path, synth: str | None, quiet: bool, log)
     log(f"[sweep] {'resuming' if resumed else 'starting'} {spec.name}: {spec.trials} trials "
         f"({spec.sampler}), {spec.concurrent} at a time, results in {out}")
     start = time.perf_counter()
-    with _tune_signals_and_logs():
+    with _tune_signals_and_logs() as tune_state:
         grid = tuner.fit()
     total = spec.trials * _grid_size(spec)
-    if grid.num_terminated + grid.num_errors < total:
+    if tune_state["interrupted"] or grid.num_terminated + grid.num_errors < total:
         # Tune stops early only when its SIGINT/SIGUSR1 handler fired (it returns normally then):
         # the sweep is interrupted, not done; front.json keeps the trials finished so far.
         raise KeyboardInterrupt
