@@ -507,3 +507,15 @@ def test_tune_sigint_handler_is_undone_and_its_firing_seen():
         assert signal.getsignal(signal.SIGINT) == ours and state["interrupted"]
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_second_sweep_of_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    """Two sweeps writing one --out each restored/overwrote the other's Tune experiment and front.json."""
+    from hgq_chip.errors import OutputLockedError
+    from hgq_chip.sweeps.run import locked
+
+    with locked(tmp_path), pytest.raises(OutputLockedError, match="another hgq_chip sweep"), locked(tmp_path):
+        pass
+    with locked(tmp_path):  # released: free again, and no lock file left behind
+        pass
+    assert list(tmp_path.iterdir()) == []
