@@ -135,10 +135,12 @@ def _run_command(handler, args, ctrl_c: _CtrlC) -> int:
     except HGQChipError as error:
         print(f"hgq_chip: error: {one_line(error)}", file=sys.stderr)
         return error.exit_code
-    except Terminated:
-        print("hgq_chip: error: terminated (SIGTERM)", file=sys.stderr)
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
+        # A library may turn our Terminated into a plain KeyboardInterrupt (Ray's ray.wait/ray.get
+        # re-raise any interruption as one): the signal recorded by the handler decides.
+        if isinstance(error, Terminated) or ctrl_c.seen is Terminated:
+            print("hgq_chip: error: terminated (SIGTERM)", file=sys.stderr)
+            return EXIT_TERMINATED
         print("hgq_chip: error: interrupted (Ctrl-C)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -29,7 +29,13 @@ from ray_cluster import (
     session_pids,
 )
 
-from hgq_chip.errors import OutputExistsError, SweepSpecError
+from hgq_chip.errors import (
+    ClusterError,
+    DataError,
+    OutputExistsError,
+    SweepSpecError,
+    UnsafeOutputError,
+)
 from hgq_chip.sweeps.front import merge_front, non_dominated
 from hgq_chip.sweeps.spec import load_spec, parse_spec
 
@@ -57,10 +63,48 @@ def _spec_file(folder: Path, **changes) -> Path:
     ({"objectives": {"val_accuracy": "max"}}, "objectives"),
     ({"budget": {"trials": 0}}, "budget.trials"),
     ({"colour": "red"}, "unknown spec keys"),
+    # Found by attacking the sweep (att19): each of these used to start Ray and fail later, or escape OUT.
+    ({"name": "../../escape"}, "name must be a plain folder name"),  # Tune wrote OUT/tune/../../escape
+    ({"name": ""}, "name must be a plain folder name"),
+    ({"space": {**SPACE, "epochs": 0}}, "space.epochs"),  # was an internal error from Tune's searcher
+    ({"space": {**SPACE, "epochs": "ten"}}, "space.epochs"),
+    ({"space": {**SPACE, "epochs": {"randint": [0, 3]}}}, "space.epochs"),
+    ({"space": {**SPACE, "epochs": {"uniform": [1, 3]}}}, "randint or choice"),
+    ({"space": {**SPACE, "batch_size": 0}}, "space.batch_size"),
+    ({"space": {**SPACE, "beta_start": "big"}}, "space.beta_start"),
+    ({"space": {**SPACE, "ramp_fraction": 2}}, "space.ramp_fraction"),
+    ({"space": {**SPACE, "beta_schedule": {"uniform": [0, 1]}}}, "space.beta_schedule"),
+    ({"space": {**SPACE, "beta_schedule": {"choice": ["log", "cosine"]}}}, "space.beta_schedule"),
+    ({"data": {"train": 5}}, "data.train"),  # was an internal TypeError
+    ({"data": {"train": None}}, "data.train"),
+    ({"sampler_seed": "abc"}, "sampler_seed"),  # was an internal ValueError
+    ({"fanout": {"backend": "Quartus9"}}, "fanout: unknown backend"),  # each failed every member late
+    ({"fanout": {"strategy": "resource9"}}, "fanout: unknown strategy"),
+    ({"fanout": {"scale": -4}}, "fanout.scale"),
+    ({"fanout": {"clock_period": "fast"}}, "fanout: clock period"),
 ])
 def test_spec_refusals_name_the_key(change, words):
     with pytest.raises(SweepSpecError, match=words):
         parse_spec({**SPEC, **change})
+
+
+def test_spec_refuses_a_builder_module_that_fails_to_import(tmp_path, monkeypatch):
+    (tmp_path / "broken_builder.py").write_text("def build(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SweepSpecError, match="importing broken_builder failed .SyntaxError"):
+        parse_spec({**SPEC, "model": "broken_builder:build"})
+
+
+def test_spec_refuses_npz_data_without_x_and_y(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "train.npz", images=np.zeros((4, 2)), y=np.zeros(4))
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(DataError, match=r"data.train .* must be an .npz holding arrays x and y"):
+        parse_spec({**SPEC, "data": {"train": str(tmp_path / "train.npz")}})
+    for name in ("junk.npz", "missing.npz"):
+        with pytest.raises(DataError, match="data.train .* cannot read it"):
+            parse_spec({**SPEC, "data": {"train": str(tmp_path / name)}})
 
 
 def test_grid_spec_with_random_sampler_is_accepted(tmp_path):
@@ -75,14 +119,42 @@ def test_cli_refusals_exit_codes(tmp_path):
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
     good = _spec_file(tmp_path)
+    foreign = tmp_path / "foreign"  # holds a sweep.json that is not ours: was an internal JSONDecodeError
+    foreign.mkdir()
+    (foreign / "sweep.json").write_text("my notes, not JSON")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     for args, code in (([str(bad), "--out", str(tmp_path / "o")], SweepSpecError.exit_code),
-                       ([str(good), "--out", str(busy)], OutputExistsError.exit_code)):
+                       ([str(good), "--out", str(busy)], OutputExistsError.exit_code),
+                       ([str(good), "--out", str(foreign)], OutputExistsError.exit_code),
+                       ([str(good), "--out", str(busy / "notes.txt" / "s1")], UnsafeOutputError.exit_code),
+                       # nothing listens there: ray.init retried silently for minutes (stderr captured)
+                       ([str(good), "--out", str(tmp_path / "o"), "--address", f"127.0.0.1:{free_port()}"],
+                        ClusterError.exit_code)):
         run = subprocess.run([sys.executable, "-m", "hgq_chip.cli", "sweep", *args], env=env, capture_output=True,
                              check=False, text=True, timeout=120)
         assert run.returncode == code, run.stderr
         assert run.stderr.startswith("hgq_chip: error: ") and len(run.stderr.strip().splitlines()) == 1
     assert (busy / "notes.txt").read_text() == "mine" and not (tmp_path / "o").exists()
+    assert (foreign / "sweep.json").read_text() == "my notes, not JSON"
+
+
+def test_report_on_a_killed_sweep_and_a_damaged_front(tmp_path, capsys):
+    """A sweep killed before its first trial finished (sweep.json, no front.json) was reported as 'not a
+    convert directory'; a front.json whose member holds a non-number was an internal error."""
+    from hgq_chip.cli import main
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "sweep.json").write_text(json.dumps(parse_spec(SPEC).to_dict()))
+    assert main(["report", str(killed)]) == 16
+    assert "first trial has not finished yet" in capsys.readouterr().err
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "front.json").write_text(json.dumps({"members": [{"trial": "a", "val_accuracy": "x", "ebops": None}]}))
+    assert main(["report", str(damaged)]) == DataError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("hgq_chip: error: ") and "not a sweep front" in err and err.count("\n") == 1
+    assert sorted(p.name for p in damaged.iterdir()) == ["front.json"]
 
 
 def _trial(out: Path, trial: str, points: list[tuple[int, float, int]]) -> None:
@@ -322,3 +394,128 @@ def test_sweep_joins_a_ray_start_head_with_token_authentication(tmp_path):
     finally:
         kill_sessions([head.pid])
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _signal_when(command: list[str], env: dict, signum: int, process_name: str, group: bool,
+                 timeout: float = 600) -> tuple[int, str, list[str]]:
+    """Run ``command`` in its own session with Ctrl-C's default action (CI runners start jobs with SIGINT
+    ignored); once a process named ``process_name`` runs in it, send ``signum`` to the command (the whole
+    process group with ``group``, as a terminal's Ctrl-C). Returns (exit code, output, processes of the
+    session still alive 10 s after the command ended)."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True,  # no threads yet in this test: preexec_fn is safe
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+        deadline, sent, left = time.time() + timeout, False, []
+        try:
+            while process.poll() is None and time.time() < deadline:
+                if not sent and any(process_name in _cmdline(pid) for pid in session_pids([process.pid])):
+                    time.sleep(3)  # well inside it
+                    (os.killpg if group else os.kill)(process.pid, signum)
+                    sent = True
+                time.sleep(0.5)
+            assert process.poll() is not None, f"{' '.join(command)} did not finish in {timeout} s"
+            end = time.time() + 10
+            while (left := [p for p in session_pids([process.pid]) if _cmdline(p)]) and time.time() < end:
+                time.sleep(0.5)
+        finally:
+            kill_sessions([process.pid])
+        log.seek(0)
+        assert sent, f"{process_name} never ran"
+        return process.returncode, log.read(), [_cmdline(p) for p in left]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""  # gone, or a zombie being reaped
+
+
+@pytest.mark.slow
+def test_sweep_ctrl_c_and_sigterm_mid_trial_and_mid_fanout_then_resume(tmp_path):
+    """Tune catches Ctrl-C itself and returns early: the sweep used to fan out its partial front and
+    exit 0 (and Tune's handler, left installed, swallowed Ctrl-C during the fan-out); Ray's C++ crash
+    handler turned SIGTERM into an abort (exit 134). Each must end the command with its documented code,
+    one line, no Ray process left, and a rerun of the same command must finish the sweep."""
+    ray_tmp = _ray_temp()
+    try:
+        env = {**ray_env(local_only=False), "RAY_TMPDIR": str(ray_tmp)}
+        spec = _spec_file(tmp_path, budget={"trials": 2, "concurrent": 1}, space={**SPACE, "epochs": 2})
+        out = tmp_path / "sweep"
+        command = [sys.executable, "-m", "hgq_chip.cli", "sweep", str(spec), "--out", str(out)]
+        code, text, left = _signal_when(command, env, signal.SIGINT, "ray::ImplicitFunc", group=True)
+        assert code == 130, text[-3000:]
+        assert text.strip().splitlines()[-1] == "hgq_chip: error: interrupted (Ctrl-C)" and left == []
+        assert "fan-out" not in text and "Tuner.restore" not in text
+        code, text, left = _signal_when(command, env, signal.SIGTERM, "ray::process_member", group=False)
+        assert code == 143, text[-3000:]
+        assert text.strip().splitlines()[-1] == "hgq_chip: error: terminated (SIGTERM)" and left == []
+        assert "resuming" in text and "SIGTERM received" not in text
+        front = json.loads((out / "front.json").read_text())
+        assert front["trials"]["done"] == 2 and {m["status"] for m in front["members"]} == {"pending"}
+        code, text, left = _signal_when(command, env, signal.SIGINT, "ray::process_member", group=True)
+        assert code == 130 and left == [], text[-3000:]  # Ctrl-C during the fan-out is no longer swallowed
+        code, text, seen = run_watched(command, env)
+        assert code == 0 and seen == [], text[-3000:]
+        front = json.loads((out / "front.json").read_text())
+        _check_member(next(m for m in front["members"] if m["status"] != "pending"))
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_sweep_whose_every_trial_fails_exits_with_the_trials_error(tmp_path):
+    """A loader that raises failed every trial with a 40-line Tune traceback each, then exited 0 with an
+    empty front; now one progress line per failed trial and the loader's DataError (exit 11)."""
+    ray_tmp = _ray_temp()
+    try:
+        env = {**ray_env(local_only=False), "RAY_TMPDIR": str(ray_tmp)}
+        spec = _spec_file(tmp_path, budget={"trials": 1, "concurrent": 1},
+                          data={"loader": "hgq_chip.sweeps.tasks:load", "args": {"path": str(tmp_path / "none")}})
+        code, text, seen = run_watched([sys.executable, "-m", "hgq_chip.cli", "sweep", str(spec), "--out",
+                                        str(tmp_path / "sweep")], env)
+        assert code == DataError.exit_code and seen == [], text[-3000:]
+        last = text.strip().splitlines()[-1]
+        assert last.startswith("hgq_chip: error: every trial failed; the first with DataError: ") and "mnist" in last
+        assert "Traceback" not in text and "[sweep] trial " in text and "FAILED (DataError" in text
+        assert json.loads((tmp_path / "sweep" / "front.json").read_text())["trials"]["failed"] == 1
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_tune_sigint_handler_is_undone_and_its_firing_seen():
+    """Tune.fit installs a SIGINT handler that swallows Ctrl-C (it only sets an event) and puts the previous
+    handler back only when it fires: left installed, it swallowed Ctrl-C during the fan-out; fired as the last
+    trial ended, the sweep went on to fan out and exited 0. Tune's own _setup_signal_catching, run here."""
+    from ray.tune.tune import _setup_signal_catching
+
+    from hgq_chip.sweeps.run import _tune_signals_and_logs
+
+    def ours(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, ours)
+    try:
+        with _tune_signals_and_logs() as state:
+            _setup_signal_catching()  # what Tuner.fit does; no Ctrl-C
+        assert signal.getsignal(signal.SIGINT) == ours and not state["interrupted"]
+        with _tune_signals_and_logs() as state:
+            event = _setup_signal_catching()
+            os.kill(os.getpid(), signal.SIGINT)  # swallowed by Tune's handler
+            assert event.wait(5)
+        assert signal.getsignal(signal.SIGINT) == ours and state["interrupted"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_second_sweep_of_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    """Two sweeps writing one --out each restored/overwrote the other's Tune experiment and front.json."""
+    from hgq_chip.errors import OutputLockedError
+    from hgq_chip.sweeps.run import locked
+
+    with locked(tmp_path), pytest.raises(OutputLockedError, match="another hgq_chip sweep"), locked(tmp_path):
+        pass
+    with locked(tmp_path):  # released: free again, and no lock file left behind
+        pass
+    assert list(tmp_path.iterdir()) == []

@@ -11,8 +11,9 @@ def _run_report(args) -> int:
     page_format = args.format
     if page_format is None:  # from --output's suffix: a page named .md gets Markdown
         page_format = "md" if args.output and args.output.lower().endswith((".md", ".markdown")) else "html"
-    from .sweep import is_sweep_dir, write_sweep_report
+    from .sweep import check_not_unfinished_sweep, is_sweep_dir, write_sweep_report
 
+    check_not_unfinished_sweep(args.directory)
     if is_sweep_dir(args.directory):  # a folder written by `hgq_chip sweep`: its global front
         print(f"report: {write_sweep_report(args.directory, output=args.output, format=page_format)}")
         return 0

@@ -21,6 +21,7 @@ from .output import StagedReport
 from .page import FORMATS, PLOT_DIR, Section, check_report_output, render_html, render_markdown
 
 FRONT_NAME = "front.json"
+SPEC_MARKER = "sweep.json"  # written by hgq_chip sweep before its first trial (sweeps/run.py)
 PLOT_NAME = "sweep_front.png"
 
 
@@ -32,9 +33,23 @@ def read_front(path) -> dict:
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise DataError(f"cannot read the sweep front {path} ({type(error).__name__}: {error})") from error
     if not isinstance(front, dict) or not isinstance(front.get("members"), list) or not all(
-            isinstance(m, dict) and {"trial", "val_accuracy", "ebops"} <= set(m) for m in front["members"]):
-        raise DataError(f"{path} is not a sweep front (members of trial, val_accuracy, ebops)")
+            isinstance(m, dict) and {"trial", "val_accuracy", "ebops"} <= set(m) and _number(m["val_accuracy"])
+            and _number(m["ebops"]) and isinstance(m["trial"], str) for m in front["members"]):
+        raise DataError(f"{path} is not a sweep front (members of trial, val_accuracy, ebops: a name and two numbers)")
     return front
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_not_unfinished_sweep(directory) -> None:
+    """ProjectError for a sweep folder without ``front.json`` yet (killed before its first trial finished)."""
+    from ..errors import ProjectError
+
+    if (Path(directory) / SPEC_MARKER).is_file() and not is_sweep_dir(directory):
+        raise ProjectError(f"{directory} is a sweep folder whose first trial has not finished yet (no {FRONT_NAME}); "
+                           "run the same `hgq_chip sweep` command again to resume it, then report")
 
 
 def is_sweep_dir(directory) -> bool:

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 
 from ..errors import ClusterError
 
@@ -64,6 +66,18 @@ def start(address: str | None, num_cpus: int, temp_dir: str | None = None) -> bo
     An already initialized Ray in this process is used as it is. Raises ClusterError (Ray
     missing, cluster unreachable, local node not on 127.0.0.1).
     """
+    sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _start(address, num_cpus, temp_dir)
+    finally:
+        # ray.init installs its C++ crash handler for SIGTERM in the driver (stack dump, then abort: exit 134,
+        # with Ray's processes and Tune's state left to chance); Python's handler (the CLI's: exit 143 after
+        # every cleanup, ray.shutdown included) is put back.
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+
+
+def _start(address: str | None, num_cpus: int, temp_dir: str | None) -> bool:
     ray = import_ray(local=address is None or _is_loopback(address))
     if ray.is_initialized():
         return False
@@ -77,6 +91,7 @@ def start(address: str | None, num_cpus: int, temp_dir: str | None = None) -> bo
             raise ClusterError(f"the local Ray node took address {node}, not {LOOPBACK}; set {LOCAL_ONLY_ENV}=0 "
                                "before Ray is imported")
         return True
+    _check_reachable(address)
     with _captured_stderr() as captured:
         try:
             ray.init(address=address, **common)
@@ -95,6 +110,22 @@ def start(address: str | None, num_cpus: int, temp_dir: str | None = None) -> bo
     raise ClusterError(f"cannot reach the Ray cluster at {address} ({type(failure).__name__}: "
                        f"{str(failure).splitlines()[0] if str(failure) else ''}); start it with `ray start --head` "
                        "and pass its address") from failure
+
+
+def _check_reachable(address: str) -> None:
+    """ClusterError at once when a ``HOST:PORT`` address refuses TCP connections: ``ray.init`` would
+    retry it for minutes, silently (its stderr is captured while joining). ``auto`` and ``ray://``
+    addresses are left to Ray (the client times out by itself)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address == "auto" or address.startswith("ray://") or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as error:
+        raise ClusterError(f"cannot reach the Ray cluster at {address} ({type(error).__name__}: {error}); start it "
+                           "with `ray start --head` and pass its address (the head's GCS port)") from error
 
 
 AUTH_MODE_ENV = "RAY_AUTH_MODE"

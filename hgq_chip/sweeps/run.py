@@ -13,20 +13,34 @@ Layout of ``OUT`` (on a filesystem every Ray node sees):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-from ..errors import OutputExistsError, SweepSpecError, UnsafeOutputError
+from ..atomic_write import write_atomically
+from ..errors import (
+    HGQChipError,
+    OutputExistsError,
+    OutputLockedError,
+    SweepSpecError,
+    UnsafeOutputError,
+)
+from ..report.sweep import SPEC_MARKER
 from . import cluster
 from .fanout import process_member
 from .front import PENDING, merge_front, previous_members, write_front
 from .spec import SweepSpec, load_spec
 from .trial import tune_trainable
 
-SPEC_NAME = "sweep.json"
+SPEC_NAME = SPEC_MARKER  # "sweep.json"; the report recognises a sweep folder by it
 TUNE_DIR = "tune"
+PRINT_ERRORS_ENV = "TUNE_PRINT_ALL_TRIAL_ERRORS"  # Tune's per-trial traceback on the driver's log
 
 
 def _stderr(message: str) -> None:
@@ -68,7 +82,15 @@ def check_out(out: Path, spec: SweepSpec) -> None:
         raise UnsafeOutputError(f"--out {out} is a file; name a folder for the sweep")
     marker = out / SPEC_NAME
     if marker.is_file():
-        earlier, now = json.loads(marker.read_text()), json.loads(json.dumps(spec.to_dict()))
+        try:
+            earlier = json.loads(marker.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise OutputExistsError(f"--out {out} holds a {SPEC_NAME} that is not a readable sweep spec ({error}); "
+                                    "choose a new or empty folder") from error
+        now = json.loads(json.dumps(spec.to_dict()))
+        if not isinstance(earlier, dict):
+            raise OutputExistsError(f"--out {out} holds a {SPEC_NAME} that is not a sweep spec; choose a new or "
+                                    "empty folder")
         for record in (earlier, now):  # --workers may change between runs
             record.get("budget", {}).pop("concurrent", None)
         if earlier != now:
@@ -76,6 +98,32 @@ def check_out(out: Path, spec: SweepSpec) -> None:
                                  "or choose another --out")
     elif out.is_dir() and any(out.iterdir()):
         raise OutputExistsError(f"--out {out} is not empty and holds no sweep; choose a new or empty folder")
+    existing = out if out.is_dir() else next(p for p in out.parents if p.exists())
+    if not existing.is_dir():
+        raise UnsafeOutputError(f"--out {out} cannot be created: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UnsafeOutputError(f"--out {out}: no permission to write into {existing}")
+
+
+@contextlib.contextmanager
+def locked(out: Path):
+    """An exclusive ``flock`` on the folder ``out`` itself (no lock file), held while a sweep writes it:
+    a second sweep of the same folder fails at once with OutputLockedError. Where the filesystem
+    has no flock (some NFS mounts) the sweep runs unlocked."""
+    import fcntl
+
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputLockedError(f"--out {out} is being written by another hgq_chip sweep; wait for it to finish, "
+                                    "then run the same command again") from None
+        except OSError:
+            pass  # no flock on this filesystem
+        yield
+    finally:
+        os.close(fd)
 
 
 class Progress:
@@ -96,14 +144,80 @@ class Progress:
                 self._line(head, f"trial {trial.trial_id} done", members)
 
             def on_trial_error(self, iteration, trials, trial, **info):
-                self._line(header(spec, trials, failed=trial.trial_id), f"trial {trial.trial_id} FAILED",
-                           previous_members(out))
+                self._line(header(spec, trials, failed=trial.trial_id),
+                           f"trial {trial.trial_id} FAILED ({failure_text(trial_failure(trial))})", previous_members(out))
 
             def _line(self, head, event, members):
                 if not quiet:
                     _stderr(f"[sweep] {event}: {progress_text(head['trials'], members)}")
 
         return _Progress()
+
+
+def trial_failure(trial) -> BaseException | None:
+    """The exception a failed Tune trial raised in its worker (Tune's RayTaskError unwrapped), if known."""
+    from ray import cloudpickle
+
+    try:
+        local = trial.pickled_error_file  # written before the callbacks run; storage is synced later
+        if local and os.path.isfile(local):
+            with open(local, "rb") as file:
+                error = cloudpickle.load(file)
+        else:
+            error = trial.get_pickled_error()
+    except Exception:  # noqa: BLE001  (an unreadable error file: the failure is still counted)
+        return None
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, BaseException) else error
+
+
+def failure_text(error: BaseException | None) -> str:
+    if error is None:
+        return "no error recorded"
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[-1].strip() if lines else ''}"
+
+
+def all_trials_failed(grid, experiment: Path) -> HGQChipError:
+    """The error of a sweep whose every trial failed: the first failure's own class if it is an
+    hgq_chip error (a loader's DataError: exit 11), else SweepSpecError (what all trials share is
+    the spec: its builder, loader or parameters)."""
+    first = next((r.error for r in grid if r.error is not None), None)
+    cause = getattr(first, "cause", None) or first
+    kind = type(cause) if isinstance(cause, HGQChipError) else SweepSpecError
+    return kind(f"every trial failed; the first with {failure_text(cause)} (Tune's error logs: {experiment}/*/error.txt)"
+                "; fix it, then run with a new --out (a rerun of this folder does not retry failed trials)")
+
+
+@contextlib.contextmanager
+def _tune_signals_and_logs():
+    """Undo what ``Tuner.fit`` leaves behind: its SIGINT/SIGUSR1 handler (installed for the run and
+    restored only when it fires, so a later Ctrl-C, during the fan-out, would be swallowed); and
+    quiet its own log lines (interruption notices naming Tuner.restore, per-trial tracebacks):
+    the sweep prints one line per failed trial and the CLI one line on Ctrl-C."""
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGUSR1)}
+    tune_log = logging.getLogger("ray.tune.tune")
+    level, previous_env = tune_log.level, os.environ.get(PRINT_ERRORS_ENV)
+    tune_log.setLevel(logging.CRITICAL)
+    os.environ[PRINT_ERRORS_ENV] = "0"
+    state = {"interrupted": False}
+    try:
+        yield state
+        # Tune's handler puts the previous one back when it fires (and only then): a Ctrl-C that came
+        # as the last trial finished leaves every trial done but is a Ctrl-C all the same.
+        tune_installs = bool(saved) and not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") or 0)
+        state["interrupted"] = tune_installs and signal.getsignal(signal.SIGINT) == saved[signal.SIGINT]
+    finally:
+        tune_log.setLevel(level)
+        if previous_env is None:
+            os.environ.pop(PRINT_ERRORS_ENV, None)
+        else:
+            os.environ[PRINT_ERRORS_ENV] = previous_env
+        for signum, handler in saved.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _finished(trials) -> dict[str, dict]:
@@ -203,7 +317,10 @@ def sweep(spec, out, address: str | None = None, workers: int | None = None, syn
     (default: the spec's ``budget.concurrent``). ``synth="yosys"`` adds yosys synthesis to the
     fan-out. Progress lines go to stderr unless ``quiet``. Returns the front.json content.
     Raises SweepSpecError, OutputExistsError/UnsafeOutputError (``out``), ClusterError, all
-    before any trial runs; a failed trial or member is recorded, not raised.
+    before any trial runs, and OutputLockedError when another sweep writes ``out``; a failed
+    trial or member is recorded, not raised, unless every trial failed (the first trial's
+    hgq_chip error, else SweepSpecError). KeyboardInterrupt when Ctrl-C stopped the trials
+    (Tune catches it and returns early): nothing is fanned out, a rerun resumes.
     """
     spec = load_spec(spec)
     if workers is not None:
@@ -218,23 +335,38 @@ def sweep(spec, out, address: str | None = None, workers: int | None = None, syn
     started = cluster.start(address, max(int(spec.concurrent * spec.cpus_per_trial), 1), ray_temp_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / SPEC_NAME).write_text(json.dumps(spec.to_dict(), indent=1))
-        tuner, resumed = _tuner(spec, out, quiet)
-        log(f"[sweep] {'resuming' if resumed else 'starting'} {spec.name}: {spec.trials} trials "
-            f"({spec.sampler}), {spec.concurrent} at a time, results in {out}")
-        start = time.perf_counter()
-        grid = tuner.fit()
-        finished = {r.metrics["trial_id"]: r.config for r in grid if r.error is None and r.metrics}
-        counts = {"total": spec.trials * _grid_size(spec), "done": len(finished), "running": 0,
-                  "failed": sum(r.error is not None for r in grid)}
-        head = {"name": spec.name, "objectives": spec.objectives, "trials": counts,
-                "train_seconds": round(time.perf_counter() - start, 1)}
-        members = merge_front(out, finished, previous_members(out))
-        for row in members:
-            row.setdefault("status", PENDING)
-        write_front(out, members, head)
-        log(f"[sweep] trials finished: {progress_text(counts, members)}")
-        fan_out(out, spec, members, head, synth, log)
-        return {**head, "members": members}
+        with locked(out):
+            return _run_locked(spec, out, synth, quiet, log)
     finally:
         cluster.stop(started)
+
+
+def _run_locked(spec: SweepSpec, out: Path, synth: str | None, quiet: bool, log) -> dict:
+    """The sweep once ``out`` is created and locked: trials, global front, fan-out."""
+    check_out(out, spec)  # again, under the lock: a sweep that just finished may have written it
+    text = json.dumps(spec.to_dict(), indent=1)
+    write_atomically(out / SPEC_NAME, lambda partial: Path(partial).write_text(text))
+    tuner, resumed = _tuner(spec, out, quiet)
+    log(f"[sweep] {'resuming' if resumed else 'starting'} {spec.name}: {spec.trials} trials "
+        f"({spec.sampler}), {spec.concurrent} at a time, results in {out}")
+    start = time.perf_counter()
+    with _tune_signals_and_logs() as tune_state:
+        grid = tuner.fit()
+    total = spec.trials * _grid_size(spec)
+    if tune_state["interrupted"] or grid.num_terminated + grid.num_errors < total:
+        # Tune stops early only when its SIGINT/SIGUSR1 handler fired (it returns normally then):
+        # the sweep is interrupted, not done; front.json keeps the trials finished so far.
+        raise KeyboardInterrupt
+    finished = {r.metrics["trial_id"]: r.config for r in grid if r.error is None and r.metrics}
+    counts = {"total": total, "done": len(finished), "running": 0, "failed": sum(r.error is not None for r in grid)}
+    head = {"name": spec.name, "objectives": spec.objectives, "trials": counts,
+            "train_seconds": round(time.perf_counter() - start, 1)}
+    members = merge_front(out, finished, previous_members(out))
+    for row in members:
+        row.setdefault("status", PENDING)
+    write_front(out, members, head)
+    if not finished and counts["failed"]:
+        raise all_trials_failed(grid, out / TUNE_DIR / spec.name)
+    log(f"[sweep] trials finished: {progress_text(counts, members)}")
+    fan_out(out, spec, members, head, synth, log)
+    return {**head, "members": members}

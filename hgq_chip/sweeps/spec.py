@@ -31,16 +31,18 @@ A spec is a YAML mapping (every key but ``model`` and ``space`` optional)::
 Domains (Ray Tune's search-space API): ``uniform``/``loguniform`` ``[low, high]``, ``randint``
 ``[low, high)``, ``choice`` (a list), ``grid`` (a list: every value, times ``budget.trials``).
 The trainer reads ``beta_*``, ``ramp_fraction``, ``seed``, ``epochs``, ``batch_size``; every
-parameter also goes to the model builder. Errors: SweepSpecError, naming the key.
+parameter also goes to the model builder. Errors: SweepSpecError, naming the key; DataError for
+.npz data files that are missing or lack ``x``/``y``.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SweepSpecError
+from ..errors import DataError, SweepSpecError
 
 DOMAINS = ("uniform", "loguniform", "randint", "choice", "grid")
 SAMPLERS = ("nsga2", "grid", "random")
@@ -88,6 +90,9 @@ def import_object(path: str, what: str):
     except (ImportError, AttributeError) as error:
         raise SweepSpecError(f"{what} {path!r} cannot be imported ({error}); is its package on PYTHONPATH on "
                              "every Ray node?") from error
+    except Exception as error:  # the user's module failed while importing (SyntaxError, ...)
+        raise SweepSpecError(f"{what} {path!r}: importing {module_name} failed ({type(error).__name__}: {error}); "
+                             "fix that module") from error
     if not callable(target):
         raise SweepSpecError(f"{what} {path!r} is not callable")
     return target
@@ -97,6 +102,65 @@ def _positive_int(value, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SweepSpecError(f"{key} must be a positive integer, got {value!r}")
     return value
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Parameters the trainer itself reads (trial.py): (test of one value, what it must be).
+TRAINER_PARAMS = {
+    "epochs": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number >= 1"),
+    "batch_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number >= 1"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+             "a whole number in [0, 2**32)"),
+    "beta_start": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "beta_end": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "ramp_fraction": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "beta_schedule": (lambda v: v in SCHEDULES, f"one of {list(SCHEDULES)}"),
+}
+
+
+def _check_trainer_param(name: str, value) -> None:
+    """Every value a trainer parameter can take (a constant, each choice/grid value, or a range's
+    bounds; randint's high is excluded) passes its TRAINER_PARAMS test; else SweepSpecError."""
+    if name not in TRAINER_PARAMS:
+        return
+    test, meaning = TRAINER_PARAMS[name]
+    if not isinstance(value, dict):
+        values = [value]
+    else:
+        kind, args = next(iter(value.items()))
+        if kind in ("uniform", "loguniform") and name in ("epochs", "batch_size", "seed"):
+            raise SweepSpecError(f"space.{name} takes whole numbers: use randint or choice, not {kind}")
+        values = list(args) if kind in ("choice", "grid") else [args[0], args[1] - (kind == "randint")]
+    for one in values:
+        if not test(one):
+            raise SweepSpecError(f"space.{name} must be {meaning}, got {one!r}")
+
+
+def _check_name(name) -> str:
+    """The experiment name: a folder name under OUT/tune (no path separators, not '.' or '..')."""
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") or "/" in name or "\\" in name \
+            or "\0" in name:
+        raise SweepSpecError(f"name must be a plain folder name (no '/', not '.' or '..'), got {name!r}")
+    return name
+
+
+def _check_fanout(fanout: dict) -> None:
+    """The fan-out's conversion and verify options, checked as convert/verify would check them."""
+    from ..conversion.hls_config import backend_name, check_options, strategy_name
+    from ..errors import UnsupportedConfigurationError
+    from ..sampling_options import check_sampling_options
+
+    names = {"random": "fanout.random", "seed": "fanout.seed", "scale": "fanout.scale", "batch_size": "batch_size"}
+    try:
+        backend_name(fanout["backend"])
+        strategy_name(fanout["strategy"])
+        check_options(1, fanout["clock_period"], None, fanout["strategy"])
+        check_sampling_options(fanout["random"], 0, fanout["scale"], names=names)
+    except UnsupportedConfigurationError as error:
+        raise SweepSpecError(f"fanout: {error}") from error
 
 
 def _check_domain(name: str, value) -> None:
@@ -126,7 +190,29 @@ def _check_data(data) -> dict:
         return {"loader": data["loader"], "args": dict(data.get("args") or {})}
     if "train" not in data or set(data) - {"train", "val", "test"}:
         raise SweepSpecError(f"data needs 'loader' or 'train' (with optional 'val', 'test') .npz paths, got {data!r}")
+    bad = {key: value for key, value in data.items() if not isinstance(value, str) or not value.strip()}
+    if bad:
+        raise SweepSpecError(f"data.{next(iter(bad))} must be the path of an .npz file, got {next(iter(bad.values()))!r}")
     return {key: str(Path(value).resolve()) for key, value in data.items()}
+
+
+def _check_npz(key: str, path: str) -> None:
+    """DataError unless ``path`` is an .npz holding ``x`` and ``y`` (read lazily: only its index)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        loaded = np.load(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"data.{key} {path}: cannot read it as an .npz ({type(error).__name__}: {error})") from error
+    names = None  # a .npy gives an array, not an archive
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        names = list(loaded.files)
+        loaded.close()
+    if names is None or not {"x", "y"} <= set(names):
+        raise DataError(f"data.{key} {path} must be an .npz holding arrays x and y (np.savez(path, x=..., y=...)), "
+                        f"has {names}")
 
 
 def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
@@ -139,10 +225,12 @@ def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
     if "model" not in raw or "space" not in raw:
         raise SweepSpecError("a sweep spec needs 'model' (package.module:build) and 'space' (trial parameters)")
     import_object(raw["model"], "model")
-    data = raw.get("data")
-    if isinstance(data, dict) and "loader" not in data and base is not None:
-        data = {k: str(base / v) if not Path(str(v)).is_absolute() else v for k, v in data.items()}
-    data = _check_data(data)
+    data = _check_data(raw.get("data"))
+    if "loader" not in data and base is not None:
+        data = {k: str(base / v) if not Path(v).is_absolute() else v for k, v in data.items()}
+    if "loader" not in data:
+        for key, path in data.items():
+            _check_npz(key, path)
     if "loader" in data:
         import_object(data["loader"], "data.loader")
     if not isinstance(raw["space"], dict):
@@ -150,10 +238,7 @@ def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
     space = {**DEFAULT_SPACE, **raw["space"]}
     for name, value in space.items():
         _check_domain(name, value)
-    schedule = space["beta_schedule"]
-    for value in schedule.get("choice", schedule.get("grid", [])) if isinstance(schedule, dict) else [schedule]:
-        if value not in SCHEDULES:
-            raise SweepSpecError(f"space.beta_schedule {value!r} is not one of {list(SCHEDULES)}")
+        _check_trainer_param(name, value)
     sampler = raw.get("sampler", "nsga2")
     if sampler not in SAMPLERS:
         raise SweepSpecError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
@@ -180,10 +265,14 @@ def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
     if members is not None and (isinstance(members, bool) or not isinstance(members, int) or members < 0):
         raise SweepSpecError(f"fanout.members must be null (all), 0 (none) or a positive integer, got {members!r}")
     _positive_int(fanout["random"], "fanout.random")
+    _check_fanout(fanout)
     population = raw.get("population")
+    sampler_seed = raw.get("sampler_seed", 0)
+    if isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int) or sampler_seed < 0:
+        raise SweepSpecError(f"sampler_seed must be a whole number >= 0, got {sampler_seed!r}")
     return SweepSpec(
-        model=raw["model"], data=data, space=space, name=str(raw.get("name", "sweep")), sampler=sampler,
-        sampler_seed=int(raw.get("sampler_seed", 0)),
+        model=raw["model"], data=data, space=space, name=_check_name(raw.get("name", "sweep")), sampler=sampler,
+        sampler_seed=sampler_seed,
         population=None if population is None else _positive_int(population, "population"),
         objectives=dict(objectives), trials=_positive_int(budget.get("trials", 8), "budget.trials"),
         concurrent=_positive_int(budget.get("concurrent", 2), "budget.concurrent"), cpus_per_trial=float(cpus),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, SweepSpecError
 from .spec import import_object
 
 TRIALS_DIR = "trials"
@@ -52,7 +52,17 @@ def _load(data_spec: dict) -> dict:
             n_val = max(1, len(x) // 4)
             data["val"], data["train"] = (x[order[:n_val]], y[order[:n_val]]), (x[order[n_val:]], y[order[n_val:]])
     data.setdefault("test", data["val"])
-    return {k: (np.asarray(v[0]), np.asarray(v[1])) for k, v in data.items()}
+    arrays = {}
+    for key, pair in data.items():
+        try:
+            x, y = (np.asarray(a) for a in pair)
+        except (TypeError, ValueError):
+            x = y = None
+        if x is None or not x.ndim or not y.ndim or len(x) != len(y) or not len(x):
+            raise DataError(f"data {key!r} must be a pair (x, y) of arrays with the same number of samples (> 0), "
+                            f"got {type(pair).__name__}")
+        arrays[key] = (x, y)
+    return arrays
 
 
 def beta_callback(params: dict, epochs: int):
@@ -93,6 +103,10 @@ def train_trial(params: dict, *, model_path: str, data_spec: dict, out: str, obj
     keras.utils.set_random_seed(int(params.get("seed", 0)))
     n_classes = int(max(y.max(), y_val.max()) + 1)
     model = import_object(model_path, "model")(params, int(np.prod(x.shape[1:])), n_classes)
+    if not isinstance(model, keras.Model) or not getattr(model, "compiled", False):
+        what = "an uncompiled keras.Model" if isinstance(model, keras.Model) else repr(model)[:80]
+        raise SweepSpecError(f"model builder {model_path} returned {what}; it must return a keras.Model compiled "
+                             "with an optimizer, a loss and metrics=['accuracy']")
     epochs = int(params.get("epochs", 10))
     last: dict = {}
 
