@@ -38,6 +38,38 @@ BACKENDS = ("tensorflow", "jax")
 RESULT_PREFIX = "RESULT "
 
 
+STE_FRACTIONAL_BITS = 4  # the floor's fixed step: 2**-4 on every input, weight and bias
+
+
+def minimal_ste_mlp(n_in: int):
+    """The float MLP with the cheapest fixed-point quantization: the floor of any quantizer.
+
+    Every Dense input, kernel and bias is rounded to a fixed step 2**-STE_FRACTIONAL_BITS
+    (``round(x * 2**f) / 2**f``, no overflow, as our layers train) with a straight-through
+    gradient (``x + stop_gradient(q - x)``): no trainable bit-widths, no EBOPs term, no range
+    recording. Its ratio to float Keras is what a per-element quantizer costs at the least.
+    """
+    import keras
+    from keras import ops
+
+    import pareto_mnist16 as bench
+
+    scale = float(2**STE_FRACTIONAL_BITS)
+
+    def ste(x):
+        return x + ops.stop_gradient(ops.round(x * scale) / scale - x)
+
+    class MinimalSTEDense(keras.layers.Dense):
+        def call(self, inputs):
+            return self.activation(ops.matmul(ste(inputs), ste(self.kernel)) + ste(self.bias))
+
+    inputs = keras.Input((n_in,))
+    x = inputs
+    for width in bench.HIDDEN:
+        x = MinimalSTEDense(width, activation="relu")(x)
+    return keras.Model(inputs, MinimalSTEDense(bench.N_CLASSES)(x))
+
+
 def _worker(args) -> int:
     """Train every model on this process's backend and print one JSON result line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -76,6 +108,7 @@ def _worker(args) -> int:
             return run
 
         makers = [("float keras", lambda: bench.Run("float keras", bench.float_mlp(n_in))),
+                  ("minimal STE", lambda: bench.Run("minimal STE", minimal_ste_mlp(n_in))),
                   ("hgq_chip", lambda: bench.hgq_chip_run(n_in, args.epochs, Path(directory), 4.0, 0.8)),
                   ("hgq_chip -ckpt", without_checkpoints)]
         if bench.QDense is not None:
@@ -139,7 +172,7 @@ def main(argv=None) -> int:
         return _worker(args)
     results = []
     for backend in args.backends.split(","):
-        print(f"{backend}: training float keras, hgq_chip and HGQ2 (if installed) interleaved, {args.epochs} epochs ...",
+        print(f"{backend}: training float keras, minimal STE, hgq_chip and HGQ2 (if installed) interleaved, {args.epochs} epochs ...",
               flush=True)
         result = _run_backend(backend, args)
         if result is not None:
