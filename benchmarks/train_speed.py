@@ -8,7 +8,9 @@ Adam 3e-3, 50k training / 10k validation samples), each model trained as that be
 it: hgq_chip with ResetRanges, LogRampBeta (1e-7 -> 1e-4), EBOPsMetric and ParetoCheckpoint
 (and once more without ParetoCheckpoint, "-ckpt": its .keras writes, on a background thread,
 are most of the callbacks' cost); HGQ2 with its BetaScheduler, FreeEBOPs and ParetoFront;
-float Keras plain. Every model is
+float Keras plain; "minimal STE", the floor of any quantizer: the float MLP with every Dense
+input, kernel and bias rounded to a fixed 2**-4 step with a straight-through gradient (no
+trainable bits, no EBOPs term, no range recording). Every model is
 compiled with the same ``jit_compile`` (Keras' default ``"auto"`` unless told: XLA/jit on JAX,
 no XLA on a CPU-only TensorFlow machine).
 
@@ -19,7 +21,33 @@ the callbacks' epoch-end work. The first epoch of each model (tracing/compilatio
 dropped and the median of the rest reported, as wall time and as the process's CPU time (all
 threads; steadier than wall time when other jobs share the cores). Ratios are to float Keras
 on the same backend.
+
+Measured (CPU ms per epoch, ``--epochs 8 --chunk 2``, 2 shared cores under load ~6; the
+ratios move by +-0.2 between runs of one build, so compare rows of one run):
+
+    backend     model           before (main 142f4fe)  after, run 1    after, run 2
+    tensorflow  float keras     167 ms  1.00x          221 ms  1.00x   294 ms  1.00x
+    tensorflow  minimal STE     171 ms  1.02x          204 ms  0.92x   299 ms  1.02x
+    tensorflow  hgq_chip        373 ms  2.23x          388 ms  1.76x   568 ms  1.93x
+    tensorflow  hgq_chip -ckpt  341 ms  2.04x          347 ms  1.57x   456 ms  1.55x
+    jax         float keras      72 ms  1.00x           82 ms  1.00x   103 ms  1.00x
+    jax         minimal STE      70 ms  0.97x           69 ms  0.84x    90 ms  0.87x
+    jax         hgq_chip        141 ms  1.95x          152 ms  1.84x   204 ms  1.98x
+    jax         hgq_chip -ckpt  107 ms  1.48x          129 ms  1.57x   149 ms  1.44x
+
+The floor is ~1.0x: rounding every tensor costs this MLP nothing measurable, so the distance
+to 1.10x is what trainable bit-widths bring, not quantization as such. On TensorFlow (no XLA
+on a CPU) time follows the step graph's node count. After Grappler the training step has
+338 nodes for float Keras and 1558 (before) / 1506 (after) for hgq_chip: the Adam update of the
+12 bit-width variables (~360 nodes; as many variables again as the float model has), the
+quantizers' forward/backward and range recording (~340) and the EBOPs term (~470; the
+rewrite cut 2959 -> 2361 traced ops, but Grappler had already folded most of them). On JAX
+the step is ~3x the float step's XLA thunks (fusions: float 63, hgq_chip 181 before / 173
+after); each ``pow2`` (``ldexp``, exact) is its own fusion. Reaching 1.10x needs fewer
+bit-width variables to update (e.g. per-channel activations) or fewer nodes per quantizer,
+not cheaper rounding.
 """
+
 
 from __future__ import annotations
 
@@ -36,6 +64,37 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BACKENDS = ("tensorflow", "jax")
 RESULT_PREFIX = "RESULT "
+
+
+STE_FRACTIONAL_BITS = 4  # the floor's fixed step: 2**-4 on every input, weight and bias
+
+
+def minimal_ste_mlp(n_in: int):
+    """The float MLP with the cheapest fixed-point quantization: the floor of any quantizer.
+
+    Every Dense input, kernel and bias is rounded to a fixed step 2**-STE_FRACTIONAL_BITS
+    (``round(x * 2**f) / 2**f``, no overflow, as our layers train) with a straight-through
+    gradient (``x + stop_gradient(q - x)``): no trainable bit-widths, no EBOPs term, no range
+    recording. Its ratio to float Keras is what a per-element quantizer costs at the least.
+    """
+    import keras
+    import pareto_mnist16 as bench
+    from keras import ops
+
+    scale = float(2**STE_FRACTIONAL_BITS)
+
+    def ste(x):
+        return x + ops.stop_gradient(ops.round(x * scale) / scale - x)
+
+    class MinimalSTEDense(keras.layers.Dense):
+        def call(self, inputs):
+            return self.activation(ops.matmul(ste(inputs), ste(self.kernel)) + ste(self.bias))
+
+    inputs = keras.Input((n_in,))
+    x = inputs
+    for width in bench.HIDDEN:
+        x = MinimalSTEDense(width, activation="relu")(x)
+    return keras.Model(inputs, MinimalSTEDense(bench.N_CLASSES)(x))
 
 
 def _worker(args) -> int:
@@ -76,6 +135,7 @@ def _worker(args) -> int:
             return run
 
         makers = [("float keras", lambda: bench.Run("float keras", bench.float_mlp(n_in))),
+                  ("minimal STE", lambda: bench.Run("minimal STE", minimal_ste_mlp(n_in))),
                   ("hgq_chip", lambda: bench.hgq_chip_run(n_in, args.epochs, Path(directory), 4.0, 0.8)),
                   ("hgq_chip -ckpt", without_checkpoints)]
         if bench.QDense is not None:
@@ -139,7 +199,7 @@ def main(argv=None) -> int:
         return _worker(args)
     results = []
     for backend in args.backends.split(","):
-        print(f"{backend}: training float keras, hgq_chip and HGQ2 (if installed) interleaved, {args.epochs} epochs ...",
+        print(f"{backend}: training float keras, minimal STE, hgq_chip and HGQ2 (if installed) interleaved, {args.epochs} epochs ...",
               flush=True)
         result = _run_backend(backend, args)
         if result is not None:

@@ -133,3 +133,30 @@ def test_weight_bit_surrogate_is_the_exact_width():
     quantizer.f.assign(rng.integers(-1, 6, w.shape).astype(np.float32))
     surrogate = ops.convert_to_numpy(quantizer.bits_surrogate(ops.convert_to_tensor(w)))
     assert np.array_equal(surrogate, quantizer.fixed_format(w).width.astype(np.float32))
+
+
+def test_activation_bit_surrogate_is_the_exact_width_with_unit_gradient_where_nonzero():
+    """bits_surrogate() (one exact width per element, ``width_surrogate``) equals k + i + f of
+    ``fixed_format`` for ranges of both signs, a range rounding to 0 and powers of two; its f
+    gradient is 1 where that width is > 0 and 0 where it is 0."""
+    quantizer = ActivationQuantizer(init_f=3.0)
+    quantizer.build((None, 8))
+    lo = np.array([0.0, -1.0, -0.04, 0.0, -8.0, 2.0, -3.0, 0.01], np.float32)
+    hi = np.array([0.0, 1.0, 0.04, 7.9, -4.0, 4.0, 1023.0, 0.02], np.float32)
+    quantizer.range_lo.assign(lo)
+    quantizer.range_hi.assign(hi)
+    quantizer.range_seen.assign(1.0)
+    fmt = quantizer.fixed_format()
+    width = (fmt.k + fmt.i + fmt.f).astype(np.float32)
+    assert np.array_equal(ops.convert_to_numpy(quantizer.bits_surrogate()), width)
+    _, (grad_f,), _ = gradients(lambda: ops.sum(quantizer.bits_surrogate()), [quantizer.f])
+    assert np.array_equal(grad_f, (width > 0).astype(np.float32))
+
+
+def test_ceil_log2_integer_is_exact_around_powers_of_two():
+    from hgq_chip.quantizers.surrogate import ceil_log2_integer
+
+    powers = 2.0 ** np.arange(0, 24)
+    m = np.unique(np.concatenate([powers, powers + 1, np.maximum(powers - 1, 1)])).astype(np.float32)
+    expected = np.array([int(v - 1).bit_length() for v in m], np.float32)  # exact ceil(log2(m))
+    assert np.array_equal(ops.convert_to_numpy(ceil_log2_integer(ops.convert_to_tensor(m))), expected)

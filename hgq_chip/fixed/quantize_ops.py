@@ -101,7 +101,18 @@ def quantize(x, k, i, f, rounding="TRN", overflow="WRAP"):
     f = ops.cast(f, dtype)
     n = ops.cast(i, dtype) + f
     scale = pow2(f)
-    m = overflow_integer(round_scaled(x * scale, rounding), k, n, overflow)
+    return codes_to_values(round_scaled(x * scale, rounding), k, n, scale, overflow)
+
+
+def codes_to_values(m, k, n, scale, overflow: Overflow):
+    """The second half of :func:`quantize`: rounded codes ``m = round(x * scale)`` brought into
+    the format (``overflow_integer``) and scaled back, 0 where the width k + n <= 0.
+
+    ``m``: integer-valued float tensor; ``k``, ``n`` (= i + f, bits) and ``scale`` (= 2**f) in
+    ``m``'s dtype, broadcasting against it. For callers that already hold ``m`` and ``scale``
+    (an activation quantizer's inference path also needs the codes without overflow).
+    """
+    m = overflow_integer(m, k, n, overflow)
     result = m / scale
     return ops.where(k + n <= 0, ops.zeros_like(result), result)
 

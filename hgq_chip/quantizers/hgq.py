@@ -23,17 +23,16 @@ from ..fixed.minimal import integer_bits
 from ..fixed.modes import Overflow, Rounding
 from ..fixed.quantize_np import quantize as quantize_np
 from ..fixed.quantize_np import round_scaled as round_scaled_np
-from ..fixed.quantize_ops import quantize as quantize_ops
+from ..fixed.quantize_ops import codes_to_values, pow2, round_scaled
 from .dtype_policy import check_exact_dtype_policy
 from .granularity import Granularity
 from .ranges import RecordedRangeMixin
 from .surrogate import (
-    fractional_bit_gradient_term,
     integer_bits_from_range,
-    round_ste,
-    round_to_bits,
     round_to_bits_trainable,
-    straight_through,
+    width_from_range,
+    width_surrogate,
+    with_quantization_gradient,
 )
 
 
@@ -101,8 +100,7 @@ class WeightQuantizer(_FractionalBitsQuantizer):
         of the front (HGQ's EBOPs term must see what ``ebops`` counts).
         """
         w = ops.stop_gradient(w)
-        k, i = integer_bits_from_range(w, w, ops.stop_gradient(round_ste(self.f)), self.rounding)
-        return ops.relu(ops.stop_gradient(k + i) + round_ste(self.f))
+        return width_surrogate(width_from_range(w, w, ops.stop_gradient(ops.round(self.f)), self.rounding), self.f)
 
     def quantized(self, w) -> np.ndarray:
         """The quantized weights in NumPy, exactly as ``call`` computes them."""
@@ -158,23 +156,29 @@ class ActivationQuantizer(RecordedRangeMixin, _FractionalBitsQuantizer):
             self.record_range(ops.stop_gradient(x))
         if training:
             return round_to_bits_trainable(x, self.f, self.rounding)
-        f = round_ste(self.f)
-        q = self._quantize_inference(x, ops.stop_gradient(f))
-        return straight_through(x, q) + fractional_bit_gradient_term(x, q, f)
+        q = self._quantize_inference(x, ops.stop_gradient(ops.round(self.f)))
+        return with_quantization_gradient(x, q, self.f)
 
     def _quantize_inference(self, x, f_value):
         """The firmware's cast: :func:`hgq_chip.fixed.quantize_ops.quantize` (the op the three-way
-        grid checks against NumPy and ap_fixed) with k and i from the recorded range; elements
-        whose range was never recorded are only rounded."""
-        k, i = integer_bits_from_range(self.range_lo, self.range_hi, f_value, self.rounding)
-        q = quantize_ops(x, k, i, f_value, self.rounding, self.overflow)
-        return ops.where(self.range_seen > 0, q, round_to_bits(x, f_value, self.rounding))
+        grid checks against NumPy and ap_fixed; its two halves, the rounded codes and
+        ``codes_to_values``, computed once here) with k and i from the recorded range; elements
+        whose range was never recorded are only rounded (``round_to_bits``: the same codes / scale)."""
+        x = ops.convert_to_tensor(x)
+        if "float" not in str(x.dtype):  # as quantize_ops.quantize does
+            x = ops.cast(x, "float32")
+        f_value = ops.cast(f_value, x.dtype)
+        scale = pow2(f_value)
+        k, i = integer_bits_from_range(self.range_lo, self.range_hi, f_value, self.rounding, scale=scale)
+        m = round_scaled(x * scale, self.rounding)
+        q = codes_to_values(m, k, i + f_value, scale, self.overflow)
+        return ops.where(self.range_seen > 0, q, m / scale)
 
     def bits_surrogate(self):
-        k, i = integer_bits_from_range(
-            self.range_lo, self.range_hi, ops.stop_gradient(round_ste(self.f)), self.rounding
-        )
-        return ops.relu(ops.stop_gradient(k + i) + round_ste(self.f))
+        """Differentiable bit count per element: its exact width k + i + f from the recorded range
+        (0 where the range rounds to 0), gradient 1 w.r.t. f where the width is > 0."""
+        width = width_from_range(self.range_lo, self.range_hi, ops.stop_gradient(ops.round(self.f)), self.rounding)
+        return width_surrogate(width, self.f)
 
     @property
     def calibrated(self) -> bool:
