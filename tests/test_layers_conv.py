@@ -130,6 +130,9 @@ def test_gradients_straight_through_kernel_and_surrogate_f():
 
 
 def test_training_step_updates_bits_and_adds_ebops_loss():
+    # Seeded: with an unseeded initializer about 1 run in 30 draws biases whose rounding error
+    # times the loss gradient is below half an ulp of f = 8, so SGD leaves f exactly unchanged.
+    keras.utils.set_random_seed(4)
     rng = np.random.default_rng(4)
     model, layer = single_layer_model(
         HConv1D, (8, 2), filters=2, kernel_size=3, beta0=1e-3, bias_initializer="random_normal"
