@@ -19,6 +19,7 @@ from hgq_chip.conversion import project as project_module
 from hgq_chip.errors import (
     CalibrationError,
     ModelFileError,
+    NumericError,
     ProjectError,
     ToolMissingError,
     UnsupportedConfigurationError,
@@ -97,6 +98,21 @@ def test_unknown_io_type_and_strategy(models, tmp_path, capsys):
     assert code == UnsupportedConfigurationError.exit_code and "io_parallel" in err
     code, _, err = _run(capsys, *_convert(models, "calibrated.keras", tmp_path / "out", "--strategy", "resource"))
     assert code == UnsupportedConfigurationError.exit_code and "distributed_arithmetic" in err
+    _assert_nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("variable", ["kernel", "bias", "f"])
+def test_nan_weights_are_a_numeric_error_naming_them(models, tmp_path, capsys, variable):
+    """A model trained on data with a NaN (weights NaN, f NaN): NumericError (exit 7) naming the
+    variable, nothing written; it was an internal error (a bare ValueError of the format search)."""
+    model = keras.saving.load_model(models / "calibrated.keras")
+    dense = next(layer for layer in model.layers if isinstance(layer, HDense))
+    target = dense.kq.f if variable == "f" else getattr(dense, variable)
+    target.assign(np.full(target.shape, np.nan, dtype="float32"))
+    model.save(tmp_path / "nan.keras")
+    code, _, err = _run(capsys, *_convert(tmp_path, "nan.keras", tmp_path / "out"))
+    assert code == NumericError.exit_code and err.count("\n") == 1, err
+    assert "NaN or infinite" in err and f"{dense.name}/" in err, err
     _assert_nothing_written(tmp_path)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 
 from ..calibration import uncalibrated_quantizers
-from ..errors import CalibrationError, HGQChipError, UnsupportedConfigurationError
+from ..errors import CalibrationError, HGQChipError, NumericError, UnsupportedConfigurationError
 from .fingerprint import FINGERPRINT_KEY, LAYER_FINGERPRINTS_KEY, layer_fingerprints, weights_fingerprint
 from .graph import graph_nodes
 from .hls_config import (
@@ -186,7 +186,7 @@ def _prepare(model, output_dir, backend, io_type, part, clock_period, reuse_fact
             "hgq_chip.calibrate(model, x) on representative inputs before converting"
         )
     fingerprints = {FINGERPRINT_KEY: weights_fingerprint(model), LAYER_FINGERPRINTS_KEY: layer_fingerprints(model)}
-    records = derive(nodes)
+    records = _derive_finite(model, nodes)
     check_layer_names(model, records)
     check_project_name(project_name, model)
     stream_plan = {}
@@ -201,6 +201,23 @@ def _prepare(model, output_dir, backend, io_type, part, clock_period, reuse_fact
     hls_config = build_hls_config(records, input_types, reuse_factor, strategy)
     return _Prepared(model, output_dir, backend, reuse_factor, clock_period, records, input_types, hls_config,
                      stream_plan, fingerprints, outputs)
+
+
+def _derive_finite(model, nodes):
+    """:func:`derive`, with a model whose variables hold NaN or infinities (e.g. trained on data with
+    a NaN) refused as NumericError naming them, instead of the fixed-point search's bare ValueError."""
+    try:
+        return derive(nodes)
+    except ValueError as error:
+        if "NaN or infinite" not in str(error):
+            raise
+        import numpy as np
+
+        bad = [v.path for v in model.weights if not np.all(np.isfinite(np.asarray(v.numpy(), dtype=np.float64)))]
+        where = f"the variables {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} hold" if bad else "a value holds"
+        raise NumericError(f"{where} NaN or infinite values, which no fixed-point type can hold; retrain the model "
+                           "(check the training data for NaN/inf) or convert a checkpoint saved before the values "
+                           "diverged") from None
 
 
 def _point_config_at(staging: Path, output_dir: Path) -> None:
