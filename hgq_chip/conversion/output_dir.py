@@ -206,12 +206,12 @@ def project_in_use(project_dir):
     except OutputLockedError:
         raise
     except OSError:
-        yield
-        return
+        lock = None
     try:
         yield
     finally:
-        lock.__exit__(None, None, None)
+        if lock is not None:
+            lock.__exit__(None, None, None)
 
 
 def _leftover_name(target: Path, tag: str) -> Path:

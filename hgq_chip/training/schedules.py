@@ -93,10 +93,11 @@ class _RampBeta(PiecewiseBeta):
         super().__init__([(start, beta0), (start + 1 if stop is None else stop, beta1)],
                          interpolation=interpolation, per_batch=per_batch)
         self.ramp_to_last_epoch = stop is None
+        self._ends = self.knots  # (start, beta0), (stop or a placeholder, beta1), as checked above
 
     def on_train_begin(self, logs=None):
         if self.ramp_to_last_epoch:
-            (start, beta0), (_, beta1) = self.knots
+            (start, beta0), (_, beta1) = self._ends
             last = float((self.params or {}).get("epochs") or 1) - 1
             self.knots = [(start, beta0), (last, beta1)] if last > start else [(start, beta0)]
 
