@@ -21,11 +21,11 @@ import importlib.util
 import os
 import signal
 import sys
-import tempfile
 import threading
 
 from . import errors
 from .errors import HGQChipError
+from .stderr_capture import captured_stderr
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -64,20 +64,12 @@ def import_tensorflow_quietly(quiet: bool = False, any_backend: bool = False) ->
         return
     if importlib.util.find_spec("tensorflow") is None:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
+    try:
+        with captured_stderr() as captured:
             import tensorflow  # noqa: F401
-        except Exception:  # show what TensorFlow said about its failure (not on Ctrl-C)
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    except Exception:  # show what TensorFlow said about its failure (not on Ctrl-C)
+        sys.stderr.write(captured.text)
+        raise
 
 
 def _quiet_stdout() -> None:

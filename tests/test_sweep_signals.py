@@ -32,9 +32,10 @@ pytest.importorskip("optuna")
 
 
 def test_join_captures_ray_stderr_and_names_a_refused_token():
-    from hgq_chip.sweeps.cluster import _captured_stderr, _token_refused
+    from hgq_chip.stderr_capture import captured_stderr
+    from hgq_chip.sweeps.cluster import _token_refused
 
-    with _captured_stderr() as captured:
+    with captured_stderr() as captured:
         os.write(2, b"gcs_client.cc:210: Unauthenticated: RPC error: InvalidAuthToken\n")
     assert "InvalidAuthToken" in captured.text
     assert _token_refused(captured.text, ConnectionError("Failed to connect to Ray cluster"))

@@ -27,14 +27,13 @@ Ray's usage statistics (a report to an outside server) are always switched off
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-import tempfile
 import threading
 
 from ..errors import ClusterError
+from ..stderr_capture import captured_stderr
 
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = "127.0.0.1"
@@ -92,7 +91,7 @@ def _start(address: str | None, num_cpus: int, temp_dir: str | None) -> bool:
                                "before Ray is imported")
         return True
     _check_reachable(address)
-    with _captured_stderr() as captured:
+    with captured_stderr() as captured:
         try:
             ray.init(address=address, **common)
             failure = None
@@ -136,28 +135,6 @@ def _token_refused(stderr_text: str, error: BaseException) -> bool:
     """Whether the head refused the driver's token (Ray's C++ client logs it; the raised error may not say)."""
     text = stderr_text + "\n" + str(error) + type(error).__name__
     return "AuthenticationError" in text or any(word in text for word in TOKEN_REFUSALS)
-
-
-class _Captured:
-    text = ""
-
-
-@contextlib.contextmanager
-def _captured_stderr():
-    """File descriptor 2 (Python's and C++'s stderr) redirected to a temporary file; ``.text`` after."""
-    captured = _Captured()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            captured.text = sink.read().decode("utf-8", "replace")
 
 
 def _is_loopback(address: str) -> bool:
