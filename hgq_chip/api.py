@@ -15,7 +15,7 @@ import numpy as np
 
 from .conversion.graph import graph_nodes
 from .conversion.inputs import input_quantizers, keras_input_dtypes
-from .conversion.project import as_functional
+from .conversion.graph import as_functional
 from .conversion.project import convert as _convert_project
 from .conversion.verification import VERIFY_BATCH, VerifyReport, verify_batches
 from .conversion.verification import verify as _verify_project

@@ -8,7 +8,9 @@ relative ``from ..x import y`` (module level, inside functions, under ``TYPE_CHE
 ``from pkg import name`` counts as importing ``pkg.name`` when that is a module.
 
 A module may import its own layer or a lower one. The layer table is read from the README,
-so the documented order and the checked order cannot drift apart.
+so the documented order and the checked order cannot drift apart. Inside one package (a folder
+of ``hgq_chip/`` with its subfolders, or the top-level modules) the imports form no cycle, and
+the layer families (``conversion/rules/``) import no conversion driver.
 """
 
 from __future__ import annotations
@@ -173,6 +175,107 @@ def test_every_imported_hgq_chip_module_exists():
     unknown = [(module, line, target) for module, (source, is_package) in sources.items()
                for line, target in imports_of(module, source, is_package, known) if target not in known]
     assert not unknown, f"imports of modules that do not exist (the layer check cannot see them): {unknown}"
+
+
+def package_of(module: str, sources: dict[str, tuple[str, bool]]) -> str:
+    """The package whose cycles are checked together: ``hgq_chip.<folder>`` for a module under a
+    folder of ``hgq_chip/`` (subfolders included), ``hgq_chip`` for the top-level modules."""
+    parts = module.split(".")
+    if len(parts) > 2 or (len(parts) == 2 and sources[module][1]):
+        return ".".join(parts[:2])
+    return "hgq_chip"
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """``{module: modules it imports}`` (every kind of import, module level and inside functions)."""
+    known = set(sources)
+    return {module: {target for _, target in imports_of(module, source, is_package, known)
+                     if target in known and target != module}
+            for module, (source, is_package) in sources.items()}
+
+
+def cycles_within_packages(sources: dict[str, tuple[str, bool]]) -> list[list[str]]:
+    """Every strongly connected component of more than one module among the imports between
+    modules of one package (Tarjan's algorithm, iterative), sorted."""
+    graph = import_graph(sources)
+    index, low, on_stack, stack, found, counter = {}, {}, set(), [], [], [0]
+
+    def edges(module):
+        return sorted(t for t in graph[module] if package_of(t, sources) == package_of(module, sources))
+
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(edges(root)))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            module, successors = work[-1]
+            for target in successors:
+                if target not in index:
+                    index[target] = low[target] = counter[0]
+                    counter[0] += 1
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(edges(target))))
+                    break
+                if target in on_stack:
+                    low[module] = min(low[module], index[target])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[module])
+                if low[module] == index[module]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == module:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+    return sorted(found)
+
+
+def test_no_import_cycle_inside_a_package():
+    cycles = cycles_within_packages(_package_sources())
+    assert not cycles, "import cycles inside a package (move the shared piece into a leaf module):\n" + "\n".join(
+        "  " + " <-> ".join(cycle) for cycle in cycles)
+
+
+# Modules of conversion/ that run the families; a family (conversion/rules/*) imports none of them.
+CONVERSION_DRIVERS = {"precision", "hls_handlers", "layer_options", "stream", "project", "facts", "reports",
+                      "verification", "csim", "api"}
+
+
+def test_families_import_no_driver():
+    sources = _package_sources()
+    known = set(sources)
+    bad = [(module, line, target) for module, (source, is_package) in sources.items()
+           if module.startswith("hgq_chip.conversion.rules")
+           for line, target in imports_of(module, source, is_package, known)
+           if target.startswith("hgq_chip.conversion.") and target.split(".")[2] in CONVERSION_DRIVERS]
+    assert not bad, f"families import drivers (use conversion/family.py and rules/_stages.py): {bad}"
+
+
+def test_the_cycle_finder_finds_function_level_cycles_within_a_package_only():
+    sources = {
+        "hgq_chip": ("", True),
+        "hgq_chip.api": ("from .conversion import b\n", False),
+        "hgq_chip.conversion": ("", True),
+        "hgq_chip.conversion.a": ("from . import b\n", False),
+        "hgq_chip.conversion.b": ("def f():\n    from .rules import c\n", False),
+        "hgq_chip.conversion.rules": ("", True),
+        "hgq_chip.conversion.rules.c": ("from ..a import x\n", False),
+        "hgq_chip.conversion.d": ("from ..api import y\n", False),  # a cycle across packages: not counted
+    }
+    assert cycles_within_packages(sources) == [
+        ["hgq_chip.conversion.a", "hgq_chip.conversion.b", "hgq_chip.conversion.rules.c"]]
+    sources["hgq_chip.conversion.rules.c"] = ("", False)
+    assert cycles_within_packages(sources) == []
 
 
 FAKE_TABLE = {"__init__.py": 10, "errors.py": 0, "fixed/": 1, "api.py": 10, "cli.py": 12, "report/": 8}

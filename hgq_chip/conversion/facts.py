@@ -26,8 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HGQChipError, ProjectError
-from ..fixed.format import ArrayFormat, FixedFormat
+from ..fixed.format import FixedFormat
 from ..fixed.interval import Interval
+from .ops import cast_op, cmvm_op, interval_kif  # noqa: F401  (re-exported for callers of the former home)
+from .ops import cast_op as _cast
+from .ops import interval_kif as _interval_kif
 
 FACTS_FILE = "estimate_inputs.json"
 FACTS_VERSION = 1
@@ -44,34 +47,6 @@ class LayerFacts:
     layer_class: str
     ops: list[dict] = field(default_factory=list)
     inputs: list[int] = field(default_factory=list)  # indices of the producing layers (-1: model input)
-
-
-def _kif(fmt: ArrayFormat, shape) -> dict:
-    return {key: np.broadcast_to(getattr(fmt, key), shape).astype(np.int64) for key in "kif"}
-
-
-def _interval_kif(interval: Interval) -> dict:
-    fmt = interval.to_format()
-    return {"k": fmt.k, "i": fmt.i, "f": fmt.f}
-
-
-def _covering_rows(kif: dict, channels: int) -> dict:
-    """Per input channel (the trailing ``channels`` elements: the last axis, or the flattened
-    contracted axes of an HEinsumDense), the widest format over the other axes (positions)."""
-    k, i, f = (np.asarray(kif[key]).reshape(-1, channels) for key in "kif")
-    live = (k + i + f) > 0
-    low = np.iinfo(np.int64).min
-    cover_k = np.where(live, k, 0).max(axis=0)
-    cover_i = np.where(live, i, low).max(axis=0)
-    cover_f = np.where(live, f, low).max(axis=0)
-    dead = ~live.any(axis=0)
-    return {"k": np.where(dead, 0, cover_k), "i": np.where(dead, 0, cover_i), "f": np.where(dead, 0, cover_f)}
-
-
-def _cast(stage: str, source: Interval, fmt: ArrayFormat, shape) -> dict:
-    source = source.broadcast_to(shape)
-    return {"op": "cast", "stage": stage, "in_lo": source.lo, "in_hi": source.hi, "in_f": source.f,
-            "out": _kif(fmt, shape), "rounding": fmt.rounding.value, "overflow": fmt.overflow.value}
 
 
 def _source_interval(record, input_types: dict[str, FixedFormat], shape, index: int = 0) -> Interval:
@@ -101,31 +76,6 @@ def _cmvm(record, cast_op: dict) -> dict:
     if latency_template:
         op["latency_template"] = True
     return op
-
-
-def cmvm_op(kernel, bias, in_kif: dict, positions: int) -> dict:
-    """A ``cmvm`` operation: ``kernel`` (``(*taps, channels, outputs)``) applied at ``positions``
-    output positions to inputs typed ``in_kif`` (the cast's output; rows: per channel, the widest
-    format over the positions), plus ``bias`` (None: zeros)."""
-    kernel = np.asarray(kernel, np.float64)
-    channels = kernel.shape[-2]
-    rows = _covering_rows(in_kif, channels)
-    taps = kernel.reshape(-1, kernel.shape[-1])  # (taps * channels, outputs)
-    n_taps = taps.shape[0] // channels
-    row_kif = {key: np.tile(rows[key], n_taps) for key in "kif"}
-    bias = np.zeros(kernel.shape[-1]) if bias is None else bias
-    return {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": int(positions),
-            "bias": np.asarray(bias, np.float64)}
-
-
-def cast_op(stage: str, source: Interval, fmt: ArrayFormat, shape) -> dict:
-    """A ``cast`` operation: quantizer stage ``stage`` casting values in ``source`` to ``fmt``."""
-    return _cast(stage, source, fmt, shape)
-
-
-def interval_kif(interval: Interval) -> dict:
-    """The k/i/f arrays of the narrowest formats holding ``interval`` (an operation's ``out``)."""
-    return _interval_kif(interval)
 
 
 def _layer_facts(record, input_types) -> LayerFacts:
@@ -214,8 +164,8 @@ def facts_from_model(model) -> list[LayerFacts]:
     from ..errors import CalibrationError
     from .graph import graph_nodes
     from .inputs import all_input_formats
+    from .graph import as_functional
     from .precision import derive
-    from .project import as_functional
 
     missing = uncalibrated_quantizers(model)
     if missing:

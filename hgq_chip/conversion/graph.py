@@ -16,6 +16,13 @@ class GraphNode:
     outputs: tuple
 
 
+def as_functional(model: keras.Model) -> keras.Model:
+    """Sequential models become functional ones over the same layers, so inputs are named layers."""
+    if isinstance(model, keras.Sequential):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    return model
+
+
 def _as_tuple(tensors) -> tuple:
     if tensors is None:
         return ()

@@ -13,7 +13,7 @@ import keras
 from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, NumericError, UnsupportedConfigurationError
 from .fingerprint import FINGERPRINT_KEY, LAYER_FINGERPRINTS_KEY, layer_fingerprints, weights_fingerprint
-from .graph import graph_nodes
+from .graph import as_functional, graph_nodes  # noqa: F401  (as_functional: re-exported)
 from .hls_config import (
     backend_name, build_hls_config, check_io_type, check_options, check_reuse_factors_applied, strategy_name,
 )
@@ -56,13 +56,6 @@ def timed(seconds: dict, phase: str):
         yield
     finally:
         seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
-
-
-def as_functional(model: keras.Model) -> keras.Model:
-    """Sequential models become functional ones over the same layers, so inputs are named layers."""
-    if isinstance(model, keras.Sequential):
-        return keras.Model(model.inputs, model.outputs, name=model.name)
-    return model
 
 
 def _ends_with_quantizer(layer) -> bool:
@@ -253,7 +246,7 @@ def check_types_applied(hls_model, hls_config) -> None:
     """
     from hls4ml.model.types import NamedType
 
-    from ..fixed.hls import parse_ap_type
+    from ..fixed.format import parse_ap_type
 
     ours = hls_config["LayerName"]
     wrong = []
@@ -294,7 +287,7 @@ def _moves_data_only(node) -> bool:
     act), also in its ``result_t``."""
     from hls4ml.model.types import NamedType
 
-    from ..fixed.hls import parse_ap_type
+    from ..fixed.format import parse_ap_type
 
     try:
         source = parse_ap_type(str(node.get_input_variable().type.precision))

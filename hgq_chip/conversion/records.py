@@ -80,6 +80,9 @@ class LayerRecord:
     # (a layer of several stages, e.g. HMultiHeadAttention); False: the estimate adds the casts,
     # the kernel's products, relus and tables from the record.
     estimate_ops_complete: bool = False
+    # Constant tables the rule derived (e.g. an activation's lookup table, HSoftmax's exp and
+    # inverse tables), by name: handlers and RTL traces render these, never recompute them.
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import keras
 from ..errors import UnsupportedConfigurationError
 from ..layers.pooling import pooling_pads
 from .records import HLSLayerTypes, format_of, quantizer_needs_mask
+from .rules._stages import concat_repack_name, repack_name, reshape_repack_name, signed_cast_name  # noqa: F401
 
 _RESHAPING = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout)
 # Layers hls4ml types with their input's type whatever the configuration says (rules/movement.py):
@@ -57,16 +58,6 @@ def check_one_type_per_tensor(nodes) -> None:
                     "granularity='per-layer' activation quantizers (per-channel is not enough), "
                     "or convert with io_type='io_parallel'"
                 )
-
-
-def repack_name(layer) -> str:
-    """The hls4ml layer that repacks ``layer``'s flattened input stream."""
-    return f"{layer.name}_repack"
-
-
-def concat_repack_name(layer, index: int) -> str:
-    """The hls4ml layer that repacks input ``index`` of a Concatenate when it is a flattened stream."""
-    return f"{layer.name}_repack{index}"
 
 
 def _ends_with_cast(layer) -> bool:
@@ -188,11 +179,6 @@ def _pass_in_place_types(streams: _Streams, records) -> None:
             records[index].hls_layers[-1].types["result"] = records[source].hls_layers[-1].types["result"]
 
 
-def reshape_repack_name(layer) -> str:
-    """The Repack node hls4ml puts in place of a Flatten/Reshape that is no stream view."""
-    return f"repack_{layer.name}"
-
-
 def _type_reshape_repacks(streams: _Streams, records) -> None:
     """Give hls4ml's ``repack_<layer>`` (which replaces a Flatten/Reshape that is no stream view)
     the layer's own type: hls4ml sets only its output variable's type, and a Clone of its stream
@@ -260,8 +246,6 @@ def _zero_pad_max_pools(streams: _Streams, records) -> dict[str, tuple]:
     """{layer name: total padding per axis} of the max pools that pad, zero-padded ahead of the
     stream pooling (which cannot pad): exact for an unsigned input, whose values are all >= 0
     (every window holds a valid element); a signed input is refused."""
-    from .rules.pooling import signed_cast_name
-
     padded = {}
     for index, node in enumerate(streams.nodes):
         layer = node.layer

@@ -13,10 +13,9 @@ import numpy as np
 from ..errors import DataError, NumericError
 from ..sampling_options import VERIFY_BATCH
 from .csim import CSimulation
-from .graph import graph_nodes
+from .graph import as_functional, graph_nodes
 from .inputs import keras_input_dtypes
 from .output_dir import project_in_use
-from .project import as_functional
 from .project_io import check_project_matches_model
 
 

@@ -1,7 +1,8 @@
 """The model as da4ml combinational logic: the same arithmetic as the firmware, as RTL.
 
-Each layer is replayed on da4ml's symbolic fixed-point arrays with the exact formats the
-converter uses (input types, quantizer formats, quantized kernels and biases), so the
+Each layer is replayed on da4ml's symbolic fixed-point arrays by its family's trace
+(``family.trace``, beside its rule), with the exact formats and constants of the converter's
+records (input types, quantizer formats, quantized kernels and biases, tables), so the
 traced logic computes what the hls4ml firmware computes, bit for bit (``check_trace``
 compares it with Keras through da4ml's interpreter). Constant matrix products go through
 da4ml's CMVM solver: ``latency`` uses its ``dummy`` method (each weight's signed digits
@@ -16,11 +17,11 @@ import math
 import keras
 import numpy as np
 
-from ..conversion.graph import graph_nodes
+from ..conversion.family import find_trace
+from ..conversion.graph import as_functional, graph_nodes
 from ..conversion.inputs import all_input_formats
-from ..conversion.project import as_functional
+from ..conversion.precision import derive
 from ..errors import UnsupportedLayerError
-from ..layers import HActivation, HQuantize
 from . import constants as C
 from .arithmetic import uses_dsp
 
@@ -43,121 +44,20 @@ def solver_options(strategy: str, dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_
     return {**LATENCY_SOLVER, "offload_fn": offload}
 
 
-def _quantize(x, fmt, shape):
-    k, i, f = (np.broadcast_to(a, shape) for a in (fmt.k, fmt.i, fmt.f))
-    return x.quantize(k, i, f, overflow_mode=fmt.overflow.value, round_mode=fmt.rounding.value)
-
-
-def _dense(layer, x):
-    y = x @ layer.kq.quantized(layer.fused_kernel())
-    bias = layer.fused_bias()  # also without use_bias when a batch normalization is folded in
-    if bias is not None:
-        y = y + layer.bq.quantized(bias)
-    return y
-
-
-def _conv(layer, x):
-    """Convolution as one constant matrix-vector product per output position (channels_last)."""
-    if layer.data_format != "channels_last" or any(d != 1 for d in layer.dilation_rate):
-        raise UnsupportedLayerError(f"{layer.name}: RTL tracing supports channels_last, undilated convolutions")
-    kernel = layer.kq.quantized(layer.fused_kernel())
-    bias = layer.fused_bias()
-    bias = layer.bq.quantized(bias) if bias is not None else None
-    in_spatial, sizes, strides = x.shape[:-1], kernel.shape[:-2], layer.strides
-    out_spatial = tuple(layer.output.shape[1:-1])
-    pads = []
-    for n, k, s, o in zip(in_spatial, sizes, strides, out_spatial):
-        total = max((o - 1) * s + k - n, 0) if layer.padding == "same" else 0
-        pads.append(total // 2)
-    outputs = np.empty(out_spatial, dtype=object)
-    for position in np.ndindex(*out_spatial):
-        rows, taps = [], []
-        for tap in np.ndindex(*sizes):
-            source = tuple(p * s + t - pad for p, s, t, pad in zip(position, strides, tap, pads))
-            if all(0 <= c < n for c, n in zip(source, in_spatial)):  # padded zeros contribute nothing
-                rows.append(x[source])
-                taps.append(kernel[tap])
-        y = np.concatenate(rows) @ np.concatenate(taps)
-        outputs[position] = y + bias if bias is not None else y
-    return _stack(outputs, out_spatial)
-
-
-def _stack(cells, shape):
-    return np.stack([cells[p] for p in np.ndindex(*shape)]).reshape(*shape, -1)
-
-
-def _pool(layer, x, op):
-    sizes, strides = layer.pool_size, layer.strides
-    if layer.padding != "valid":
-        raise UnsupportedLayerError(f"{layer.name}: RTL tracing supports valid pooling only")
-    out_spatial = tuple(layer.output.shape[1:-1])
-    cells = np.empty(out_spatial, dtype=object)
-    for position in np.ndindex(*out_spatial):
-        window = [x[tuple(p * s + t for p, s, t in zip(position, strides, tap))] for tap in np.ndindex(*sizes)]
-        cells[position] = op(window)
-    return _stack(cells, out_spatial)
-
-
-def _max(window):
-    result = window[0]
-    for item in window[1:]:
-        result = np.maximum(result, item)
-    return result
-
-
-def _average(window):
-    total = window[0]
-    for item in window[1:]:
-        total = total + item
-    return total * (1.0 / len(window))
-
-
-def _activation(layer, x):
-    x = _quantize(x, layer.iq.fixed_format(), x.shape)
-    name = layer.activation.__name__
-    if not layer.uses_table:
-        from da4ml.trace.ops import relu
-
-        return relu(x) if name == "relu" else x
-    from ..conversion.rules.activation import activation_table, table_output_format
-
-    inputs, outputs = activation_table(layer)
-    lookup = dict(zip(inputs.tolist(), outputs.tolist()))
-    fmt = table_output_format(layer)
-    table = x.apply(lambda values: np.array([lookup[float(v)] for v in np.ravel(values)]).reshape(np.shape(values)))
-    return table.quantize(fmt.k, fmt.i, fmt.f)
-
-
-def _apply(layer, inputs):
-    from da4ml.trace.ops import relu
-
-    x = inputs[0]
-    if isinstance(layer, HQuantize):
-        return _quantize(x, layer.q.fixed_format(), x.shape)
-    if isinstance(layer, HActivation):
-        return _activation(layer, x)
-    if hasattr(layer, "kq"):
-        x = _quantize(x, layer.iq.fixed_format(), x.shape)
-        y = _dense(layer, x) if isinstance(layer, keras.layers.Dense) else _conv(layer, x)
-        return relu(y) if layer.activation is keras.activations.relu else y
-    if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
-        return x.reshape(tuple(layer.output.shape[1:]))
-    if isinstance(layer, keras.layers.Dropout):
-        return x
-    if isinstance(layer, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)):
-        return _pool(layer, x, _max)
-    if isinstance(layer, (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)):
-        return _pool(layer, x, _average)
-    if isinstance(layer, keras.layers.Add):
-        total = inputs[0]
-        for other in inputs[1:]:
-            total = total + other
-        return total
-    raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}) has no RTL tracing")
+def _apply(layer, record, inputs):
+    """The layer's family trace (``family.trace``, beside its rule in ``conversion/rules/``)."""
+    layer_trace = find_trace(layer)
+    if layer_trace is None:
+        raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}) has no RTL tracing")
+    return layer_trace(layer, record, inputs)
 
 
 def trace_model(model, strategy: str = "latency", dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS):
-    """(inputs, outputs, comb): the model's arithmetic as da4ml combinational logic."""
+    """(inputs, outputs, comb): the model's arithmetic as da4ml combinational logic.
+
+    Each layer is replayed by its family's trace (``conversion/family.trace``) from the
+    ``LayerRecord`` of ``precision.derive``. Raises UnsupportedLayerError for a layer without
+    one (and what ``derive`` raises)."""
     from da4ml.trace import FixedVariableArray, comb_trace
 
     model = as_functional(model)
@@ -172,8 +72,8 @@ def trace_model(model, strategy: str = "latency", dsp_min_product_bits: int = C.
                                         solver_options=options)
         values[id(tensor)] = x
         inputs.append(x)
-    for node in nodes:
-        values[id(node.outputs[0])] = _apply(node.layer, [values[id(t)] for t in node.inputs])
+    for node, record in zip(nodes, derive(nodes)):
+        values[id(node.outputs[0])] = _apply(node.layer, record, [values[id(t)] for t in node.inputs])
     outputs = [values[id(t)] for t in model.outputs]
     flat_in = np.concatenate([np.ravel(x) for x in inputs])
     flat_out = np.concatenate([np.ravel(y) for y in outputs])

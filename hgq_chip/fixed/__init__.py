@@ -1,7 +1,7 @@
 """Fixed-point formats and the exact quantizer every part of hgq_chip agrees with."""
 
-from .format import ArrayFormat, FixedFormat
-from .hls import parse_ap_type, render_ap_type, render_hls4ml_precision
+from .format import ArrayFormat, FixedFormat, parse_ap_type
+from .hls import render_ap_type, render_hls4ml_precision
 from .interval import Interval
 from .minimal import bits_of_constant, fractional_bits, minimal_format, minimal_format_per_element
 from .modes import Overflow, Rounding

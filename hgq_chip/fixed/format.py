@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .hls import parse_ap_fields, render_ap_type
 from .modes import Overflow, Rounding
 
 
@@ -77,16 +78,12 @@ class FixedFormat:
 
     def to_hls(self) -> str:
         """The ap_fixed C++ type, e.g. ``ap_fixed<8,3,AP_RND,AP_SAT>``."""
-        from .hls import render_ap_type
-
         return render_ap_type(self)
 
     @classmethod
     def from_hls(cls, text: str) -> "FixedFormat":
         """Parse ``ap_fixed<..>``, ``fixed<..>``, ``ap_int<..>`` and the unsigned forms."""
-        from .hls import parse_ap_type
-
-        return parse_ap_type(text)
+        return cls(*parse_ap_fields(text))
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,3 +167,9 @@ class ArrayFormat:
         f = int(self.f[nonzero].max())
         i = int(self.i[nonzero].max())
         return FixedFormat(k, i, f, self.rounding, self.overflow)
+
+
+def parse_ap_type(text: str) -> FixedFormat:
+    """The FixedFormat of ``ap_fixed<..>``, ``fixed<..>``, ``ap_int<..>`` or an unsigned form
+    (ValueError for anything else)."""
+    return FixedFormat.from_hls(text)

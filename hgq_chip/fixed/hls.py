@@ -1,19 +1,20 @@
 """Rendering formats as ap_fixed C++ types and parsing hls4ml precision strings.
 
-ap_fixed<W, I> counts the sign bit inside I, so W = k + i + f and I = k + i.
+ap_fixed<W, I> counts the sign bit inside I, so W = k + i + f and I = k + i. Formats are read
+by attribute (``k``, ``i``, ``f``, ``width``, ``rounding``, ``overflow``) and parsed into fields,
+so ``format.py`` builds on this module without an import cycle.
 """
 
 from __future__ import annotations
 
 import re
 
-from .format import FixedFormat
 from .modes import Overflow, Rounding
 
 _AP_PATTERN = re.compile(r"^\s*(?:ap_)?(u?)(fixed|int)\s*<([^>]*)>\s*$")
 
 
-def render_ap_type(fmt: FixedFormat) -> str:
+def render_ap_type(fmt: "FixedFormat") -> str:  # noqa: F821  (fixed.format, read by attribute)
     if fmt.width == 0:
         raise ValueError(
             f"{fmt} has zero width: a zero-bit value is a constant 0 and has no ap_fixed type; "
@@ -26,7 +27,7 @@ def render_ap_type(fmt: FixedFormat) -> str:
     return f"{base}<{','.join(args)}>"
 
 
-def render_hls4ml_precision(fmt: FixedFormat) -> str:
+def render_hls4ml_precision(fmt: "FixedFormat") -> str:  # noqa: F821
     """The string form hls4ml's configuration accepts, e.g. ``fixed<8,3,RND,SAT>``."""
     if fmt.width == 0:
         raise ValueError(f"{fmt} has zero width and no hls4ml precision")
@@ -34,7 +35,9 @@ def render_hls4ml_precision(fmt: FixedFormat) -> str:
     return f"{base}<{fmt.width},{fmt.k + fmt.i},{fmt.rounding.value},{fmt.overflow.value}>"
 
 
-def parse_ap_type(text: str) -> FixedFormat:
+def parse_ap_fields(text: str) -> tuple[int, int, int, Rounding, Overflow]:
+    """(k, i, f, rounding, overflow) of ``ap_fixed<..>``, ``fixed<..>``, ``ap_int<..>`` or an
+    unsigned form; ValueError for anything else (``FixedFormat.from_hls`` builds the format)."""
     match = _AP_PATTERN.match(text)
     if not match:
         raise ValueError(f"cannot parse fixed-point type {text!r}; expected e.g. 'ap_fixed<8,3,AP_RND,AP_SAT>'")
@@ -57,4 +60,4 @@ def parse_ap_type(text: str) -> FixedFormat:
     overflow = Overflow.parse(modes[1]) if len(modes) > 1 else Overflow.WRAP
     i = integer - k
     f = width - integer
-    return FixedFormat(k, i, f, rounding, overflow)
+    return k, i, f, rounding, overflow

@@ -1,9 +1,14 @@
-"""Precision rules, one module per family of layers; importing them registers them.
+"""The layer families, one module each; importing them fills the registries of ``family.py``.
 
-A new layer type gets a rule here (``@rule(LayerClass)`` from ``..precision``) and an hls4ml
-handler (``@handler(LayerClass)`` from ``..hls_handlers``); registering a class twice raises
-``hgq_chip.registry.DuplicateRegistrationError``. ``tests/test_registries.py`` checks that every
-ruled class also has a handler (or hls4ml's own, listed there) and operations in the estimate.
+A family module owns everything keyed by its classes: the precision rule (``@rule``), the
+hls4ml handler (``@handler`` / ``@keras_handler``), the option limits (``limits(...)``) and the
+RTL trace (``@trace``), all from ``..family``; its helpers come from ``_stages.py`` and
+``_trace.py``. A family imports only leaves (``family``, ``option``, ``ops``, ``records``, the
+template specs, ``_stages``, other families), never a driver (``precision``, ``hls_handlers``,
+``layer_options``, ``stream``, ``project``, ``facts``): ``tests/test_import_order.py`` checks it.
+Registering a class twice raises ``hgq_chip.registry.DuplicateRegistrationError``;
+``tests/test_registries.py`` checks that every ruled class also has a handler (or hls4ml's own,
+listed there) and operations in the estimate.
 """
 
 from . import activation, conv, dense, merge, movement, pooling, structure  # noqa: F401

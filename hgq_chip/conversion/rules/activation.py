@@ -1,4 +1,4 @@
-"""Precision rule for HActivation: relu/linear stay exact, other activations become tables."""
+"""The HActivation family: relu/linear stay exact, other activations become tables (rule, handler, trace)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from ...fixed.format import FixedFormat
 from ...fixed.interval import Interval
 from ...layers import HActivation
 from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
-from ..precision import quantizer_name, quantizer_stage, rule
+from ..family import handler, rule, trace
 from ..records import HLSLayerTypes, LayerRecord, format_of, is_uniform
+from . import _trace
+from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage
 
 
 def table_output_format(layer) -> FixedFormat:
@@ -76,4 +78,46 @@ def hactivation_rule(layer, intervals):
     out_fmt = table_output_format(layer)
     record.output = Interval.of_format(out_fmt).broadcast_to(x.lo.shape)
     record.hls_layers.append(HLSLayerTypes(f"{layer.name}_table", {"result": table_fmt, "table": table_fmt}))
+    # The table over every input value (increasing), and as hls4ml's unary_lut reads it (raw-bit order).
+    record.tables.update(inputs=inputs, outputs=outputs, lut=_in_index_order(layer, outputs))
     return record
+
+
+def _in_index_order(layer, outputs: np.ndarray) -> np.ndarray:
+    if table_input_format(layer).k:
+        half = len(outputs) // 2
+        return np.concatenate([outputs[half:], outputs[:half]])
+    return outputs
+
+
+@handler(HActivation)
+def handle_hactivation(layer, in_tensors, out_tensors):
+    from hls4ml.model.types import FixedPrecisionType
+
+    in_tensor, out_tensor = in_tensors[0], out_tensors[0]
+    q_configs, q_name = quantized_input(layer, in_tensor)
+    name = layer.activation.__name__
+    if not layer.uses_table:
+        if name == "linear":
+            q_configs[-1]["output_keras_tensor_names"] = [out_tensor.name]
+            return tuple(q_configs)
+        return (*q_configs, layer_dict(f"{layer.name}_relu", [q_name], [out_tensor.name], class_name="Activation",
+                                       activation="relu"))
+    table = table_in_index_order(layer)
+    fmt = format_of(Interval.of_constants(table).covering())
+    table_t = FixedPrecisionType(fmt.width, fmt.k + fmt.i, bool(fmt.k))
+    lut = layer_dict(f"{layer.name}_table", [q_name], [out_tensor.name], class_name="UnaryLUT",
+                     activation="unary_lut", table_data=table, table_t=table_t, input_shape=[list(in_tensor.shape[1:])])
+    return (*q_configs, lut)
+
+
+@trace(HActivation)
+def trace_hactivation(layer, record, inputs):
+    """The input cast, then relu, nothing (linear) or the record's table and the output cast."""
+    x = _trace.quantize(inputs[0], record.quantizer_formats[quantizer_name(layer, layer.iq)])
+    if not layer.uses_table:
+        return _trace.relu(x) if layer.activation.__name__ == "relu" else x
+    lookup = dict(zip(record.tables["inputs"].tolist(), record.tables["outputs"].tolist()))
+    fmt = record.quantizer_formats[quantizer_name(layer, layer.oq)]  # one format (table_output_format)
+    table = x.apply(lambda values: np.array([lookup[float(v)] for v in np.ravel(values)]).reshape(np.shape(values)))
+    return table.quantize(*(np.broadcast_to(a, table.shape) for a in (fmt.k, fmt.i, fmt.f)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedLayerError
-from ..asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
 from ...fixed.format import FixedFormat
 from ...fixed.interval import Interval
 from ...fixed.minimal import minimal_format_per_element
@@ -19,9 +18,11 @@ from ...layers.asq_post import ASQDense
 from ...layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ...quantizers.asq import BETA_INTEGER_BITS, BETA_MIN
 from ...quantizers.post import level_shift_and_odd
-from ..hls_handlers import _io, handler
-from ..precision import constant_format, require_input, rule
+from ..asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
+from ..family import handler, limits, rule
+from ..option import Option, attr, io_types_option
 from ..records import MANTISSA_BITS, FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, interval_bits
+from ._stages import constant_format, layer_dict, require_input
 
 # float64 computes the Keras inference path exactly while every value fits its mantissa.
 FLOAT64_MANTISSA_BITS = MANTISSA_BITS["float64"]
@@ -196,7 +197,7 @@ def handle_asq_post(layer, in_tensors, out_tensors):
     weights = weights.reshape(-1, weights.shape[-1])
     n_in, n_out = weights.shape
     is_conv = isinstance(layer, (ASQConv1D, ASQConv2D))
-    config = _io(
+    config = layer_dict(
         layer.name, [in_tensor.name], [dense_out], class_name=HLS_CONV_CLASS_NAME if is_conv else HLS_CLASS_NAME,
         **(_conv_sizes(layer) if is_conv else {}),
         n_in=int(n_in), n_out=int(n_out), weight_data=weights.astype(np.float64), bias_data=layer.quantized_bias(),
@@ -214,4 +215,13 @@ def handle_asq_post(layer, in_tensors, out_tensors):
         config["table_data"] = iq.reciprocal_table()
     if not relu:
         return (config,)
-    return (config, _io(f"{layer.name}_relu", [dense_out], [out_tensor.name], class_name="Activation", activation="relu"))
+    return (config, layer_dict(f"{layer.name}_relu", [dense_out], [out_tensor.name], class_name="Activation", activation="relu"))
+
+
+ASQ_STREAM = io_types_option(("io_parallel",), "ASQ/POST firmware exists for io_parallel only; convert with "
+                                                "io_type='io_parallel'")
+limits(ASQDense, options=[ASQ_STREAM])
+limits(ASQConv1D, options=[ASQ_STREAM, Option("padding", attr("padding"), lambda v: v == "valid",
+                                              "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")])
+limits(ASQConv2D, options=[ASQ_STREAM, Option("padding", attr("padding"), lambda v: v == "valid",
+                                              "use padding='valid' (pad with keras.layers.ZeroPadding2D before the layer)")])

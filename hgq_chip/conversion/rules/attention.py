@@ -24,9 +24,9 @@ import numpy as np
 
 from ...fixed.interval import Interval
 from ...layers.attention import HMultiHeadAttention
-from ..facts import cast_op, cmvm_op, interval_kif
-from ..hls_handlers import _io, _RenamedTensor, handler, quantizer_config
-from ..precision import quantizer_name, quantizer_stage, rule
+from ..family import handler, limits, rule
+from ..option import io_types_option
+from ..ops import cast_op, cmvm_op, interval_kif
 from ..records import (
     FloatValues,
     HLSLayerTypes,
@@ -34,6 +34,7 @@ from ..records import (
     format_of,
     sum_bits,
 )
+from ._stages import RenamedTensor, layer_dict, quantizer_config, quantizer_name, quantizer_stage
 from .einsum_dense import projection_configs, projection_parts
 from .softmax import softmax_float_values, softmax_operations, softmax_tables
 
@@ -181,23 +182,23 @@ def handle_hmha(layer, in_tensors, out_tensors):
         shape = dense.lead_shape + dense.free_shape
         operands[role] = f"{projected}_q"
         configs.append(quantizer_config(quantizer_name(layer, quantizer), quantizer,
-                                        _RenamedTensor(projected, (None, *shape)), operands[role]))
+                                        RenamedTensor(projected, (None, *shape)), operands[role]))
     scores = f"{out}_{name}_scores"
-    configs.append(_io(f"{name}_scores", [operands["query"], operands["key"]], [scores], class_name="Einsum",
+    configs.append(layer_dict(f"{name}_scores", [operands["query"], operands["key"]], [scores], class_name="Einsum",
                        equation="bcd,ecd->cbe", inp0_shape=(t_q, heads, layer.key_dim),
                        inp1_shape=(t_k, heads, layer.key_dim), out_shape=(heads, t_q, t_k)))
     softmax = layer.softmax
     scores_q = f"{scores}_q"
     configs.append(quantizer_config(quantizer_name(layer, softmax.iq), softmax.iq,
-                                    _RenamedTensor(scores, (None, heads, t_q, t_k)), scores_q))
+                                    RenamedTensor(scores, (None, heads, t_q, t_k)), scores_q))
     _, x = quantizer_stage(quantizer_name(layer, softmax.iq), softmax.iq, (heads, t_q, t_k))
     tables = softmax_tables(softmax, x)
     probabilities = f"{out}_{name}_probabilities"
-    configs.append(_io(f"{name}_softmax", [scores_q], [probabilities], class_name=HLS_CLASS_NAME, n_in=t_k,
+    configs.append(layer_dict(f"{name}_softmax", [scores_q], [probabilities], class_name=HLS_CLASS_NAME, n_in=t_k,
                        n_outer=heads * t_q, stable=softmax.stable, output_shape=[heads, t_q, t_k],
                        exp_table_data=tables["exp_table"], inv_table_data=tables["inv_table"]))
     attended = f"{out}_{name}_attended"
-    configs.append(_io(f"{name}_attend", [probabilities, operands["value"]], [attended], class_name="Einsum",
+    configs.append(layer_dict(f"{name}_attend", [probabilities, operands["value"]], [attended], class_name="Einsum",
                        equation="cbe,ecd->bcd", inp0_shape=(heads, t_q, t_k), inp1_shape=(t_k, heads, layer.value_dim),
                        out_shape=(t_q, heads, layer.value_dim)))
     dense = layer.output_dense
@@ -205,3 +206,6 @@ def handle_hmha(layer, in_tensors, out_tensors):
     return tuple(configs)
 
 
+limits(HMultiHeadAttention, options=[io_types_option(
+    ("io_parallel",), "HMultiHeadAttention firmware (hls4ml's Einsum, our softmax template) exists for "
+                      "io_parallel only; convert with io_type='io_parallel'")])

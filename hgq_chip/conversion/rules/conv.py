@@ -1,4 +1,4 @@
-"""Precision rule for HConv1D/HConv2D (their BatchNorm-fused forms) and HDepthwiseConv1D/2D.
+"""The convolution family: HConv1D/HConv2D (their BatchNorm-fused forms) and HDepthwiseConv1D/2D.
 
 Bounds of a convolution with constant weights: positive taps take the input's bound of
 the same side, negative taps the other side. Padding contributes zeros, which the
@@ -7,15 +7,20 @@ bounds include because the convolution pads the bound maps the same way.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 from keras import ops
 
+from ...errors import UnsupportedConfigurationError
 from ...fixed.interval import Interval
 from ...fixed.minimal import fractional_bits
 from ...layers import HConv1D, HConv2D, HDepthwiseConv1D, HDepthwiseConv2D
 from ...layers.depthwise import block_diagonal_kernel
-from ..hls_handlers import handle_weighted, handler
-from ..precision import quantizer_name, quantizer_stage, rule, weight_table, weighted_layer_record
+from ..family import handler, limits, rule, trace
+from ..option import CHANNELS_LAST, FUSED_ACTIVATION, STREAM, Option, all_ones, attr, tuple_attr
+from . import _trace
+from ._stages import quantizer_name, quantizer_stage, weight_table, weighted_layer_record
+from .dense import handle_weighted
 
 
 def _convolve(layer, feature_map, kernel) -> np.ndarray:
@@ -58,3 +63,44 @@ def handle_depthwise(layer, in_tensors, out_tensors):
         main.pop("depthwise_data", None)
         main.pop("depth_multiplier", None)
     return tuple(configs)
+
+
+@trace(HConv1D, HConv2D)
+def trace_hconv(layer, record, inputs):
+    x = _trace.quantize(inputs[0], _trace.input_format(layer, record))
+    kernel, bias = _trace.weights_of(record)
+    y = _trace.convolve(layer, x, kernel, bias)
+    return _trace.relu(y) if layer.activation is keras.activations.relu else y
+
+
+# hls4ml 1.3's Keras 3 handlers ignore dilation_rate, groups and channels_first layouts.
+_CONV = [
+    CHANNELS_LAST,
+    FUSED_ACTIVATION,
+    Option("groups", attr("groups"), lambda v: v == 1, "use groups=1 (hls4ml has no grouped convolution)"),
+    Option("dilation_rate", tuple_attr("dilation_rate"), all_ones,
+           "use dilation_rate=1 (hls4ml ignores dilation); for a wider receptive field stack convolutions or "
+           "use a larger kernel"),
+    Option("padding", attr("padding"), lambda v: v in ("valid", "same"),
+           "use padding='valid' or 'same' (for 'causal' put keras.layers.ZeroPadding1D((k - 1, 0)) before a "
+           "'valid' convolution)"),
+]
+
+# nnet_conv_stream.h (Conv2D) and nnet_sepconv2d_stream.h (DepthwiseConv2D) run a kernel of
+# height 1 as a 1D convolution along each row: they never skip rows, so a row stride is lost.
+_ROW_STRIDE = Option(
+    "strides", lambda layer, node: (tuple(layer.kernel_size), tuple(layer.strides)),
+    lambda v: v[0][0] > 1 or v[1][0] == 1,
+    "hls4ml's streaming convolution ignores the row stride of a kernel of height 1; use "
+    "strides=(1, s) followed by a pooling, or convert with io_type='io_parallel'",
+    io_types=STREAM, error=UnsupportedConfigurationError,
+)
+
+# Keras' depthwise convolutions have no ``groups``.
+_DEPTHWISE = [option for option in _CONV if option.name != "groups"]
+
+limits(keras.layers.Conv1D, options=_CONV)
+limits(keras.layers.Conv2D, options=[*_CONV, _ROW_STRIDE])
+limits(keras.layers.DepthwiseConv1D, options=_DEPTHWISE)
+# A depthwise layer with depth_multiplier > 1 converts as a Conv2D (hconv_rule): same limit.
+limits(keras.layers.DepthwiseConv2D, options=[*_DEPTHWISE, _ROW_STRIDE])

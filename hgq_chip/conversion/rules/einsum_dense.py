@@ -18,22 +18,10 @@ import numpy as np
 from ...fixed.format import ArrayFormat
 from ...fixed.interval import Interval
 from ...layers.einsum_dense import HEinsumDense
-from ..hls_handlers import _io, _RenamedTensor, handler, quantizer_config
-from ..precision import (
-    constant_format,
-    quantizer_name,
-    quantizer_stage,
-    rule,
-    weight_table,
-)
-from ..records import (
-    FloatValues,
-    HLSLayerTypes,
-    LayerRecord,
-    WeightTable,
-    format_of,
-    sum_bits,
-)
+from ..family import handler, limits, rule
+from ..option import io_types_option
+from ..records import FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, sum_bits
+from ._stages import RenamedTensor, constant_format, layer_dict, quantizer_config, quantizer_name, quantizer_stage, weight_table
 
 
 def _flat_table(table: WeightTable, flatten) -> WeightTable:
@@ -97,7 +85,7 @@ def projection_configs(owner, layer: HEinsumDense, hls_name: str, in_name: str, 
     has another shape), Dense, relu, Reshape to ``(*lead, *free)`` (when needed), reading tensor
     ``in_name`` of shape ``in_shape`` (no batch axis) and writing ``out_name``."""
     q_name = f"{in_name}_{hls_name}_q"
-    configs = [quantizer_config(quantizer_name(owner, layer.iq), layer.iq, _RenamedTensor(in_name, (None, *in_shape)),
+    configs = [quantizer_config(quantizer_name(owner, layer.iq), layer.iq, RenamedTensor(in_name, (None, *in_shape)),
                                 q_name)]
     L, C, O = math.prod(layer.lead_shape), math.prod(layer.contract_shape), math.prod(layer.free_shape)
     flat_in = [L, C] if layer.lead_shape else [C]
@@ -105,7 +93,7 @@ def projection_configs(owner, layer: HEinsumDense, hls_name: str, in_name: str, 
     source = q_name
     if list(in_shape) != flat_in:
         source = f"{q_name}_flat"
-        configs.append(_io(f"{hls_name}_flat", [q_name], [source], class_name="Reshape", target_shape=flat_in,
+        configs.append(layer_dict(f"{hls_name}_flat", [q_name], [source], class_name="Reshape", target_shape=flat_in,
                            input_shape=[list(in_shape)]))
     out_shape = list(layer.lead_shape + layer.free_shape)
     relu = layer.activation is keras.activations.relu
@@ -113,15 +101,15 @@ def projection_configs(owner, layer: HEinsumDense, hls_name: str, in_name: str, 
     dense_out = f"{out_name}_{hls_name}_dense" if (relu or reshape_out) else out_name
     kernel = layer.flat_kernel(layer.kq.quantized(layer.fused_kernel()))
     bias = layer.flat_bias(layer.bq.quantized(layer.fused_bias())) if layer.use_bias else np.zeros(O)
-    configs.append(_io(hls_name, [source], [dense_out], class_name="Dense", data_format="channels_last",
+    configs.append(layer_dict(hls_name, [source], [dense_out], class_name="Dense", data_format="channels_last",
                        weight_data=kernel, bias_data=bias, n_in=C, n_out=O, use_bias=True, input_shape=[flat_in]))
     if relu:
         relu_out = f"{out_name}_{hls_name}_relu" if reshape_out else out_name
-        configs.append(_io(f"{hls_name}_relu", [dense_out], [relu_out], class_name="Activation", activation="relu",
+        configs.append(layer_dict(f"{hls_name}_relu", [dense_out], [relu_out], class_name="Activation", activation="relu",
                            input_shape=[flat_out]))
         dense_out = relu_out
     if reshape_out:
-        configs.append(_io(f"{hls_name}_unflat", [dense_out], [out_name], class_name="Reshape", target_shape=out_shape,
+        configs.append(layer_dict(f"{hls_name}_unflat", [dense_out], [out_name], class_name="Reshape", target_shape=out_shape,
                            input_shape=[flat_out]))
     return configs
 
@@ -131,3 +119,8 @@ def handle_heinsum_dense(layer, in_tensors, out_tensors):
     in_tensor = in_tensors[0]
     return tuple(projection_configs(layer, layer, layer.name, in_tensor.name, tuple(in_tensor.shape[1:]),
                                     out_tensors[0].name))
+
+
+limits(HEinsumDense, options=[io_types_option(
+    ("io_parallel",), "HEinsumDense converts for io_parallel only; convert with io_type='io_parallel' (a "
+                      "projection over the last axis alone is an HDense, which also streams)")])

@@ -20,11 +20,14 @@ each input is first cast by its quantizer stage ``<layer>_iq<n>``.
 
 from __future__ import annotations
 
+import keras
+
 from ...fixed.interval import Interval
 from ...layers import HMaximum, HMinimum, HMultiply, HSubtract
-from ..hls_handlers import _RenamedTensor, handler, hls4ml_handler, quantizer_config
-from ..precision import quantizer_name, quantizer_stage, require_input, rule
+from ..family import handler, limits, rule
+from ..option import Option, input_shapes
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
+from ._stages import RenamedTensor, hls4ml_handler, quantizer_config, quantizer_name, quantizer_stage, require_input
 
 MERGE_OPS = {HSubtract: "subtract", HMultiply: "multiply", HMaximum: "maximum", HMinimum: "minimum"}
 
@@ -88,7 +91,7 @@ def handle_merge(layer, in_tensors, out_tensors):
     for index, (quantizer, tensor) in enumerate(zip(layer.input_quantizers, in_tensors)):
         q_name = f"{tensor.name}_{layer.name}_q{index}"
         configs.append(quantizer_config(quantizer_name(layer, quantizer), quantizer, tensor, q_name))
-        sources[index] = _RenamedTensor(q_name, tensor.shape)
+        sources[index] = RenamedTensor(q_name, tensor.shape)
     keras_class = next(cls for cls in type(layer).__mro__ if cls.__module__.startswith("keras."))
     merge_handler = hls4ml_handler(keras_class)
     template = dict(merge_handler(layer, sources[:2], [out_tensors[0]])[0], op=op)
@@ -100,5 +103,15 @@ def handle_merge(layer, in_tensors, out_tensors):
         configs.append(dict(template, name=name, input_keras_tensor_names=[previous.name, tensor.name],
                             input_shape=[list(previous.shape[1:]), list(tensor.shape[1:])],
                             output_keras_tensor_names=[result]))
-        previous = _RenamedTensor(result, tensor.shape)
+        previous = RenamedTensor(result, tensor.shape)
     return tuple(configs)
+
+
+# hls4ml's Merge layer combines inputs of equal shape (no broadcasting in io_stream, and its
+# io_parallel broadcasting repeats the flat smaller input, unlike Keras).
+SAME_SHAPES = Option(
+    "input shapes", input_shapes, lambda shapes: len(set(shapes)) == 1,
+    "inputs must have the same shape (no broadcasting): repeat or reshape the smaller input "
+    "explicitly, e.g. with a convolution or UpSampling",
+)
+limits(keras.layers.Subtract, keras.layers.Multiply, keras.layers.Maximum, keras.layers.Minimum, options=[SAME_SHAPES])

@@ -26,10 +26,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ...errors import UnsupportedConfigurationError
 from ...fixed.interval import Interval
-from ..hls_handlers import _io, keras_handler, planned
-from ..precision import require_input, rule
+from ..family import keras_handler, limits, rule
+from ..option import CHANNELS_LAST, Option, attr
 from ..records import HLSLayerTypes, format_of
+from ._stages import concat_repack_name, layer_dict, planned, require_input
 from .structure import apply_to_bounds, record_of
 
 _PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D)
@@ -121,8 +123,6 @@ def handle_concatenate(layer, in_tensors, out_tensors, concat_handler):
 def _repacked_inputs(layer, in_tensors) -> tuple[list[dict], list]:
     """io_stream: each flattened input (``stream.prepare_stream`` plans them) read through hls4ml's
     Repack into one word of the whole vector; returns those configs and the tensors to read."""
-    from ..stream import concat_repack_name
-
     sizes = planned("concat_repacks", layer.name) or [None] * len(in_tensors)
     configs, tensors = [], []
     for index, (tensor, size) in enumerate(zip(in_tensors, sizes)):
@@ -131,7 +131,7 @@ def _repacked_inputs(layer, in_tensors) -> tuple[list[dict], list]:
             continue
         name = concat_repack_name(layer, index)
         out_name = f"{tensor.name}_{name}"
-        configs.append(_io(name, [tensor.name], [out_name], class_name="Repack", target_shape=[size]))
+        configs.append(layer_dict(name, [tensor.name], [out_name], class_name="Repack", target_shape=[size]))
         tensors.append(_Shaped(out_name, tensor.shape))
     return configs, tensors
 
@@ -155,7 +155,7 @@ def _border_layer(layer, in_tensors, out_tensors, widths, kind: str, class_prefi
     (in_tensor,), (out_tensor,) = in_tensors, out_tensors
     *spatial, n_chan = (int(d) for d in in_tensor.shape[1:])
     *out_spatial, _ = (int(d) for d in out_tensor.shape[1:])
-    io = _io(layer.name, [in_tensor.name], [out_tensor.name], n_chan=n_chan, **_common(in_tensor))
+    io = layer_dict(layer.name, [in_tensor.name], [out_tensor.name], n_chan=n_chan, **_common(in_tensor))
     if len(spatial) == 1:
         left, right = _pair(widths)
         return (dict(io, class_name=f"{class_prefix}1D", in_width=spatial[0], out_width=out_spatial[0],
@@ -184,6 +184,30 @@ def handle_upsampling(layer, in_tensors, out_tensors, _none):
     *out_spatial, _ = (int(d) for d in out_tensor.shape[1:])
     if len(spatial) == 1:
         spatial, out_spatial = [1, *spatial], [1, *out_spatial]
-    return (_io(layer.name, [in_tensor.name], [out_tensor.name], class_name="Resize", algorithm="nearest",
+    return (layer_dict(layer.name, [in_tensor.name], [out_tensor.name], class_name="Resize", algorithm="nearest",
                 align_corners=False, in_height=spatial[0], in_width=spatial[1], out_height=out_spatial[0],
                 out_width=out_spatial[1], n_chan=n_chan, **_common(in_tensor)),)
+
+
+# nnet_merge.h / nnet_merge_stream.h have concatenate1d/2d/3d only.
+limits(keras.layers.Concatenate, options=[
+    Option("input rank", lambda layer, node: len(node.inputs[0].shape) - 1, lambda v: v <= 3,
+           "hls4ml concatenates tensors of at most 3 axes per sample; reshape the inputs first"),
+])
+# nnet_image.h's io_parallel resize_nearest computes source indices with 16-bit ratios (resize_index_exact).
+_RESIZE_INDEX = Option(
+    "size (input size, factor per axis)", lambda layer, node: upsampling_axes(layer, node),
+    lambda axes: all(resize_index_exact(n, s) for n, s in axes),
+    "hls4ml's io_parallel nearest resize picks wrong source positions for so large a map and factor; use a "
+    "smaller factor (two up-samplings in a row) or convert with io_type='io_stream'",
+    io_types=("io_parallel",), error=UnsupportedConfigurationError,
+)
+limits(keras.layers.UpSampling1D, options=[_RESIZE_INDEX])
+# hls4ml's Resize is nearest or bilinear only.
+limits(keras.layers.UpSampling2D, options=[
+    CHANNELS_LAST,
+    _RESIZE_INDEX,
+    Option("interpolation", attr("interpolation"), lambda v: v == "nearest",
+           "use interpolation='nearest' (other interpolations compute weighted means the firmware does not)"),
+])
+limits(keras.layers.ZeroPadding2D, keras.layers.Cropping2D, options=[CHANNELS_LAST])

@@ -20,20 +20,19 @@ import math
 import keras
 import numpy as np
 
+from ...errors import UnsupportedConfigurationError
 from ...fixed.format import FixedFormat
 from ...fixed.interval import Interval
 from ...layers import check_exact_average_pooling
 from ...layers.pooling import pooling_pads
-from ..hls_handlers import _io, _redirect_input, keras_handler, planned
-from ..precision import require_input, rule
+from ..family import keras_handler, limits, rule, trace
+from ..option import CHANNELS_LAST, STREAM, Option, attr
 from ..records import FloatValues, HLSLayerTypes, format_of, sum_bits
+from . import _trace
+from ._stages import layer_dict, planned, redirect_input, require_input, signed_cast_name
 from .structure import apply_to_bounds, record_of
 
 _MAX_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
-
-
-def signed_cast_name(layer) -> str:
-    return f"{layer.name}_signed"
 
 
 def needs_signed_input(layer) -> bool:
@@ -132,15 +131,15 @@ def _zero_padded(layer, in_tensor, configs: list, pads) -> list:
     padded = [s + p for s, p in zip(spatial, pads)]
     name = f"{layer.name}_pad"
     out_name = f"{in_tensor.name}_{name}"
-    pool = _redirect_input(configs[0], in_tensor.name, out_name)
+    pool = redirect_input(configs[0], in_tensor.name, out_name)
     pool["input_shape"] = [[*padded, n_chan]]
     common = {"n_chan": n_chan, "data_format": "channels_last", "input_shape": [[*spatial, n_chan]]}
     if len(spatial) == 1:
-        pad = _io(name, [in_tensor.name], [out_name], class_name="ZeroPadding1D", in_width=spatial[0],
+        pad = layer_dict(name, [in_tensor.name], [out_name], class_name="ZeroPadding1D", in_width=spatial[0],
                   out_width=padded[0], pad_left=before[0], pad_right=after[0], **common)
         pool.update(pad_left=0, pad_right=0, in_width=padded[0], n_in=padded[0])
     else:
-        pad = _io(name, [in_tensor.name], [out_name], class_name="ZeroPadding2D", in_height=spatial[0],
+        pad = layer_dict(name, [in_tensor.name], [out_name], class_name="ZeroPadding2D", in_height=spatial[0],
                   in_width=spatial[1], out_height=padded[0], out_width=padded[1], pad_top=before[0],
                   pad_bottom=after[0], pad_left=before[1], pad_right=after[1], **common)
         pool.update(pad_top=0, pad_bottom=0, pad_left=0, pad_right=0, in_height=padded[0], in_width=padded[1])
@@ -160,7 +159,59 @@ def handle_max_pooling(layer, in_tensors, out_tensors, hls4ml_handler):
         return configs
     in_tensor = in_tensors[0]
     signed_name = f"{in_tensor.name}_{signed_cast_name(layer)}"
-    cast = _io(signed_cast_name(layer), [in_tensor.name], [signed_name], class_name="Activation",
+    cast = layer_dict(signed_cast_name(layer), [in_tensor.name], [signed_name], class_name="Activation",
                activation="linear", input_shape=[list(in_tensor.shape[1:])])
-    configs[0] = _redirect_input(configs[0], in_tensor.name, signed_name)
+    configs[0] = redirect_input(configs[0], in_tensor.name, signed_name)
     return [cast, *configs]
+
+
+# hls4ml's streaming pooling templates (nnet_pooling_stream.h) assert no padding and a pool size
+# equal to the stride; its global pooling outputs one value per channel (no keepdims).
+_POOL_STRIDE = Option(
+    "pool_size", lambda layer, node: (tuple(layer.pool_size), tuple(layer.strides)), lambda sizes: sizes[0] == sizes[1],
+    "hls4ml's streaming pooling needs pool_size == strides (it asserts this); change the pooling or "
+    "convert with io_type='io_parallel'",
+    io_types=STREAM, error=UnsupportedConfigurationError,
+)
+# A max pool that pads is padded with zeros ahead of the stream pooling where its input is
+# unsigned (stream.py checks the sign once types are derived); an average never.
+_AVERAGE_POOL_PADS = Option(
+    "padding (elements padded per axis)", lambda layer, node: pooling_pads(layer, node.inputs[0].shape),
+    lambda pads: not any(pads),
+    "hls4ml's streaming average pooling cannot pad: use padding='valid', or an input size the stride divides "
+    "with pool_size == strides, or convert with io_type='io_parallel'",
+    io_types=STREAM, error=UnsupportedConfigurationError,
+)
+_KEEPDIMS = Option("keepdims", attr("keepdims"), lambda v: not v,
+                   "use keepdims=False and put a keras.layers.Reshape after the pooling (hls4ml's global pooling "
+                   "outputs one value per channel)")
+limits(*_GLOBAL_MAX, *_GLOBAL_AVERAGE, options=[CHANNELS_LAST, _KEEPDIMS])
+limits(*_MAX_POOLING, options=[CHANNELS_LAST, _POOL_STRIDE])
+limits(keras.layers.AveragePooling1D, keras.layers.AveragePooling2D,
+       options=[CHANNELS_LAST, _POOL_STRIDE, _AVERAGE_POOL_PADS])
+
+
+def _max(window):
+    result = window[0]
+    for item in window[1:]:
+        result = np.maximum(result, item)
+    return result
+
+
+def _average(window):
+    total = window[0]
+    for item in window[1:]:
+        total = total + item
+    return total * (1.0 / len(window))
+
+
+@trace(*_MAX_POOLING)
+def trace_max_pooling(layer, record, inputs):
+    """'valid' max pooling: the maximum of each window."""
+    return _trace.windows(layer, inputs[0], _max)
+
+
+@trace(keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
+def trace_average_pooling(layer, record, inputs):
+    """'valid' average pooling: each window's sum times 1/n (exact: n is a power of two)."""
+    return _trace.windows(layer, inputs[0], _average)

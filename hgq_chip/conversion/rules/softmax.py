@@ -25,9 +25,10 @@ from ...fixed.format import FixedFormat
 from ...fixed.interval import Interval
 from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
 from ...layers.softmax import HSoftmax
-from ..hls_handlers import _io, _quantized_input, handler
-from ..precision import quantizer_name, quantizer_stage, rule
+from ..family import handler, limits, rule
+from ..option import io_types_option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits, is_uniform, sum_bits
+from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage
 
 
 def uniform_format(layer, quantizer, cast: bool = True) -> FixedFormat:
@@ -173,12 +174,17 @@ def handle_hsoftmax(layer, in_tensors, out_tensors):
 
     register_softmax_hls()
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
-    q_configs, q_name = _quantized_input(layer, in_tensor)
+    q_configs, q_name = quantized_input(layer, in_tensor)
     stage, x = quantizer_stage(quantizer_name(layer, layer.iq), layer.iq, layer.input.shape[1:])
     tables = softmax_tables(layer, x)
     n = int(layer.element_shape[-1])
-    config = _io(layer.name, [q_name], [out_tensor.name], class_name=HLS_CLASS_NAME,
+    config = layer_dict(layer.name, [q_name], [out_tensor.name], class_name=HLS_CLASS_NAME,
                  n_in=n, n_outer=int(math.prod(layer.element_shape)) // n, stable=layer.stable,
                  output_shape=list(layer.element_shape),
                  exp_table_data=tables["exp_table"], inv_table_data=tables["inv_table"])
     return (*q_configs, config)
+
+
+limits(HSoftmax, options=[io_types_option(
+    ("io_parallel",), "HSoftmax firmware (nnet_hgq_softmax.h) exists for io_parallel only; convert with "
+                      "io_type='io_parallel', or end the io_stream model before the softmax")])

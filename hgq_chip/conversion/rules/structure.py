@@ -7,9 +7,11 @@ import numpy as np
 
 from ...fixed.interval import Interval
 from ...layers import HAdd
-from ..hls_handlers import handler, hls4ml_handler, keras_handler
-from ..precision import require_input, rule
+from ..family import handler, keras_handler, limits, rule, trace
+from ..option import Option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
+from ._stages import hls4ml_handler, require_input
+from .merge import SAME_SHAPES
 
 
 def record_of(layer, out: Interval, **types) -> LayerRecord:
@@ -84,3 +86,31 @@ def handle_add(layer, in_tensors, out_tensors, add_handler):
 @handler(HAdd)
 def handle_hadd(layer, in_tensors, out_tensors):
     return handle_add(layer, in_tensors, out_tensors, hls4ml_handler(keras.layers.Add))
+
+
+limits(keras.layers.Flatten, options=[
+    Option("data_format", lambda layer, node: (layer.data_format, len(node.inputs[0].shape)),
+           lambda v: v[0] == "channels_last" or v[1] <= 2,
+           "use data_format='channels_last' (channels_first transposes before flattening, which the "
+           "firmware does not)"),
+])
+limits(keras.layers.Add, options=[SAME_SHAPES])
+
+
+@trace(keras.layers.Flatten, keras.layers.Reshape)
+def trace_reshape(layer, record, inputs):
+    return inputs[0].reshape(tuple(layer.output.shape[1:]))
+
+
+@trace(keras.layers.Dropout)
+def trace_dropout(layer, record, inputs):
+    return inputs[0]
+
+
+@trace(keras.layers.Add)
+def trace_add(layer, record, inputs):
+    """The inputs added in order (hls4ml's chain of two-input additions, each exact)."""
+    total = inputs[0]
+    for other in inputs[1:]:
+        total = total + other
+    return total
