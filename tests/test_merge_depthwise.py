@@ -126,14 +126,16 @@ def test_depthwise_handler_gives_hls4ml_one_bias_per_output_channel(multiplier, 
     """Without a bias the firmware still reads one (zero) bias per output channel."""
     from hgq_chip.conversion import hls_handlers
     from hgq_chip.conversion.graph import graph_nodes
+    from hgq_chip.conversion.precision import derive
     from hgq_chip.conversion.rules.conv import handle_depthwise
 
     inputs = keras.Input((6, 4), name="x")
     layer = L.HDepthwiseConv1D(2, depth_multiplier=multiplier, use_bias=False, name="dw")
     model = keras.Model(inputs, layer(inputs))
     hgq_chip.calibrate(model, _data(model))
-    node = graph_nodes(model)[-1]
-    with hls_handlers.converting():
+    nodes = graph_nodes(model)
+    node = nodes[-1]
+    with hls_handlers.converting(records=derive(nodes)):
         main = [c for c in handle_depthwise(layer, node.inputs, node.outputs) if c["name"] == "dw"][0]
     assert main["class_name"] == hls_class and np.array_equal(main["bias_data"], np.zeros(4 * multiplier))
     assert main["weight_data"].shape == (2, 4, 1 if multiplier == 1 else 4 * multiplier)

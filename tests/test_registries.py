@@ -25,6 +25,7 @@ from hgq_chip.conversion.graph import graph_nodes
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.estimation import estimate
 from hgq_chip.registry import DuplicateRegistrationError
+from poison import poisoned
 
 # Keras classes with a rule and no handler of ours: hls4ml's own handler converts them.
 NATIVE_HLS4ML = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout, keras.layers.AveragePooling1D,
@@ -224,8 +225,9 @@ def test_our_handlers_return_the_keys_hls4ml_requires(every_class_model):
     from hls4ml.converters.keras_v3 import layer_handlers
 
     checked = set()
-    with hls_handlers.converting():
-        for node in graph_nodes(every_class_model):
+    nodes = graph_nodes(every_class_model)
+    with hls_handlers.converting(records=precision.derive(nodes)):
+        for node in nodes:
             cls = type(node.layer)
             if cls not in hls_handlers.own_handlers() and cls not in hls_handlers.wrapped_keras_classes():
                 continue
@@ -234,3 +236,41 @@ def test_our_handlers_return_the_keys_hls4ml_requires(every_class_model):
             assert configs and all(set(hls_handlers.MANDATORY_KEYS) <= set(config) for config in configs), cls
             checked.add(cls)
     assert checked == set(hls_handlers.own_handlers()) | set(hls_handlers.wrapped_keras_classes())
+
+
+def _handler_output(model, nodes, records) -> dict:
+    from hls4ml.converters.keras_v3 import layer_handlers
+
+    out = {}
+    with hls_handlers.converting(records=records):
+        for node in nodes:
+            cls = type(node.layer)
+            if cls in hls_handlers.own_handlers() or cls in hls_handlers.wrapped_keras_classes():
+                out[node.layer.name] = layer_handlers[hls_handlers.class_key(cls)](
+                    node.layer, list(node.inputs), list(node.outputs))
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b))
+    return str(a) == str(b)
+
+
+def test_handlers_render_the_record_and_re_derive_nothing(every_class_model, monkeypatch):
+    """Derive once: after ``derive``, every variable of the model is overwritten with noise and every
+    method that derives a weight table, a table or a type raises (tests/poison.py); the handlers
+    still return the same layer dicts (weights, tables, quantizer masks): they read the records."""
+    nodes = graph_nodes(every_class_model)
+    records = precision.derive(nodes)
+    clean = _handler_output(every_class_model, nodes, records)
+    with poisoned(every_class_model, monkeypatch):
+        rendered = _handler_output(every_class_model, nodes, records)
+    assert rendered.keys() == clean.keys()
+    differ = [(name, i, key) for name in clean for i, (a, b) in enumerate(zip(clean[name], rendered[name]))
+              for key in set(a) | set(b) if not _same(a.get(key), b.get(key))]
+    assert not differ, f"handler output changed (layer, dict, key): {differ}"

@@ -128,7 +128,7 @@ def convert(
         with timed(seconds, "hls4ml"):
             hls_model = _write_hls4ml_project(
                 model, staging, project_name, backend, io_type, part, prepared.clock_period, hls_config,
-                prepared.stream_plan,
+                prepared.stream_plan, records,
             )
             _point_config_at(staging, output_dir)
         write_reports(staging, records, input_types, hls_config, seconds)
@@ -185,7 +185,7 @@ def _prepare(model, output_dir, backend, io_type, part, clock_period, reuse_fact
     stream_plan = {}
     if io_type == "io_stream":
         check_one_type_per_tensor(nodes)
-        stream_plan = prepare_stream(model, nodes, records)
+        stream_plan, records = prepare_stream(model, nodes, records)
         check_layer_names(model, records)  # the plan adds stages (repacks) no layer may be named like
     if strategy_name(strategy) == "distributed_arithmetic":
         _check_distributed_arithmetic(nodes)
@@ -301,7 +301,7 @@ def _moves_data_only(node) -> bool:
 
 
 def _write_hls4ml_project(model, directory, project_name, backend, io_type, part, clock_period, hls_config,
-                          stream_plan=None):
+                          stream_plan=None, records=()):
     import hls4ml
     from hls4ml.converters.keras_v3_to_hls import parse_keras_v3_model
 
@@ -310,7 +310,7 @@ def _write_hls4ml_project(model, directory, project_name, backend, io_type, part
         options["part"] = part
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter), converting(stream_plan):
+        with contextlib.redirect_stdout(chatter), converting(stream_plan, records):
             check_parsed_attributes(parse_keras_v3_model(model, allow_da_fallback=False, allow_v2_fallback=False)[0])
             hls_model = hls4ml.converters.convert_from_keras_model(
                 model,

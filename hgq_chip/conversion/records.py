@@ -47,7 +47,7 @@ class WeightTable:
         return self.values == 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class HLSLayerTypes:
     """Explicit hls4ml precisions for one hls4ml layer (keys: result, weight, bias, accum, table)."""
 

@@ -25,6 +25,7 @@ reads wrong values or past its word (a segfault for tables). A Dense reads any p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -124,8 +125,19 @@ def _move_dense_cast(streams: _Streams, index: int, records) -> bool:
         return False
     cast = records[index].hls_layers[0].types["result"]
     for i in [source, *chain]:
-        records[i].hls_layers[-1].types["result"] = cast
+        records[i] = _with_last_result(records[i], cast)
     return True
+
+
+def _with_stages(record, stages):
+    """A copy of ``record`` with the hls4ml stages ``stages`` (the record itself is not changed)."""
+    return dataclasses.replace(record, hls_layers=list(stages))
+
+
+def _with_last_result(record, fmt):
+    """A copy of ``record`` whose last stage's result type is ``fmt``."""
+    last = record.hls_layers[-1]
+    return _with_stages(record, [*record.hls_layers[:-1], HLSLayerTypes(last.name, {**last.types, "result": fmt})])
 
 
 def _refuse(layer, why: str):
@@ -176,7 +188,7 @@ def _pass_in_place_types(streams: _Streams, records) -> None:
     for index, node in enumerate(streams.nodes):
         source = streams.producer.get(id(node.inputs[0])) if node.inputs else None
         if streams.in_place(node) and source is not None:
-            records[index].hls_layers[-1].types["result"] = records[source].hls_layers[-1].types["result"]
+            records[index] = _with_last_result(records[index], records[source].hls_layers[-1].types["result"])
 
 
 def _type_reshape_repacks(streams: _Streams, records) -> None:
@@ -186,14 +198,16 @@ def _type_reshape_repacks(streams: _Streams, records) -> None:
     for index, node in enumerate(streams.nodes):
         if isinstance(node.layer, (keras.layers.Flatten, keras.layers.Reshape)) and not streams.in_place(node):
             types = dict(records[index].hls_layers[-1].types)
-            records[index].hls_layers.append(HLSLayerTypes(reshape_repack_name(node.layer), types))
+            records[index] = _with_stages(records[index], [*records[index].hls_layers,
+                                                           HLSLayerTypes(reshape_repack_name(node.layer), types)])
 
 
-def prepare_stream(model, nodes, records) -> dict[str, dict]:
+def prepare_stream(model, nodes, records) -> tuple[dict[str, dict], list]:
     """Plan how every flattened stream is read and every padded max pool is padded (see the
-    module docstring); adjusts ``records``.
+    module docstring). ``records`` are not changed: the records io_stream converts (moved casts,
+    repack stages, in-place types) are returned as new ones.
 
-    Returns {"repacks": {layer name: flat size} of the layers whose handler repacks their
+    Returns (plan, records). The plan is {"repacks": {layer name: flat size} of the layers whose handler repacks their
     input first, "concat_repacks": {Concatenate name: [flat size or None per input]} of the
     inputs a Concatenate reads through a Repack, "zero_padded": {layer name: padding per axis}
     of max pools padded ahead}.
@@ -203,6 +217,7 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
 
     streams = _Streams(model, nodes)
     _check_readers(streams)
+    records = list(records)
     repacks: dict[str, int] = {}
     concat_repacks: dict[str, list] = {}
     for index, node in enumerate(nodes):
@@ -226,20 +241,21 @@ def prepare_stream(model, nodes, records) -> dict[str, dict]:
         elif isinstance(layer, keras.layers.Concatenate):
             sizes = [_size(t) if bad else None for t, bad in zip(node.inputs, misread)]
             concat_repacks[layer.name] = sizes
-            records[index].hls_layers[:0] = [
-                HLSLayerTypes(concat_repack_name(layer, i), {"result": format_of(records[index].inputs[i])})
-                for i, size in enumerate(sizes) if size is not None]
+            records[index] = _with_stages(records[index], [
+                *(HLSLayerTypes(concat_repack_name(layer, i), {"result": format_of(records[index].inputs[i])})
+                  for i, size in enumerate(sizes) if size is not None),
+                *records[index].hls_layers])
         elif _reads_through_repack(layer) or isinstance(layer, HDense):
             repacks[layer.name] = _size(node.inputs[0])
-            records[index].hls_layers.insert(
-                0, HLSLayerTypes(repack_name(layer), {"result": format_of(records[index].inputs[0])})
-            )
+            repack = HLSLayerTypes(repack_name(layer), {"result": format_of(records[index].inputs[0])})
+            records[index] = _with_stages(records[index], [repack, *records[index].hls_layers])
         else:
             _refuse(layer, "it reads a flattened stream, which hls4ml 1.3 streams with the packing of the "
                            "tensor before the Flatten; put the layer before the Flatten/Reshape")
     _pass_in_place_types(streams, records)
     _type_reshape_repacks(streams, records)
-    return {"repacks": repacks, "concat_repacks": concat_repacks, "zero_padded": _zero_pad_max_pools(streams, records)}
+    zero_padded = _zero_pad_max_pools(streams, records)
+    return {"repacks": repacks, "concat_repacks": concat_repacks, "zero_padded": zero_padded}, records
 
 
 def _zero_pad_max_pools(streams: _Streams, records) -> dict[str, tuple]:
@@ -259,6 +275,7 @@ def _zero_pad_max_pools(streams: _Streams, records) -> dict[str, tuple]:
             _refuse(layer, "hls4ml's streaming pooling cannot pad, and padding with zeros is exact only for an "
                            "unsigned input (this one is signed); use padding='valid', an input size the pool "
                            "divides, or a relu before the pooling")
-        records[index].hls_layers = [h for h in records[index].hls_layers if h.name != signed_cast_name(layer)]
+        records[index] = _with_stages(records[index], [h for h in records[index].hls_layers
+                                                       if h.name != signed_cast_name(layer)])
         padded[layer.name] = pads
     return padded

@@ -158,11 +158,15 @@ def layer_dict(name, inputs, outputs, **extra) -> dict:
     return {"name": name, "input_keras_tensor_names": list(inputs), "output_keras_tensor_names": list(outputs), **extra}
 
 
-def quantizer_config(name: str, quantizer, in_tensor, out_name: str) -> dict:
-    """The hls4ml layer casting ``in_tensor`` into ``quantizer``'s formats: a linear Activation (one
-    format) or hls4ml's FixedPointQuantizer (a per-element mask)."""
+def recorded_format(owner, quantizer):
+    """The formats of ``quantizer`` (inside layer ``owner``) as ``owner``'s record holds them."""
+    return record_of_layer(owner).quantizer_formats[quantizer_name(owner, quantizer)]
+
+
+def quantizer_config(name: str, fmt, in_tensor, out_name: str) -> dict:
+    """The hls4ml layer casting ``in_tensor`` into ``fmt`` (a quantizer's ArrayFormat, from the
+    record): a linear Activation (one format) or hls4ml's FixedPointQuantizer (a per-element mask)."""
     shape = tuple(in_tensor.shape[1:])
-    fmt = quantizer.fixed_format()
     if not quantizer_needs_mask(fmt):
         # A linear activation with an explicit result type is a plain ap_fixed cast.
         return layer_dict(name, [in_tensor.name], [out_name], class_name="Activation", activation="linear",
@@ -199,7 +203,8 @@ def quantized_input(layer, in_tensor) -> tuple[list[dict], str]:
     tensor name the quantizer produces."""
     first, source = repacked(layer, in_tensor)
     q_name = f"{in_tensor.name}_{layer.name}_q"
-    return [*first, quantizer_config(quantizer_name(layer, layer.iq), layer.iq, source, q_name)], q_name
+    return [*first, quantizer_config(quantizer_name(layer, layer.iq), recorded_format(layer, layer.iq), source,
+                                     q_name)], q_name
 
 
 def redirect_input(config: dict, old: str, new: str) -> dict:

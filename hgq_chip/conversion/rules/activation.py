@@ -13,7 +13,7 @@ from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
 from ..family import handler, rule, trace
 from ..records import HLSLayerTypes, LayerRecord, format_of, is_uniform
 from . import _trace
-from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage
+from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage, record_of_layer
 
 
 def table_output_format(layer) -> FixedFormat:
@@ -51,18 +51,6 @@ def activation_table(layer) -> tuple[np.ndarray, np.ndarray]:
     return inputs, out.reshape(len(inputs), -1)[:, 0]
 
 
-def table_in_index_order(layer) -> np.ndarray:
-    """The table as hls4ml's unary_lut reads it: indexed by the input's raw bits.
-
-    Raw bits of a signed input read as unsigned put the non-negative half first.
-    """
-    inputs, outputs = activation_table(layer)
-    if table_input_format(layer).k:
-        half = len(outputs) // 2
-        return np.concatenate([outputs[half:], outputs[:half]])
-    return outputs
-
-
 @rule(HActivation)
 def hactivation_rule(layer, intervals):
     stage, x = quantizer_stage(quantizer_name(layer, layer.iq), layer.iq, layer.input.shape[1:])
@@ -79,11 +67,13 @@ def hactivation_rule(layer, intervals):
     record.output = Interval.of_format(out_fmt).broadcast_to(x.lo.shape)
     record.hls_layers.append(HLSLayerTypes(f"{layer.name}_table", {"result": table_fmt, "table": table_fmt}))
     # The table over every input value (increasing), and as hls4ml's unary_lut reads it (raw-bit order).
-    record.tables.update(inputs=inputs, outputs=outputs, lut=_in_index_order(layer, outputs))
+    record.tables.update(inputs=inputs, outputs=outputs, lut=table_in_index_order(layer, outputs))
     return record
 
 
-def _in_index_order(layer, outputs: np.ndarray) -> np.ndarray:
+def table_in_index_order(layer, outputs: np.ndarray) -> np.ndarray:
+    """The table ``outputs`` (over increasing inputs) as hls4ml's unary_lut reads it: indexed by the
+    input's raw bits. Raw bits of a signed input read as unsigned put the non-negative half first."""
     if table_input_format(layer).k:
         half = len(outputs) // 2
         return np.concatenate([outputs[half:], outputs[:half]])
@@ -103,8 +93,9 @@ def handle_hactivation(layer, in_tensors, out_tensors):
             return tuple(q_configs)
         return (*q_configs, layer_dict(f"{layer.name}_relu", [q_name], [out_tensor.name], class_name="Activation",
                                        activation="relu"))
-    table = table_in_index_order(layer)
-    fmt = format_of(Interval.of_constants(table).covering())
+    record = record_of_layer(layer)
+    table = record.tables["lut"]
+    fmt = next(stage for stage in record.hls_layers if stage.name == f"{layer.name}_table").types["table"]
     table_t = FixedPrecisionType(fmt.width, fmt.k + fmt.i, bool(fmt.k))
     lut = layer_dict(f"{layer.name}_table", [q_name], [out_tensor.name], class_name="UnaryLUT",
                      activation="unary_lut", table_data=table, table_t=table_t, input_shape=[list(in_tensor.shape[1:])])

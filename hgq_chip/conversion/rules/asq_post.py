@@ -22,7 +22,7 @@ from ..asq_post_ops import asq_post_operations, code_source_interval, shift_add_
 from ..family import handler, limits, rule
 from ..option import Option, attr, io_types_option
 from ..records import MANTISSA_BITS, FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, interval_bits
-from ._stages import constant_format, layer_dict, require_input
+from ._stages import constant_format, layer_dict, record_of_layer, require_input
 
 # float64 computes the Keras inference path exactly while every value fits its mantissa.
 FLOAT64_MANTISSA_BITS = MANTISSA_BITS["float64"]
@@ -143,6 +143,7 @@ def asq_post_rule(layer, intervals):
         record.weights["bias"] = WeightTable(bias, minimal_format_per_element(bias))
     record.accum = types["accum"]
     record.ebops = layer.ebops_exact()
+    record.tables.update(_firmware_tables(layer))
     record.estimate_ops = asq_post_operations(_estimate_facts(layer, x, types))
     # Keras does the exact steps in float64 and casts the result to the input's dtype.
     record.float_values.append(FloatValues("result", interval_bits(out)))
@@ -150,6 +151,20 @@ def asq_post_rule(layer, intervals):
         record.output = out.relu()
         record.hls_layers.append(HLSLayerTypes(f"{layer.name}_relu", {"result": format_of(record.output)}))
     return record
+
+
+def _firmware_tables(layer) -> dict:
+    """The constants the firmware holds (the handler renders them): ``weights`` (codes for POT/POST,
+    units for LSQ; a conv kernel as the matrix of one patch, rows in patch order), ``bias``, the
+    input code's and the output's shifts, and for ASQ the adapter's constants and the reciprocal table."""
+    weights = layer.kq.codes(layer.kernel.numpy()) if layer.weight_kind != "lsq" else layer.kernel_units()
+    tables = {"weights": weights.reshape(-1, weights.shape[-1]).astype(np.float64), "bias": layer.quantized_bias(),
+              "code_shift": np.asarray(layer.iq.exponent()), "out_shift": np.asarray(layer.output_exponent())}
+    if layer.adaptive:
+        constants = layer.iq.adapter_constants()
+        tables["adapter"] = np.concatenate([np.ravel(v) for v in constants.values()])
+        tables["reciprocal"] = layer.iq.reciprocal_table()
+    return tables
 
 
 def _estimate_facts(layer, x: Interval, types: dict) -> dict:
@@ -192,17 +207,16 @@ def handle_asq_post(layer, in_tensors, out_tensors):
     dense_out = f"{out_tensor.name}_{layer.name}_linear" if relu else out_tensor.name
     iq, kq = layer.iq, layer.kq
     log_weights = layer.weight_kind != "lsq"
-    weights = kq.codes(layer.kernel.numpy()) if log_weights else layer.kernel_units()
-    # A conv kernel (taps..., channels, filters) as the matrix of one patch: rows in patch order.
-    weights = weights.reshape(-1, weights.shape[-1])
+    tables = record_of_layer(layer).tables
+    weights = tables["weights"]
     n_in, n_out = weights.shape
     is_conv = isinstance(layer, (ASQConv1D, ASQConv2D))
     config = layer_dict(
         layer.name, [in_tensor.name], [dense_out], class_name=HLS_CONV_CLASS_NAME if is_conv else HLS_CLASS_NAME,
         **(_conv_sizes(layer) if is_conv else {}),
-        n_in=int(n_in), n_out=int(n_out), weight_data=weights.astype(np.float64), bias_data=layer.quantized_bias(),
+        n_in=int(n_in), n_out=int(n_out), weight_data=weights, bias_data=tables["bias"],
         adaptive=layer.adaptive, n_hidden=int(getattr(iq, "adapter_hidden", 0)),
-        code_shift=iq.exponent(), out_shift=layer.output_exponent(),
+        code_shift=int(tables["code_shift"]), out_shift=int(tables["out_shift"]),
         sqrt2_levels=layer.weight_kind == "post", weight_kind="asq_log_weights" if log_weights else "asq_uniform_weights",
         beta_min_code=int(iq.beta_code_range[0]) if layer.adaptive else 0,
         constants={**({"beta_min": BETA_MIN} if layer.adaptive else {}),
@@ -210,9 +224,8 @@ def handle_asq_post(layer, in_tensors, out_tensors):
         declared_types=list(declared_types(layer.adaptive, log_weights, int(getattr(iq, "adapter_hidden", 0)))),
     )
     if layer.adaptive:
-        constants = iq.adapter_constants()
-        config["adapter_data"] = np.concatenate([np.ravel(v) for v in constants.values()])
-        config["table_data"] = iq.reciprocal_table()
+        config["adapter_data"] = tables["adapter"]
+        config["table_data"] = tables["reciprocal"]
     if not relu:
         return (config,)
     return (config, layer_dict(f"{layer.name}_relu", [dense_out], [out_tensor.name], class_name="Activation", activation="relu"))

@@ -34,7 +34,9 @@ from ..records import (
     format_of,
     sum_bits,
 )
-from ._stages import RenamedTensor, layer_dict, quantizer_config, quantizer_name, quantizer_stage
+from ._stages import (
+    RenamedTensor, layer_dict, quantizer_config, quantizer_name, quantizer_stage, record_of_layer, recorded_format,
+)
 from .einsum_dense import projection_configs, projection_parts
 from .softmax import softmax_float_values, softmax_operations, softmax_tables
 
@@ -152,6 +154,7 @@ def hmha_rule(layer, intervals):
         if projections[role]["bias"] is not None:
             record.weights[f"{role}_bias"] = projections[role]["bias"]
     record.ebops = layer.ebops_exact()
+    record.tables.update(exp_table=tables["exp_table"], inv_table=tables["inv_table"])
     for role in ("query", "key", "value", "output"):
         record.float_values.extend(projections[role]["float_values"])
     record.float_values.append(FloatValues("scores Q.K (every product and partial sum)",
@@ -173,15 +176,20 @@ def handle_hmha(layer, in_tensors, out_tensors):
     query, value = in_tensors[0], in_tensors[1]
     key = in_tensors[2] if len(in_tensors) > 2 else value
     configs, operands = [], {}
+    record = record_of_layer(layer)
+
+    def projection(role, dense, tensor_name, in_shape, out_name):
+        return projection_configs(layer, dense, f"{name}_{dense.name}", tensor_name, in_shape, out_name,
+                                  record.weights[f"{role}_kernel"], record.weights.get(f"{role}_bias"))
+
     for role, tensor, dense, quantizer in (("query", query, layer.query_dense, layer.q_q),
                                            ("key", key, layer.key_dense, layer.k_q),
                                            ("value", value, layer.value_dense, layer.v_q)):
         projected = f"{out}_{name}_{role}"
-        configs += projection_configs(layer, dense, f"{name}_{dense.name}", tensor.name, tuple(tensor.shape[1:]),
-                                      projected)
+        configs += projection(role, dense, tensor.name, tuple(tensor.shape[1:]), projected)
         shape = dense.lead_shape + dense.free_shape
         operands[role] = f"{projected}_q"
-        configs.append(quantizer_config(quantizer_name(layer, quantizer), quantizer,
+        configs.append(quantizer_config(quantizer_name(layer, quantizer), recorded_format(layer, quantizer),
                                         RenamedTensor(projected, (None, *shape)), operands[role]))
     scores = f"{out}_{name}_scores"
     configs.append(layer_dict(f"{name}_scores", [operands["query"], operands["key"]], [scores], class_name="Einsum",
@@ -189,10 +197,9 @@ def handle_hmha(layer, in_tensors, out_tensors):
                        inp1_shape=(t_k, heads, layer.key_dim), out_shape=(heads, t_q, t_k)))
     softmax = layer.softmax
     scores_q = f"{scores}_q"
-    configs.append(quantizer_config(quantizer_name(layer, softmax.iq), softmax.iq,
+    configs.append(quantizer_config(quantizer_name(layer, softmax.iq), recorded_format(layer, softmax.iq),
                                     RenamedTensor(scores, (None, heads, t_q, t_k)), scores_q))
-    _, x = quantizer_stage(quantizer_name(layer, softmax.iq), softmax.iq, (heads, t_q, t_k))
-    tables = softmax_tables(softmax, x)
+    tables = record.tables
     probabilities = f"{out}_{name}_probabilities"
     configs.append(layer_dict(f"{name}_softmax", [scores_q], [probabilities], class_name=HLS_CLASS_NAME, n_in=t_k,
                        n_outer=heads * t_q, stable=softmax.stable, output_shape=[heads, t_q, t_k],
@@ -202,7 +209,7 @@ def handle_hmha(layer, in_tensors, out_tensors):
                        equation="cbe,ecd->bcd", inp0_shape=(heads, t_q, t_k), inp1_shape=(t_k, heads, layer.value_dim),
                        out_shape=(t_q, heads, layer.value_dim)))
     dense = layer.output_dense
-    configs += projection_configs(layer, dense, f"{name}_{dense.name}", attended, (t_q, heads, layer.value_dim), out)
+    configs += projection("output", dense, attended, (t_q, heads, layer.value_dim), out)
     return tuple(configs)
 
 

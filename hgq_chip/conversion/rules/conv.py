@@ -19,7 +19,7 @@ from ...layers.depthwise import block_diagonal_kernel
 from ..family import handler, limits, rule, trace
 from ..option import CHANNELS_LAST, FUSED_ACTIVATION, STREAM, Option, all_ones, attr, tuple_attr
 from . import _trace
-from ._stages import quantizer_name, quantizer_stage, weight_table, weighted_layer_record
+from ._stages import quantizer_name, quantizer_stage, record_of_layer, weight_table, weighted_layer_record
 from .dense import handle_weighted
 
 
@@ -53,7 +53,7 @@ def handle_depthwise(layer, in_tensors, out_tensors):
     configs = list(handle_weighted(layer, in_tensors, out_tensors))
     main = next(config for config in configs if config["name"] == layer.name)
     kernel = main["weight_data"]
-    if layer.fused_bias() is None:  # handle_weighted's zeros follow the kernel's last axis (the multiplier)
+    if "bias" not in record_of_layer(layer).weights:  # handle_weighted's zeros follow the kernel's last axis
         main["bias_data"] = np.zeros(kernel.shape[-2] * kernel.shape[-1])
     if layer.depth_multiplier == 1:
         main["depthwise_data"] = kernel

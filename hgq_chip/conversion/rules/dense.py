@@ -13,8 +13,8 @@ from ..option import FUSED_ACTIVATION, Option
 from ..records import LayerRecord
 from . import _trace
 from ._stages import (
-    class_key, quantized_input, quantizer_config, quantizer_name, quantizer_stage, redirect_input, repacked,
-    weight_table, weighted_layer_record,
+    class_key, quantized_input, quantizer_config, quantizer_name, quantizer_stage, record_of_layer, recorded_format,
+    redirect_input, repacked, weight_table, weighted_layer_record,
 )
 
 
@@ -27,7 +27,7 @@ def hquantize_rule(layer, intervals):
 @handler(HQuantize)
 def handle_hquantize(layer: HQuantize, in_tensors, out_tensors):
     first, in_tensor = repacked(layer, in_tensors[0])
-    return (*first, quantizer_config(layer.name, layer.q, in_tensor, out_tensors[0].name))
+    return (*first, quantizer_config(layer.name, recorded_format(layer, layer.q), in_tensor, out_tensors[0].name))
 
 
 @trace(HQuantize)
@@ -47,7 +47,7 @@ def hdense_rule(layer, intervals):
 @handler(HDense, HDenseBatchNorm, HConv1D, HConv2D, HConv1DBatchNorm, HConv2DBatchNorm)
 def handle_weighted(layer, in_tensors, out_tensors):
     """HDense/HConv (and BatchNorm-fused forms): hls4ml's own handler for the Keras parent
-    builds the layer dicts; we quantize its input and swap in the quantized weights."""
+    builds the layer dicts; we quantize its input and swap in the quantized weights of the record."""
     from hls4ml.converters.keras_v3 import layer_handlers
 
     in_tensor = in_tensors[0]
@@ -55,10 +55,11 @@ def handle_weighted(layer, in_tensors, out_tensors):
     parent = next(cls for cls in type(layer).__mro__ if class_key(cls) in layer_handlers and cls.__module__.startswith("keras."))
     configs = list(layer_handlers[class_key(parent)](layer, in_tensors, out_tensors))
     main = redirect_input(configs[0], in_tensor.name, q_name)
-    kernel = layer.kq.quantized(layer.fused_kernel())
+    weights = record_of_layer(layer).weights
+    kernel = weights["kernel"].values
     main["weight_data"] = kernel
-    bias = layer.fused_bias()  # also without use_bias when a batch normalization is folded in
-    main["bias_data"] = layer.bq.quantized(bias) if bias is not None else np.zeros(kernel.shape[-1])
+    # A bias also without use_bias when a batch normalization is folded in; zeros without one.
+    main["bias_data"] = weights["bias"].values if "bias" in weights else np.zeros(kernel.shape[-1])
     main["use_bias"] = True
     main["class_name"] = parent.__name__
     return (*q_configs, *configs)

@@ -21,7 +21,10 @@ from ...layers.einsum_dense import HEinsumDense
 from ..family import handler, limits, rule
 from ..option import io_types_option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, sum_bits
-from ._stages import RenamedTensor, constant_format, layer_dict, quantizer_config, quantizer_name, quantizer_stage, weight_table
+from ._stages import (
+    RenamedTensor, constant_format, layer_dict, quantizer_config, quantizer_name, quantizer_stage, record_of_layer,
+    recorded_format, weight_table,
+)
 
 
 def _flat_table(table: WeightTable, flatten) -> WeightTable:
@@ -80,13 +83,15 @@ def heinsum_dense_rule(layer, intervals):
     return record
 
 
-def projection_configs(owner, layer: HEinsumDense, hls_name: str, in_name: str, in_shape, out_name: str) -> list[dict]:
+def projection_configs(owner, layer: HEinsumDense, hls_name: str, in_name: str, in_shape, out_name: str,
+                       kernel: WeightTable, bias: WeightTable | None) -> list[dict]:
     """hls4ml layer dicts of one projection: input quantizer, Reshape to ``(L, C)`` (when the input
     has another shape), Dense, relu, Reshape to ``(*lead, *free)`` (when needed), reading tensor
-    ``in_name`` of shape ``in_shape`` (no batch axis) and writing ``out_name``."""
+    ``in_name`` of shape ``in_shape`` (no batch axis) and writing ``out_name``. ``kernel`` and
+    ``bias`` (None: zeros) are the flattened tables of ``owner``'s record."""
     q_name = f"{in_name}_{hls_name}_q"
-    configs = [quantizer_config(quantizer_name(owner, layer.iq), layer.iq, RenamedTensor(in_name, (None, *in_shape)),
-                                q_name)]
+    configs = [quantizer_config(quantizer_name(owner, layer.iq), recorded_format(owner, layer.iq),
+                                RenamedTensor(in_name, (None, *in_shape)), q_name)]
     L, C, O = math.prod(layer.lead_shape), math.prod(layer.contract_shape), math.prod(layer.free_shape)
     flat_in = [L, C] if layer.lead_shape else [C]
     flat_out = [L, O] if layer.lead_shape else [O]
@@ -99,10 +104,9 @@ def projection_configs(owner, layer: HEinsumDense, hls_name: str, in_name: str, 
     relu = layer.activation is keras.activations.relu
     reshape_out = out_shape != flat_out
     dense_out = f"{out_name}_{hls_name}_dense" if (relu or reshape_out) else out_name
-    kernel = layer.flat_kernel(layer.kq.quantized(layer.fused_kernel()))
-    bias = layer.flat_bias(layer.bq.quantized(layer.fused_bias())) if layer.use_bias else np.zeros(O)
+    bias = np.zeros(O) if bias is None else bias.values
     configs.append(layer_dict(hls_name, [source], [dense_out], class_name="Dense", data_format="channels_last",
-                       weight_data=kernel, bias_data=bias, n_in=C, n_out=O, use_bias=True, input_shape=[flat_in]))
+                       weight_data=kernel.values, bias_data=bias, n_in=C, n_out=O, use_bias=True, input_shape=[flat_in]))
     if relu:
         relu_out = f"{out_name}_{hls_name}_relu" if reshape_out else out_name
         configs.append(layer_dict(f"{hls_name}_relu", [dense_out], [relu_out], class_name="Activation", activation="relu",
@@ -116,9 +120,9 @@ def projection_configs(owner, layer: HEinsumDense, hls_name: str, in_name: str, 
 
 @handler(HEinsumDense)
 def handle_heinsum_dense(layer, in_tensors, out_tensors):
-    in_tensor = in_tensors[0]
+    in_tensor, weights = in_tensors[0], record_of_layer(layer).weights
     return tuple(projection_configs(layer, layer, layer.name, in_tensor.name, tuple(in_tensor.shape[1:]),
-                                    out_tensors[0].name))
+                                    out_tensors[0].name, weights["kernel"], weights.get("bias")))
 
 
 limits(HEinsumDense, options=[io_types_option(

@@ -27,7 +27,9 @@ from ...layers import HMaximum, HMinimum, HMultiply, HSubtract
 from ..family import handler, limits, rule
 from ..option import Option, input_shapes
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
-from ._stages import RenamedTensor, hls4ml_handler, quantizer_config, quantizer_name, quantizer_stage, require_input
+from ._stages import (
+    RenamedTensor, hls4ml_handler, quantizer_config, quantizer_name, quantizer_stage, recorded_format, require_input,
+)
 
 MERGE_OPS = {HSubtract: "subtract", HMultiply: "multiply", HMaximum: "maximum", HMinimum: "minimum"}
 
@@ -90,7 +92,8 @@ def handle_merge(layer, in_tensors, out_tensors):
     configs, sources = [], list(in_tensors)
     for index, (quantizer, tensor) in enumerate(zip(layer.input_quantizers, in_tensors)):
         q_name = f"{tensor.name}_{layer.name}_q{index}"
-        configs.append(quantizer_config(quantizer_name(layer, quantizer), quantizer, tensor, q_name))
+        configs.append(quantizer_config(quantizer_name(layer, quantizer), recorded_format(layer, quantizer), tensor,
+                                        q_name))
         sources[index] = RenamedTensor(q_name, tensor.shape)
     keras_class = next(cls for cls in type(layer).__mro__ if cls.__module__.startswith("keras."))
     merge_handler = hls4ml_handler(keras_class)

@@ -28,7 +28,7 @@ from ...layers.softmax import HSoftmax
 from ..family import handler, limits, rule
 from ..option import io_types_option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits, is_uniform, sum_bits
-from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage
+from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage, record_of_layer
 
 
 def uniform_format(layer, quantizer, cast: bool = True) -> FixedFormat:
@@ -147,6 +147,7 @@ def hsoftmax_rule(layer, intervals):
     record = LayerRecord(layer.name, type(layer).__name__, Interval.of_format(types["result"]).broadcast_to(x.lo.shape),
                          [stage, HLSLayerTypes(layer.name, types)])
     record.ebops = layer.ebops_exact()
+    record.tables.update(exp_table=tables["exp_table"], inv_table=tables["inv_table"])
     record.estimate_ops = softmax_operations(layer, x, tables)
     # What Keras computes exactly besides the quantizer outputs (derive adds those).
     record.float_values.extend(softmax_float_values(tables))
@@ -175,8 +176,7 @@ def handle_hsoftmax(layer, in_tensors, out_tensors):
     register_softmax_hls()
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
     q_configs, q_name = quantized_input(layer, in_tensor)
-    stage, x = quantizer_stage(quantizer_name(layer, layer.iq), layer.iq, layer.input.shape[1:])
-    tables = softmax_tables(layer, x)
+    tables = record_of_layer(layer).tables
     n = int(layer.element_shape[-1])
     config = layer_dict(layer.name, [q_name], [out_tensor.name], class_name=HLS_CLASS_NAME,
                  n_in=n, n_outer=int(math.prod(layer.element_shape)) // n, stable=layer.stable,
