@@ -25,7 +25,7 @@ def parts(layer, seen=None) -> list:
         return []
     seen.add(id(layer))
     found = [layer]
-    children = list(getattr(layer, "quantizers", lambda: [])()) if isinstance(layer, keras.layers.Layer) else []
+    children = list(getattr(layer, "quantizers", list)()) if isinstance(layer, keras.layers.Layer) else []
     children += [value for value in vars(layer).values() if isinstance(value, keras.layers.Layer)]
     for child in children:
         found += parts(child, seen)

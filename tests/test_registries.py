@@ -16,6 +16,7 @@ import inspect
 import keras
 import numpy as np
 import pytest
+from poison import poisoned
 
 import hgq_chip
 from hgq_chip import layers as L
@@ -25,7 +26,6 @@ from hgq_chip.conversion.graph import graph_nodes
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.estimation import estimate
 from hgq_chip.registry import DuplicateRegistrationError
-from poison import poisoned
 
 # Keras classes with a rule and no handler of ours: hls4ml's own handler converts them.
 NATIVE_HLS4ML = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout, keras.layers.AveragePooling1D,
@@ -274,3 +274,22 @@ def test_handlers_render_the_record_and_re_derive_nothing(every_class_model, mon
     differ = [(name, i, key) for name in clean for i, (a, b) in enumerate(zip(clean[name], rendered[name]))
               for key in set(a) | set(b) if not _same(a.get(key), b.get(key))]
     assert not differ, f"handler output changed (layer, dict, key): {differ}"
+
+
+def test_every_operation_kind_has_a_cost_and_every_emitted_operation_a_kind(every_class_model):
+    """The estimate prices operations through one table (estimation/ops.COSTS) keyed like the
+    operation kinds the families emit (conversion/ops.KINDS); every operation of the every-class
+    model is of a listed kind with its listed fields, and every kind but the ones this model has
+    no layer for is emitted."""
+    from hgq_chip.conversion.ops import KINDS
+    from hgq_chip.estimation.ops import COSTS
+
+    assert set(COSTS) == set(KINDS)
+    emitted = set()
+    for facts in facts_from_model(every_class_model):
+        for op in facts.ops:
+            assert op["op"] in KINDS, (facts.name, op["op"])
+            missing = [field for field in KINDS[op["op"]] if field not in op]
+            assert not missing, f"{facts.name}: {op['op']} without {missing}"
+            emitted.add(op["op"])
+    assert emitted == set(KINDS)

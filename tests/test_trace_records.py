@@ -14,12 +14,12 @@ import importlib.util
 import keras
 import numpy as np
 import pytest
+from poison import poisoned
 
 import hgq_chip
 from hgq_chip.conversion import family
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.layers import HActivation, HConv2D, HDense, HQuantize
-from poison import poisoned
 
 needs_da4ml = pytest.mark.skipif(importlib.util.find_spec("da4ml") is None,
                                  reason="da4ml is not installed (pip install 'hgq_chip[rtl]')")

@@ -5,7 +5,8 @@ Nothing here re-derives a type: every format comes from ``conversion.precision.d
 ``conversion.inputs``. The facts are plain arrays, so a conversion can store them as
 ``estimate_inputs.json`` and ``hgq_chip estimate DIR`` reads them back without Keras.
 
-One layer becomes a list of operations:
+One layer becomes a list of operations (``conversion/ops.py``): the quantizer casts its record
+lists in ``cast_stages``, then the operations its family's rule emitted (``estimate_ops``). Kinds:
 ``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
 Conv kernel, at ``positions`` output positions; a depthwise kernel as its block-diagonal
 equivalent, whose zeros cost nothing), ``relu``, ``table``, ``maxpool``, ``avgpool`` (windowed
@@ -19,7 +20,6 @@ up-sampling, permute, concatenate) cost nothing and have no operations: they are
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +30,9 @@ from ..fixed.format import FixedFormat
 from ..fixed.interval import Interval
 from .ops import cast_op, cmvm_op, interval_kif  # noqa: F401  (re-exported for callers of the former home)
 from .ops import cast_op as _cast
-from .ops import interval_kif as _interval_kif
 
 FACTS_FILE = "estimate_inputs.json"
 FACTS_VERSION = 1
-# Merges whose quantizers read one input each (iq0, iq1, ...), in input order.
-_MERGES = ("HSubtract", "HMultiply", "HMaximum", "HMinimum")
 
 
 @dataclass
@@ -60,82 +57,16 @@ def _source_interval(record, input_types: dict[str, FixedFormat], shape, index: 
     return Interval.of_format(widest).broadcast_to(shape)
 
 
-def _cmvm(record, cast_op: dict) -> dict:
-    kernel = np.asarray(record.weights["kernel"].values, np.float64)
-    latency_template = False
-    if record.layer_class in ("HDepthwiseConv1D", "HDepthwiseConv2D"):
-        from ..layers.depthwise import block_diagonal_kernel
-
-        # depth_multiplier 1 is hls4ml's DepthwiseConv, built as the latency strategy even under
-        # distributed_arithmetic (its DA code generator takes Dense/Conv only); larger ones are a Conv.
-        latency_template = kernel.shape[-1] == 1
-        kernel = block_diagonal_kernel(kernel)  # the same products; its zeros cost nothing
-    positions = int(record.output.lo.size // kernel.shape[-1])
-    bias = record.weights["bias"].values if "bias" in record.weights else None
-    op = cmvm_op(kernel, bias, cast_op["out"], positions)
-    if latency_template:
-        op["latency_template"] = True
-    return op
-
-
 def _layer_facts(record, input_types) -> LayerFacts:
+    """The quantizer casts the record lists (``cast_stages``: the model input's type where a cast
+    reads one), then the operations its rule emitted."""
     facts = LayerFacts(record.layer_name, record.layer_class)
-    if record.estimate_ops_complete:
-        facts.ops = list(record.estimate_ops)
-        return facts
-    stages = {h.name: h for h in record.hls_layers}
-    merge = record.layer_class in _MERGES
-    for position, (stage_name, fmt) in enumerate(record.quantizer_formats.items()):
-        if stage_name not in stages:
-            continue  # e.g. a table's output quantizer: it is part of the table
-        index = position if merge else 0  # a merge's quantizers read its inputs in order
+    for stage_name, index in (record.cast_stages or {}).items():
         shape = record.input_shapes[index]
-        facts.ops.append(_cast(stage_name, _source_interval(record, input_types, shape, index), fmt, shape))
-    cast = facts.ops[0] if facts.ops else None
-    if "kernel" in record.weights:
-        facts.ops.append(_cmvm(record, cast))
-    facts.ops.extend(getattr(record, "estimate_ops", []))
-    for name, stage in stages.items():
-        if name.endswith("_relu"):
-            facts.ops.append({"op": "relu", "out": _interval_kif(record.output)})
-        elif name.endswith("_table"):
-            facts.ops.append({"op": "table", "index_width": cast_index_width(record, stages),
-                              "out_width": stage.types["table"].width, "elements": int(record.output.lo.size)})
-    klass = record.layer_class
-    if klass.startswith(("MaxPooling", "AveragePooling", "GlobalMaxPooling", "GlobalAveragePooling")):
-        window = max(1, int(record.inputs[0].lo.size // record.output.lo.size))
-        op = "maxpool" if "MaxPooling" in klass else "avgpool"
-        facts.ops.append({"op": op, "out": _interval_kif(record.output), "window": window})
-    elif klass in ("Add", "HAdd", "HSubtract"):
-        facts.ops.append({"op": "add", "out": _interval_kif(record.output), "n_inputs": len(record.inputs)})
-    elif klass in ("HMaximum", "HMinimum"):
-        facts.ops.append({"op": "minmax", "out": _interval_kif(record.output), "n_inputs": len(record.inputs)})
-    elif klass == "HMultiply":
-        facts.ops.extend(_products(record, facts.ops))
+        source = _source_interval(record, input_types, shape, index)
+        facts.ops.append(_cast(stage_name, source, record.quantizer_formats[stage_name], shape))
+    facts.ops.extend(record.estimate_ops)
     return facts
-
-
-def _products(record, casts: list) -> list[dict]:
-    """HMultiply: per element, a product of the running product (its width is the sum of its
-    factors' widths, the full-precision ap_fixed product) and the next quantized input."""
-    shape = record.output.lo.shape
-    widths = [np.broadcast_to(_widths_of(cast["out"]), shape) for cast in casts]
-    running, ops = widths[0], []
-    for width in widths[1:]:
-        ops.append({"op": "product", "a_width": np.array(running), "b_width": np.array(width),
-                    "out": _interval_kif(record.output)})
-        running = np.where((running > 0) & (width > 0), running + width, 0)
-    return ops
-
-
-def _widths_of(kif: dict) -> np.ndarray:
-    return np.maximum(np.asarray(kif["k"]) + np.asarray(kif["i"]) + np.asarray(kif["f"]), 0)
-
-
-def cast_index_width(record, stages) -> int:
-    """A table is indexed by its input stage's result type (the first stage of the layer)."""
-    first = next(h for h in record.hls_layers if not h.name.endswith("_repack"))  # io_stream repack: no cast
-    return stages[first.name].types["result"].width
 
 
 def facts_from_records(records, input_types: dict[str, FixedFormat]) -> list[LayerFacts]:

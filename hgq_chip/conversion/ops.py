@@ -1,9 +1,11 @@
 """The estimate's operations as the families emit them (a leaf: numpy and ``fixed/`` only).
 
 An operation describes one step of a layer's firmware for ``hgq_chip.estimate``: formats are
-k/i/f arrays in bits shaped like the tensor they type (no batch axis). Rules build them with
-the constructors here; ``facts.py`` stores them in ``estimate_inputs.json`` and
-``estimation/ops.op_cost`` prices them.
+k/i/f arrays in bits shaped like the tensor they type (no batch axis). Each family's rule emits
+its layer's operations into ``LayerRecord.estimate_ops`` with the constructors here (the quantizer
+casts it lists in ``LayerRecord.cast_stages`` are added by ``facts.py``, which knows the model
+inputs' types); ``facts.py`` stores them in ``estimate_inputs.json`` and ``estimation/ops.op_cost``
+prices them, one cost function per kind in :data:`KINDS`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,20 @@ import numpy as np
 
 from ..fixed.format import ArrayFormat
 from ..fixed.interval import Interval
+
+# Every operation kind and its fields besides ``op`` (``estimation/ops.COSTS`` prices each kind;
+# tests/test_registries.py checks both tables and that every emitted operation has these fields).
+KINDS = {
+    "cast": ("stage", "in_lo", "in_hi", "in_f", "out", "rounding", "overflow"),
+    "cmvm": ("kernel", "rows", "positions", "bias"),
+    "relu": ("out",),
+    "table": ("index_width", "out_width", "elements"),
+    "maxpool": ("out", "window"),
+    "avgpool": ("out", "window"),
+    "add": ("out", "n_inputs"),
+    "minmax": ("out", "n_inputs"),
+    "product": ("a_width", "b_width", "out"),
+}
 
 
 def kif(fmt: ArrayFormat, shape) -> dict:
@@ -61,3 +77,46 @@ def cmvm_op(kernel, bias, in_kif: dict, positions: int) -> dict:
     bias = np.zeros(kernel.shape[-1]) if bias is None else bias
     return {"op": "cmvm", "kernel": taps, "rows": row_kif, "positions": int(positions),
             "bias": np.asarray(bias, np.float64)}
+
+
+def relu_op(output: Interval) -> dict:
+    """A ``relu`` on values whose result is ``output``."""
+    return {"op": "relu", "out": interval_kif(output)}
+
+
+def table_op(index_width: int, out_width: int, elements: int) -> dict:
+    """A ``table`` read by ``elements`` values: 2**index_width entries of out_width bits."""
+    return {"op": "table", "index_width": int(index_width), "out_width": int(out_width), "elements": int(elements)}
+
+
+def pool_op(kind: str, output: Interval, window: int) -> dict:
+    """A ``maxpool`` or ``avgpool`` (windowed or global) of ``window`` values per output."""
+    return {"op": kind, "out": interval_kif(output), "window": max(1, int(window))}
+
+
+def add_op(output: Interval, n_inputs: int) -> dict:
+    """An elementwise sum (or difference) of ``n_inputs`` tensors: n - 1 adders per element."""
+    return {"op": "add", "out": interval_kif(output), "n_inputs": int(n_inputs)}
+
+
+def minmax_op(output: Interval, n_inputs: int) -> dict:
+    """An elementwise maximum or minimum of ``n_inputs`` tensors."""
+    return {"op": "minmax", "out": interval_kif(output), "n_inputs": int(n_inputs)}
+
+
+def widths(kif_arrays: dict) -> np.ndarray:
+    """Bits per element (k + i + f, at least 0) of a k/i/f dict."""
+    return np.maximum(np.asarray(kif_arrays["k"]) + np.asarray(kif_arrays["i"]) + np.asarray(kif_arrays["f"]), 0)
+
+
+def product_ops(factor_widths: list, output: Interval) -> list[dict]:
+    """Elementwise products of variables: per element, the running product (its width the sum of
+    its factors' widths, the full-precision ap_fixed product) times the next factor."""
+    shape = output.lo.shape
+    factor_widths = [np.broadcast_to(width, shape) for width in factor_widths]
+    running, ops = factor_widths[0], []
+    for width in factor_widths[1:]:
+        ops.append({"op": "product", "a_width": np.array(running), "b_width": np.array(width),
+                    "out": interval_kif(output)})
+        running = np.where((running > 0) & (width > 0), running + width, 0)
+    return ops

@@ -70,6 +70,9 @@ def derive(nodes) -> list[LayerRecord]:
         record.float_values[:0] = _inputs_cast(node, inputs, dtypes, record.compute_dtype) + [
             _quantizer_values(name, fmt) for name, fmt in record.quantizer_formats.items()
         ]
+        if record.cast_stages is None:
+            stages = {stage.name for stage in record.hls_layers}
+            record.cast_stages = {name: 0 for name in record.quantizer_formats if name in stages}
         intervals[id(node.outputs[0])] = record.output
         dtypes[id(node.outputs[0])] = record.compute_dtype
         records.append(record)

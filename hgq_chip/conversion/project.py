@@ -13,7 +13,7 @@ import keras
 from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, NumericError, UnsupportedConfigurationError
 from .fingerprint import FINGERPRINT_KEY, LAYER_FINGERPRINTS_KEY, layer_fingerprints, weights_fingerprint
-from .graph import as_functional, graph_nodes  # noqa: F401  (as_functional: re-exported)
+from .graph import as_functional, graph_nodes
 from .hls_config import (
     backend_name, build_hls_config, check_io_type, check_options, check_reuse_factors_applied, strategy_name,
 )

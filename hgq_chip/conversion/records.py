@@ -73,13 +73,12 @@ class LayerRecord:
     inputs: list = field(default_factory=list)
     input_shapes: list = field(default_factory=list)
     quantizer_formats: dict[str, ArrayFormat] = field(default_factory=dict)
-    # Layers on our own templates describe their arithmetic for the estimate directly
-    # (operation dicts of hgq_chip.estimation; empty: the estimate reads the kernel).
+    # The layer's operations for the estimate, emitted by its rule (conversion/ops.py), after
+    # the quantizer casts named in ``cast_stages``: {stage name: index of the input it casts}
+    # (None: derive lists every quantizer stage of the layer, reading input 0; {}: the rule
+    # emitted its casts itself, e.g. HMultiHeadAttention's).
     estimate_ops: list = field(default_factory=list)
-    # True: ``estimate_ops`` are all of the layer's operations, its quantizer casts included
-    # (a layer of several stages, e.g. HMultiHeadAttention); False: the estimate adds the casts,
-    # the kernel's products, relus and tables from the record.
-    estimate_ops_complete: bool = False
+    cast_stages: dict | None = None
     # Constant tables the rule derived (e.g. an activation's lookup table, HSoftmax's exp and
     # inverse tables), by name: handlers and RTL traces render these, never recompute them.
     tables: dict[str, np.ndarray] = field(default_factory=dict)

@@ -33,7 +33,12 @@ import keras
 from ..errors import UnsupportedConfigurationError
 from ..layers.pooling import pooling_pads
 from .records import HLSLayerTypes, format_of, quantizer_needs_mask
-from .rules._stages import concat_repack_name, repack_name, reshape_repack_name, signed_cast_name  # noqa: F401
+from .rules._stages import (
+    concat_repack_name,
+    repack_name,
+    reshape_repack_name,
+    signed_cast_name,
+)
 
 _RESHAPING = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout)
 # Layers hls4ml types with their input's type whatever the configuration says (rules/movement.py):
@@ -44,7 +49,7 @@ INPUT_TYPED = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.lay
 
 def check_one_type_per_tensor(nodes) -> None:
     for node in nodes:
-        for q in getattr(node.layer, "quantizers", lambda: [])():
+        for q in getattr(node.layer, "quantizers", list)():
             if not hasattr(q, "record_range"):
                 continue
             fmt = q.fixed_format()
@@ -234,9 +239,7 @@ def prepare_stream(model, nodes, records) -> tuple[dict[str, dict], list]:
         streams.word[id(out)] = _word(out)
         if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
             _check_repack(node, words[0])
-        elif not any(misread):
-            continue
-        elif isinstance(layer, HDense) and _move_dense_cast(streams, index, records):
+        elif not any(misread) or isinstance(layer, HDense) and _move_dense_cast(streams, index, records):
             continue
         elif isinstance(layer, keras.layers.Concatenate):
             sizes = [_size(t) if bad else None for t, bad in zip(node.inputs, misread)]

@@ -213,26 +213,32 @@ def add_cost(op: dict) -> OpCost:
                   delay_ns=steps * _adder_delay(width))
 
 
+def _cmvm_cost(op: dict, strategy: str, dsp_min_product_bits: int, live_out=None) -> OpCost:
+    # own_template (ASQ/POST) and latency_template (hls4ml's DepthwiseConv): no DA code either way.
+    if strategy == "distributed_arithmetic" and not op.get("own_template") and not op.get("latency_template"):
+        return cmvm_da_cost(op, live_out)
+    return cmvm_latency_cost(op, dsp_min_product_bits, live_out)
+
+
+# The cost of each operation kind of conversion/ops.KINDS (tests/test_registries.py checks the
+# two tables list the same kinds): fn(op, strategy, dsp_min_product_bits, live_out) -> OpCost.
+COSTS = {
+    "cast": lambda op, strategy, dsp_bits, live: cast_cost(op, live),
+    "cmvm": _cmvm_cost,
+    "relu": lambda op, strategy, dsp_bits, live: relu_cost(op, live),
+    "table": lambda op, strategy, dsp_bits, live: table_cost(op, live),
+    "maxpool": lambda op, strategy, dsp_bits, live: pool_cost(op),
+    "avgpool": lambda op, strategy, dsp_bits, live: pool_cost(op),
+    "add": lambda op, strategy, dsp_bits, live: add_cost(op),
+    "minmax": lambda op, strategy, dsp_bits, live: minmax_cost(op),
+    "product": lambda op, strategy, dsp_bits, live: product_cost(op, dsp_bits, live),
+}
+
+
 def op_cost(op: dict, strategy: str, dsp_min_product_bits: int, live_out=None) -> OpCost:
-    """Cost of ``op``; ``live_out`` marks the output elements that are used (None: all)."""
-    kind = op["op"]
-    if kind == "cast":
-        return cast_cost(op, live_out)
-    if kind == "cmvm":
-        # own_template (ASQ/POST) and latency_template (hls4ml's DepthwiseConv): no DA code either way.
-        if strategy == "distributed_arithmetic" and not op.get("own_template") and not op.get("latency_template"):
-            return cmvm_da_cost(op, live_out)
-        return cmvm_latency_cost(op, dsp_min_product_bits, live_out)
-    if kind == "relu":
-        return relu_cost(op, live_out)
-    if kind == "table":
-        return table_cost(op, live_out)
-    if kind in ("maxpool", "avgpool"):
-        return pool_cost(op)
-    if kind == "add":
-        return add_cost(op)
-    if kind == "minmax":
-        return minmax_cost(op)
-    if kind == "product":
-        return product_cost(op, dsp_min_product_bits, live_out)
-    raise ValueError(f"unknown operation {kind!r} in the estimate inputs")
+    """Cost of ``op`` (looked up by its kind in :data:`COSTS`); ``live_out`` marks the output
+    elements that are used (None: all). ValueError for a kind not in the table."""
+    cost = COSTS.get(op["op"])
+    if cost is None:
+        raise ValueError(f"unknown operation {op['op']!r} in the estimate inputs")
+    return cost(op, strategy, dsp_min_product_bits, live_out)

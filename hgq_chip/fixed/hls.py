@@ -14,7 +14,7 @@ from .modes import Overflow, Rounding
 _AP_PATTERN = re.compile(r"^\s*(?:ap_)?(u?)(fixed|int)\s*<([^>]*)>\s*$")
 
 
-def render_ap_type(fmt: "FixedFormat") -> str:  # noqa: F821  (fixed.format, read by attribute)
+def render_ap_type(fmt: FixedFormat) -> str:  # noqa: F821  (fixed.format, read by attribute)
     if fmt.width == 0:
         raise ValueError(
             f"{fmt} has zero width: a zero-bit value is a constant 0 and has no ap_fixed type; "
@@ -27,7 +27,7 @@ def render_ap_type(fmt: "FixedFormat") -> str:  # noqa: F821  (fixed.format, rea
     return f"{base}<{','.join(args)}>"
 
 
-def render_hls4ml_precision(fmt: "FixedFormat") -> str:  # noqa: F821
+def render_hls4ml_precision(fmt: FixedFormat) -> str:  # noqa: F821
     """The string form hls4ml's configuration accepts, e.g. ``fixed<8,3,RND,SAT>``."""
     if fmt.width == 0:
         raise ValueError(f"{fmt} has zero width and no hls4ml precision")

@@ -19,7 +19,16 @@ from ...fixed.interval import Interval
 from ...fixed.minimal import minimal_format
 from ...layers import HQuantize
 from ...quantizers.hgq import ActivationQuantizer
-from ..records import FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, quantizer_needs_mask, sum_bits
+from ..ops import cmvm_op, kif, relu_op
+from ..records import (
+    FloatValues,
+    HLSLayerTypes,
+    LayerRecord,
+    WeightTable,
+    format_of,
+    quantizer_needs_mask,
+    sum_bits,
+)
 
 # io_stream plan from stream.prepare_stream: {"repacks": {layer: flat size}, "zero_padded": {layer: pads}, ...}.
 STREAM_PLAN = contextvars.ContextVar("hgq_chip_stream_plan", default={})
@@ -121,6 +130,21 @@ def weighted_layer_record(layer, stage, kernel: WeightTable, products_sum: Inter
         record.output = accum.relu()
         record.hls_layers.append(HLSLayerTypes(f"{layer.name}_relu", {"result": format_of(record.output)}))
     return record
+
+
+def weighted_ops(record, in_fmt, in_shape, kernel=None, latency_template: bool = False) -> list[dict]:
+    """The estimate's operations of a weighted layer after its input cast into ``in_fmt`` (over
+    ``in_shape``, no batch axis): the constant products of ``kernel`` (default: the record's) at
+    every output position, plus the bias, then the fused relu where the record has one.
+    ``latency_template``: hls4ml builds the layer with the latency template even under
+    distributed_arithmetic (its DepthwiseConv)."""
+    kernel = np.asarray(record.weights["kernel"].values if kernel is None else kernel, np.float64)
+    bias = record.weights["bias"].values if "bias" in record.weights else None
+    op = cmvm_op(kernel, bias, kif(in_fmt, tuple(in_shape)), int(record.output.lo.size // kernel.shape[-1]))
+    if latency_template:
+        op["latency_template"] = True
+    relu = any(stage.name == f"{record.layer_name}_relu" for stage in record.hls_layers)
+    return [op, relu_op(record.output)] if relu else [op]
 
 
 # ---- handler helpers ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from ...fixed.interval import Interval
 from ...layers import HActivation
 from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
 from ..family import handler, rule, trace
+from ..ops import relu_op, table_op
 from ..records import HLSLayerTypes, LayerRecord, format_of, is_uniform
 from . import _trace
 from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage, record_of_layer
@@ -60,6 +61,7 @@ def hactivation_rule(layer, intervals):
         if name == "relu":
             record.output = x.relu()
             record.hls_layers.append(HLSLayerTypes(f"{layer.name}_relu", {"result": format_of(record.output)}))
+            record.estimate_ops = [relu_op(record.output)]
         return record
     inputs, outputs = activation_table(layer)
     table_fmt = format_of(Interval.of_constants(outputs).covering())
@@ -68,6 +70,8 @@ def hactivation_rule(layer, intervals):
     record.hls_layers.append(HLSLayerTypes(f"{layer.name}_table", {"result": table_fmt, "table": table_fmt}))
     # The table over every input value (increasing), and as hls4ml's unary_lut reads it (raw-bit order).
     record.tables.update(inputs=inputs, outputs=outputs, lut=table_in_index_order(layer, outputs))
+    # Indexed by the input stage's result type; read once per element.
+    record.estimate_ops = [table_op(stage.types["result"].width, table_fmt.width, record.output.lo.size)]
     return record
 
 

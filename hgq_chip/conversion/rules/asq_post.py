@@ -20,6 +20,7 @@ from ...quantizers.asq import BETA_INTEGER_BITS, BETA_MIN
 from ...quantizers.post import level_shift_and_odd
 from ..asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
 from ..family import handler, limits, rule
+from ..ops import relu_op
 from ..option import Option, attr, io_types_option
 from ..records import MANTISSA_BITS, FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, interval_bits
 from ._stages import constant_format, layer_dict, record_of_layer, require_input
@@ -150,6 +151,7 @@ def asq_post_rule(layer, intervals):
     if layer.activation.__name__ == "relu":
         record.output = out.relu()
         record.hls_layers.append(HLSLayerTypes(f"{layer.name}_relu", {"result": format_of(record.output)}))
+        record.estimate_ops.append(relu_op(record.output))
     return record
 
 

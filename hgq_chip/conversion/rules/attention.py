@@ -25,8 +25,8 @@ import numpy as np
 from ...fixed.interval import Interval
 from ...layers.attention import HMultiHeadAttention
 from ..family import handler, limits, rule
-from ..option import io_types_option
 from ..ops import cast_op, cmvm_op, interval_kif
+from ..option import io_types_option
 from ..records import (
     FloatValues,
     HLSLayerTypes,
@@ -35,7 +35,13 @@ from ..records import (
     sum_bits,
 )
 from ._stages import (
-    RenamedTensor, layer_dict, quantizer_config, quantizer_name, quantizer_stage, record_of_layer, recorded_format,
+    RenamedTensor,
+    layer_dict,
+    quantizer_config,
+    quantizer_name,
+    quantizer_stage,
+    record_of_layer,
+    recorded_format,
 )
 from .einsum_dense import projection_configs, projection_parts
 from .softmax import softmax_float_values, softmax_operations, softmax_tables
@@ -162,8 +168,8 @@ def hmha_rule(layer, intervals):
     record.float_values.extend(softmax_float_values(tables, prefix="softmax "))
     record.float_values.append(FloatValues("attention P.V (every product and partial sum)",
                                            sum_bits(parts["attend_magnitudes"], parts["attended"].f)))
-    record.estimate_ops = attention_operations(layer, intervals, parts)
-    record.estimate_ops_complete = True
+    record.estimate_ops = attention_operations(layer, intervals, parts)  # its casts included
+    record.cast_stages = {}
     return record
 
 

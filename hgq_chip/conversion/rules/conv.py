@@ -19,7 +19,7 @@ from ...layers.depthwise import block_diagonal_kernel
 from ..family import handler, limits, rule, trace
 from ..option import CHANNELS_LAST, FUSED_ACTIVATION, STREAM, Option, all_ones, attr, tuple_attr
 from . import _trace
-from ._stages import quantizer_name, quantizer_stage, record_of_layer, weight_table, weighted_layer_record
+from ._stages import quantizer_name, quantizer_stage, record_of_layer, weight_table, weighted_layer_record, weighted_ops
 from .dense import handle_weighted
 
 
@@ -43,7 +43,16 @@ def hconv_rule(layer, intervals):
     f_w = int(fractional_bits(w[w != 0]).max()) if np.any(w != 0) else 0
     products_sum = Interval(lo, hi, np.full(lo.shape, f_in + f_w))
     magnitudes = _convolve(layer, np.maximum(np.abs(x.lo), np.abs(x.hi)), np.abs(w))
-    return weighted_layer_record(layer, stage, kernel, products_sum, magnitudes)
+    record = weighted_layer_record(layer, stage, kernel, products_sum, magnitudes)
+    if isinstance(layer, (HDepthwiseConv1D, HDepthwiseConv2D)):
+        # depth_multiplier 1 is hls4ml's DepthwiseConv, built as the latency strategy even under
+        # distributed_arithmetic (its DA code generator takes Dense/Conv only); larger ones are a Conv.
+        # Priced as its block-diagonal equivalent: the same products, its zeros cost nothing.
+        record.estimate_ops = weighted_ops(record, layer.iq.fixed_format(), x.lo.shape, block_diagonal_kernel(w),
+                                           latency_template=w.shape[-1] == 1)
+    else:
+        record.estimate_ops = weighted_ops(record, layer.iq.fixed_format(), x.lo.shape)
+    return record
 
 
 @handler(HDepthwiseConv1D, HDepthwiseConv2D)

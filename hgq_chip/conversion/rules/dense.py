@@ -14,7 +14,7 @@ from ..records import LayerRecord
 from . import _trace
 from ._stages import (
     class_key, quantized_input, quantizer_config, quantizer_name, quantizer_stage, record_of_layer, recorded_format,
-    redirect_input, repacked, weight_table, weighted_layer_record,
+    redirect_input, repacked, weight_table, weighted_layer_record, weighted_ops,
 )
 
 
@@ -41,7 +41,9 @@ def hdense_rule(layer, intervals):
     kernel = weight_table(layer.kq, layer.fused_kernel())
     products = Interval(x.lo[..., None], x.hi[..., None], x.f[..., None]) * Interval.of_constants(kernel.values)
     magnitudes = np.maximum(np.abs(products.lo), np.abs(products.hi)).sum(axis=-2)
-    return weighted_layer_record(layer, stage, kernel, products.sum(axis=-2), magnitudes)
+    record = weighted_layer_record(layer, stage, kernel, products.sum(axis=-2), magnitudes)
+    record.estimate_ops = weighted_ops(record, layer.iq.fixed_format(), x.lo.shape)
+    return record
 
 
 @handler(HDense, HDenseBatchNorm, HConv1D, HConv2D, HConv1DBatchNorm, HConv2DBatchNorm)

@@ -20,10 +20,25 @@ from ...fixed.interval import Interval
 from ...layers.einsum_dense import HEinsumDense
 from ..family import handler, limits, rule
 from ..option import io_types_option
-from ..records import FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, sum_bits
+from ..records import (
+    FloatValues,
+    HLSLayerTypes,
+    LayerRecord,
+    WeightTable,
+    format_of,
+    sum_bits,
+)
 from ._stages import (
-    RenamedTensor, constant_format, layer_dict, quantizer_config, quantizer_name, quantizer_stage, record_of_layer,
-    recorded_format, weight_table,
+    RenamedTensor,
+    constant_format,
+    layer_dict,
+    quantizer_config,
+    quantizer_name,
+    quantizer_stage,
+    record_of_layer,
+    recorded_format,
+    weight_table,
+    weighted_ops,
 )
 
 
@@ -80,6 +95,7 @@ def heinsum_dense_rule(layer, intervals):
     record.accum = parts["accum"]
     record.float_values.extend(parts["float_values"])
     record.ebops = layer.ebops_exact()
+    record.estimate_ops = weighted_ops(record, layer.iq.fixed_format(), layer.lead_shape + layer.contract_shape)
     return record
 
 

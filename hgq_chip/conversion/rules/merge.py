@@ -25,10 +25,17 @@ import keras
 from ...fixed.interval import Interval
 from ...layers import HMaximum, HMinimum, HMultiply, HSubtract
 from ..family import handler, limits, rule
+from ..ops import add_op, kif, minmax_op, product_ops, widths
 from ..option import Option, input_shapes
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
 from ._stages import (
-    RenamedTensor, hls4ml_handler, quantizer_config, quantizer_name, quantizer_stage, recorded_format, require_input,
+    RenamedTensor,
+    hls4ml_handler,
+    quantizer_config,
+    quantizer_name,
+    quantizer_stage,
+    recorded_format,
+    require_input,
 )
 
 MERGE_OPS = {HSubtract: "subtract", HMultiply: "multiply", HMaximum: "maximum", HMinimum: "minimum"}
@@ -81,6 +88,14 @@ def merge_rule(layer, intervals):
             record.float_values.append(FloatValues(what, interval_bits(p)))
     if isinstance(layer, HMultiply):
         record.ebops = layer.ebops_exact()
+    # Each input quantizer casts its own input (in input order).
+    record.cast_stages = {quantizer_name(layer, q): index for index, q in enumerate(layer.input_quantizers)}
+    if op == "multiply":
+        record.estimate_ops = product_ops([widths(kif(q.fixed_format(), shape)) for q, shape in
+                                           zip(layer.input_quantizers, _input_shapes(layer))], out)
+    else:
+        n_inputs = len(layer.input_quantizers) or len(intervals)
+        record.estimate_ops = [(add_op if op == "subtract" else minmax_op)(out, n_inputs)]
     return record
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from ...fixed.interval import Interval
 from ...layers import HAdd
 from ..family import handler, keras_handler, limits, rule, trace
+from ..ops import add_op
 from ..option import Option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
 from ._stages import hls4ml_handler, require_input
@@ -57,6 +58,7 @@ def add_rule(layer, intervals):
     record = record_of(layer, out)
     chain = [HLSLayerTypes(partial_sum_name(layer, i), {"result": format_of(p)}) for i, p in enumerate(partials[:-1], 1)]
     record.hls_layers[:0] = chain
+    record.estimate_ops = [add_op(out, len(intervals))]
     # Keras adds the inputs in order too (keras.layers.Add), each partial sum in the compute dtype.
     for i, p in enumerate(partials, 1):
         what = "sum" if len(partials) == 1 else f"sum of inputs 0..{i}"
