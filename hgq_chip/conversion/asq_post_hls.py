@@ -21,6 +21,8 @@ HLS_CONV_CLASS_NAME = "AsqPostConv"
 CONV_SIZES = ("in_height", "in_width", "n_chan", "filt_height", "filt_width", "stride_height", "stride_width",
               "out_height", "out_width")
 BACKENDS = ("Vivado", "Vitis")
+# The one io_stream refusal of ASQ/POST layers: the layer limit (rules/asq_post.py) and the IR layer's check.
+IO_STREAM_ADVICE = "ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'"
 
 # Types every ASQ/POST layer declares (besides result/weight/bias/accum, which hls4ml handles itself).
 COMMON_TYPES = ("in", "code", "code_wide", "out_wide")
@@ -91,7 +93,7 @@ def register_asq_post_hls() -> None:
         def initialize(self):
             if self.model.config.get_config_value("IOType") != "io_parallel":
                 raise UnsupportedConfigurationError(
-                    f"{self.name}: ASQ/POST firmware exists for io_parallel only; convert with io_type='io_parallel'"
+                    f"{self.name}: {IO_STREAM_ADVICE}"
                 )
             self._add_output()
             self.add_weights_variable(name="weight", var_name="w{index}", data="weight")

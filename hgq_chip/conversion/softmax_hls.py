@@ -29,8 +29,9 @@ CONFIG_TEMPLATE = """struct config{index} : nnet::hgq_softmax_config {{
 
 FUNCTION_TEMPLATE = "nnet::hgq_softmax<{input_t}, {output_t}, {config}>({input}, {output}, {exp_table}, {inv_table});"
 
-IO_STREAM_ADVICE = ("HSoftmax firmware exists for io_parallel only; convert with io_type='io_parallel' "
-                    "(or end the io_stream model before the softmax and apply it outside the firmware)")
+# The one io_stream refusal of HSoftmax: the layer limit (rules/softmax.py) and this layer's check.
+IO_STREAM_ADVICE = ("HSoftmax firmware (nnet_hgq_softmax.h) exists for io_parallel only; convert with "
+                    "io_type='io_parallel', or end the io_stream model before the softmax")
 
 _registered = False
 

@@ -18,6 +18,7 @@ from ...layers.asq_post import ASQDense
 from ...layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ...quantizers.asq import BETA_INTEGER_BITS, BETA_MIN
 from ...quantizers.post import level_shift_and_odd
+from ..asq_post_hls import IO_STREAM_ADVICE
 from ..asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
 from ..family import handler, limits, rule
 from ..ops import relu_op
@@ -233,8 +234,7 @@ def handle_asq_post(layer, in_tensors, out_tensors):
     return (config, layer_dict(f"{layer.name}_relu", [dense_out], [out_tensor.name], class_name="Activation", activation="relu"))
 
 
-ASQ_STREAM = io_types_option(("io_parallel",), "ASQ/POST firmware exists for io_parallel only; convert with "
-                                                "io_type='io_parallel'")
+ASQ_STREAM = io_types_option(("io_parallel",), IO_STREAM_ADVICE)
 limits(ASQDense, options=[ASQ_STREAM])
 limits(ASQConv1D, options=[ASQ_STREAM, Option("padding", attr("padding"), lambda v: v == "valid",
                                               "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")])

@@ -26,6 +26,7 @@ from ...fixed.interval import Interval
 from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
 from ...layers.softmax import HSoftmax
 from ..family import handler, limits, rule
+from ..softmax_hls import IO_STREAM_ADVICE
 from ..option import io_types_option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits, is_uniform, sum_bits
 from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage, record_of_layer
@@ -185,6 +186,4 @@ def handle_hsoftmax(layer, in_tensors, out_tensors):
     return (*q_configs, config)
 
 
-limits(HSoftmax, options=[io_types_option(
-    ("io_parallel",), "HSoftmax firmware (nnet_hgq_softmax.h) exists for io_parallel only; convert with "
-                      "io_type='io_parallel', or end the io_stream model before the softmax")])
+limits(HSoftmax, options=[io_types_option(("io_parallel",), IO_STREAM_ADVICE)])
