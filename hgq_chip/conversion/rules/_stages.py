@@ -160,8 +160,10 @@ def record_of_layer(layer) -> LayerRecord:
     renders it; UnsupportedLayerError outside ``hls_handlers.converting(records=...)``)."""
     record = RECORDS.get().get(layer.name)
     if record is None:
-        raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}) has no derived record in this "
-                                    "conversion; this is a bug in hgq_chip, please report it")
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} ({type(layer).__name__}) has no derived types in this conversion: hgq_chip layers "
+            "convert exactly only through hgq_chip.convert (or `hgq_chip convert`), which derives them first; do not "
+            "pass the model to hls4ml directly")
     return record
 
 
