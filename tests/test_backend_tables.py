@@ -198,3 +198,28 @@ def test_every_table_layer_gives_the_same_bits_on_this_backend(run, backend, x64
     else:
         assert "asq_infer_0" in mine
     assert len([k for k in mine if k.startswith("act_infer_")]) == len(ACTIVATIONS)
+
+
+def test_the_numpy_table_functions_are_the_keras_activations():
+    """Formula check (not a bit-exactness test): each NumPy function matches its keras.activations
+    function in this backend's float64 to 1e-7 relative over [-12, 12] (backends' float64 kernels
+    differ in the last bits; TensorFlow's leaky_relu uses a float32 slope, 1.5e-8 off)."""
+    from hgq_chip.quantizers.dtype_policy import float64_available
+
+    if not float64_available():
+        pytest.skip("this backend computes float64 as float32 (JAX without JAX_ENABLE_X64)")
+    x = np.linspace(-12.0, 12.0, 4801)
+    for name, fn in ACTIVATION_FUNCTIONS.items():
+        got = keras.ops.convert_to_numpy(keras.activations.get(name)(keras.ops.convert_to_tensor(x, "float64")))
+        want = fn(x)
+        assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) < 1e-7, name
+
+
+def test_an_activation_without_a_numpy_table_is_refused_naming_the_supported_ones():
+    from hgq_chip.errors import UnsupportedLayerError
+
+    def cube(x):
+        return x * x * x
+
+    with pytest.raises(UnsupportedLayerError, match="no backend-independent table.*tanh"):
+        HActivation(cube, name="cube")

@@ -165,6 +165,8 @@ class CodeTable:
         self.values = layer.add_weight(name=f"{name}_table", shape=(self.capacity,), initializer="zeros",
                                        trainable=False)
         self.grid = layer.add_weight(name=f"{name}_grid", shape=(2,), initializer="zeros", trainable=False)
+        for variable in (self.values, self.grid):
+            variable.derived_table = True  # recomputed from the quantizers: not saved, not fingerprinted
         self.key = None
 
     def variables(self):
@@ -173,7 +175,8 @@ class CodeTable:
     def refresh(self, f: int, lo_code: int) -> bool:
         """Fill the table for grid (F, lo_code); returns whether anything changed."""
         key = (int(f), int(lo_code))
-        if key == self.key:
+        # The grid variable too: set_weights or an assign may have replaced the table.
+        if key == self.key and tuple(int(v) for v in np.asarray(self.grid.numpy())) == key:
             return False
         self.values.assign(float32_values(self.fn, grid_values(key[0], key[1], self.capacity)))
         self.grid.assign(np.array(key, np.float64))
@@ -210,12 +213,10 @@ def refresh_tables(model) -> int:
     its current quantizer formats. Call after changing quantizer variables by hand or after
     ``fit`` before ``predict`` (``calibrate``, loading and ``convert`` do it). Returns how many
     tables were recomputed."""
-    count = 0
-    for layer in getattr(model, "_flatten_layers", lambda: [model])():
-        refresh = getattr(layer, "refresh_tables", None)
-        if callable(refresh):
-            count += refresh()
-    return count
+    from ..model_walk import iter_layers
+
+    layers = list(iter_layers(model)) if hasattr(model, "layers") else [model]
+    return sum(layer.refresh_tables() for layer in layers if callable(getattr(layer, "refresh_tables", None)))
 
 
 class RefreshTables(keras.callbacks.Callback):
