@@ -85,7 +85,8 @@ def calibrate(model, x, batch_size: int = 1024):
     Raises DataError for bad data and CalibrationError for a model without activation
     quantizers. On any failure (including an exception or Ctrl-C in the middle of the
     batch loop) every range is restored to its value before the call. Returns the model,
-    whose activation quantizers then hold the min/max seen on ``x``.
+    whose activation quantizers then hold the min/max seen on ``x``, and whose function
+    tables (``layers/tables.py``) are recomputed for the new formats.
     """
     if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -113,6 +114,9 @@ def calibrate(model, x, batch_size: int = 1024):
     finally:
         for q in quantizers:
             q.calibrating = False
+    from .layers.tables import refresh_tables  # the function tables follow the new formats
+
+    refresh_tables(model)
     return model
 
 

@@ -1,5 +1,7 @@
 """Every Keras backend computes the same bits: cross-backend predictions, float64 on JAX, a
-model trained and calibrated under JAX converted and verified.
+model trained and calibrated under JAX converted and verified, a model with tables saved under
+each backend converted and verified under the others (tables per input code:
+``test_backend_tables.py``).
 
 Other backends run in child processes (Keras fixes its backend at import), each given the
 same saved model and inputs; their outputs must equal this process's with ``np.array_equal``.
@@ -161,3 +163,46 @@ def test_a_model_trained_and_calibrated_under_jax_converts_and_verifies(tmp_path
         assert (done.returncode, done.stderr) == (0, ""), done.stderr[-3000:]
         outputs.append(done.stdout)
     assert all("bit-exact" in out for out in outputs[1:]), outputs
+
+
+@pytest.mark.slow
+def test_a_model_with_tables_saved_under_each_backend_converts_and_verifies_under_the_others(tmp_path):
+    """Tables present (HActivation tanh and sigmoid at 16 output bits, HSoftmax): a model built,
+    calibrated and saved under TensorFlow, JAX (no x64) and PyTorch is converted by the CLI under
+    the next backend and verified bit-exact under both other backends (test data and 4x outside
+    the calibrated range): the firmware's tables equal every backend's Keras tables."""
+    order = ["tensorflow", "jax", "torch"]
+    for backend in order:
+        if importlib.util.find_spec(BACKEND_MODULES[backend]) is None:
+            pytest.skip(f"the {backend} backend is not installed (pip install {BACKEND_MODULES[backend]})")
+    for source in order:
+        run_under(source, f"""
+            import numpy as np, keras, hgq_chip
+            from hgq_chip.layers import HActivation, HDense, HQuantize, HSoftmax
+            keras.utils.set_random_seed(5)
+            inp = keras.Input((6,))
+            h = HDense(8)(HQuantize({{"init_f": 5.0}})(inp))
+            a = HActivation("tanh", input_quantizer={{"init_f": 9.0}}, output_quantizer={{"init_f": 16.0}})(h)
+            b = HActivation("sigmoid", input_quantizer={{"init_f": 9.0}}, output_quantizer={{"init_f": 16.0}})(h)
+            logits = HDense(4)(keras.layers.Concatenate()([a, b]))
+            model = keras.Model(inp, HSoftmax(output_quantizer={{"init_f": 12.0}})(logits))
+            x = np.random.default_rng(5).normal(0, 1.0, (400, 6)).astype("float32")
+            hgq_chip.calibrate(model, x)
+            model.save("{source}.keras")
+            np.save("test_{source}.npy", x[:200])
+        """, tmp_path, x64=False)
+    cli = [sys.executable, "-m", "hgq_chip.cli"]
+    for position, source in enumerate(order):
+        converter = order[(position + 1) % 3]
+        project = f"prj_{source}"
+        steps = [(converter, ["convert", f"{source}.keras", "--backend", "Vitis", "--output-dir", project, "--quiet"])]
+        for verifier in (converter, order[(position + 2) % 3]):
+            steps.append((verifier, ["verify", f"{source}.keras", project, "--data", f"test_{source}.npy", "--quiet"]))
+            steps.append((verifier, ["verify", f"{source}.keras", project, "--random", "300", "--scale", "4", "--quiet"]))
+        for backend, arguments in steps:
+            env = dict(os.environ, KERAS_BACKEND=backend, JAX_ENABLE_X64="0", TF_CPP_MIN_LOG_LEVEL="3",
+                       PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+            done = subprocess.run(cli + arguments, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+            assert (done.returncode, done.stderr) == (0, ""), (source, backend, arguments, done.stderr[-3000:])
+            if arguments[0] == "verify":
+                assert "bit-exact" in done.stdout, (source, backend, arguments, done.stdout)

@@ -16,7 +16,9 @@ Keras or training change them without changing the firmware:
   ``model.weights`` already, and any that appear are skipped);
 - the EBOPs loss weight ``beta`` of every quantized layer (beta schedules and the PID
   controller set it during training; the conversion never reads it);
-- AdaQAT's ``frozen`` flags (training-controller state; the bit-widths themselves count).
+- AdaQAT's ``frozen`` flags (training-controller state; the bit-widths themselves count);
+- function tables (``layers/tables.py``, variables marked ``derived_table``): computed from the
+  quantizer state, which counts, and refreshed at load and by ``convert``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def _digest(variables, skipped) -> str:
 
     digest = hashlib.sha256()
     for variable in variables:
-        if id(variable) in skipped or "seed_generator" in getattr(variable, "path", ""):
+        if id(variable) in skipped or "seed_generator" in getattr(variable, "path", "") \
+                or getattr(variable, "derived_table", False):
             continue
         values = np.asarray(keras.ops.convert_to_numpy(variable))
         if values.dtype.kind in "fc":

@@ -2,16 +2,15 @@
 
 relu and linear map fixed-point values to fixed-point values, so the layer only quantizes
 its input: ``act(iq(x))``. Any other elementwise activation becomes a lookup table in
-firmware: ``oq(act(iq(x)))``. The converter fills that table by running this layer on every
-representable input (``table_inputs`` / ``evaluate_table``), so table and Keras agree by
-construction.
-
-The activation itself is computed in float64 and rounded once to float32 (also in a
-float64 model, where the float32 value is then quantized in float64). TF's float32
-transcendental kernels differ in the last bit between eager, XLA and even positions in a
-tensor (vectorised body vs. tail); those differences could flip ``oq``'s rounding. Float64
-results still differ in the last bit, but rounding them to float32 erases that, so every
-execution path gives the same table.
+firmware: ``oq(T(iq(x)))`` with ``T(x) = fl32(act(x))``: the activation evaluated in NumPy
+float64 at the exact input value and rounded once to float32 (also in a float64 model, which
+holds the same float32 values). The table is computed once, backend-independently
+(``layers/tables.py``), and the Keras forward pass (inference, training and calibration)
+gathers from it by the input's code, so TensorFlow, JAX (with or without x64) and PyTorch give
+the same bits, and the converter writes the same entries into the firmware (issue 33: the
+backends' own float32 kernels differ in the last bit for some inputs, flipping ``oq``'s
+rounding). In training the gradient is the backend activation's (a surrogate); the value is
+the table's.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from ..fixed.format import FixedFormat
 from ..quantizers.dtype_policy import check_exact_dtype_policy
 from ..quantizers.hgq import ActivationQuantizer
 from .base import DEFAULT_INPUT_QUANTIZER, EXACT_FUSED_ACTIVATIONS, merged_config
+from .tables import DEFAULT_INTEGER_BITS, CodeTable, choose_grid, numpy_activation, with_surrogate_gradient
 
 # A table's input may be at most this wide: 2**16 entries per table already cost many BRAMs.
 MAX_TABLE_INPUT_BITS = 16
@@ -82,6 +82,8 @@ class HActivation(keras.layers.Activation):
                 f"argmax / apply {name} outside the firmware"
             )
         self.uses_table = name not in EXACT_FUSED_ACTIVATIONS
+        self.table_function = numpy_activation(name, self.name) if self.uses_table else None
+        self.table = None
         if not self.uses_table and output_quantizer is not None:
             raise ValueError(
                 f"{self.name}: activation {name!r} is exact on fixed-point inputs and has no output "
@@ -102,15 +104,43 @@ class HActivation(keras.layers.Activation):
         self.iq.build(input_shape)
         if self.oq is not None:
             self.oq.build(input_shape)
+            self.table = CodeTable(self, "activation", self.table_function)
+            self.iq.refresh_after_load(self)
+            self.refresh_tables()
 
     def call(self, inputs, training=None):
         x = self.iq(inputs, training=training)
         if not self.uses_table:
             return self.activation(x)
-        # Rounded to float32 in a float64 model too: float64 results differ in the last bit
-        # between execution paths as float32 ones do, and the table must not depend on the path.
-        y = ops.cast(ops.cast(self.activation(ops.cast(x, "float64")), "float32"), x.dtype)
+        y = with_surrogate_gradient(self.table.lookup(x), ops.cast(self.activation(x), x.dtype))
         return self.oq(y, training=training)
+
+    # ---- the table --------------------------------------------------------------------------
+
+    def table_grid(self) -> tuple[int, int]:
+        """(F, lowest code) of the Keras table: every value of the input quantizer's current
+        covering format lies on it (``tables.choose_grid``); without a recorded range it covers
+        [-16, 16) at the format's resolution."""
+        f = int(np.max(self.iq.rounded_f()))
+        if self.iq.range_recorded:
+            fmt = self.iq.fixed_format().covering()
+            lo, hi = float(fmt.min), float(fmt.max)
+        else:
+            lo, hi = -(2.0**DEFAULT_INTEGER_BITS), 2.0**DEFAULT_INTEGER_BITS - 2.0**-f
+        return choose_grid(f, lo, hi)
+
+    def refresh_tables(self) -> int:
+        """Recompute the table for the current input format (``tables.refresh_tables``); 1 if it changed."""
+        if self.table is None:
+            return 0
+        return int(self.table.refresh(*self.table_grid()))
+
+    def save_own_variables(self, store):
+        """Nothing: the layer's own variables are its table, derived from its quantizers (whose
+        variables are saved) and recomputed when they are loaded."""
+
+    def load_own_variables(self, store):
+        """Nothing to load (see ``save_own_variables``); the table follows the loaded quantizers."""
 
     def quantizers(self):
         return [self.iq] if self.oq is None else [self.iq, self.oq]
@@ -158,6 +188,17 @@ class HActivation(keras.layers.Activation):
         self.check_table_size(element)
         return representable_values(self.table_input_format(element))
 
+    def table_outputs(self, inputs) -> np.ndarray:
+        """``oq(fl32(act(x)))`` at exact input values x (1-D float64 in and out): the firmware
+        table's entries, from the same NumPy function the Keras table holds (``oq``: the layer's
+        uniform output quantizer, an exact op)."""
+        self._check_table_layer()
+        inputs = np.asarray(inputs, np.float64)
+        y = self.table.entries(inputs).reshape((-1,) + (1,) * len(self.element_shape))
+        y = np.broadcast_to(y, (len(inputs),) + self.element_shape).astype(self.compute_dtype)
+        out = np.asarray(ops.convert_to_numpy(self.oq(ops.convert_to_tensor(y), training=False)), np.float64)
+        return out.reshape(len(inputs), -1)[:, 0]
+
     def evaluate_table(self, inputs, batch_size: int = 4096) -> np.ndarray:
         """Run this layer's inference path (``training=False``) on table inputs.
 
@@ -165,6 +206,7 @@ class HActivation(keras.layers.Activation):
         Returns float64 outputs of shape (N,) + element shape, bit-identical to ``call``.
         """
         self._check_table_layer()
+        self.refresh_tables()
         inputs = np.asarray(inputs, dtype=np.float64)
         if inputs.ndim == 1:
             inputs = inputs.reshape((-1,) + (1,) * len(self.element_shape))

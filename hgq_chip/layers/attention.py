@@ -193,6 +193,10 @@ class HMultiHeadAttention(keras.layers.Layer):
             self.add_loss(ops.cast(self.beta, surrogate.dtype) * surrogate)
         return out
 
+    def refresh_tables(self) -> int:
+        """Recompute the softmax's exp and inverse tables for the current formats (``layers/tables.py``)."""
+        return self.softmax.refresh_tables()
+
     def projections(self) -> list[HEinsumDense]:
         return [self.query_dense, self.key_dense, self.value_dense, self.output_dense]
 

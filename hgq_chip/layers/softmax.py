@@ -9,12 +9,15 @@ Over the last axis, per row of ``n`` elements (``firmware_templates/nnet_hgq_sof
     r   = inv_q(1 / max(sum_q(s), 2**-f_sum))        inverse table indexed by the quantized sum
     y   = oq(e * r)                                  exact product, then the output quantizer
 
-``exp`` and ``1/x`` are computed in float64 and rounded once to float32 (also in a float64
-model), as :class:`~hgq_chip.layers.HActivation` does for its tables: TF's float32 kernels
-differ in the last bit between execution paths, and the tables must not depend on the path.
-The converter fills both tables by running ``exp_table`` / ``inverse_table`` (these same ops)
-on every value of the table's index type, so firmware and Keras agree by construction; the
-other steps are exact in float32 (``convert`` refuses formats where they are not).
+``exp`` and ``1/x`` are evaluated once in NumPy float64 at the exact index value and rounded to
+float32 (also in a float64 model), as :class:`~hgq_chip.layers.HActivation` does: the layer
+holds both as tables (``layers/tables.py``) and its forward pass (inference, training,
+calibration) gathers from them by the index's code, so TensorFlow, JAX (with or without x64)
+and PyTorch give the same bits (their own exp kernels differ in the last bit; issue 33). The
+converter fills the firmware's tables from the same NumPy functions (``exp_table`` /
+``inverse_table``) on every value of the table's index type, so firmware and Keras agree by
+construction; the other steps are exact in float32 (``convert`` refuses formats where they
+are not). In training the gradient is that of the backend's exp and 1/x (a surrogate).
 
 Training: the quantizers pass gradients straight through (HGQ's surrogate), so the gradient is
 that of the real softmax on the quantized values; ``max`` is a constant for the gradient
@@ -36,6 +39,7 @@ from ..quantizers.dtype_policy import check_exact_dtype_policy
 from ..quantizers.granularity import Granularity
 from ..quantizers.hgq import ActivationQuantizer
 from .base import merged_config
+from .tables import DEFAULT_INTEGER_BITS, CodeTable, choose_grid, with_surrogate_gradient
 
 # The table index saturates: wrapping would map a large input onto a small one.
 DEFAULT_SOFTMAX_INPUT_QUANTIZER = {"granularity": "per-layer", "init_f": 3.0, "rounding": "RND", "overflow": "SAT"}
@@ -59,6 +63,11 @@ TABLE_QUANTIZERS = (
     ("inv_q", "inverse_quantizer", DEFAULT_INVERSE_QUANTIZER),
     ("oq", "output_quantizer", DEFAULT_SOFTMAX_OUTPUT_QUANTIZER),
 )
+
+
+def reciprocal(s: np.ndarray) -> np.ndarray:
+    """1/s in NumPy float64 (the inverse table's values before rounding to float32)."""
+    return 1.0 / s
 
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
@@ -121,6 +130,52 @@ class HSoftmax(keras.layers.Layer):
         self.oq.build(input_shape)
         self.beta = self.add_weight(name="beta", shape=(), initializer=keras.initializers.Constant(self.beta0),
                                     trainable=False)
+        self.exp_lookup = CodeTable(self, "exp", self.exp_function)
+        self.inverse_lookup = CodeTable(self, "inverse", reciprocal)
+        self.iq.refresh_after_load(self)
+        self.sum_q.refresh_after_load(self)
+        self.refresh_tables()
+
+    # ---- the tables (layers/tables.py) ------------------------------------------------------
+
+    def exp_function(self, t: np.ndarray) -> np.ndarray:
+        """exp(min(-c t, 64)) (stable) or exp(min(c t, 64)) in NumPy float64 (the exp table's values
+        before rounding to float32)."""
+        argument = t * self.scale if self.scale != 1.0 else t
+        if self.stable:
+            argument = -argument
+        return np.exp(np.minimum(argument, EXP_ARGUMENT_MAX))
+
+    def table_grids(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(F, lowest code) of the exp and inverse tables, covering the index formats of ``iq``
+        (``max(x) - x`` when stable) and ``sum_q`` (``tables.choose_grid``)."""
+        f = int(np.max(self.iq.rounded_f()))
+        if self.iq.range_recorded:
+            fmt = self.iq.fixed_format().covering()
+            lo, hi = float(fmt.min), float(fmt.max)
+        else:
+            lo, hi = -(2.0**DEFAULT_INTEGER_BITS), 2.0**DEFAULT_INTEGER_BITS
+        exp_grid = choose_grid(f, 0.0, hi - lo) if self.stable else choose_grid(f, lo, hi)
+        f_sum = int(np.max(self.sum_q.rounded_f()))
+        hi_sum = float(self.sum_q.fixed_format().covering().max) if self.sum_q.range_recorded else 0.0
+        inverse_grid = choose_grid(f_sum, 2.0**-f_sum, max(hi_sum, 2.0**DEFAULT_INTEGER_BITS))
+        return exp_grid, inverse_grid
+
+    def refresh_tables(self) -> int:
+        """Recompute the tables for the current formats; the number that changed (0-2)."""
+        if getattr(self, "exp_lookup", None) is None:  # not built yet
+            return 0
+        exp_grid, inverse_grid = self.table_grids()
+        return int(self.exp_lookup.refresh(*exp_grid)) + int(self.inverse_lookup.refresh(*inverse_grid))
+
+    def save_own_variables(self, store):
+        """Only ``beta``: the other own variables are the tables, derived from the quantizers."""
+        store["0"] = self.beta
+
+    def load_own_variables(self, store):
+        if len(store.keys()) != 1:
+            raise ValueError(f"{self.name}: expected 1 saved variable (beta), found {len(store.keys())}")
+        self.beta.assign(store["0"])
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -135,24 +190,22 @@ class HSoftmax(keras.layers.Layer):
         return ops.stop_gradient(ops.max(x, axis=-1, keepdims=True)) - x
 
     def exp_values(self, t, training=None):
-        """``exp_q(exp(-c t))`` (stable) or ``exp_q(exp(c t))``, exp in float64 rounded to float32."""
-        dtype = t.dtype
-        argument = ops.cast(t, "float64")
-        if self.scale != 1.0:
-            argument = argument * self.scale
+        """``exp_q(exp(-c t))`` (stable) or ``exp_q(exp(c t))``: the exp table's entry at t
+        (NumPy float64 rounded to float32), the backend's exp as the gradient."""
+        argument = t * self.scale if self.scale != 1.0 else t
         if self.stable:
             argument = -argument
-        argument = ops.minimum(argument, EXP_ARGUMENT_MAX)
-        y = ops.cast(ops.cast(ops.exp(argument), "float32"), dtype)
+        surrogate = ops.exp(ops.minimum(argument, EXP_ARGUMENT_MAX))
+        y = with_surrogate_gradient(self.exp_lookup.lookup(t), surrogate)
         return self.exp_q(y, training=training)
 
     def inverse_values(self, quantized_sum, training=None):
         """``inv_q(1 / max(s, 2**-f_sum))`` for sums already quantized by ``sum_q`` (a sum that
-        rounds to 0 reads the entry of the smallest positive sum), 1/s in float64 rounded to float32."""
-        dtype = quantized_sum.dtype
-        step = ops.cast(pow2(-ops.stop_gradient(ops.round(self.sum_q.f))), "float64")
-        s = ops.maximum(ops.cast(quantized_sum, "float64"), step)
-        r = ops.cast(ops.cast(1.0 / s, "float32"), dtype)
+        rounds to 0 reads the entry of the smallest positive sum): the inverse table's entry
+        (1/s in NumPy float64 rounded to float32), the backend's 1/s as the gradient."""
+        step = ops.cast(pow2(-ops.stop_gradient(ops.round(self.sum_q.f))), quantized_sum.dtype)
+        s = ops.maximum(quantized_sum, step)
+        r = with_surrogate_gradient(self.inverse_lookup.lookup(s), 1.0 / s)
         return self.inv_q(r, training=training)
 
     def call(self, inputs, training=None):
@@ -186,21 +239,33 @@ class HSoftmax(keras.layers.Layer):
 
     # ---- what the converter uses to build the tables ----------------------------------------
 
-    def _table_call(self, fn, values) -> np.ndarray:
-        values = np.asarray(values, np.float64)
-        if not np.array_equal(values.astype(np.float32), values):
-            raise UnsupportedLayerError(f"{self.name}: table index values must be exact float32 values")
-        shaped = values.reshape((-1,) + (1,) * len(self.element_shape))
-        out = fn(ops.convert_to_tensor(shaped.astype(self.compute_dtype)), training=False)
+    def _table_call(self, quantizer, entries) -> np.ndarray:
+        """``quantizer`` (inference, an exact op) applied to table entries (1-D float64)."""
+        shaped = np.asarray(entries, np.float64).reshape((-1,) + (1,) * len(self.element_shape))
+        out = quantizer(ops.convert_to_tensor(shaped.astype(self.compute_dtype)), training=False)
         return np.asarray(ops.convert_to_numpy(out), np.float64).reshape(-1)
 
+    @staticmethod
+    def _check_index(name, values) -> np.ndarray:
+        values = np.asarray(values, np.float64)
+        if not np.array_equal(values.astype(np.float32), values):
+            raise UnsupportedLayerError(f"{name}: table index values must be exact float32 values")
+        return values
+
     def exp_table(self, index_values) -> np.ndarray:
-        """``exp_values`` (inference) at each table index value t (1-D float64 in, 1-D out)."""
-        return self._table_call(self.exp_values, index_values)
+        """``exp_values`` (inference) at each table index value t (1-D float64 in, 1-D out): the
+        exp table's NumPy entries (what the Keras table holds), then ``exp_q``."""
+        values = self._check_index(self.name, index_values)
+        self.refresh_tables()
+        return self._table_call(self.exp_q, self.exp_lookup.entries(values))
 
     def inverse_table(self, sums) -> np.ndarray:
-        """``inverse_values`` (inference) at each value of the quantized sum (1-D in, 1-D out)."""
-        return self._table_call(self.inverse_values, sums)
+        """``inverse_values`` (inference) at each value of the quantized sum (1-D in, 1-D out):
+        the inverse table's NumPy entries at max(s, 2**-f_sum), then ``inv_q``."""
+        values = self._check_index(self.name, sums)
+        self.refresh_tables()
+        step = 2.0 ** -float(np.max(self.sum_q.rounded_f()))
+        return self._table_call(self.inv_q, self.inverse_lookup.entries(np.maximum(values, step)))
 
     def get_config(self):
         config = super().get_config()

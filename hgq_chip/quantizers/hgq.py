@@ -14,6 +14,8 @@ the reduced axes per channel/layer), broadcast against the tensor.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 from keras import ops
@@ -173,6 +175,20 @@ class ActivationQuantizer(RecordedRangeMixin, _FractionalBitsQuantizer):
         m = round_scaled(x * scale, self.rounding)
         q = codes_to_values(m, k, i + f_value, scale, self.overflow)
         return ops.where(self.range_seen > 0, q, m / scale)
+
+    def refresh_after_load(self, owner) -> None:
+        """Have ``owner.refresh_tables()`` run after this quantizer's variables are loaded
+        (``keras.saving.load_model``, ``load_weights``): the owner's function tables derive from
+        them (``layers/tables.py``). Held by weak reference, outside Keras' tracking."""
+        owners = getattr(self, "_table_owners", ()) + (weakref.ref(owner),)
+        object.__setattr__(self, "_table_owners", owners)
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        for reference in getattr(self, "_table_owners", ()):
+            owner = reference()
+            if owner is not None:
+                owner.refresh_tables()
 
     def bits_surrogate(self):
         """Differentiable bit count per element: its exact width k + i + f from the recorded range

@@ -17,6 +17,7 @@ bit. Rounding is half up (ap_fixed's AP_RND), clipping is ap_fixed's AP_SAT.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import keras
 import numpy as np
@@ -45,9 +46,40 @@ def scale_gradient(value, scale: float):
     return value * scale + ops.stop_gradient(value - value * scale)
 
 
+def _sqrt_half_ceiling(dtype: str) -> float:
+    """The smallest ``dtype`` value >= 1/sqrt(2) (checked exactly with fractions)."""
+    kind = np.float32 if dtype == "float32" else np.float64
+    t = kind(math.sqrt(0.5))
+    while Fraction(float(t)) ** 2 < Fraction(1, 2):
+        t = np.nextafter(t, kind(1))
+    while Fraction(float(np.nextafter(t, kind(0)))) ** 2 >= Fraction(1, 2):
+        t = np.nextafter(t, kind(0))
+    return float(t)
+
+
+SQRT_HALF_CEILING = {dtype: _sqrt_half_ceiling(dtype) for dtype in ("float32", "float64")}
+
+
+def round_log2(a):
+    """round(log2 a) for positive float tensors a (below 1e-30: as 1e-30), exactly on every backend.
+
+    The backend's log2 may be off by one ulp, which flips the rounding for a within an ulp of
+    2**(k - 1/2) and made the power-of-two step / α depend on the backend (issue 33). The
+    estimate is corrected against the exact thresholds: log2 a >= k - 1/2 exactly when
+    a >= 2**k * T, T the smallest value of a's dtype >= 1/sqrt(2) (2**(k - 1/2) is irrational,
+    and scaling by 2**k is exact). Returns a float tensor holding integers, a's shape and dtype.
+    """
+    a = ops.maximum(a, 1e-30)
+    dtype = keras.backend.standardize_dtype(a.dtype)
+    t = SQRT_HALF_CEILING.get(dtype, SQRT_HALF_CEILING["float32"])
+    k = ops.round(ops.log2(a))
+    k = k - ops.cast(a < pow2(k) * t, a.dtype)
+    return k + ops.cast(a >= pow2(k + 1.0) * t, a.dtype)
+
+
 def power_of_two_ste(step):
     """2**round(log2 step) forward, gradient 1 w.r.t. ``step`` (the firmware's step)."""
-    exponent = ops.stop_gradient(ops.round(ops.log2(ops.maximum(step, 1e-30))))
+    exponent = ops.stop_gradient(round_log2(step))
     return ops.stop_gradient(pow2(exponent)) + (step - ops.stop_gradient(step))
 
 
@@ -105,8 +137,8 @@ class _StepQuantizer(keras.layers.Layer):
         )
 
     def exponent_tensor(self):
-        """e with the forward step 2**e (a float tensor holding an integer)."""
-        return ops.round(ops.log2(ops.maximum(self.step, 1e-30)))
+        """e with the forward step 2**e (a float tensor holding an integer; exact, ``round_log2``)."""
+        return round_log2(self.step)
 
     def exponent(self) -> int:
         """The same e in Python, read from the tensor Keras uses (no float32/float64 disagreement)."""

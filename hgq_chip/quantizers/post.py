@@ -24,7 +24,7 @@ from keras import ops
 
 from ..errors import UnsupportedConfigurationError
 from .dtype_policy import check_exact_dtype_policy
-from .lsq import MinimumValue, power_of_two_ste, scale_gradient
+from .lsq import MinimumValue, power_of_two_ste, round_log2, scale_gradient
 
 KINDS = ("pot", "post")
 SIGNIFICAND_BITS = {"float32": 24, "float64": 53}  # IEEE 754 binary32/binary64, hidden bit included
@@ -121,7 +121,7 @@ class LogWeightQuantizer(keras.layers.Layer):
         return alpha * (ops.stop_gradient(unit) + (t - ops.stop_gradient(t)))
 
     def exponent_tensor(self):
-        return ops.round(ops.log2(ops.maximum(self.alpha, 1e-30)))
+        return round_log2(self.alpha)
 
     def scale_exponent(self) -> int:
         """α = 2**scale_exponent in the forward pass."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from keras import ops
 
 from ...errors import UnsupportedLayerError
 from ...fixed.format import FixedFormat
@@ -39,17 +38,14 @@ def table_input_format(layer) -> FixedFormat:
 def activation_table(layer) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, outputs) of the table over every value of the table's input type.
 
-    Outputs come from the layer's own inference ops (activation in float64 rounded to
-    float32, then the uniform output quantizer in the layer's dtype), so they equal what Keras
-    computes.
+    Outputs are ``oq(fl32(act(x)))`` from the NumPy function whose values the Keras layer's
+    own table holds (``HActivation.table_outputs``, ``layers/tables.py``), so they equal what
+    Keras computes on every backend. The Keras table is refreshed for the current formats too.
     """
     inputs = representable_values(table_input_format(layer))
     table_output_format(layer)
-    shape = (len(inputs),) + (1,) * len(layer.element_shape)
-    y = ops.cast(layer.activation(ops.convert_to_tensor(inputs.reshape(shape))), "float32")
-    y = ops.broadcast_to(y, (len(inputs),) + layer.element_shape)
-    out = np.asarray(ops.convert_to_numpy(layer.oq(y, training=False)), np.float64)
-    return inputs, out.reshape(len(inputs), -1)[:, 0]
+    layer.refresh_tables()
+    return inputs, layer.table_outputs(inputs)
 
 
 @rule(HActivation)
