@@ -35,6 +35,17 @@ COMPILE_ERROR_LINES = 12
 STOP_GRACE_SECONDS = 5.0
 
 
+def project_name_of(project_dir) -> str:
+    """The project name in ``project_dir``'s build script (what ``convert`` was given)."""
+    script = Path(project_dir) / "build_lib.sh"
+    if not script.is_file():
+        raise ProjectError(f"{project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
+    found = re.search(r"^PROJECT=(\S+)", script.read_text(), re.M)
+    if not found:
+        raise ProjectError(f"{script} names no PROJECT; was it written by `hgq_chip convert`?")
+    return found.group(1)
+
+
 def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[str], int]:
     """The first ``limit`` lines of a compiler log that contain "error", and how many there are.
 
