@@ -113,11 +113,12 @@ def random_batches(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_S
     intervals, generators, drawn = [], [], 0
     for (lo, hi), dtype in zip(input_ranges(model), dtypes):
         centre = (lo + hi) / 2
-        half = np.where(hi > lo, (hi - lo) / 2, 1.0) * scale
+        unit = np.where(hi > lo, (hi - lo) / 2, 1.0)
+        check_sample_bounds(len(intervals), centre, unit, dtype, scale, names)
+        half = unit * scale
         generator = np.random.default_rng(seed)
         generator.bit_generator.advance(drawn)  # one 64-bit draw per float64 uniform value
         drawn += n * lo.size
-        check_sample_bounds(len(intervals), centre - half, centre + half, dtype, scale, names)
         intervals.append((centre - half, centre + half, dtype))
         generators.append(generator)
     _check_batch_memory(intervals, min(n, batch_size), names)

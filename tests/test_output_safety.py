@@ -205,3 +205,128 @@ def test_typed_error_while_loading_surfaces_as_itself(tmp_path, capsys):
                           tmp_path / "prj", "--quiet")
     assert got == UnsupportedConfigurationError.exit_code and "use option 'plain'" in err, err
     assert "re-save" not in err and "cannot load" not in err and not (tmp_path / "prj").exists()
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["ctrl_c", "sigterm"])
+def test_signal_in_the_final_cleanup_finishes_the_replacement(world, capsys, monkeypatch, signum):
+    """Ctrl-C/SIGTERM while convert --force deletes the replaced folder (after the swap): the
+    deletion finishes, one note says so, and the command succeeds (it reported 130/143 although the
+    new project was in place)."""
+    import signal
+
+    original = od.remove_marked
+    sent = []
+
+    def interrupted(folder, marker):
+        if not sent:
+            sent.append(signum)
+            os.kill(os.getpid(), signum)  # handled before the next Python line: mid-deletion
+        return original(folder, marker)
+
+    monkeypatch.setattr(od, "remove_marked", interrupted)
+    got, out, err = run_cli(capsys, *[a for a in convert_argv(world, world / "prj", "--force") if a != "--quiet"])
+    assert sent and got == 0, err
+    name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    assert f"note: {name} arrived while" in err and "replacement was finished" in err
+    assert is_project(world / "prj") and changed_files(world / "prj") == []
+    assert sorted(p.name for p in world.iterdir()) == ["model.keras", "prj", "work"]  # no half-deleted folder
+
+
+def test_stale_csim_run_folders_are_removed(world, tmp_path):
+    """The temporary folder of a C simulation run killed outright (SIGKILL) is removed by the next run."""
+    import tempfile
+
+    import numpy as np
+
+    from hgq_chip.conversion.csim import RUN_PREFIX, CSimulation
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = Path(tempfile.gettempdir()) / f"{RUN_PREFIX}{dead.pid}-abcd1234"
+    (stale / "inputs").mkdir(parents=True)
+    mine = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-"))  # a live run's: kept
+    simulation = CSimulation(world / "prj")
+    simulation._library = world / "prj" / "unused.so"  # no build: zero samples return at once
+    assert simulation.run([np.zeros((0, 4))], [3])[0].shape == (0, 3)
+    assert not stale.exists() and mine.is_dir()
+    mine.rmdir()
+
+
+def test_verify_of_a_read_only_project_is_a_project_error(world, capsys, monkeypatch):
+    """A project on a read-only file system (where g++ cannot write its library): ProjectError (16)
+    with the copy-it advice, before g++ runs; simulated, since root may write into any folder."""
+    import errno
+    import tempfile
+
+    import hgq_chip.conversion.csim as csim
+
+    prj = (world / "prj").resolve()
+    real = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve().is_relative_to(prj):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(csim.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(csim, "run_stopping_group", lambda *a, **k: pytest.fail("g++ ran"))
+    got, _, err = run_cli(capsys, "verify", world / "model.keras", prj, "--random", "5", "--quiet")
+    assert got == 16 and "Read-only file system" in err and "verify the copy" in err, err
+    assert err.count("\n") == 1
+
+
+def test_closed_stdout_is_one_error_line(world):
+    """`hgq_chip estimate DIR >&-`: one line and exit 141 before any work (was an internal error)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(["bash", "-c", f'"{sys.executable}" -m hgq_chip.cli estimate "{world / "prj"}" >&-'],
+                          capture_output=False, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    assert done.returncode == 141 and done.stderr.startswith("hgq_chip: error: standard output is closed")
+    assert done.stderr.count("\n") == 1
+
+
+def test_scale_advice_is_a_finite_number():
+    """--scale 1e300 advised "a scale of at most inf"; the largest fitting scale is (limit - |centre|) / half-width."""
+    import numpy as np
+
+    from hgq_chip.sampling_options import check_sample_bounds
+
+    with pytest.raises(UnsupportedConfigurationError, match=r"at most 6\.8e\+38 ") as info:
+        check_sample_bounds(0, np.array([1.0, -0.5]), np.array([0.5, 0.25]), "float32", 1e300)
+    assert "inf" not in str(info.value)
+    check_sample_bounds(0, np.array([1.0]), np.array([0.5]), "float32", 6.8e38)  # the advised scale fits
+
+
+@pytest.mark.slow
+def test_sigkill_of_verify_stops_its_gcc(world):
+    """SIGKILL of verify while g++ compiles the project: the build's process group is stopped too
+    (group_guard.py), so nothing goes on writing into the project."""
+    import signal
+    import time
+
+    prj = (world / "prj").resolve()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    verify = subprocess.Popen([sys.executable, "-m", "hgq_chip.cli", "verify", str(world / "model.keras"), str(prj),
+                               "--random", "5", "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+
+    def in_project() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and int(entry.name) != verify.pid and \
+                        Path(os.readlink(entry / "cwd")).resolve() == prj:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    deadline = time.monotonic() + 300
+    while not in_project() and verify.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert in_project(), "the build never started"
+    verify.send_signal(signal.SIGKILL)
+    verify.wait()
+    deadline = time.monotonic() + 15
+    while in_project() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert in_project() == []

@@ -23,7 +23,9 @@ Rules (``hgq_chip convert --output-dir``, ``hgq_chip synth --rtl-dir``, the demo
   (other systems or file systems) the old folder is renamed aside to
   ``.NAME.hgq_chip-old-PID-XXXX`` (then marked with ``.hgq_chip_replaced``), the new one renamed
   in and the old one deleted last; a kill between the two renames leaves ``NAME`` missing for
-  the next run to restore. A killed run leaves at most a staging and a set-aside folder, which
+  the next run to restore. Ctrl-C or SIGTERM during the swap and the deletion of the old
+  folder is noted and the swap finished (the command succeeds: the new folder is complete).
+  A killed run leaves at most a staging and a set-aside folder, which
   the next run on the same target removes (restoring the set-aside folder first if ``NAME`` is
   missing). Leftovers are recognised by name and by a marker, the project marker or being
   empty; anything else is left alone with a warning.
@@ -344,21 +346,49 @@ def _put_in_place(staging: Path, target: Path) -> tuple[Path, str] | None:
     return old, OLD_MARKER
 
 
-def _swap_in(staging: Path, target: Path, log) -> None:
-    """Put the new folder in place, then delete the old one (a failure there only leaves marked litter)."""
+@contextlib.contextmanager
+def _signals_noted(target: Path, log):
+    """Ctrl-C and SIGTERM are recorded, not raised, while the block runs (main thread only): once
+    the swap begins, stopping half-way helps no one, and an exception would report a failure
+    (exit 130/143) although the new folder is in place. After the block, one line says what
+    arrived; a SIGTERM whose handler was the default still ends the process then."""
+    import threading
+
+    seen: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda number, frame: seen.append(number))
     try:
-        old = _put_in_place(staging, target)
-    except BaseException:
-        if staging.is_dir():  # the new folder (or, after an exchange, the old one): ours either way
-            remove_marked(staging, STAGING_MARKER)
-        raise
-    if old is not None:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if seen:
+        names = " and ".join(sorted({"Ctrl-C" if s == signal.SIGINT else "SIGTERM" for s in seen}))
+        log(f"[hgq_chip] note: {names} arrived while {target} was being replaced; the replacement was finished "
+            "and is complete")
+        if signal.SIGTERM in seen and previous.get(signal.SIGTERM) == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGTERM)
+
+
+def _swap_in(staging: Path, target: Path, log) -> None:
+    """Put the new folder in place, then delete the old one (a failure there only leaves marked litter);
+    Ctrl-C and SIGTERM meanwhile are noted, not raised (:func:`_signals_noted`)."""
+    with _signals_noted(target, log):
         try:
-            remove_marked(*old)
-        except OSError as error:
-            log(f"[hgq_chip] warning: could not delete the replaced folder {old[0]} ({error}); the next run "
-                "on this folder removes it")
-        step("old_deleted")
+            old = _put_in_place(staging, target)
+        except BaseException:
+            if staging.is_dir():  # the new folder (or, after an exchange, the old one): ours either way
+                remove_marked(staging, STAGING_MARKER)
+            raise
+        if old is not None:
+            try:
+                remove_marked(*old)
+            except OSError as error:
+                log(f"[hgq_chip] warning: could not delete the replaced folder {old[0]} ({error}); the next run "
+                    "on this folder removes it")
+            step("old_deleted")
 
 
 @contextlib.contextmanager
