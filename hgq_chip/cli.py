@@ -10,6 +10,7 @@ from ._version import __version__
 from .cli_runtime import import_tensorflow_quietly, run_command
 from .estimation import cli as estimate_cli
 from .qkeras_import.cli import add_import_qkeras_command
+from .qkeras_import.cli import check_before_keras as check_import_before_keras
 from .report.cli import add_report_command
 from .sampling_options import VERIFY_BATCH
 from .sweeps.cli import add_sweep_command
@@ -87,7 +88,8 @@ def _check_verify_before_keras(args) -> None:
 
 
 # Checks a command makes before TensorFlow is imported (needing no Keras).
-_BEFORE_KERAS = {"convert": _check_convert_before_keras, "verify": _check_verify_before_keras}
+_BEFORE_KERAS = {"convert": _check_convert_before_keras, "verify": _check_verify_before_keras,
+                 "import-qkeras": check_import_before_keras}
 
 
 def _run_verify(args) -> int:

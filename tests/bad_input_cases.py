@@ -244,6 +244,8 @@ OTHER_STATUSES = [
     ("stopped with SIGTERM (one line `hgq_chip: error: terminated (SIGTERM)`; g++ and the simulation child are "
      "stopped too)", EXIT_TERMINATED),
     ("stdout closed early (`hgq_chip estimate DIR | head -1`): quiet, no traceback", EXIT_BROKEN_PIPE),
+    ("stdout closed from the start (`hgq_chip estimate DIR >&-`): one line `hgq_chip: error: standard output is "
+     "closed ...` before any work", EXIT_BROKEN_PIPE),
 ]
 
 
