@@ -53,6 +53,7 @@ import signal
 from pathlib import Path
 
 from ..errors import OutputExistsError, OutputLockedError, UnsafeOutputError
+from .finishing import signals_noted
 from .manifest import MANIFEST_FILE, changed_files, foreign_files
 
 STAGING_TAG = "hgq_chip-staging"
@@ -346,36 +347,10 @@ def _put_in_place(staging: Path, target: Path) -> tuple[Path, str] | None:
     return old, OLD_MARKER
 
 
-@contextlib.contextmanager
-def _signals_noted(target: Path, log):
-    """Ctrl-C and SIGTERM are recorded, not raised, while the block runs (main thread only): once
-    the swap begins, stopping half-way helps no one, and an exception would report a failure
-    (exit 130/143) although the new folder is in place. After the block, one line says what
-    arrived; a SIGTERM whose handler was the default still ends the process then."""
-    import threading
-
-    seen: list[int] = []
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, lambda number, frame: seen.append(number))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if seen:
-        names = " and ".join(sorted({"Ctrl-C" if s == signal.SIGINT else "SIGTERM" for s in seen}))
-        log(f"[hgq_chip] note: {names} arrived while {target} was being replaced; the replacement was finished "
-            "and is complete")
-        if signal.SIGTERM in seen and previous.get(signal.SIGTERM) == signal.SIG_DFL:
-            signal.raise_signal(signal.SIGTERM)
-
-
 def _swap_in(staging: Path, target: Path, log) -> None:
     """Put the new folder in place, then delete the old one (a failure there only leaves marked litter);
-    Ctrl-C and SIGTERM meanwhile are noted, not raised (:func:`_signals_noted`)."""
-    with _signals_noted(target, log):
+    Ctrl-C and SIGTERM meanwhile are noted, not raised (:func:`.finishing.signals_noted`)."""
+    with signals_noted(f"{target} was being replaced", log):
         try:
             old = _put_in_place(staging, target)
         except BaseException:
