@@ -37,6 +37,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=None, help="an .npz with arrays x and y (default: scikit-learn digits)")
     parser.add_argument("--output-dir", default="out/demo", help="where the hls4ml project goes (an earlier project there is replaced)")
+    parser.add_argument("--replace-non-project", action="store_true",
+                        help="replace --output-dir even if it holds files convert did not write, or edited ones "
+                             "(deleting them), as convert's own --replace-non-project")
     parser.add_argument("--backend", default="Vitis", help="Vitis or Vivado")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--hidden", type=int, default=32, help="hidden layer width")
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     # Before a minute of training: the output must be new, empty or an earlier project (never a
     # folder of other files, the current directory, or the folder holding --data).
-    check_output_dir(args.output_dir, force=True, reads=[args.data])
+    check_output_dir(args.output_dir, force=True, replace_non_project=args.replace_non_project, reads=[args.data])
     keras.utils.set_random_seed(args.seed)
     split = load_split(args.data, seed=args.seed)
     source = args.data or "scikit-learn digits"
@@ -97,6 +100,7 @@ def main(argv=None) -> int:
 
     step(f"converting to an hls4ml {args.backend} project in {args.output_dir}")
     conversion = hgq_chip.convert(model, args.output_dir, backend=args.backend, force=True,
+                                  replace_non_project=args.replace_non_project,
                                   reads=[args.data] if args.data else ())
     print(format_summary(summarize(conversion.records)))
 

@@ -7,21 +7,21 @@ Python API and ``hgq_chip convert`` / ``hgq_chip verify`` do exactly the same th
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
+from .conversion.csim import project_name_of  # noqa: F401  (public: the project's top function name)
 from .conversion.graph import graph_nodes
 from .conversion.inputs import input_quantizers, keras_input_dtypes
 from .conversion.graph import as_functional
 from .conversion.project import convert as _convert_project
 from .conversion.verification import VERIFY_BATCH, VerifyReport, verify_batches
 from .conversion.verification import verify as _verify_project
-from .errors import CalibrationError, DataError, MismatchError, ProjectError, UnsupportedConfigurationError
+from .errors import CalibrationError, DataError, MismatchError, UnsupportedConfigurationError
 from .sampling_options import API_NAMES, check_sample_bounds, check_sampling_options
 from .model_file import load_model  # noqa: F401  (public: hgq_chip.load_model)
+from .progress import to_stderr
 
 # How far outside the calibrated range ``random_inputs`` draws by default: the interval
 # around each element's recorded range is this many times as wide, so saturation and
@@ -34,7 +34,7 @@ def _as_model(model):
 
 
 def convert(model, output_dir, backend="Vitis", io_type="io_parallel", part=None, clock_period=5.0,
-            reuse_factor=1, strategy="latency", force=False, project_name="myproject", log=print,
+            reuse_factor=1, strategy="latency", force=False, project_name="myproject", log=to_stderr,
             replace_non_project=False, reads=()):
     """Write the hls4ml project of a calibrated model into ``output_dir`` (see ``hgq_chip convert``).
 
@@ -113,11 +113,12 @@ def random_batches(model, n: int, seed: int = 0, scale: float = DEFAULT_RANDOM_S
     intervals, generators, drawn = [], [], 0
     for (lo, hi), dtype in zip(input_ranges(model), dtypes):
         centre = (lo + hi) / 2
-        half = np.where(hi > lo, (hi - lo) / 2, 1.0) * scale
+        unit = np.where(hi > lo, (hi - lo) / 2, 1.0)
+        check_sample_bounds(len(intervals), centre, unit, dtype, scale, names)
+        half = unit * scale
         generator = np.random.default_rng(seed)
         generator.bit_generator.advance(drawn)  # one 64-bit draw per float64 uniform value
         drawn += n * lo.size
-        check_sample_bounds(len(intervals), centre - half, centre + half, dtype, scale, names)
         intervals.append((centre - half, centre + half, dtype))
         generators.append(generator)
     _check_batch_memory(intervals, min(n, batch_size), names)
@@ -145,19 +146,8 @@ def _draw_batches(intervals, generators, n: int, batch_size: int) -> Iterator[li
                for (low, high, dtype), generator in zip(intervals, generators)]
 
 
-def project_name_of(project_dir) -> str:
-    """The project name in ``project_dir``'s build script (what ``convert`` was given)."""
-    script = Path(project_dir) / "build_lib.sh"
-    if not script.is_file():
-        raise ProjectError(f"{project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
-    found = re.search(r"^PROJECT=(\S+)", script.read_text(), re.M)
-    if not found:
-        raise ProjectError(f"{script} names no PROJECT; was it written by `hgq_chip convert`?")
-    return found.group(1)
-
-
 def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RANDOM_SCALE, project_name=None,
-           strict=False, log=print, batch_size=VERIFY_BATCH, allow_large=False, names=API_NAMES) -> VerifyReport:
+           strict=False, log=to_stderr, batch_size=VERIFY_BATCH, allow_large=False, names=API_NAMES) -> VerifyReport:
     """Compile ``project_dir``'s C simulation and compare it with ``model`` bit for bit.
 
     Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from

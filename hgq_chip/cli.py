@@ -10,6 +10,7 @@ from ._version import __version__
 from .cli_runtime import import_tensorflow_quietly, run_command
 from .estimation import cli as estimate_cli
 from .qkeras_import.cli import add_import_qkeras_command
+from .qkeras_import.cli import check_before_keras as check_import_before_keras
 from .report.cli import add_report_command
 from .sampling_options import VERIFY_BATCH
 from .sweeps.cli import add_sweep_command
@@ -61,8 +62,38 @@ def _check_verify_options(args):
     return read_array_file(args.data, "--data")
 
 
+def _check_convert_before_keras(args) -> None:
+    """convert's option, output-folder and model-file checks, which need no Keras: a typo fails at
+    once instead of after TensorFlow's import (seconds idle, tens of seconds on a loaded machine)."""
+    from .conversion.hls_config import backend_name, check_io_type, check_options
+    from .conversion.output_dir import check_output_dir
+    from .model_file import check_model_path
+
+    backend_name(args.backend)
+    check_io_type(args.io_type)
+    check_options(args.reuse_factor, args.clock_period, args.part, args.strategy)
+    check_output_dir(args.output_dir, force=args.force or args.replace_non_project,
+                     replace_non_project=args.replace_non_project, reads=(args.model,))
+    check_model_path(args.model)
+
+
+def _check_verify_before_keras(args) -> None:
+    """verify's option, --data, model-file and project checks, which need no Keras (see convert's)."""
+    from .conversion.csim import project_name_of
+    from .model_file import check_model_path
+
+    args.loaded_data = _check_verify_options(args)
+    check_model_path(args.model)
+    project_name_of(args.project_dir)
+
+
+# Checks a command makes before TensorFlow is imported (needing no Keras).
+_BEFORE_KERAS = {"convert": _check_convert_before_keras, "verify": _check_verify_before_keras,
+                 "import-qkeras": check_import_before_keras}
+
+
 def _run_verify(args) -> int:
-    loaded = _check_verify_options(args)
+    loaded = args.loaded_data if hasattr(args, "loaded_data") else _check_verify_options(args)
     from . import api
 
     log = _log(args)
@@ -184,6 +215,8 @@ def main(argv=None) -> int:
         return 0
 
     def run(args):
+        if args.command in _BEFORE_KERAS:
+            _BEFORE_KERAS[args.command](args)
         if _needs_keras(args):
             import_tensorflow_quietly(quiet=getattr(args, "quiet", False),
                                       any_backend=args.command in ("convert", "import-qkeras"))

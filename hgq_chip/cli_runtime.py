@@ -5,6 +5,8 @@
   nothing partial is left. SIGTERM (``kill``, a batch scheduler's stop) is handled the same way
   and exits 143 (128 + SIGTERM): unwinding runs every cleanup, so the C simulation's g++ and
   child process are stopped and their temporary folders removed, not left running.
+- Standard output closed from the start (``hgq_chip estimate DIR >&-``) is one error line and
+  exit 141 before any work, as the results would be lost.
 - A closed stdout pipe (``hgq_chip estimate DIR | head -1``) exits quietly with 141
   (128 + SIGPIPE, as a Unix tool killed by SIGPIPE), following the recipe in Python's
   ``signal`` documentation (stdout redirected to devnull so the final flush cannot fail).
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import signal
@@ -117,7 +120,26 @@ def run_command(handler, args) -> int:
         return _run_command(handler, args, ctrl_c)
 
 
+def _stdout_closed() -> bool:
+    """True when the command was started with standard output closed (``cmd >&-``): Python then
+    sets ``sys.stdout`` to None and every result line would be lost silently."""
+    if sys.stdout is None:
+        return True
+    try:
+        os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return not hasattr(sys.stdout, "getvalue")  # a test's in-memory stdout has no descriptor
+    return False
+
+
+STDOUT_CLOSED = ("hgq_chip: error: standard output is closed, so the results would be lost; run the command with "
+                 "its output going to a terminal, a file (> out.txt) or /dev/null (> /dev/null)")
+
+
 def _run_command(handler, args, ctrl_c: _CtrlC) -> int:
+    if _stdout_closed():
+        print(STDOUT_CLOSED, file=sys.stderr)
+        return EXIT_BROKEN_PIPE
     try:
         code = int(handler(args) or 0)
         sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
@@ -138,10 +160,21 @@ def _run_command(handler, args, ctrl_c: _CtrlC) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
+    except OSError as error:
+        if error.errno != errno.EBADF or not _stdout_closed():
+            if debugging():
+                raise
+            return _internal(error)
+        print(STDOUT_CLOSED, file=sys.stderr)
+        return EXIT_BROKEN_PIPE
     except Exception as error:
         if debugging():
             raise
-        where = f"{type(error).__module__}.{type(error).__name__}".removeprefix("builtins.")
-        print(f"hgq_chip: internal error: {where}: {one_line(error)[:500]} (please report it with the command "
-              f"line; set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(error)
+
+
+def _internal(error: Exception) -> int:
+    where = f"{type(error).__module__}.{type(error).__name__}".removeprefix("builtins.")
+    print(f"hgq_chip: internal error: {where}: {one_line(error)[:500]} (please report it with the command "
+          f"line; set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+    return EXIT_INTERNAL

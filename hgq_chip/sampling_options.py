@@ -48,21 +48,30 @@ def check_sampling_options(random=None, seed=0, scale=4.0, batch_size=VERIFY_BAT
         raise UnsupportedConfigurationError(f"{names['scale']} must be a positive finite number, got {scale!r}")
 
 
-def check_sample_bounds(index: int, low, high, dtype, scale: float, names=API_NAMES) -> None:
-    """UnsupportedConfigurationError when the interval ``[low, high]`` (float64 arrays, input ``index``'s
-    calibrated range widened ``scale`` times) reaches beyond the largest finite value of ``dtype``
-    (float32: 3.4e38): the drawn samples would round to infinity, which neither Keras nor the
-    firmware computes with. The message names the largest scale that fits.
+def check_sample_bounds(index: int, centre, unit, dtype, scale: float, names=API_NAMES) -> None:
+    """UnsupportedConfigurationError when the interval ``centre +- unit * scale`` (float64 arrays:
+    input ``index``'s calibrated range, ``unit`` its half-width, widened ``scale`` times) reaches
+    beyond the largest finite value of ``dtype`` (float32: 3.4e38): the drawn samples would round
+    to infinity, which neither Keras nor the firmware computes with. The message names the
+    largest scale that fits, ``min((limit - |centre|) / unit)`` over the elements, rounded down.
     """
     import numpy as np  # here, not at the top: the CLI imports this module before anything heavy
 
     limit = float(np.finfo(np.dtype(dtype)).max)
-    reach = float(np.max(np.maximum(np.abs(low), np.abs(high)))) if low.size else 0.0
+    centre, unit = np.abs(np.asarray(centre, np.float64)), np.asarray(unit, np.float64)
+    if not centre.size:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        reach = float(np.max(centre + unit * scale))
     if math.isfinite(reach) and reach <= limit:
         return
-    fits = scale * limit / reach if math.isfinite(reach) and reach > 0 else 0.0
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        room = np.where(unit > 0, (limit - centre) / unit, np.inf)
+    fits = float(np.min(room))
+    advice = (f"use a scale of at most {float(f'{fits * 0.999:.3g}'):g}" if math.isfinite(fits) and fits > 0 else
+              "the calibrated range itself is beyond it: calibrate the model on finite, smaller inputs")
     raise UnsupportedConfigurationError(
         f"{names['scale']} {scale:g} draws values of input {index} beyond {np.dtype(dtype).name}'s largest "
-        f"number ({limit:.3g}), which would round to infinity; use a scale of at most {fits:.3g} "
+        f"number ({limit:.3g}), which would round to infinity; {advice} "
         "(the default 4 exercises saturation and wrap-around already)"
     )

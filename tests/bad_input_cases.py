@@ -79,6 +79,11 @@ def recalibrated_model(path):
     model.save(path)
 
 
+def uncalibrated_model(path):
+    """{model} built again and saved without calibration: no activation ranges recorded."""
+    saved_model(path, MODEL_SPECS, calibrate=False)
+
+
 def softmax_model(softmax):
     """{model} with a softmax layer made by ``softmax()`` appended, calibrated and saved."""
     def write(path):
@@ -146,10 +151,15 @@ CASES = [
          errors.UnsupportedConfigurationError, "--scale must be a positive finite"),
     Case("verify", "`--scale 1e40` (samples beyond float32's largest number)", VERIFY + ["--random", "5", "--scale",
          "1e40"], errors.UnsupportedConfigurationError, "beyond float32's largest number"),
+    Case("verify", "`--scale 1e300` (advice: the largest scale that fits, not inf)",
+         VERIFY + ["--random", "5", "--scale", "1e300"], errors.UnsupportedConfigurationError,
+         "use a scale of at most "),
     Case("verify", "`--batch-size 0`", VERIFY + ["--random", "5", "--batch-size", "0"],
          errors.UnsupportedConfigurationError, "--batch-size must be at least 1"),
     Case("verify", "model file missing", ["verify", "{t}/none.keras", "{prj}", "--random", "5", "--quiet"],
          errors.ModelFileError, "not found"),
+    Case("verify", "model file a folder", ["verify", "{t}", "{prj}", "--random", "5", "--quiet"],
+         errors.ModelFileError, "(it is a folder)"),
     Case("verify", "model file corrupt", ["verify", "{t}/m.keras", "{prj}", "--random", "5", "--quiet"],
          errors.ModelFileError, "cannot load", {"m.keras": text("not a zip")}),
     Case("verify", "a model retrained after the conversion (same architecture, other weights)",
@@ -158,6 +168,8 @@ CASES = [
     Case("verify", "a model recalibrated after the conversion (other recorded ranges)",
          ["verify", "{t}/m.keras", "{prj}", "--random", "5", "--quiet"], errors.ProjectError,
          "Convert this model again", {"m.keras": recalibrated_model}),
+    Case("convert", "`--output-dir` a symbolic link to a missing folder", CONVERT_M[:5] + ["{t}/link", "--quiet"],
+         errors.UnsafeOutputError, "refusing to follow it", {"link": lambda p: p.symlink_to(p.parent / "gone" / "x")}),
     Case("convert", "a model ending in `keras.layers.Softmax` (or `Activation('softmax')`)", CONVERT_M,
          errors.UnsupportedLayerError, "replace it with hgq_chip.layers.HSoftmax",
          {"m.keras": softmax_model(_keras_softmax)}),
@@ -165,6 +177,8 @@ CASES = [
          errors.UnsupportedConfigurationError, "exists for io_parallel only", {"m.keras": softmax_model(_hsoftmax)}),
     Case("estimate", "a folder that is not a project", ["estimate", "{t}"], errors.ProjectError,
          "estimate_inputs.json"),
+    Case("estimate", "`estimate_inputs.json` of another JSON shape (a list)", ["estimate", "{t}"], errors.ProjectError,
+         "is not an estimate-inputs file", {"hgq_chip_project.json": None, "estimate_inputs.json": text("[]")}),
     Case("estimate", "`--clock-period 0`", ["estimate", "{prj}", "--clock-period", "0"],
          errors.UnsupportedConfigurationError, "clock period must be positive"),
     Case("estimate", "`--strategy resource`", ["estimate", "{prj}", "--strategy", "resource"],
@@ -173,6 +187,8 @@ CASES = [
          errors.ToolMissingError, "no such executable file"),
     Case("synth", "`--yosys` an executable that is not yosys", ["synth", "{prj}", "--yosys", "{t}/fake-yosys"],
          errors.ToolMissingError, "is not a working yosys", {"fake-yosys": executable("#!/bin/sh\necho hello\n")}),
+    Case("synth", "an uncalibrated model (checked before yosys)", ["synth", "{t}/u.keras"], errors.CalibrationError,
+         "activation ranges were never recorded", {"u.keras": uncalibrated_model}),
     Case("synth", "`--rtl-dir` a folder holding files", ["synth", "{prj}", "--rtl-dir", "{t}"],
          errors.UnsafeOutputError, "choose a new or empty folder", {"mine.v": text("module mine; endmodule")}),
     Case("report", "a folder that is not a project", ["report", "{t}"], errors.ProjectError, "lacks summary.json"),
@@ -228,6 +244,8 @@ OTHER_STATUSES = [
     ("stopped with SIGTERM (one line `hgq_chip: error: terminated (SIGTERM)`; g++ and the simulation child are "
      "stopped too)", EXIT_TERMINATED),
     ("stdout closed early (`hgq_chip estimate DIR | head -1`): quiet, no traceback", EXIT_BROKEN_PIPE),
+    ("stdout closed from the start (`hgq_chip estimate DIR >&-`): one line `hgq_chip: error: standard output is "
+     "closed ...` before any work", EXIT_BROKEN_PIPE),
 ]
 
 

@@ -27,7 +27,6 @@ from sweep_support import SPACE, SPEC, check_member, ray_temp, run_watched, spec
 from hgq_chip.errors import (
     ClusterError,
     DataError,
-    OutputExistsError,
     SweepSpecError,
     UnsafeOutputError,
 )
@@ -63,10 +62,26 @@ pytest.importorskip("optuna")
     ({"fanout": {"strategy": "resource9"}}, "fanout: unknown strategy"),
     ({"fanout": {"scale": -4}}, "fanout.scale"),
     ({"fanout": {"clock_period": "fast"}}, "fanout: clock period"),
+    # Issue 33 (new-user probes): Optuna's RuntimeError, and a builder's Keras error in every trial.
+    ({"space": {"epochs": 2, "width": 8}}, "constants only"),
+    ({"space": {**SPACE, "width": -3}}, "space.width must be a whole number >= 1"),
+    ({"space": {**SPACE, "width": {"choice": [8, 0]}}}, "space.width"),
+    ({"space": {**SPACE, "init_bits": -1}}, "space.init_bits"),
 ])
 def test_spec_refusals_name_the_key(change, words):
     with pytest.raises(SweepSpecError, match=words):
         parse_spec({**SPEC, **change})
+
+
+def test_spec_checks_the_loader_data_folder_before_ray(tmp_path):
+    """The README's MNIST path missing: a DataError naming the file before Ray starts (was four
+    minutes of failing trials); without a path the loader's sklearn digits need nothing."""
+    from hgq_chip.errors import DataError
+
+    data = {"loader": "hgq_chip.sweeps.tasks:load", "args": {"path": str(tmp_path / "mnist")}}
+    with pytest.raises(DataError, match="mnist_train.npz not found.*leave out path for sklearn digits"):
+        parse_spec({**SPEC, "data": data})
+    assert parse_spec({**SPEC, "data": {"loader": "hgq_chip.sweeps.tasks:load", "args": {}}}).data["args"] == {}
 
 
 def test_spec_refuses_a_builder_module_that_fails_to_import(tmp_path, monkeypatch):
@@ -105,8 +120,8 @@ def test_cli_refusals_exit_codes(tmp_path):
     (foreign / "sweep.json").write_text("my notes, not JSON")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     for args, code in (([str(bad), "--out", str(tmp_path / "o")], SweepSpecError.exit_code),
-                       ([str(good), "--out", str(busy)], OutputExistsError.exit_code),
-                       ([str(good), "--out", str(foreign)], OutputExistsError.exit_code),
+                       ([str(good), "--out", str(busy)], UnsafeOutputError.exit_code),
+                       ([str(good), "--out", str(foreign)], UnsafeOutputError.exit_code),
                        ([str(good), "--out", str(busy / "notes.txt" / "s1")], UnsafeOutputError.exit_code),
                        # nothing listens there: ray.init retried silently for minutes (stderr captured)
                        ([str(good), "--out", str(tmp_path / "o"), "--address", f"127.0.0.1:{free_port()}"],

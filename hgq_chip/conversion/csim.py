@@ -6,7 +6,9 @@ The library is never loaded into the calling process: a child Python process
 outputs in raw float64 files of a temporary folder. An abort, failed assert or segfault in the
 firmware therefore ends only the child and becomes :class:`SimulationCrashError`. g++ and the
 child run in process groups of their own that are killed when the caller is interrupted, and
-the child also dies with its parent (Linux's parent-death signal), so none is left running.
+the child also dies with its parent (Linux's parent-death signal), as does g++ (``group_guard.py``
+stops the build's process group when its parent dies), so none is left running; the temporary
+folders of runs killed outright are removed by the next run.
 """
 
 from __future__ import annotations
@@ -24,15 +26,31 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_write import remove_stale_staging, staging_name
 from ..errors import CompileError, ProjectError, SimulationCrashError, SimulationTooLargeError, ToolMissingError
 from .csim_cost import csim_cost
 
 CHILD_SCRIPT = Path(__file__).with_name("csim_child.py")
+GUARD_SCRIPT = Path(__file__).with_name("group_guard.py")
+# Temporary folders of C simulation runs: ``hgq_chip_csim_<pid>-XXXX`` in the temporary directory;
+# those of processes that no longer run (a verify killed by SIGKILL) are removed by the next run.
+RUN_PREFIX = "hgq_chip_csim_"
 # How much of a failing child's stderr, and of a failing g++ run's error lines, a message shows.
 STDERR_TAIL_LINES = 15
 COMPILE_ERROR_LINES = 12
 # How long an interrupted g++ or simulation child gets to exit on SIGTERM before SIGKILL.
 STOP_GRACE_SECONDS = 5.0
+
+
+def project_name_of(project_dir) -> str:
+    """The project name in ``project_dir``'s build script (what ``convert`` was given)."""
+    script = Path(project_dir) / "build_lib.sh"
+    if not script.is_file():
+        raise ProjectError(f"{project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
+    found = re.search(r"^PROJECT=(\S+)", script.read_text(), re.M)
+    if not found:
+        raise ProjectError(f"{script} names no PROJECT; was it written by `hgq_chip convert`?")
+    return found.group(1)
 
 
 def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[str], int]:
@@ -45,12 +63,17 @@ def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[
     return errors[:limit], len(errors)
 
 
-def run_stopping_group(argv: list[str], cwd) -> subprocess.CompletedProcess:
+def run_stopping_group(argv: list[str], cwd, guarded: bool = False) -> subprocess.CompletedProcess:
     """``subprocess.run(argv)`` with text output captured, in a process group of its own that is
     stopped (:func:`_stop_group`) if this process is interrupted while waiting: Ctrl-C, SIGTERM
     (the CLI raises it as an exception) or any other exception. ``subprocess.run`` alone kills
     only its direct child, and build_lib.sh's g++ would go on compiling after we left.
+    ``guarded``: run ``argv`` under ``group_guard.py``, which stops the whole group when this
+    process dies without cleaning up (SIGKILL), for commands whose grandchildren (g++) do the work.
     """
+    if guarded:
+        python = sys.executable or shutil.which("python3") or "python3"
+        argv = [python, "-I", "-S", str(GUARD_SCRIPT), str(os.getpid()), *argv]
     process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
     try:
@@ -112,7 +135,8 @@ class CSimulation:
     def build(self, allow_large: bool = False) -> Path:
         """Compile the project's shared library with g++ unless it is up to date; its path.
 
-        Raises ToolMissingError (no g++), ProjectError (no hls4ml project), CompileError
+        Raises ToolMissingError (no g++), ProjectError (no hls4ml project, or one that cannot be
+        written: a read-only file system), CompileError
         (g++ failed; the message shows the first error lines and where the full log is) or,
         before g++ starts, SimulationTooLargeError when :func:`~.csim_cost.csim_cost` predicts
         more than an hour or more memory than is available (``allow_large=True`` compiles anyway).
@@ -123,15 +147,30 @@ class CSimulation:
             raise ProjectError(f"{self.project_dir} is not an hls4ml project (no build_lib.sh); run `hgq_chip convert` first")
         path = self._library_path()
         if self.needs_build():
+            self._check_writable(path.parent)
             if not allow_large:
                 self.check_cost()
             _built_mark(path).unlink(missing_ok=True)
-            done = run_stopping_group(["bash", "build_lib.sh"], cwd=self.project_dir)
+            done = run_stopping_group(["bash", "build_lib.sh"], cwd=self.project_dir, guarded=True)
             if done.returncode != 0 or not path.is_file():
                 raise self._compile_error(done.stdout + done.stderr)
             _built_mark(path).write_text(_identity(path))
         self._library = path
         return path
+
+    def _check_writable(self, firmware: Path) -> None:
+        """ProjectError when the library cannot be compiled into the project (a read-only file
+        system or folder), found by creating a scratch file there: ``os.access`` says yes to root
+        on read-only folders, and g++ would fail with a misleading compile error."""
+        for folder in (self.project_dir, firmware):
+            try:
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as error:
+                raise ProjectError(
+                    f"cannot write into {folder} ({error.strerror or error}), where verify compiles the C simulation's "
+                    f"library; copy the project to a writable folder (cp -r {self.project_dir} /tmp/prj) and verify "
+                    "the copy") from None
 
     def check_cost(self) -> None:
         """SimulationTooLargeError if compiling this project is predicted to be impractical here."""
@@ -179,11 +218,12 @@ class CSimulation:
         caller checks the sizes match the firmware's). Returns one float64 ``(n, size)``
         array per output. Runs in a child process; if it dies or fails, SimulationCrashError.
         """
+        remove_stale_staging(Path(tempfile.gettempdir()), RUN_PREFIX)  # of runs killed outright
         library = self._library or self.build()
         n = len(inputs[0])
         if n == 0:
             return [np.zeros((0, int(size)), np.float64) for size in output_sizes]
-        with tempfile.TemporaryDirectory(prefix="hgq_chip_csim_") as folder:
+        with tempfile.TemporaryDirectory(prefix=staging_name(RUN_PREFIX)) as folder:
             work = Path(folder)
             job_inputs, job_outputs = [], []
             for i, x in enumerate(inputs):

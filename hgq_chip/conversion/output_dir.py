@@ -5,14 +5,16 @@ Rules (``hgq_chip convert --output-dir``, ``hgq_chip synth --rtl-dir``, the demo
 - Refused with :class:`UnsafeOutputError` (exit 14), nothing touched: the current directory or
   one of its ancestors, the home folder or one of its ancestors, a filesystem root or mount
   point, a folder that holds a file the command reads (the input model, data), a path that is a
-  file, a path below a file, a parent the user cannot write, and an existing non-empty folder
+  file, a path below a file, a parent the user cannot write, a symbolic link to nothing (the path
+  or one of its folders: it is never followed), and an existing non-empty folder
   without our marker file (``hgq_chip_project.json``: not written by ``convert``) unless
-  ``replace_non_project`` (``--replace-non-project``) is given. Paths are compared after
-  resolving symbolic links. An existing empty folder is used as if it did not exist.
+  ``replace_non_project`` (``--replace-non-project``) is given. Paths are compared, and folders
+  locked, after resolving symbolic links, so every name of a folder is the same folder. An existing empty folder is used as if it did not exist.
 - An existing project is replaced only with ``force`` (else :class:`OutputExistsError`, exit 8),
-  and only if it holds nothing but what convert wrote (the manifest lists it) and the C
-  simulation's library: files a user added inside it (notes, an HLS synthesis run) make
-  ``force`` refuse (:class:`UnsafeOutputError`) unless ``replace_non_project`` is given too.
+  and only if it holds nothing but what convert wrote, unchanged (the manifest lists each file
+  with its SHA-256), the C simulation's library and the pages ``report`` registered: files a user
+  added inside it (notes, an HLS synthesis run) or generated files a user edited make ``force``
+  refuse (:class:`UnsafeOutputError`) unless ``replace_non_project`` is given too.
 - Writing happens in a staging folder beside the target, ``.NAME.hgq_chip-staging-PID-XXXX``
   (holding the marker file ``.hgq_chip_staging`` until it is complete). The swap exchanges the
   staging folder and ``NAME`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so at every
@@ -21,7 +23,9 @@ Rules (``hgq_chip convert --output-dir``, ``hgq_chip synth --rtl-dir``, the demo
   (other systems or file systems) the old folder is renamed aside to
   ``.NAME.hgq_chip-old-PID-XXXX`` (then marked with ``.hgq_chip_replaced``), the new one renamed
   in and the old one deleted last; a kill between the two renames leaves ``NAME`` missing for
-  the next run to restore. A killed run leaves at most a staging and a set-aside folder, which
+  the next run to restore. Ctrl-C or SIGTERM during the swap and the deletion of the old
+  folder is noted and the swap finished (the command succeeds: the new folder is complete).
+  A killed run leaves at most a staging and a set-aside folder, which
   the next run on the same target removes (restoring the set-aside folder first if ``NAME`` is
   missing). Leftovers are recognised by name and by a marker, the project marker or being
   empty; anything else is left alone with a warning.
@@ -49,7 +53,8 @@ import signal
 from pathlib import Path
 
 from ..errors import OutputExistsError, OutputLockedError, UnsafeOutputError
-from .manifest import MANIFEST_FILE, foreign_files
+from .finishing import signals_noted
+from .manifest import MANIFEST_FILE, changed_files, foreign_files
 
 STAGING_TAG = "hgq_chip-staging"
 OLD_TAG = "hgq_chip-old"
@@ -78,15 +83,29 @@ def _real(path) -> Path:
     return Path(os.path.realpath(os.fspath(path)))
 
 
+def check_no_dangling_link(given, what: str = "output") -> None:
+    """UnsafeOutputError when ``given`` or one of its folders is a symbolic link to nothing (a
+    missing target, or a loop): following it would create folders wherever it points (from the
+    filesystem root for an absolute target). Touches nothing."""
+    path = Path(os.path.abspath(os.fspath(given)))
+    for part in (path, *path.parents):
+        if os.path.islink(part) and not os.path.exists(part):
+            raise UnsafeOutputError(
+                f"{what} {given}: {part} is a symbolic link to {os.readlink(part)!r}, which does not exist; "
+                "refusing to follow it. Remove the link or name a real folder")
+
+
 def check_location(given, reads=(), what: str = "output") -> Path:
     """The real path of ``given`` if a command may create or replace it; else UnsafeOutputError.
 
-    Refuses a filesystem root or mount point, the current directory or an ancestor, the home
+    Refuses a dangling symbolic link (the path or one of its folders), a filesystem root or
+    mount point, the current directory or an ancestor, the home
     folder or an ancestor, a path holding (or equal to) one of ``reads``, a path below a file
     and a parent the user cannot write into. Touches nothing.
     """
     if not str(given).strip():
         raise UnsafeOutputError(f"the {what} path is empty; name a new folder")
+    check_no_dangling_link(given, what)
     real = _real(given)
     if real == Path(real.anchor) or os.path.ismount(real):
         raise UnsafeOutputError(f"{what} {given} is a filesystem root or mount point; name a new folder inside it")
@@ -133,13 +152,19 @@ def check_output_dir(output_dir, *, force: bool = False, replace_non_project: bo
     if (real / marker).is_file():
         if not force:
             raise OutputExistsError(f"{output_dir} exists; choose another folder or pass --force to replace it")
-        foreign = foreign_files(real) if marker == MANIFEST_FILE and not replace_non_project else []
+        ours = marker == MANIFEST_FILE and not replace_non_project
+        foreign = foreign_files(real) if ours else []
+        flag = replace_flag or "replace_non_project=True"
         if foreign:
-            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise UnsafeOutputError(
-                f"{what} {output_dir} holds files convert did not write ({shown}); --force replaces only what "
-                f"convert wrote. Move them out, or pass {replace_flag or 'replace_non_project=True'} to delete "
-                "them with the project")
+                f"{what} {output_dir} holds files convert did not write ({_shown(foreign)}); --force replaces only "
+                f"what convert wrote. Move them out, or pass {flag} to delete them with the project")
+        changed = changed_files(real) if ours else []
+        if changed:
+            raise UnsafeOutputError(
+                f"{what} {output_dir} holds generated files edited since convert wrote them ({_shown(changed)}); "
+                "--force would discard those edits. Copy the edited files (or the whole folder) elsewhere first, "
+                f"or pass {flag} to discard them with the project")
     elif any(real.iterdir()) and not replace_non_project:
         hint = "choose a new or empty folder"
         if replace_flag:
@@ -148,6 +173,10 @@ def check_output_dir(output_dir, *, force: bool = False, replace_non_project: bo
         raise UnsafeOutputError(
             f"{what} {output_dir} exists and was not written by hgq_chip (it has no {marker}); {hint}")
     return real
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 class FolderLock:
@@ -198,9 +227,10 @@ def project_in_use(project_dir):
     """Hold ``project_dir``'s :class:`FolderLock` while a command compiles and runs it (``verify``),
     so a ``convert --force`` of the same folder fails with OutputLockedError (exit 15) instead of
     swapping the folder out under g++, and a second ``verify`` does not build the same library at
-    once. Raises OutputLockedError if held. A lock file that cannot be created (a read-only parent
+    once. The lock is taken on the resolved path, so every name of the folder (a symbolic link,
+    ``..``) shares it. Raises OutputLockedError if held. A lock file that cannot be created (a read-only parent
     folder, where no convert can write either) is skipped."""
-    lock = FolderLock(Path(os.path.abspath(project_dir)))
+    lock = FolderLock(_real(project_dir))  # the resolved path, as convert locks: one lock per folder
     try:
         lock.__enter__()
     except OutputLockedError:
@@ -318,20 +348,22 @@ def _put_in_place(staging: Path, target: Path) -> tuple[Path, str] | None:
 
 
 def _swap_in(staging: Path, target: Path, log) -> None:
-    """Put the new folder in place, then delete the old one (a failure there only leaves marked litter)."""
-    try:
-        old = _put_in_place(staging, target)
-    except BaseException:
-        if staging.is_dir():  # the new folder (or, after an exchange, the old one): ours either way
-            remove_marked(staging, STAGING_MARKER)
-        raise
-    if old is not None:
+    """Put the new folder in place, then delete the old one (a failure there only leaves marked litter);
+    Ctrl-C and SIGTERM meanwhile are noted, not raised (:func:`.finishing.signals_noted`)."""
+    with signals_noted(f"{target} was being replaced", log):
         try:
-            remove_marked(*old)
-        except OSError as error:
-            log(f"[hgq_chip] warning: could not delete the replaced folder {old[0]} ({error}); the next run "
-                "on this folder removes it")
-        step("old_deleted")
+            old = _put_in_place(staging, target)
+        except BaseException:
+            if staging.is_dir():  # the new folder (or, after an exchange, the old one): ours either way
+                remove_marked(staging, STAGING_MARKER)
+            raise
+        if old is not None:
+            try:
+                remove_marked(*old)
+            except OSError as error:
+                log(f"[hgq_chip] warning: could not delete the replaced folder {old[0]} ({error}); the next run "
+                    "on this folder removes it")
+            step("old_deleted")
 
 
 @contextlib.contextmanager

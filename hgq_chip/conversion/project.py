@@ -12,6 +12,7 @@ import keras
 
 from ..calibration import uncalibrated_quantizers
 from ..errors import CalibrationError, HGQChipError, NumericError, UnsupportedConfigurationError
+from ..progress import to_stderr
 from .fingerprint import FINGERPRINT_KEY, LAYER_FINGERPRINTS_KEY, layer_fingerprints, weights_fingerprint
 from .graph import as_functional, graph_nodes
 from .hls_config import (
@@ -104,7 +105,7 @@ def convert(
     strategy: str = "latency",
     force: bool = False,
     project_name: str = "myproject",
-    log=print,
+    log=to_stderr,
     replace_non_project: bool = False,
     reads=(),
 ) -> Conversion:

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from ..errors import DataError, NumericError
+from ..progress import to_stderr
 from ..sampling_options import VERIFY_BATCH
 from .csim import CSimulation
 from .graph import as_functional, graph_nodes
@@ -91,7 +92,7 @@ def array_batches(inputs: list[np.ndarray], batch_size: int = VERIFY_BATCH) -> I
         yield [a[start:start + batch_size] for a in inputs]
 
 
-def verify(model, project_dir, x, project_name: str = "myproject", log=print,
+def verify(model, project_dir, x, project_name: str = "myproject", log=to_stderr,
            batch_size: int = VERIFY_BATCH, allow_large: bool = False) -> VerifyReport:
     """Compile the project's C simulation, run it and ``model`` on ``x``, compare exactly.
 
@@ -112,7 +113,7 @@ def verify(model, project_dir, x, project_name: str = "myproject", log=print,
 PROGRESS_SECONDS = 10.0
 
 
-def verify_batches(model, project_dir, batches: Iterable, project_name: str = "myproject", log=print,
+def verify_batches(model, project_dir, batches: Iterable, project_name: str = "myproject", log=to_stderr,
                    check=True, allow_large: bool = False) -> VerifyReport:
     """Like :func:`verify`, for inputs that come in batches (each a list of arrays, one per model
     input, or one array), e.g. random samples drawn batch by batch: peak memory is that of one batch.
@@ -172,7 +173,7 @@ def _add(report: VerifyReport, keras_out: list[np.ndarray], csim_out: list[np.nd
 
 
 def compare_with_csim(keras_out: list[np.ndarray], project_dir, inputs: list[np.ndarray],
-                      project_name: str = "myproject", log=print) -> VerifyReport:
+                      project_name: str = "myproject", log=to_stderr) -> VerifyReport:
     """Build and run the project's C simulation on ``inputs`` (float32 arrays, one per model
     input) and compare it with ``keras_out`` (one array per output, ``(n, ...)``) exactly.
 

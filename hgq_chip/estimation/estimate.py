@@ -92,7 +92,12 @@ def load_facts(source):
         path = Path(source)
         if path.is_dir():
             if (path / FACTS_FILE).is_file():
-                return read_facts(path / FACTS_FILE)
+                try:
+                    return read_facts(path / FACTS_FILE)
+                except (AttributeError, KeyError, TypeError, ValueError, IndexError) as error:
+                    # valid JSON of another shape (a list, a layer without ops): not what convert wrote
+                    raise ProjectError(f"{path / FACTS_FILE} is not an estimate-inputs file written by `hgq_chip "
+                                       f"convert` ({type(error).__name__}: {error}); convert the model again") from None
             raise ProjectError(
                 f"{path} has no {FACTS_FILE}; convert the model again with this hgq_chip version, "
                 "or pass the .keras model file instead of the directory"

@@ -147,7 +147,8 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     ``"auto"`` (yosys on PATH, else the pip one), ``"pip"``, an executable's path, or a
     ``YosysTool`` (see ``yosys_tool.find_yosys``); the report names its version.
     Raises ToolMissingError (no usable yosys, no da4ml), UnsafeOutputError (``rtl_dir``),
-    ProjectError/ModelFileError (``model``), all before anything is written.
+    ProjectError/ModelFileError (``model``), CalibrationError (an uncalibrated model), all before
+    anything is written or yosys runs.
     """
     from .estimate import check_strategy
 
@@ -161,6 +162,7 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     yosys = yosys if isinstance(yosys, YosysTool) else find_yosys(yosys)
     require_da4ml()
     model = load_for_synth(model)
+    _check_calibrated(model)  # before tracing and yosys: an uncalibrated model has no activation types
     from .rtl import check_trace, trace_model
 
     start = time.time()
@@ -182,6 +184,19 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
             shutil.rmtree(directory, ignore_errors=True)
     report.seconds = time.time() - start
     return report
+
+
+def _check_calibrated(model) -> None:
+    """CalibrationError naming the quantizers that never recorded a range (as ``convert`` and
+    ``estimate`` refuse such a model); yosys otherwise got a netlist without activation types."""
+    from ..calibration import uncalibrated_quantizers
+    from ..errors import CalibrationError
+
+    missing = uncalibrated_quantizers(model)
+    if missing:
+        raise CalibrationError(
+            f"activation ranges were never recorded for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; "
+            "train the model or call hgq_chip.calibrate(model, x) on representative inputs, save it, then synth")
 
 
 def load_for_synth(source):

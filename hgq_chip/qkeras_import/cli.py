@@ -18,7 +18,7 @@ def _run_import(args) -> int:
     from ..cost import ebops_per_layer
     from . import from_qkeras
 
-    x = _check_arguments(args)
+    x = args.checked_data if hasattr(args, "checked_data") else _check_arguments(args)
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     model = from_qkeras(args.model, x=x, input_f=args.input_f, granularity=args.granularity, log=log)
     write_atomically(args.output, model.save, suffix=".keras")
@@ -28,6 +28,11 @@ def _run_import(args) -> int:
     print(f"{'total':<24}{sum(per_layer.values()):>10} EBOPs")
     print(f"saved {args.output}")
     return 0
+
+
+def check_before_keras(args) -> None:
+    """The argument checks of :func:`_check_arguments`, run by the CLI before TensorFlow is imported."""
+    args.checked_data = _check_arguments(args)
 
 
 def _check_arguments(args):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..progress import to_stderr
 from .graph import GraphBuilder
 from .legacy_process import describe_qkeras
 from .plan import check_description, plan_layers
@@ -9,14 +10,14 @@ from .quantizer_formats import DEFAULT_INPUT_F
 
 
 def model_from_description(description: dict, weights: dict, x=None, input_f: int = DEFAULT_INPUT_F,
-                           granularity: str = "per-element", log=print):
+                           granularity: str = "per-element", log=to_stderr):
     """The hgq_chip model of a description written by ``legacy_reader describe``."""
     check_description(description)
     plan = plan_layers(description, log)
     return GraphBuilder(weights, granularity, input_f, x, log).build(description, plan)
 
 
-def from_qkeras(path, x=None, input_f: int = DEFAULT_INPUT_F, granularity: str = "per-element", log=print):
+def from_qkeras(path, x=None, input_f: int = DEFAULT_INPUT_F, granularity: str = "per-element", log=to_stderr):
     """An hgq_chip ``keras.Model`` equivalent to the QKeras model saved at ``path`` (``.h5``).
 
     Weights are QKeras' quantized weights and each starts with QKeras' fractional bits;

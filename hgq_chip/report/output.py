@@ -32,7 +32,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _listed_plots(plot_dir: Path) -> dict[str, str]:
+def listed_plots(plot_dir: Path) -> dict[str, str]:
     """{name: sha256} of the plots an earlier report wrote into ``plot_dir``."""
     try:
         lines = (plot_dir / PLOTS_LIST).read_text().splitlines()
@@ -47,7 +47,7 @@ def check_plot_dir(plot_dir: Path, names=None) -> None:
     if not plot_dir.is_dir():
         return
     present = {p.name for p in plot_dir.iterdir()} - {PLOTS_LIST}
-    listed = _listed_plots(plot_dir)
+    listed = listed_plots(plot_dir)
     if present and not (plot_dir / PLOTS_LIST).is_file():
         raise UnsafeOutputError(f"{plot_dir} holds files no hgq_chip report wrote ({', '.join(sorted(present)[:3])}"
                                 f"{', ...' if len(present) > 3 else ''}); the plots go there: move them or write "
@@ -86,7 +86,7 @@ class StagedReport:
             plots = sorted(self.staged_plots.iterdir())
             check_plot_dir(self.plot_dir, [plot.name for plot in plots])  # a user may have added files since
             self.plot_dir.mkdir(exist_ok=True)
-            listed = {**_listed_plots(self.plot_dir), **{plot.name: _digest(plot) for plot in plots}}
+            listed = {**listed_plots(self.plot_dir), **{plot.name: _digest(plot) for plot in plots}}
             (self.staged_plots / PLOTS_LIST).write_text("".join(f"{d} {n}\n" for n, d in sorted(listed.items())))
             os.replace(self.staged_plots / PLOTS_LIST, self.plot_dir / PLOTS_LIST)
             for plot in plots:

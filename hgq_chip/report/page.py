@@ -7,6 +7,7 @@ the HTML and Markdown versions always hold the same content.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 from dataclasses import dataclass, field
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..conversion.manifest import register_added_files
+from ..conversion.output_dir import project_in_use
 from ..conversion.output_file import check_output_file
 from ..errors import HGQChipError, UnsafeOutputError, UnsupportedConfigurationError
 from . import plots as charts
 from .conversion import INPUT_FILES, Conversion, load_conversion, load_pareto, load_trajectories
-from .output import StagedReport, check_plot_dir
+from .output import PLOTS_LIST, StagedReport, check_plot_dir, listed_plots
 
 FORMATS = {"html": "report.html", "md": "report.md", "markdown": "report.md"}
 PLOT_DIR = "report_files"
@@ -202,7 +205,9 @@ def write_report(directory, output=None, format: str = "html", plots: bool = Fal
     """Write one HTML (or Markdown: ``"md"``/``"markdown"``) page about the conversion in ``directory``.
 
     ``output`` defaults to ``directory/report.html`` (``report.md``); plots go to a
-    ``report_files`` folder beside it. ``pareto`` is a ParetoCheckpoint directory or its
+    ``report_files`` folder beside it. A page (and plots) inside the project folder is written
+    under the project's lock (OutputLockedError while a convert or verify holds it) and recorded
+    in its manifest, so ``convert --force`` replaces it with the project. ``pareto`` is a ParetoCheckpoint directory or its
     pareto.json, ``trajectories`` AdaQAT bit-widths (dict or CSV); both imply plots.
     Every input is read and the output checked before anything is written: ProjectError
     for a missing or corrupt project, DataError for a bad --pareto/--adaqat file,
@@ -226,12 +231,20 @@ def write_report(directory, output=None, format: str = "html", plots: bool = Fal
     estimate, why = estimate_of(conversion.directory)
     sections = [summary_section(conversion), types_section(conversion), estimate_section(estimate, why)]
     title = f"hgq_chip report: {conversion.directory.resolve().name}"
-    with StagedReport(output, plot_dir) as staged:
-        if draw:
-            sections.append(plot_section(conversion, staged.staged_plots, entries, series, metric_name,
-                                         rel=Path(PLOT_DIR)))
-        text = render_html(title, sections) if format == "html" else render_markdown(title, sections)
-        return staged.commit(text)
+    inside = Path(os.path.realpath(output)).is_relative_to(os.path.realpath(conversion.directory))
+    # A page inside the project (the default) is written under the project's lock and registered in
+    # its manifest, so a later `convert --force` replaces it with the project instead of refusing.
+    with project_in_use(conversion.directory) if inside else contextlib.nullcontext():
+        with StagedReport(output, plot_dir) as staged:
+            if draw:
+                sections.append(plot_section(conversion, staged.staged_plots, entries, series, metric_name,
+                                             rel=Path(PLOT_DIR)))
+            text = render_html(title, sections) if format == "html" else render_markdown(title, sections)
+            page = staged.commit(text)
+        if inside:
+            plots = [plot_dir / name for name in [PLOTS_LIST, *listed_plots(plot_dir)]] if draw else []
+            register_added_files(conversion.directory, [page, *plots])
+    return page
 
 
 def is_report(path: Path) -> bool:

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from ..atomic_write import write_atomically
+from ..conversion.output_dir import check_no_dangling_link
 from ..errors import (
     HGQChipError,
-    OutputExistsError,
     OutputLockedError,
     SweepSpecError,
     UnsafeOutputError,
@@ -77,7 +77,9 @@ def search_algorithm(spec: SweepSpec):
 
 
 def check_out(out: Path, spec: SweepSpec) -> None:
-    """``out`` is new, empty, or a sweep folder of this same spec (resume); else refuse before any work."""
+    """``out`` is new, empty, or a sweep folder of this same spec (resume); else refuse before any work
+    (UnsafeOutputError, or SweepSpecError for another spec's sweep)."""
+    check_no_dangling_link(out, "--out")
     if out.exists() and not out.is_dir():
         raise UnsafeOutputError(f"--out {out} is a file; name a folder for the sweep")
     marker = out / SPEC_NAME
@@ -85,11 +87,11 @@ def check_out(out: Path, spec: SweepSpec) -> None:
         try:
             earlier = json.loads(marker.read_text())
         except (OSError, UnicodeDecodeError, ValueError) as error:
-            raise OutputExistsError(f"--out {out} holds a {SPEC_NAME} that is not a readable sweep spec ({error}); "
+            raise UnsafeOutputError(f"--out {out} holds a {SPEC_NAME} that is not a readable sweep spec ({error}); "
                                     "choose a new or empty folder") from error
         now = json.loads(json.dumps(spec.to_dict()))
         if not isinstance(earlier, dict):
-            raise OutputExistsError(f"--out {out} holds a {SPEC_NAME} that is not a sweep spec; choose a new or "
+            raise UnsafeOutputError(f"--out {out} holds a {SPEC_NAME} that is not a sweep spec; choose a new or "
                                     "empty folder")
         for record in (earlier, now):  # --workers may change between runs
             record.get("budget", {}).pop("concurrent", None)
@@ -97,7 +99,9 @@ def check_out(out: Path, spec: SweepSpec) -> None:
             raise SweepSpecError(f"{out} holds a sweep of another spec ({marker}); rerun that spec to resume it, "
                                  "or choose another --out")
     elif out.is_dir() and any(out.iterdir()):
-        raise OutputExistsError(f"--out {out} is not empty and holds no sweep; choose a new or empty folder")
+        # Not OutputExistsError (whose remedy is --force): a sweep never replaces a folder, it resumes its own.
+        raise UnsafeOutputError(f"--out {out} is not empty and holds no sweep; a sweep writes only into a new or "
+                                "empty folder, or resumes its own: choose another --out")
     existing = out if out.is_dir() else next(p for p in out.parents if p.exists())
     if not existing.is_dir():
         raise UnsafeOutputError(f"--out {out} cannot be created: {existing} is a file, not a folder")
@@ -316,7 +320,7 @@ def sweep(spec, out, address: str | None = None, workers: int | None = None, syn
     or a cluster (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``). ``workers``: concurrent trials
     (default: the spec's ``budget.concurrent``). ``synth="yosys"`` adds yosys synthesis to the
     fan-out. Progress lines go to stderr unless ``quiet``. Returns the front.json content.
-    Raises SweepSpecError, OutputExistsError/UnsafeOutputError (``out``), ClusterError, all
+    Raises SweepSpecError, UnsafeOutputError (``out``), ClusterError, all
     before any trial runs, and OutputLockedError when another sweep writes ``out``; a failed
     trial or member is recorded, not raised, unless every trial failed (the first trial's
     hgq_chip error, else SweepSpecError). KeyboardInterrupt when Ctrl-C stopped the trials
@@ -329,6 +333,7 @@ def sweep(spec, out, address: str | None = None, workers: int | None = None, syn
         spec.concurrent = workers
     if synth not in (None, "yosys"):
         raise SweepSpecError(f"--synth takes yosys, got {synth!r}")
+    check_no_dangling_link(out, "--out")  # before resolve() follows it
     out = Path(out).resolve()
     check_out(out, spec)
     log = _quiet if quiet else _stderr

@@ -31,8 +31,11 @@ A spec is a YAML mapping (every key but ``model`` and ``space`` optional)::
 Domains (Ray Tune's search-space API): ``uniform``/``loguniform`` ``[low, high]``, ``randint``
 ``[low, high)``, ``choice`` (a list), ``grid`` (a list: every value, times ``budget.trials``).
 The trainer reads ``beta_*``, ``ramp_fraction``, ``seed``, ``epochs``, ``batch_size``; every
-parameter also goes to the model builder. Errors: SweepSpecError, naming the key; DataError for
-.npz data files that are missing or lack ``x``/``y``.
+parameter also goes to the model builder (the bundled builder's ``width``, ``depth``, ``widths``,
+``init_bits``, ``learning_rate`` and ``granularity`` are checked too). Errors: SweepSpecError, naming
+the key (also for an NSGA-II space of constants only); DataError for .npz data files that are
+missing or lack ``x``/``y``, and for what a loader's ``check_args(**args)`` refuses (the bundled
+loader: a ``path`` without ``mnist_train.npz``/``mnist_test.npz``), all before Ray starts.
 """
 
 from __future__ import annotations
@@ -121,12 +124,30 @@ TRAINER_PARAMS = {
 }
 
 
-def _check_trainer_param(name: str, value) -> None:
+def _whole(low: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+# Parameters the bundled builder (hgq_chip.sweeps.tasks:build) reads, checked only for it.
+DEFAULT_BUILDER = "hgq_chip.sweeps.tasks:build"
+BUILDER_PARAMS = {
+    "width": (_whole(1), "a whole number >= 1 (neurons per hidden layer)"),
+    "depth": (_whole(0), "a whole number >= 0 (hidden layers)"),
+    "widths": (lambda v: v is None or (isinstance(v, list) and all(_whole(1)(w) for w in v)),
+               "a list of whole numbers >= 1"),
+    "init_bits": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "learning_rate": (lambda v: _number(v) and v > 0, "a finite number > 0"),
+    "granularity": (lambda v: v in ("per-element", "per-channel", "per-layer"),
+                    "one of per-element, per-channel, per-layer"),
+}
+
+
+def _check_trainer_param(name: str, value, table: dict = TRAINER_PARAMS) -> None:
     """Every value a trainer parameter can take (a constant, each choice/grid value, or a range's
-    bounds; randint's high is excluded) passes its TRAINER_PARAMS test; else SweepSpecError."""
-    if name not in TRAINER_PARAMS:
+    bounds; randint's high is excluded) passes its ``table`` test; else SweepSpecError."""
+    if name not in table:
         return
-    test, meaning = TRAINER_PARAMS[name]
+    test, meaning = table[name]
     if not isinstance(value, dict):
         values = [value]
     else:
@@ -232,16 +253,25 @@ def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
         for key, path in data.items():
             _check_npz(key, path)
     if "loader" in data:
-        import_object(data["loader"], "data.loader")
+        loader = import_object(data["loader"], "data.loader")
+        check_args = getattr(loader, "check_args", None)
+        if callable(check_args):  # the loader's own cheap checks (files exist), before Ray starts
+            check_args(**data["args"])
     if not isinstance(raw["space"], dict):
         raise SweepSpecError(f"space must be a mapping of parameter names, got {raw['space']!r}")
     space = {**DEFAULT_SPACE, **raw["space"]}
     for name, value in space.items():
         _check_domain(name, value)
         _check_trainer_param(name, value)
+        if raw["model"] == DEFAULT_BUILDER:
+            _check_trainer_param(name, value, BUILDER_PARAMS)
     sampler = raw.get("sampler", "nsga2")
     if sampler not in SAMPLERS:
         raise SweepSpecError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+    if sampler == "nsga2" and not any(isinstance(v, dict) for v in space.values()):
+        raise SweepSpecError("space holds constants only, so the NSGA-II sampler has nothing to search; give at "
+                             "least one parameter a domain (uniform, loguniform, randint or choice), or use sampler "
+                             "random to train the same parameters budget.trials times")
     grid = [n for n, v in space.items() if isinstance(v, dict) and "grid" in v]
     if sampler == "nsga2" and grid:
         raise SweepSpecError(f"space {grid} use grid, which the NSGA-II sampler cannot run; use choice, or sampler "

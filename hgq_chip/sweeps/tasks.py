@@ -66,6 +66,23 @@ def load(path=None, seed: int = 0, max_train: int | None = None, n_val: int | No
     return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x_test[:max_test], y_test[:max_test])}
 
 
+def check_load_args(path=None, **_) -> None:
+    """The checks of :func:`load` that need no data read, for the sweep spec to run before Ray
+    starts (a missing folder failed every trial minutes later): DataError unless ``path`` is None
+    or a directory holding ``mnist_train.npz`` and ``mnist_test.npz`` (relative paths count from
+    the current directory)."""
+    if path is None:
+        return
+    for name in ("mnist_train.npz", "mnist_test.npz"):
+        if not (Path(path) / name).is_file():
+            raise DataError(f"data.args.path {path}: {Path(path) / name} not found; pass the directory holding "
+                            "mnist_train.npz and mnist_test.npz (x uint8 [n, 28, 28], y), e.g. made with "
+                            "keras.datasets.mnist.load_data() and np.savez, or leave out path for sklearn digits")
+
+
+load.check_args = check_load_args
+
+
 def build(params: dict, n_features: int, n_classes: int):
     """An HDense MLP ``n_features - width x depth - n_classes`` (relu), compiled with Adam and
     sparse cross-entropy on logits, ``accuracy`` metric, XLA.
