@@ -163,11 +163,12 @@ def test_demo_takes_the_option_its_errors_advise(world):
     od.check_output_dir(args.output_dir, force=True, replace_non_project=args.replace_non_project)
 
 
-@pytest.mark.parametrize("command", ["convert", "verify"])
+@pytest.mark.parametrize("command", ["convert", "verify", "import-qkeras"])
 def test_typo_fails_before_tensorflow_is_imported(world, command):
     """A missing model file is refused (exit 3) without importing TensorFlow or Keras."""
     argv = {"convert": ["convert", "typo.keras", "--backend", "Vitis", "--output-dir", "out", "--quiet"],
-            "verify": ["verify", "typo.keras", str(world / "prj"), "--random", "5", "--quiet"]}[command]
+            "verify": ["verify", "typo.keras", str(world / "prj"), "--random", "5", "--quiet"],
+            "import-qkeras": ["import-qkeras", "typo.keras", "out.keras", "--quiet"]}[command]
     script = ("import sys; from hgq_chip.cli import main; code = main(sys.argv[1:]); "
               "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
