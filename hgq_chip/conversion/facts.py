@@ -9,7 +9,7 @@ One layer becomes a list of operations:
 ``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
 Conv kernel, at ``positions`` output positions; a depthwise kernel as its block-diagonal
 equivalent, whose zeros cost nothing), ``relu``, ``table``, ``maxpool``, ``avgpool`` (windowed
-and global), ``add`` (Add, HAdd, HSubtract), ``minmax`` (HMaximum, HMinimum) and ``product``
+and global), ``add`` (Add, HAdd, HSubtract, Subtract), ``minmax`` (HMaximum, HMinimum, Maximum, Minimum) and ``product``
 (HMultiply: two variable operands per element); layers on our own templates bring their operations
 along (ASQ/POST: ``conversion/asq_post_ops.py``; HSoftmax: ``conversion/rules/softmax.py``), including
 ``product`` (two variable operands). Reshaping and data-movement layers (padding, cropping,
@@ -156,9 +156,9 @@ def _layer_facts(record, input_types) -> LayerFacts:
         window = max(1, int(record.inputs[0].lo.size // record.output.lo.size))
         op = "maxpool" if "MaxPooling" in klass else "avgpool"
         facts.ops.append({"op": op, "out": _interval_kif(record.output), "window": window})
-    elif klass in ("Add", "HAdd", "HSubtract"):
+    elif klass in ("Add", "HAdd", "HSubtract", "Subtract"):
         facts.ops.append({"op": "add", "out": _interval_kif(record.output), "n_inputs": len(record.inputs)})
-    elif klass in ("HMaximum", "HMinimum"):
+    elif klass in ("HMaximum", "HMinimum", "Maximum", "Minimum"):
         facts.ops.append({"op": "minmax", "out": _interval_kif(record.output), "n_inputs": len(record.inputs)})
     elif klass == "HMultiply":
         facts.ops.extend(_products(record, facts.ops))

@@ -201,6 +201,16 @@ OPTIONS: dict[type, list[Option]] = {
         Option("input rank", lambda layer, node: len(node.inputs[0].shape) - 1, lambda v: v <= 3,
                "hls4ml concatenates tensors of at most 3 axes per sample; reshape the inputs first"),
     ],
+    keras.layers.ReLU: [
+        Option("max_value", _attr("max_value"), lambda v: v is None,
+               "leave max_value=None, or use hgq_chip.layers.HActivation('relu6') for a relu capped at 6 (an exact "
+               "table)"),
+        Option("negative_slope", lambda layer, node: float(layer.negative_slope), lambda v: v == 0,
+               "use hgq_chip.layers.HActivation('leaky_relu') (an exact table; Keras' function has slope 0.2), "
+               "or negative_slope=0"),
+        Option("threshold", lambda layer, node: float(layer.threshold), lambda v: v == 0,
+               "use threshold=0 (a relu), or an hgq_chip.layers.HActivation table of the thresholded function"),
+    ],
     keras.layers.UpSampling1D: [_RESIZE_INDEX],
     keras.layers.UpSampling2D: [
         _CHANNELS_LAST,

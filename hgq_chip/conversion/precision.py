@@ -24,6 +24,7 @@ from ..fixed.minimal import minimal_format
 from ..layers import HQuantize
 from ..quantizers.hgq import ActivationQuantizer
 from ..registry import register_once
+from .layer_hints import UNSUPPORTED_HINTS
 from .records import (
     MANTISSA_BITS, FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, interval_bits,
     quantizer_needs_mask, quantizer_output_bits, sum_bits,
@@ -64,17 +65,6 @@ def rule_for_class(layer_class: type) -> Rule | None:
         if cls in _RULES:
             return _RULES[cls]
     return None
-
-
-# What to use instead of a Keras layer hls4ml 1.3 has no template for (named in the refusal).
-UNSUPPORTED_HINTS = {
-    "LayerNormalization": "a layer normalization divides by each token's standard deviation (a square root and a "
-                          "division of two variables), which has no exact fixed-point firmware here; leave it out "
-                          "(HQuantize, HEinsumDense and HMultiHeadAttention train without it), or fold a fixed "
-                          "scale and shift into the next HDense/HEinsumDense",
-    "RepeatVector": "keras.layers.Reshape((1, n)) followed by keras.layers.UpSampling1D(k) computes RepeatVector(k) "
-                    "on n features exactly and converts",
-}
 
 
 def supported_layer_names() -> list[str]:
@@ -162,10 +152,11 @@ def derive(nodes) -> list[LayerRecord]:
                 "tables are trained with the model and converted exactly), or end the model before the softmax"
             )
         if layer_rule is None:
+            # The way forward for a Keras class (layer_hints.py); the supported list for any other.
             hint = UNSUPPORTED_HINTS.get(type(node.layer).__name__)
             raise UnsupportedLayerError(
                 f"layer {node.layer.name!r} of type {type(node.layer).__name__} has no exact fixed-point "
-                f"conversion; {hint + '; ' if hint else ''}supported layers: {', '.join(supported_layer_names())}"
+                f"conversion; {hint or 'supported layers: ' + ', '.join(supported_layer_names())}"
             )
         inputs = [intervals.get(id(t)) for t in node.inputs]
         record = layer_rule(node.layer, inputs)

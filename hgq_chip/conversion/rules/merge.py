@@ -1,4 +1,5 @@
-"""Precision rules and hls4ml handler for HSubtract, HMultiply, HMaximum and HMinimum.
+"""Precision rules and hls4ml handler for HSubtract, HMultiply, HMaximum and HMinimum, and for
+Keras' own Subtract, Maximum and Minimum (the same computation without input quantizers).
 
 hls4ml 1.3's ``Merge`` layer computes two inputs per layer (``nnet_merge.h``, io_parallel,
 and ``nnet_merge_stream.h``, io_stream): ``res[i] = a[i] - b[i]`` / ``a[i] * b[i]`` in the
@@ -20,13 +21,18 @@ each input is first cast by its quantizer stage ``<layer>_iq<n>``.
 
 from __future__ import annotations
 
+import keras
+
 from ...fixed.interval import Interval
 from ...layers import HMaximum, HMinimum, HMultiply, HSubtract
-from ..hls_handlers import _RenamedTensor, handler, hls4ml_handler, quantizer_config
+from ..hls_handlers import _RenamedTensor, handler, hls4ml_handler, keras_handler, quantizer_config
 from ..precision import quantizer_name, quantizer_stage, require_input, rule
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
 
 MERGE_OPS = {HSubtract: "subtract", HMultiply: "multiply", HMaximum: "maximum", HMinimum: "minimum"}
+# Keras' merges of already fixed-point tensors (keras.layers.Multiply: use HMultiply, whose EBOPs count).
+KERAS_MERGE_OPS = {keras.layers.Subtract: "subtract", keras.layers.Maximum: "maximum", keras.layers.Minimum: "minimum"}
+MERGE_OPS.update(KERAS_MERGE_OPS)
 
 
 def merge_op(layer) -> str:
@@ -52,11 +58,11 @@ def _input_shapes(layer) -> list:
     return [tuple(t.shape[1:]) for t in inputs]
 
 
-@rule(HSubtract, HMultiply, HMaximum, HMinimum)
+@rule(HSubtract, HMultiply, HMaximum, HMinimum, *KERAS_MERGE_OPS)
 def merge_rule(layer, intervals):
     op = merge_op(layer)
     stages = []
-    if layer.input_quantizers:
+    if getattr(layer, "input_quantizers", None):
         cast = [quantizer_stage(quantizer_name(layer, q), q, shape)
                 for q, shape in zip(layer.input_quantizers, _input_shapes(layer))]
         stages, intervals = [stage for stage, _ in cast], [interval for _, interval in cast]
@@ -85,7 +91,7 @@ def handle_merge(layer, in_tensors, out_tensors):
     the input quantizers' casts."""
     op, out_name = merge_op(layer), out_tensors[0].name
     configs, sources = [], list(in_tensors)
-    for index, (quantizer, tensor) in enumerate(zip(layer.input_quantizers, in_tensors)):
+    for index, (quantizer, tensor) in enumerate(zip(getattr(layer, "input_quantizers", ()), in_tensors)):
         q_name = f"{tensor.name}_{layer.name}_q{index}"
         configs.append(quantizer_config(quantizer_name(layer, quantizer), quantizer, tensor, q_name))
         sources[index] = _RenamedTensor(q_name, tensor.shape)
@@ -102,3 +108,9 @@ def handle_merge(layer, in_tensors, out_tensors):
                             output_keras_tensor_names=[result]))
         previous = _RenamedTensor(result, tensor.shape)
     return tuple(configs)
+
+
+@keras_handler(*KERAS_MERGE_OPS)
+def handle_keras_merge(layer, in_tensors, out_tensors, original):
+    """Keras' Subtract/Maximum/Minimum: the same chain of two-input hls4ml Merges as HSubtract etc."""
+    return handle_merge(layer, in_tensors, out_tensors)
