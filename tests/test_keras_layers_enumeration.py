@@ -15,6 +15,8 @@ import re
 import keras
 import numpy as np
 import pytest
+from exactness import assert_bit_exact
+from keras_layer_table import CONVERTED, NOT_BUILDABLE, REFUSED, exported_layer_classes
 
 import hgq_chip
 from hgq_chip.conversion.facts import facts_from_model
@@ -22,9 +24,6 @@ from hgq_chip.conversion.graph import graph_nodes
 from hgq_chip.conversion.layer_options import check_layer_options
 from hgq_chip.errors import HGQChipError, UnsupportedLayerError
 from hgq_chip.layers import HQuantize
-from keras_layer_table import CONVERTED, NOT_BUILDABLE, REFUSED, exported_layer_classes
-from exactness import assert_bit_exact
-
 
 PL = {"granularity": "per-layer"}  # one type per tensor: io_stream's requirement
 
@@ -85,7 +84,7 @@ def test_refused_class_names_its_way_forward(name, tmp_path):
 def test_not_buildable_class_fails_its_probe(name):
     reason, probe, pattern = NOT_BUILDABLE[name]
     assert reason
-    with pytest.raises(Exception) as caught:  # noqa: PT011 (the probe shows Keras' own refusal)
+    with pytest.raises(Exception) as caught:  # the probe shows Keras' own refusal
         probe()
     assert re.search(pattern, str(caught.value)), str(caught.value)
 

@@ -188,7 +188,7 @@ def check_spec_in_backend(spec: dict, workdir, backend: str) -> Outcome:
         return Outcome("backend-unavailable", f"{backend} is not installed; the spec was not run")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     try:
-        result = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec), str(workdir)], env=env,
+        result = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec), str(workdir)], env=env, check=False,
                                 capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return Outcome("backend-child-timeout", f"{backend}: no outcome in {CHILD_TIMEOUT_S} s")
