@@ -14,7 +14,9 @@ io_stream, ...):
 ``convert`` must refuse those with a typed error before writing anything. Kinds that are
 always refused are drawn rarely, so they do not hide the faults of the rest of the model.
 Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
-steps come from ``fuzz_movement``. ``spec_kinds`` names the notable kinds a spec shows (for
+steps come from ``fuzz_movement``. ``spec["keras_backend"]`` names the Keras backend the check
+runs under (None: the process' own; ``fuzz_check`` runs another in a child process);
+``fuzz_qkeras`` writes the QKeras twin of a spec expressible in QKeras, for the importer. ``spec_kinds`` names the notable kinds a spec shows (for
 the benchmark's statistics and its ``--kinds`` filter).
 """
 
