@@ -53,9 +53,9 @@ def qkeras_twin_script(spec: dict) -> str | None:
     formats = twin_formats(spec)
     lines = ["import sys", "import numpy as np", "import tensorflow as tf",
              "from qkeras import QActivation, QConv1D, QConv2D, QDense, quantized_bits, quantized_relu",
-             "tf.keras.utils.set_random_seed(%d)" % spec["seed"],
-             "inputs = tf.keras.Input(%r)" % (tuple(spec["input_shape"]),),
-             "x = QActivation(quantized_bits(%d, %d, alpha=1), name='input_q')(inputs)" % formats["input"]]
+             f"tf.keras.utils.set_random_seed({spec['seed']})",
+             f"inputs = tf.keras.Input({tuple(spec['input_shape'])!r})",
+             "x = QActivation(quantized_bits({}, {}, alpha=1), name='input_q')(inputs)".format(*formats["input"])]
     for step in spec["layers"][1:]:
         name, (bits, integer) = step["name"].replace("-", "_").replace(".", "_"), formats[step["name"]]
         weights = (f"kernel_quantizer=quantized_bits({bits}, 0, alpha=1), bias_quantizer=quantized_bits({bits}, "

@@ -16,8 +16,9 @@ always refused are drawn rarely, so they do not hide the faults of the rest of t
 Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
 steps come from ``fuzz_movement``. ``spec["keras_backend"]`` names the Keras backend the check
 runs under (None: the process' own; ``fuzz_check`` runs another in a child process);
-``fuzz_qkeras`` writes the QKeras twin of a spec expressible in QKeras, for the importer. ``spec_kinds`` names the notable kinds a spec shows (for
-the benchmark's statistics and its ``--kinds`` filter).
+``fuzz_qkeras`` writes the QKeras twin of a spec expressible in QKeras, for the importer.
+``spec_kinds`` names the notable kinds a spec shows (for the benchmark's statistics and its
+``--kinds`` filter).
 """
 
 from __future__ import annotations
