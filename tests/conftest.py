@@ -30,6 +30,12 @@ def ap_harness():
     return harness
 
 
+@pytest.fixture(scope="session")
+def summary_lines():
+    """A list whose lines pytest prints in its terminal summary (e.g. enumeration counts)."""
+    return _harness_report
+
+
 def pytest_terminal_summary(terminalreporter):
     for line in _harness_report:
         terminalreporter.write_line(line)

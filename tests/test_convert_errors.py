@@ -62,12 +62,12 @@ def _convert(models, model_name, out, *extra):
     return ("convert", models / model_name, "--backend", "Vitis", "--output-dir", out, "--quiet", *extra)
 
 
-def test_unsupported_layer_is_named_with_the_supported_list(models, tmp_path, capsys):
+def test_unsupported_layer_is_named_with_its_way_forward(models, tmp_path, capsys):
     code, out, err = _run(capsys, *_convert(models, "unsupported.keras", tmp_path / "out"))
     assert code == UnsupportedLayerError.exit_code
     assert err.startswith("hgq_chip: error: ")
     assert "'my_norm'" in err and "LayerNormalization" in err
-    assert "supported layers:" in err and "HDense" in err and "HQuantize" in err
+    assert "fold a fixed scale and shift into the next HDense" in err  # conversion/layer_hints.py
     _assert_nothing_written(tmp_path)
 
 

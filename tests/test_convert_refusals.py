@@ -166,10 +166,11 @@ def test_fused_activation_changed_after_construction_is_refused(tmp_path):
     assert_refused(model, tmp_path, UnsupportedLayerError, "'opt'", "activation", "HActivation")
 
 
-def test_noise_layer_without_rule_is_refused(tmp_path):
-    inp = keras.Input((4,))
-    model = _calibrated(inp, keras.layers.GaussianNoise(0.1, name="noise")(HQuantize(PL)(inp)))
-    assert_refused(model, tmp_path, UnsupportedLayerError, "'noise'", "GaussianNoise")
+def test_layer_without_rule_is_refused_with_its_way_forward(tmp_path):
+    # (GaussianNoise, refused here before issue 33, is the identity at inference and converts now.)
+    inp = keras.Input((4, 2))
+    model = _calibrated(inp, keras.layers.Masking(name="mask")(HQuantize(PL)(inp)))
+    assert_refused(model, tmp_path, UnsupportedLayerError, "'mask'", "Masking", "zero the padded steps")
 
 
 # ---- kind: shared (reused) layers and nested models ---------------------------------------

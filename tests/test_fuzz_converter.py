@@ -11,6 +11,7 @@ rare kind (``RARE_KINDS``) runs too. ``benchmarks/fuzz_converter.py`` runs thous
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -67,6 +68,33 @@ def test_fuzz_convert_exact_or_typed_refusal_many(spec):
 def test_fuzz_rare_kind(kind):
     """The first random spec showing each rare kind (the profiles above may draw none of it)."""
     _check_exact_or_refused(first_spec_showing(kind), in_hypothesis=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_fuzz_spec_under_another_backend_runs_in_a_child(backend):
+    """A spec drawn for another Keras backend is checked in a child process with KERAS_BACKEND set
+    (built, calibrated, converted and verified there); measured 85-133 s each on a loaded 2-core box."""
+    spec = dict(first_spec_showing("other_backend"), keras_backend=backend)
+    _check_exact_or_refused(spec, in_hypothesis=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(3))
+def test_fuzz_qkeras_twin_imports_bit_exact(index):
+    """The QKeras twin of the index-th random spec that has one (about 9 % of specs): built and run by
+    QKeras in the Keras 2 child, imported, equal to QKeras on its input grid (143-207 s each, loaded box)."""
+    from hgq_chip.testing.fuzz_qkeras import check_twin, qkeras_twin_script
+    from hgq_chip.testing.model_fuzz import RandomChooser, draw_spec
+
+    specs = (draw_spec(RandomChooser(i)) for i in range(10_000))
+    spec = [s for s in itertools.islice((s for s in specs if qkeras_twin_script(s)), index + 1)][-1]
+    work = tempfile.mkdtemp(prefix="hgq_chip_fuzz_twin_")
+    try:
+        outcome = check_twin(spec, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert outcome.ok, f"{outcome.describe()}\nspec: {json.dumps(spec)}"
 
 
 def test_benchmark_kinds_filter_runs_only_examples_of_those_kinds():

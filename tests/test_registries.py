@@ -23,6 +23,7 @@ from hgq_chip import layers as L
 from hgq_chip.conversion import family, hls_handlers, precision, rules  # noqa: F401  (rules: registers everything)
 from hgq_chip.conversion.facts import facts_from_model
 from hgq_chip.conversion.graph import graph_nodes
+from hgq_chip.conversion.rules.inference import IDENTITY_AT_INFERENCE
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.estimation import estimate
 from hgq_chip.registry import DuplicateRegistrationError
@@ -34,9 +35,13 @@ NATIVE_HLS4ML = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropou
 # Keras classes hls4ml 1.3 has only Keras 2 parsers for: our @keras_handler writes their dicts.
 NO_HLS4ML_V3_HANDLER = {keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.Cropping1D,
                         keras.layers.Cropping2D, keras.layers.UpSampling1D, keras.layers.UpSampling2D}
+# Identity at inference: hls4ml's NoOp handler writes some; ours (a @keras_handler) the others.
+NO_HLS4ML_V3_HANDLER |= {cls for cls in IDENTITY_AT_INFERENCE
+                         if hls_handlers.class_key(cls) not in __import__("hls4ml.converters.keras_v3",
+                                                                          fromlist=["layer_handlers"]).layer_handlers}
 # Layers that only rename, reshape or move wires: no operation, no cost (conversion/facts.py).
 COST_FREE = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout, keras.layers.Permute,
-             keras.layers.Concatenate, *NO_HLS4ML_V3_HANDLER}
+             keras.layers.Concatenate, *NO_HLS4ML_V3_HANDLER, *IDENTITY_AT_INFERENCE}
 
 
 def ruled_classes() -> set[type]:
@@ -190,11 +195,35 @@ def _dense(inp):
     return keras.layers.Flatten(name="flat3")(t), u, w, tokens
 
 
+def _inference(vector, rgb):
+    """Issue 33: Keras layers that are the identity or a relu at inference, Keras' own merges."""
+    q = L.HQuantize(name="q4")(vector)
+    x = keras.layers.Identity(name="identity")(q)
+    for cls in (keras.layers.GaussianNoise, keras.layers.GaussianDropout, keras.layers.AlphaDropout):
+        x = cls(0.2, name=cls.__name__.lower())(x)
+    x = keras.layers.ActivityRegularization(l1=0.01, name="actreg")(x)
+    x = keras.layers.ReLU(name="relu_layer")(keras.layers.Subtract(name="ksub")([x, q]))
+    x = keras.layers.Maximum(name="kmax")([x, q])
+    x = keras.layers.Activation("relu", name="relu_act")(keras.layers.Minimum(name="kmin")([x, q]))
+    image = L.HQuantize(name="q5")(rgb)
+    for index, cls in enumerate(c for c in IDENTITY_AT_INFERENCE if c.__module__.startswith("keras.src.layers.preprocessing")):
+        image = cls(**_AUGMENT_ARGS.get(cls.__name__, {}), name=f"augment{index}")(image)
+    return x, keras.layers.Flatten(name="flat5")(image)
+
+
+_AUGMENT_ARGS = {name: {"factor": 0.2} for name in ("RandomBrightness", "RandomColorDegeneration", "RandomContrast",
+                                                    "RandomHue", "RandomRotation", "RandomSaturation",
+                                                    "RandomSharpness")}
+_AUGMENT_ARGS.update(RandomPosterization={"factor": 4}, RandomTranslation={"height_factor": 0.1, "width_factor": 0.1},
+                     RandomZoom={"height_factor": 0.1})
+
+
 @pytest.fixture(scope="module")
 def every_class_model():
     keras.utils.set_random_seed(3)
-    inputs = [keras.Input((9, 3), name="series"), keras.Input((6, 6, 2), name="image"), keras.Input((6,), name="vector")]
-    outputs = [*_one_d(inputs[0]), *_two_d(inputs[1]), *_dense(inputs[2])]
+    inputs = [keras.Input((9, 3), name="series"), keras.Input((6, 6, 2), name="image"), keras.Input((6,), name="vector"),
+              keras.Input((6, 6, 3), name="rgb")]
+    outputs = [*_one_d(inputs[0]), *_two_d(inputs[1]), *_dense(inputs[2]), *_inference(inputs[2], inputs[3])]
     model = keras.Model(inputs, outputs)
     rng = np.random.default_rng(0)
     hgq_chip.calibrate(model, [rng.normal(0, 1, (64, *t.shape[1:])).astype(np.float32) for t in inputs])

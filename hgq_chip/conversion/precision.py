@@ -23,20 +23,11 @@ from ..errors import UnsupportedConfigurationError, UnsupportedLayerError
 from ..fixed.interval import Interval
 from . import rules  # noqa: F401  (importing the families fills the registries of family.py)
 from .family import find_rule, rule, rule_for_class, ruled_classes, supported_layer_names  # noqa: F401  (re-exported)
+from .layer_hints import UNSUPPORTED_HINTS
 from .records import MANTISSA_BITS, FloatValues, LayerRecord, interval_bits, quantizer_output_bits
 from .rules._stages import (  # noqa: F401  (re-exported for callers of the former home)
     constant_format, quantizer_name, quantizer_stage, require_input, weight_table, weighted_layer_record,
 )
-
-# What to use instead of a Keras layer hls4ml 1.3 has no template for (named in the refusal).
-UNSUPPORTED_HINTS = {
-    "LayerNormalization": "a layer normalization divides by each token's standard deviation (a square root and a "
-                          "division of two variables), which has no exact fixed-point firmware here; leave it out "
-                          "(HQuantize, HEinsumDense and HMultiHeadAttention train without it), or fold a fixed "
-                          "scale and shift into the next HDense/HEinsumDense",
-    "RepeatVector": "keras.layers.Reshape((1, n)) followed by keras.layers.UpSampling1D(k) computes RepeatVector(k) "
-                    "on n features exactly and converts",
-}
 
 
 def derive(nodes) -> list[LayerRecord]:
@@ -53,10 +44,11 @@ def derive(nodes) -> list[LayerRecord]:
                 "tables are trained with the model and converted exactly), or end the model before the softmax"
             )
         if layer_rule is None:
+            # The way forward for a Keras class (layer_hints.py); the supported list for any other.
             hint = UNSUPPORTED_HINTS.get(type(node.layer).__name__)
             raise UnsupportedLayerError(
                 f"layer {node.layer.name!r} of type {type(node.layer).__name__} has no exact fixed-point "
-                f"conversion; {hint + '; ' if hint else ''}supported layers: {', '.join(supported_layer_names())}"
+                f"conversion; {hint or 'supported layers: ' + ', '.join(supported_layer_names())}"
             )
         inputs = [intervals.get(id(t)) for t in node.inputs]
         record = layer_rule(node.layer, inputs)

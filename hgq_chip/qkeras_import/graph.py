@@ -14,6 +14,12 @@ Formats of the layers without weights (each exact, so the imported model equals 
   2**t values need only t). Any other count is refused: Keras divides in floating point and
   hls4ml's firmware cannot match it (see README).
 - ``Add``: f = max f, range = sum of the ranges. ``Concatenate``: f = max f, union of ranges.
+  ``Subtract``: f = max f, ``[lo_a - hi_b, hi_a - lo_b]``. ``Maximum``/``Minimum``: f = max f,
+  the maximum/minimum of the bounds.
+- Layers that copy elements (``Permute``, ``Cropping``, nearest ``UpSampling``) or are the
+  identity at inference (noise, spatial dropout, ``ActivityRegularization``, ``Identity``): the
+  input's format; a pending cast moves past them (it acts per element). ``ZeroPadding``: the
+  cast is applied first, then zeros join the range.
 - ``QActivation(quantized_tanh(bits))`` with QKeras' default hard sigmoid is
   ``clip(round(clip(x, -1, 1) * 2**(bits-1)), ...)``: a saturating ties-to-even cast to
   ``fixed<bits, 1>``, exact when the float32 ``0.5 * x + 0.5`` of QKeras' hard sigmoid is, i.e.
@@ -23,6 +29,7 @@ Formats of the layers without weights (each exact, so the imported model equals 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -31,7 +38,7 @@ import numpy as np
 
 from ..errors import UnsupportedLayerError
 from .builder import ModelBuilder, accumulator_spec, input_cast, set_range
-from .plan import ACTIVATIONS, AVERAGING, MERGES, MONOTONE, PASSIVE, Plan, is_relu
+from .plan import ACTIVATIONS, AVERAGING, MERGES, MONOTONE, MOVING, PADDING, PASSIVE, Plan, is_relu
 from .quantizer_formats import ActivationSpec, activation_spec
 
 # Fractional bits of a float32 x for which QKeras' hard sigmoid 0.5 * x + 0.5 is exact.
@@ -44,6 +51,15 @@ POOLING_LAYERS = {
     "GlobalAveragePooling1D": keras.layers.GlobalAveragePooling1D,
     "GlobalAveragePooling2D": keras.layers.GlobalAveragePooling2D,
 }
+
+
+def keras_layer(kind: str, config: dict, name: str):
+    """The Keras 3 layer ``kind`` with the Keras 2 ``config`` arguments its constructor takes."""
+    cls = getattr(keras.layers, kind)
+    accepted = inspect.signature(cls.__init__).parameters
+    arguments = {key: tuple(value) if isinstance(value, list) else value
+                 for key, value in config.items() if key in accepted and key not in ("name", "dtype")}
+    return cls(name=name, **arguments)
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,8 @@ class GraphBuilder(ModelBuilder):
         kind = entry["class"]
         if kind in PASSIVE:
             return dataclasses.replace(sources[0], tensor=self.passive_layer(entry)(sources[0].tensor))
+        if kind in MOVING or kind in PADDING:
+            return self.movement(entry, sources[0])
         if kind in MONOTONE:
             return dataclasses.replace(sources[0], tensor=pooling_layer(entry)(sources[0].tensor))
         if kind in AVERAGING:
@@ -148,14 +166,39 @@ class GraphBuilder(ModelBuilder):
         name = entry["name"]
         tensors, specs = zip(*(self.materialize(flow, f"{name}_in{i}") for i, flow in enumerate(sources)))
         f = max(spec.f for spec in specs)
-        if entry["class"] == "Add":
+        kind = entry["class"]
+        relu = all(spec.relu for spec in specs)
+        if kind == "Add":
             lo, hi = sum(spec.lo for spec in specs), sum(spec.hi for spec in specs)
             layer = keras.layers.Add(name=name)
+        elif kind == "Subtract":
+            lo, hi, relu = specs[0].lo - specs[1].hi, specs[0].hi - specs[1].lo, False
+            layer = keras.layers.Subtract(name=name)
+        elif kind in ("Maximum", "Minimum"):
+            pick = max if kind == "Maximum" else min
+            lo, hi = pick(spec.lo for spec in specs), pick(spec.hi for spec in specs)
+            relu = lo >= 0 and any(spec.relu for spec in specs) if kind == "Maximum" else relu
+            layer = getattr(keras.layers, kind)(name=name)
         else:
             lo, hi = min(spec.lo for spec in specs), max(spec.hi for spec in specs)
             layer = keras.layers.Concatenate(axis=entry["axis"], name=name)
-        spec = ActivationSpec(f=f, lo=lo, hi=hi, relu=all(spec.relu for spec in specs))
+        spec = ActivationSpec(f=f, lo=lo, hi=hi, relu=relu)
         return Flow(layer(list(tensors)), spec)
+
+    def movement(self, entry: dict, source: Flow) -> Flow:
+        """A weightless Keras layer rebuilt from its configuration (see the module docstring)."""
+        name, kind, config = entry["name"], entry["class"], dict(entry.get("config") or {})
+        if config.get("data_format", "channels_last") == "channels_first":
+            raise UnsupportedLayerError(f"{name}: channels_first {kind} cannot be imported; use channels_last")
+        if kind.startswith("UpSampling") and config.get("interpolation", "nearest") != "nearest":
+            raise UnsupportedLayerError(
+                f"{name}: UpSampling with interpolation={config['interpolation']!r} computes weighted means the "
+                "firmware does not reproduce; use interpolation='nearest' in QKeras")
+        layer = keras_layer(kind, config, name)
+        if kind not in PADDING:
+            return dataclasses.replace(source, tensor=layer(source.tensor))
+        tensor, spec = self.materialize(source, f"{name}_before")
+        return Flow(layer(tensor), dataclasses.replace(spec, lo=min(spec.lo, 0.0), hi=max(spec.hi, 0.0)))
 
     def activation(self, entry: dict, source: Flow) -> Flow:
         name, quantizer = entry["name"], entry["quantizer"]

@@ -31,6 +31,11 @@ WEIGHTED = ("QDense", "QConv1D", "QConv2D", "QDepthwiseConv2D")
 FOLDED = ("QConv2DBatchnorm", "QDepthwiseConv2DBatchnorm", "QDenseBatchnorm")
 POOLING = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
 GLOBAL_POOLING = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
+# Weightless layers the importer rebuilds from their Keras configuration (plain values only).
+CONFIGURED = ("Permute", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D",
+              "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+              "ActivityRegularization", "Identity", "RandomBrightness", "RandomContrast", "RandomFlip",
+              "RandomRotation", "RandomTranslation", "RandomZoom")
 
 
 def load(path):
@@ -153,6 +158,9 @@ def layer_entry(layer, weights):
         entry.update({key: _plain(config.get(key)) for key in ("data_format", "keepdims")})
     elif kind == "Concatenate":
         entry["axis"] = int(config["axis"])
+    elif kind in CONFIGURED:
+        entry["config"] = {key: _plain(value) for key, value in config.items()
+                           if key not in ("name", "trainable", "dtype", "batch_input_shape")}
     return entry
 
 

@@ -13,6 +13,7 @@ from ..errors import ModelFileError, UnsupportedLayerError
 from ..layers import (
     HConv1D, HConv1DBatchNorm, HConv2D, HConv2DBatchNorm, HDense, HDenseBatchNorm, HDepthwiseConv2D,
 )
+from .import_hints import import_hint
 from .legacy_reader import FORMAT, VERSION
 
 # QKeras class -> (hgq_chip layer, its BatchNorm-fused variant or None). The QKeras
@@ -30,9 +31,16 @@ PASSIVE = ("Flatten", "Reshape", "Dropout")
 # Layers that commute with any monotone quantizer and with relu (a pending cast moves past them).
 MONOTONE = ("MaxPooling1D", "MaxPooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D")
 AVERAGING = ("AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D")
-MERGES = ("Add", "Concatenate")
+MERGES = ("Add", "Concatenate", "Subtract", "Maximum", "Minimum")
 ACTIVATIONS = ("QActivation", "Activation")
-SUPPORTED = sorted([*LAYER_CLASSES, "BatchNormalization", *ACTIVATIONS, *PASSIVE, *MONOTONE, *AVERAGING, *MERGES])
+# Layers that copy elements (or are the identity at inference): a pending cast moves past them.
+MOVING = ("Permute", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D", "SpatialDropout1D",
+          "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
+          "RandomBrightness", "RandomContrast", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom")
+# Layers that also write zeros: the cast is applied before them.
+PADDING = ("ZeroPadding1D", "ZeroPadding2D")
+SUPPORTED = sorted([*LAYER_CLASSES, "BatchNormalization", *ACTIVATIONS, *PASSIVE, *MONOTONE, *AVERAGING, *MERGES,
+                    *MOVING, *PADDING])
 
 
 def is_relu(quantizer) -> bool:
@@ -72,7 +80,7 @@ class Plan:
             if len(readers) != 1:
                 return False
             entry = by_name[readers[0]]
-            if entry["class"] in PASSIVE or entry["class"] in MONOTONE:
+            if entry["class"] in (*PASSIVE, *MONOTONE, *MOVING, *PADDING):  # relu(0) = 0
                 name = entry["name"]
                 continue
             return entry["class"] in ACTIVATIONS and is_relu(entry["quantizer"])
@@ -135,8 +143,9 @@ def plan_layers(description: dict, log) -> Plan:
             plan.entries.append(entry)
             by_name[name] = entry
         else:
+            hint = import_hint(kind)
             raise UnsupportedLayerError(
-                f"{name}: QKeras/Keras layer {kind} cannot be imported; supported: {SUPPORTED}"
+                f"{name}: QKeras/Keras layer {kind} cannot be imported; {hint or f'supported: {SUPPORTED}'}"
             )
     for entry in plan.entries:
         entry["inbound"] = [source if source in input_names else plan.resolve(source) for source in entry["inbound"]]

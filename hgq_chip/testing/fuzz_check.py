@@ -10,6 +10,9 @@ runs in a child process, so an abort or segfault in the firmware becomes an outc
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,7 @@ RANDOM_SAMPLES = 64
 RANDOM_SCALE = 4.0
 
 # Outcome kinds that satisfy the property.
-GOOD_KINDS = ("exact", "refused", "rejected-by-layer")
+GOOD_KINDS = ("exact", "refused", "rejected-by-layer", "backend-unavailable")
 
 
 @dataclass
@@ -104,14 +107,22 @@ def _verify(model, spec, project_dir: Path, x_calibration) -> Outcome:
 
 
 def check_spec(spec: dict, workdir) -> Outcome:
-    """Build, calibrate, convert and verify one spec inside ``workdir`` (created if missing).
+    """Build, calibrate, convert and verify one spec inside ``workdir`` (created if missing),
+    under the spec's Keras backend (``spec["keras_backend"]``; a backend other than this
+    process' runs the check in a child process, :func:`check_spec_in_backend`).
 
     Never raises for the converter's behaviour: failures come back as an Outcome whose
-    ``ok`` is False. The model is returned in ``outcome.arrays["model"]`` for reports.
+    ``ok`` is False. The model is returned in ``outcome.arrays["model"]`` for reports (not for
+    a check in another backend: its spec rebuilds it).
     """
+    import keras
+
     from ..errors import HGQChipError
     from .fuzz_build import build_model
 
+    backend = spec.get("keras_backend")
+    if backend and backend != keras.backend.backend():
+        return check_spec_in_backend(spec, workdir, backend)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -152,3 +163,38 @@ def save_failure(spec: dict, outcome: Outcome, folder, kinds=()) -> Path:
         + "".join(f"{n}\n" for n in notes)
     )
     return folder
+
+
+# The child's last stdout line: the outcome as JSON.
+_CHILD = """
+import json, sys
+from hgq_chip.testing.fuzz_check import check_spec
+outcome = check_spec(json.loads(sys.argv[1]), sys.argv[2])
+print(json.dumps({"kind": outcome.kind, "detail": outcome.detail, "error_type": outcome.error_type}))
+"""
+CHILD_TIMEOUT_S = 900
+
+
+def check_spec_in_backend(spec: dict, workdir, backend: str) -> Outcome:
+    """``check_spec`` in a child Python with ``KERAS_BACKEND=backend`` (Keras reads it once, at
+    import). A backend that is not installed is not a fault of the converter: the outcome is
+    ``backend-unavailable`` (good, counted by the fuzzer's statistics). A child that dies or prints
+    no outcome is a ``backend-child-crash``.
+    """
+    import importlib.util
+
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+    if importlib.util.find_spec(module) is None:
+        return Outcome("backend-unavailable", f"{backend} is not installed; the spec was not run")
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        result = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec), str(workdir)], env=env, check=False,
+                                capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return Outcome("backend-child-timeout", f"{backend}: no outcome in {CHILD_TIMEOUT_S} s")
+    lines = result.stdout.strip().splitlines()
+    try:
+        found = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        return Outcome("backend-child-crash", f"{backend}: exit {result.returncode}: {result.stderr[-3000:]}")
+    return Outcome(found["kind"], f"[{backend}] {found['detail']}", found["error_type"])

@@ -14,8 +14,11 @@ io_stream, ...):
 ``convert`` must refuse those with a typed error before writing anything. Kinds that are
 always refused are drawn rarely, so they do not hide the faults of the rest of the model.
 Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
-steps come from ``fuzz_movement``. ``spec_kinds`` names the notable kinds a spec shows (for
-the benchmark's statistics and its ``--kinds`` filter).
+steps come from ``fuzz_movement``. ``spec["keras_backend"]`` names the Keras backend the check
+runs under (None: the process' own; ``fuzz_check`` runs another in a child process);
+``fuzz_qkeras`` writes the QKeras twin of a spec expressible in QKeras, for the importer.
+``spec_kinds`` names the notable kinds a spec shows (for the benchmark's statistics and its
+``--kinds`` filter).
 """
 
 from __future__ import annotations
@@ -26,10 +29,15 @@ from .fuzz_movement import MOVEMENT_OPS, concat_step, movement_maker
 
 # Kinds ``spec_kinds`` names that a few dozen random examples may well miss (each shows in
 # about 1-5 % of specs); tests/test_fuzz_converter.py checks the first spec of each.
-RARE_KINDS = ("adaqat_conv_training", "bad_build_option", "dilation", "max_pool_same_padding", "non_identifier_name",
+RARE_KINDS = ("adaqat_conv_training", "other_backend", "bad_build_option", "dilation", "max_pool_same_padding", "non_identifier_name",
               "shared_layer", "stream_cast_after_reshape", "stream_pool_limits", "stream_softmax",
               "stream_attention")
 
+# The Keras backend the spec's model is built, calibrated, converted and verified under (None:
+# the process' own). Another backend runs the whole check in a child process (fuzz_check.py),
+# about 10 s more: drawn rarely, so the fuzzer's CI time stays; "other_backend" is a rare kind.
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+OTHER_BACKEND_PERCENT = 4
 ACT_GRANULARITIES = ("per-element", "per-channel", "per-layer")
 ROUNDINGS = ("RND", "TRN", "RND_CONV")
 OVERFLOWS = ("WRAP", "SAT", "SAT_SYM")
@@ -300,7 +308,7 @@ def draw_spec(ch: Chooser) -> dict:
         step, current = _dense_step(d, current)
         layers.append(step)
     train = ch.chance(10)
-    return {
+    spec = {
         "seed": ch.integer(0, 2**16),
         "input_shape": list(shape),
         "layers": layers,
@@ -311,6 +319,9 @@ def draw_spec(ch: Chooser) -> dict:
         "train": train,
         "convert": _convert_options(d),
     }
+    # Drawn last, so every earlier choice (and each earlier spec of a seed) stays as it was.
+    spec["keras_backend"] = ch.choice(KERAS_BACKENDS) if ch.chance(OTHER_BACKEND_PERCENT) else None
+    return spec
 
 
 def _all_steps(steps):
@@ -368,6 +379,8 @@ def spec_kinds(spec: dict) -> list[str]:
         if stream and after_reshape and any(s["op"] in ("activation", "quantize") for s in firsts):
             kinds.add("stream_cast_after_reshape")
         after_reshape = step["op"] in ("flatten", "reshape") or (after_reshape and step["op"] == "dropout")
+    if spec.get("keras_backend"):
+        kinds.add("other_backend")
     options = spec["convert"]
     kinds.update(k for k, on in (("io_stream", stream), ("train", spec["train"]),
                                  ("distributed_arithmetic", options["strategy"] == "distributed_arithmetic")) if on)

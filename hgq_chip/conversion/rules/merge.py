@@ -1,4 +1,5 @@
-"""Precision rules and hls4ml handler for HSubtract, HMultiply, HMaximum and HMinimum.
+"""Precision rules and hls4ml handler for HSubtract, HMultiply, HMaximum and HMinimum, and for
+Keras' own Subtract, Maximum and Minimum (the same computation without input quantizers).
 
 hls4ml 1.3's ``Merge`` layer computes two inputs per layer (``nnet_merge.h``, io_parallel,
 and ``nnet_merge_stream.h``, io_stream): ``res[i] = a[i] - b[i]`` / ``a[i] * b[i]`` in the
@@ -24,7 +25,7 @@ import keras
 
 from ...fixed.interval import Interval
 from ...layers import HMaximum, HMinimum, HMultiply, HSubtract
-from ..family import handler, limits, rule
+from ..family import handler, keras_handler, limits, rule
 from ..ops import add_op, kif, minmax_op, product_ops, widths
 from ..option import Option, input_shapes
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
@@ -39,6 +40,9 @@ from ._stages import (
 )
 
 MERGE_OPS = {HSubtract: "subtract", HMultiply: "multiply", HMaximum: "maximum", HMinimum: "minimum"}
+# Keras' merges of already fixed-point tensors (keras.layers.Multiply: use HMultiply, whose EBOPs count).
+KERAS_MERGE_OPS = {keras.layers.Subtract: "subtract", keras.layers.Maximum: "maximum", keras.layers.Minimum: "minimum"}
+MERGE_OPS.update(KERAS_MERGE_OPS)
 
 
 def merge_op(layer) -> str:
@@ -64,13 +68,14 @@ def _input_shapes(layer) -> list:
     return [tuple(t.shape[1:]) for t in inputs]
 
 
-@rule(HSubtract, HMultiply, HMaximum, HMinimum)
+@rule(HSubtract, HMultiply, HMaximum, HMinimum, *KERAS_MERGE_OPS)
 def merge_rule(layer, intervals):
     op = merge_op(layer)
     stages = []
-    if layer.input_quantizers:
+    quantizers = getattr(layer, "input_quantizers", ())
+    if quantizers:
         cast = [quantizer_stage(quantizer_name(layer, q), q, shape)
-                for q, shape in zip(layer.input_quantizers, _input_shapes(layer))]
+                for q, shape in zip(quantizers, _input_shapes(layer))]
         stages, intervals = [stage for stage, _ in cast], [interval for _, interval in cast]
     else:
         require_input(layer, intervals)
@@ -89,12 +94,12 @@ def merge_rule(layer, intervals):
     if isinstance(layer, HMultiply):
         record.ebops = layer.ebops_exact()
     # Each input quantizer casts its own input (in input order).
-    record.cast_stages = {quantizer_name(layer, q): index for index, q in enumerate(layer.input_quantizers)}
+    record.cast_stages = {quantizer_name(layer, q): index for index, q in enumerate(quantizers)}
     if op == "multiply":
         record.estimate_ops = product_ops([widths(kif(q.fixed_format(), shape)) for q, shape in
-                                           zip(layer.input_quantizers, _input_shapes(layer))], out)
+                                           zip(quantizers, _input_shapes(layer))], out)
     else:
-        n_inputs = len(layer.input_quantizers) or len(intervals)
+        n_inputs = len(quantizers) or len(intervals)
         record.estimate_ops = [(add_op if op == "subtract" else minmax_op)(out, n_inputs)]
     return record
 
@@ -105,7 +110,7 @@ def handle_merge(layer, in_tensors, out_tensors):
     the input quantizers' casts."""
     op, out_name = merge_op(layer), out_tensors[0].name
     configs, sources = [], list(in_tensors)
-    for index, (quantizer, tensor) in enumerate(zip(layer.input_quantizers, in_tensors)):
+    for index, (quantizer, tensor) in enumerate(zip(getattr(layer, "input_quantizers", ()), in_tensors)):
         q_name = f"{tensor.name}_{layer.name}_q{index}"
         configs.append(quantizer_config(quantizer_name(layer, quantizer), recorded_format(layer, quantizer), tensor,
                                         q_name))
@@ -123,6 +128,12 @@ def handle_merge(layer, in_tensors, out_tensors):
                             output_keras_tensor_names=[result]))
         previous = RenamedTensor(result, tensor.shape)
     return tuple(configs)
+
+
+@keras_handler(*KERAS_MERGE_OPS)
+def handle_keras_merge(layer, in_tensors, out_tensors, original):
+    """Keras' Subtract/Maximum/Minimum: the same chain of two-input hls4ml Merges as HSubtract etc."""
+    return handle_merge(layer, in_tensors, out_tensors)
 
 
 # hls4ml's Merge layer combines inputs of equal shape (no broadcasting in io_stream, and its
