@@ -215,10 +215,17 @@ def refresh_tables(model) -> int:
     its current quantizer formats. Call after changing quantizer variables by hand or after
     ``fit`` before ``predict`` (``calibrate``, loading and ``convert`` do it). Returns how many
     tables were recomputed."""
-    from ..model_walk import iter_layers
-
-    layers = list(iter_layers(model)) if hasattr(model, "layers") else [model]
+    layers = list(_nested_layers(model)) if hasattr(model, "layers") else [model]
     return sum(layer.refresh_tables() for layer in layers if callable(getattr(layer, "refresh_tables", None)))
+
+
+def _nested_layers(model):
+    """Every layer of ``model``, descending into nested models (as ``model_walk.iter_layers``,
+    which sits above this module in the import order)."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _nested_layers(layer)
 
 
 class RefreshTables(keras.callbacks.Callback):
