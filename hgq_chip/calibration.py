@@ -114,7 +114,8 @@ def calibrate(model, x, batch_size: int = 1024):
     finally:
         for q in quantizers:
             q.calibrating = False
-    from .layers.tables import refresh_tables  # the function tables follow the new formats
+    # The function tables follow the new formats.
+    from .layers.tables import refresh_tables
 
     refresh_tables(model)
     return model

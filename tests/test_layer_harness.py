@@ -68,6 +68,8 @@ class Case:
 #   bq/f (bit-widths move by the controller's finite differences, not by gradients);
 # - ASQ/POST: kernel, bias, iq/step, the adapter iq/a1, d1, a2, d2, kq/alpha | beta, bq/f;
 # - merges: iq<n>/f per input quantizer | its 3 ranges (HMultiply adds beta); none without quantizers;
+# - function tables (layers/tables.py): 2 non-trainable each (values, grid): HActivation's one,
+#   HSoftmax's (and HMultiHeadAttention's softmax's) exp and inverse tables;
 # - depthwise convolutions: as the HGQ weighted layers;
 # - HSoftmax: f of iq, exp_q, sum_q, inv_q, oq | beta and the three range variables of each quantizer.
 # EBOPs losses in training: one per layer with trainable bit-widths and multiplications (HMultiply's and
@@ -84,14 +86,14 @@ CASES = {
     "HConv1DBatchNorm": Case(lambda **kw: L.HConv1DBatchNorm(3, 2, **kw), (6, 2), 7, 6, 1, weighted_reference),
     "HConv2DBatchNorm": Case(lambda **kw: L.HConv2DBatchNorm(2, 2, **kw), (4, 4, 2), 7, 6, 1, weighted_reference),
     "HActivation": Case(lambda **kw: L.HActivation("relu", **kw), (6,), 1, 3, 0, activation_reference),
-    "HActivation-table": Case(lambda **kw: L.HActivation("tanh", input_quantizer={"init_f": 3}, **kw), (6,), 2, 6, 0,
+    "HActivation-table": Case(lambda **kw: L.HActivation("tanh", input_quantizer={"init_f": 3}, **kw), (6,), 2, 8, 0,
                               activation_reference),
-    "HSoftmax": Case(lambda **kw: L.HSoftmax(**kw), (3, 5), 5, 16, 1, softmax_reference),
-    "HSoftmax-plain": Case(lambda **kw: L.HSoftmax(stable=False, exp_quantizer={"init_f": 5}, **kw), (6,), 5, 16, 1,
+    "HSoftmax": Case(lambda **kw: L.HSoftmax(**kw), (3, 5), 5, 20, 1, softmax_reference),
+    "HSoftmax-plain": Case(lambda **kw: L.HSoftmax(stable=False, exp_quantizer={"init_f": 5}, **kw), (6,), 5, 20, 1,
                            softmax_reference),
     "HEinsumDense": Case(lambda **kw: L.HEinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de", **kw), (4, 5), 5, 4,
                          1),
-    "HMultiHeadAttention": Case(lambda **kw: L.HMultiHeadAttention(2, 2, **kw), [(4, 3), (5, 3)], 28, 42, 1),
+    "HMultiHeadAttention": Case(lambda **kw: L.HMultiHeadAttention(2, 2, **kw), [(4, 3), (5, 3)], 28, 46, 1),
     "HAdd": Case(lambda **kw: L.HAdd(**kw), [(4,), (4,)], 0, 0, 0, lambda layer, x: x[0] + x[1]),
     "HSubtract": Case(lambda **kw: L.HSubtract(input_quantizer={"init_f": 3}, **kw), [(4,), (4,)], 2, 6, 0,
                       lambda layer, x: quantized_inputs(layer, x)[0] - quantized_inputs(layer, x)[1]),
