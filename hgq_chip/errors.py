@@ -111,6 +111,12 @@ class SweepSpecError(HGQChipError):
     exit_code = 18
 
 
+class ToolTimeoutError(HGQChipError):
+    """An external tool run (yosys, nextpnr) did not finish within its time limit (``--time-limit``)."""
+
+    exit_code = 20
+
+
 class ClusterError(HGQChipError):
     """Ray is not installed, its cluster cannot be reached, or it would not stay on the loopback address."""
 
