@@ -53,6 +53,13 @@ def cutoff_for_stages(comb, stages: int) -> float:
     return best[1]
 
 
+def pipeline_for_stages(comb, stages: int):
+    """da4ml's Pipeline of ``comb`` with ``stages`` stages (retimed), as the fallback writer builds it."""
+    from da4ml.trace.pipeline import to_pipeline
+
+    return to_pipeline(comb, cutoff_for_stages(comb, stages), retiming=stages > 1, verbose=False)
+
+
 def write_pipelined(comb, directory, name: str, stages: int, clock_period_ns: float = 5.0) -> int:
     """Write the pipelined netlist of ``comb`` into ``directory``; the number of stages written.
 
@@ -68,13 +75,8 @@ def write_pipelined(comb, directory, name: str, stages: int, clock_period_ns: fl
         pipelined_verilog(comb, directory, name, stages=stages, clock_period_ns=clock_period_ns)
     else:
         from da4ml.codegen import VerilogModel
-        from da4ml.trace.pipeline import to_pipeline
 
-        if stages == 1:
-            pipe = to_pipeline(comb, cutoff_for_stages(comb, 1), retiming=False, verbose=False)
-        else:
-            pipe = to_pipeline(comb, cutoff_for_stages(comb, stages), retiming=True, verbose=False)
-        VerilogModel(pipe, name, directory, clock_period=clock_period_ns).write()
+        VerilogModel(pipeline_for_stages(comb, stages), name, directory, clock_period=clock_period_ns).write()
     meta = json.loads((directory / "metadata.json").read_text())
     written = meta.get("latency")
     return int(written) if isinstance(written, (int, float)) and math.isfinite(written) else stages

@@ -186,7 +186,7 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     ``model`` is a calibrated ``keras.Model``, a ``.keras`` file or a converted project
     directory (its ``keras_model.keras``). ``stages`` (>= 1) is the pipeline depth = latency in
     cycles; without it the stage count comes from ``clock_period`` (ns, default 5) through the
-    estimate's timing model (``timing.stages_for_period``). ``family``: ``xc7`` or ``xcup``
+    estimate's timing model (``timing.stages_for_period``: Xilinx, or ECP5 with ``pnr``). ``family``: ``xc7`` or ``xcup``
     (yosys synth_xilinx; DSP48E1 or DSP48E2, CARRY4 in both). ``pnr="ecp5"``: also synth_ecp5
     and nextpnr-ecp5 at 1000 / ``clock_period`` MHz. ``time_limit``: seconds per tool run.
     ``check`` first compares the traced logic with Keras (da4ml's interpreter). ``yosys``:
@@ -223,9 +223,9 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
     start = time.time()
     predicted = estimate(model, strategy=strategy, clock_period=period, dsp_min_product_bits=dsp_min_product_bits)
     if stages is None:
-        stages = stages_for_period(predicted, period)
-        say(f"[hgq_chip] {stages} pipeline stages for a {period:g} ns clock (estimate's timing model; "
-            "--stages N to choose)")
+        stages = stages_for_period(predicted, period, "ecp5" if pnr else "xilinx")
+        say(f"[hgq_chip] {stages} pipeline stages for a {period:g} ns clock ({'ECP5' if pnr else 'Xilinx'}, "
+            "the estimate's timing model; --stages N to choose)")
     say("[hgq_chip] tracing the model's arithmetic (da4ml)")
     _, _, comb = trace_model(model, strategy, dsp_min_product_bits)
     report = SynthReport(tool, strategy, yosys=yosys.to_dict(), stages=stages, family=family, clock_period=period)

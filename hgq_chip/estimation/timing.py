@@ -11,16 +11,24 @@ delay in ns), without tracing or any FPGA tool. The model, for ``N`` stages:
   stage, then logic and its routing, which on the ECP5 is most of the path);
 - **logic depth (yosys ``ltp`` cells between Xilinx flip-flops)**: ``DEPTH_FIXED_CELLS`` +
   ``DEPTH_PER_NS`` x ``D / N``;
-- **FF**: a register bank at each of the ``N - 1`` cuts holds what is live there: at a cut
-  inside an operation, its input and output widths interpolated by how far in the cut is,
-  times ``FF_INTERIOR_FACTOR`` (adder trees hold partial sums); plus the output register;
-  times ``FF_KEPT`` (yosys removes constant and unused register bits);
+- **FF**: ``FF_KEPT`` (yosys removes constant and unused register bits) times the register
+  bits of the pipeline. From a Keras model (object or ``.keras`` file) with da4ml installed,
+  those are counted exactly: the model is traced (``rtl.trace_model``, ~0.1-10 s) and cut by
+  da4ml's pipeliner into ``N`` stages (``ff_source: "da4ml"``). From a converted project
+  folder (no Keras, no da4ml) they are interpolated (``ff_source: "interpolated"``, much
+  rougher: it misses the partial sums an adder tree holds at a cut inside it): a register
+  bank at each of the ``N - 1`` equal-delay cuts holds the cut operation's input and output
+  widths interpolated by how far in the cut is, times ``FF_INTERIOR_FACTOR``; plus the
+  output register;
 - **LUT**: the estimate's combinational LUTs times ``LUT_PIPELINED_SCALE``;
 - **latency**: ``N`` cycles (one sample per clock, output after ``N`` rising edges) and
   ``N`` x the predicted ECP5 period in ns.
 
-``stages_for_period(estimate, period)`` inverts the Fmax model: the fewest stages whose
-predicted ECP5 period fits the clock (``hgq_chip synth --clock-period`` without ``--stages``).
+``stages_for_delay(D, period, target)`` picks the fewest stages that meet a clock period
+(``--clock-period`` without ``--stages``): for ``target="xilinx"`` (default) with the
+estimate's own HLS rule, ``ceil(D / (period x USABLE_CLOCK_FRACTION))`` (``constants.py``:
+the Xilinx-like delays the per-layer cycles use); for ``target="ecp5"`` (``synth --pnr
+ecp5``) by inverting the fitted ECP5 period model.
 Every fitted constant below names its fit (models, tool versions, date).
 """
 
@@ -67,6 +75,7 @@ class PipelineEstimate:
     latency_ns: float  # stages x ECP5 period
     ff: int
     lut: int
+    ff_source: str = "interpolated"  # "da4ml": counted on the traced, pipelined logic
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -91,19 +100,24 @@ def logic_delay(model_estimate) -> float:
     return float(sum(layer.delay_ns for layer in model_estimate.layers))
 
 
-def stages_for_period(model_estimate, period_ns: float, max_stages: int = 64) -> int:
-    """The fewest stages (1..max_stages) whose predicted ECP5 period is at most ``period_ns``
-    (``model_estimate``: an ``estimate.ModelEstimate``).
+TARGETS = ("xilinx", "ecp5")
 
-    Raises UnsupportedConfigurationError when the period is below ``ECP5_PERIOD_FIXED_NS``
-    plus a little logic (no stage count can meet it).
+
+def stages_for_period(model_estimate, period_ns: float, target: str = "xilinx", max_stages: int = 64) -> int:
+    """:func:`stages_for_delay` of an ``estimate.ModelEstimate``'s chain."""
+    return stages_for_delay(logic_delay(model_estimate), period_ns, target, max_stages)
+
+
+def stages_for_delay(delay: float, period_ns: float, target: str = "xilinx", max_stages: int = 64) -> int:
+    """The fewest stages (1..max_stages) meeting ``period_ns`` for ``delay`` ns of logic on ``target``.
+
+    Raises UnsupportedConfigurationError when, for ``ecp5``, the period is below
+    ``ECP5_PERIOD_FIXED_NS`` (no stage count can meet it).
     """
-    return stages_for_delay(logic_delay(model_estimate), period_ns, max_stages)
-
-
-def stages_for_delay(delay: float, period_ns: float, max_stages: int = 64) -> int:
-    """:func:`stages_for_period` for a chain of ``delay`` ns of logic."""
     period_ns = check_clock_period(period_ns)
+    if target == "xilinx":
+        usable = period_ns * C.USABLE_CLOCK_FRACTION
+        return int(min(max_stages, max(1, math.ceil(delay / usable - 1e-9))))
     room = period_ns - ECP5_PERIOD_FIXED_NS
     if room <= 0:
         raise UnsupportedConfigurationError(
@@ -145,12 +159,12 @@ def register_bits(steps, stages: int) -> float:
 
 
 def pipeline_estimate(source, stages: int | None = None, clock_period: float = 5.0, strategy: str = "latency",
-                      dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS) -> PipelineEstimate:
+                      dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS, target: str = "xilinx") -> PipelineEstimate:
     """Predicted stages, logic depth, ECP5 Fmax, latency, FF and LUT of the pipelined RTL of ``source``.
 
     ``source``: as :func:`estimate.estimate` (a model, ``.keras`` file or converted project).
     ``stages`` (>= 1): the pipeline depth; None picks it from ``clock_period`` (ns) with
-    :func:`stages_for_period`. Raises UnsupportedConfigurationError and the errors of ``load_facts``.
+    :func:`stages_for_delay` for ``target`` (``xilinx`` or ``ecp5``). Raises UnsupportedConfigurationError and the errors of ``load_facts``.
     """
     from .estimate import check_strategy, estimate_layer, load_facts
     from .liveness import operation_liveness
@@ -160,20 +174,54 @@ def pipeline_estimate(source, stages: int | None = None, clock_period: float = 5
     period = check_clock_period(clock_period)
     if stages is not None:
         check_stages(stages)
-    facts = load_facts(source)
+    model = _keras_model(source)
+    facts = load_facts(source if model is None else model)
     live = operation_liveness(facts)
     layers = [estimate_layer(f, strategy, period, dsp_min_product_bits, m) for f, m in zip(facts, live)]
     steps = _profile(facts, strategy, dsp_min_product_bits, live)
     delay = float(sum(d for d, _, _ in steps))
-    n = stages if stages is not None else stages_for_delay(delay, period)
+    n = stages if stages is not None else stages_for_delay(delay, period, target)
     stage_delay = delay / n
     ecp5 = ecp5_period(stage_delay)
-    return PipelineEstimate(
+    result = PipelineEstimate(
         stages=n, logic_delay_ns=delay, stage_delay_ns=stage_delay,
         logic_depth_cells=DEPTH_FIXED_CELLS + DEPTH_PER_NS * stage_delay,
         ecp5_period_ns=ecp5, ecp5_fmax_mhz=1000.0 / ecp5, latency_cycles=n, latency_ns=n * ecp5,
-        ff=round(FF_KEPT * register_bits(steps, n)),
-        lut=round(LUT_PIPELINED_SCALE * sum(layer.lut for layer in layers)))
+        ff=0, lut=round(LUT_PIPELINED_SCALE * sum(layer.lut for layer in layers)))
+    traced = None if model is None else traced_register_bits(model, n, strategy, dsp_min_product_bits)
+    result.ff = round(FF_KEPT * (register_bits(steps, n) if traced is None else traced))
+    result.ff_source = "interpolated" if traced is None else "da4ml"
+    return result
+
+
+def _keras_model(source):
+    """The keras.Model of ``source`` when it is one or a ``.keras`` file and da4ml is installed; else None."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("da4ml") is None:
+        return None
+    if isinstance(source, (str, os.PathLike)):
+        if os.path.isdir(source):
+            return None
+        from ..model_file import load_model
+
+        return load_model(source)
+    return source
+
+
+def traced_register_bits(model, stages: int, strategy: str, dsp_min_product_bits: int) -> int | None:
+    """Register bits of the model's logic cut into ``stages`` stages by da4ml (what ``synth`` writes), incl.
+    the output register; None when the model has no RTL tracing (UnsupportedLayerError)."""
+    from ..errors import UnsupportedLayerError
+    from .pipelined import pipeline_for_stages
+    from .rtl import trace_model
+
+    try:
+        _, _, comb = trace_model(model, strategy, dsp_min_product_bits)
+    except UnsupportedLayerError:
+        return None
+    return int(pipeline_for_stages(comb, stages).reg_bits)
 
 
 def format_pipeline(p: PipelineEstimate) -> str:
