@@ -14,10 +14,19 @@ import numpy as np
 import pytest
 
 import hgq_chip
-from hgq_chip.errors import ToolMissingError, ToolTimeoutError, UnsupportedConfigurationError
+from hgq_chip.errors import (
+    ToolMissingError,
+    ToolTimeoutError,
+    UnsupportedConfigurationError,
+)
 from hgq_chip.estimation import pnr, timing, yosys_tool
 from hgq_chip.estimation.tool_run import run_tool
-from hgq_chip.estimation.yosys_flow import ecp5_script, parse_ltp, parse_stat, xilinx_script
+from hgq_chip.estimation.yosys_flow import (
+    ecp5_script,
+    parse_ltp,
+    parse_stat,
+    xilinx_script,
+)
 from hgq_chip.layers import HDense, HQuantize
 
 HAS_DA4ML = importlib.util.find_spec("da4ml") is not None

@@ -67,7 +67,7 @@ class SynthReport:
     mismatches: int | None = None  # traced logic vs Keras (da4ml interpreter); None if not checked
     rtl_dir: str | None = None
     yosys: dict | None = None  # YosysTool.to_dict(): version, banner, source ("path"/"pip"), executable
-    stages: int = 0
+    stages: int | None = None
     family: str = "xc7"
     clock_period: float = 5.0  # ns: the target (constraints, nextpnr --freq)
     depth: int | None = None
@@ -156,8 +156,12 @@ def run_yosys(script: str, src: Path, tool: YosysTool, what: str, expected: str,
 
 def _synthesize(comb, directory: Path, report: SynthReport, yosys: YosysTool, pnr: str | None,
                 estimated_lut: float, time_limit: float, progress) -> None:
+    chosen = report.stages is None
     stages = write_pipelined(comb, directory, TOP, report.stages, report.clock_period)
     report.stages = stages
+    if chosen:
+        progress(f"[hgq_chip] {stages} pipeline stages for a {report.clock_period:g} ns clock (hgq_chip rtl's rule; "
+                 "--stages N to choose)")
     meta = json.loads((directory / "metadata.json").read_text())
     report.reg_bits = meta.get("reg_bits")
     src = directory / "src"
@@ -185,8 +189,9 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
 
     ``model`` is a calibrated ``keras.Model``, a ``.keras`` file or a converted project
     directory (its ``keras_model.keras``). ``stages`` (>= 1) is the pipeline depth = latency in
-    cycles; without it the stage count comes from ``clock_period`` (ns, default 5) through the
-    estimate's timing model (``timing.stages_for_period``: Xilinx, or ECP5 with ``pnr``). ``family``: ``xc7`` or ``xcup``
+    cycles; without it the stage count comes from ``clock_period`` (ns, default 5): as ``hgq_chip rtl``
+    chooses it (``hdl.pipeline.stages_for_clock``), or with ``pnr`` by the estimate's ECP5 model
+    (``timing.stages_for_period``). ``family``: ``xc7`` or ``xcup``
     (yosys synth_xilinx; DSP48E1 or DSP48E2, CARRY4 in both). ``pnr="ecp5"``: also synth_ecp5
     and nextpnr-ecp5 at 1000 / ``clock_period`` MHz. ``time_limit``: seconds per tool run.
     ``check`` first compares the traced logic with Keras (da4ml's interpreter). ``yosys``:
@@ -222,10 +227,10 @@ def synth(model, strategy: str = "latency", tool: str = "yosys", rtl_dir=None, c
 
     start = time.time()
     predicted = estimate(model, strategy=strategy, clock_period=period, dsp_min_product_bits=dsp_min_product_bits)
-    if stages is None:
-        stages = stages_for_period(predicted, period, "ecp5" if pnr else "xilinx")
-        say(f"[hgq_chip] {stages} pipeline stages for a {period:g} ns clock ({'ECP5' if pnr else 'Xilinx'}, "
-            "the estimate's timing model; --stages N to choose)")
+    if stages is None and pnr:
+        stages = stages_for_period(predicted, period, "ecp5")
+        say(f"[hgq_chip] {stages} pipeline stages for a {period:g} ns clock on the ECP5 (the estimate's timing "
+            "model; --stages N to choose)")
     say("[hgq_chip] tracing the model's arithmetic (da4ml)")
     _, _, comb = trace_model(model, strategy, dsp_min_product_bits)
     report = SynthReport(tool, strategy, yosys=yosys.to_dict(), stages=stages, family=family, clock_period=period)

@@ -180,7 +180,15 @@ def pipeline_estimate(source, stages: int | None = None, clock_period: float = 5
     layers = [estimate_layer(f, strategy, period, dsp_min_product_bits, m) for f, m in zip(facts, live)]
     steps = _profile(facts, strategy, dsp_min_product_bits, live)
     delay = float(sum(d for d, _, _ in steps))
-    n = stages if stages is not None else stages_for_delay(delay, period, target)
+    comb = None if model is None else _trace(model, strategy, dsp_min_product_bits)
+    if stages is not None:
+        n = stages
+    elif comb is not None and target == "xilinx":  # as `hgq_chip rtl --clock-period` chooses
+        from ..hdl.pipeline import stages_for_clock
+
+        n = stages_for_clock(comb, period)
+    else:
+        n = stages_for_delay(delay, period, target)
     stage_delay = delay / n
     ecp5 = ecp5_period(stage_delay)
     result = PipelineEstimate(
@@ -188,7 +196,7 @@ def pipeline_estimate(source, stages: int | None = None, clock_period: float = 5
         logic_depth_cells=DEPTH_FIXED_CELLS + DEPTH_PER_NS * stage_delay,
         ecp5_period_ns=ecp5, ecp5_fmax_mhz=1000.0 / ecp5, latency_cycles=n, latency_ns=n * ecp5,
         ff=0, lut=round(LUT_PIPELINED_SCALE * sum(layer.lut for layer in layers)))
-    traced = None if model is None else traced_register_bits(model, n, strategy, dsp_min_product_bits)
+    traced = None if comb is None else traced_register_bits(comb, n)
     result.ff = round(FF_KEPT * (register_bits(steps, n) if traced is None else traced))
     result.ff_source = "interpolated" if traced is None else "da4ml"
     return result
@@ -210,17 +218,21 @@ def _keras_model(source):
     return source
 
 
-def traced_register_bits(model, stages: int, strategy: str, dsp_min_product_bits: int) -> int | None:
-    """Register bits of the model's logic cut into ``stages`` stages by da4ml (what ``synth`` writes), incl.
-    the output register; None when the model has no RTL tracing (UnsupportedLayerError)."""
+def _trace(model, strategy: str, dsp_min_product_bits: int):
+    """The model's da4ml CombLogic; None when it has no RTL tracing (UnsupportedLayerError)."""
     from ..errors import UnsupportedLayerError
-    from .pipelined import pipeline_for_stages
     from .rtl import trace_model
 
     try:
-        _, _, comb = trace_model(model, strategy, dsp_min_product_bits)
+        return trace_model(model, strategy, dsp_min_product_bits)[2]
     except UnsupportedLayerError:
         return None
+
+
+def traced_register_bits(comb, stages: int) -> int:
+    """Register bits (incl. the output register) of ``comb`` cut into ``stages`` stages as ``rtl``/``synth`` cut it."""
+    from .pipelined import pipeline_for_stages
+
     return int(pipeline_for_stages(comb, stages).reg_bits)
 
 
