@@ -201,7 +201,8 @@ def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RAN
 
     An RTL project (written by :func:`rtl`) is compiled with Verilator instead and its samples
     clocked through the pipeline one per cycle; its report (``RTLVerifyReport``) also checks that
-    every output appears exactly the pipeline's latency in cycles after its input.
+    every output appears exactly the pipeline's latency in cycles after its input, and is saved
+    in the project's ``results/verify.json`` (``hgq_chip.hdl.results``) for ``hgq_chip report``.
 
     Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from
     :func:`random_batches`. ``strict=True`` raises MismatchError on any difference.
@@ -225,6 +226,9 @@ def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RAN
 
     if is_rtl_project(project_dir):  # written by `hgq_chip rtl`: Verilator instead of the C simulation
         report = _verify_rtl(model, project_dir, x, batches, random, seed, scale, batch_size, log, allow_large)
+        from .hdl.results import save_verify, verify_label
+
+        save_verify(project_dir, verify_label(random, seed, scale), report)  # for `hgq_chip report`
         if strict and not report.ok:
             raise MismatchError(report.describe())
         return report

@@ -106,6 +106,12 @@ def _run_synth(args) -> int:
                    stages=args.stages, clock_period=options["clock_period"], family=args.family, pnr=args.pnr,
                    time_limit=args.time_limit)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_synth(report))
+    from ..hdl.rtl_verify import is_rtl_project
+
+    if is_rtl_project(args.source):  # an `hgq_chip rtl` project: kept beside it for `hgq_chip report`
+        from ..hdl.results import save_synth
+
+        save_synth(args.source, report.to_dict())
     if report.mismatches:
         from ..errors import MismatchError
 
