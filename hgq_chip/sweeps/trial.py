@@ -3,9 +3,10 @@
 The trial's files go to ``OUT/trials/<trial id>/`` (``OUT`` must be on a filesystem every Ray
 node sees): ``pareto/`` (the ParetoCheckpoint folder: ``.keras`` members and ``pareto.json``)
 and ``params.json``. A trial restarted after a kill starts again from an empty folder. Each
-epoch is reported to Tune (``val_accuracy``, ``ebops``, ``epoch``; and ``lut`` / ``latency_ns`` at
-the end when they are objectives: ``objectives.objective_values``), so results stream back as they
-arrive.
+epoch is reported to Tune (``val_accuracy``, ``ebops``, ``epoch``), so results stream back as they
+arrive; with ``lut`` / ``latency_ns`` objectives (``objectives.objective_values``, computed after
+training) only the last epoch is reported, with them: Tune's search algorithm refuses a result that
+lacks one of its metrics.
 
 Keras is imported inside the functions: the driver (``hgq_chip sweep``) never loads it.
 """
@@ -120,7 +121,7 @@ def train_trial(params: dict, *, model_path: str, data_spec: dict, out: str, obj
         def on_epoch_end(self, epoch, logs=None):
             last.clear()
             last.update({"epoch": epoch, "val_accuracy": float(logs["val_accuracy"]), "ebops": int(logs["ebops"])})
-            if epoch < epochs - 1 or not hardware:
+            if not hardware:  # else one report at the end: Tune refuses a result without every objective
                 report(dict(last))
 
     pareto = ParetoCheckpoint(str(folder / PARETO_DIR), monitor="val_accuracy", write_every=max(epochs // 4, 1))
