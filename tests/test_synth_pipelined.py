@@ -164,6 +164,9 @@ def test_cli_estimate_prints_the_pipeline(tmp_path, capsys):
     assert pipe["stages"] == pipe["latency_cycles"] == 3 and pipe["ecp5_fmax_mhz"] > 0 and pipe["ff"] > 0
     assert main(["estimate", str(path), "--stages", "2"]) == 0
     assert "pipelined RTL (hgq_chip rtl/synth, da4ml), 2 stages" in capsys.readouterr().out
+    assert main(["estimate", str(path), "--stages", "auto", "--clock-period", "100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pipeline"]["stages"] == 1  # all logic fits one 100 ns stage
+    assert "pipeline" not in json.loads(main(["estimate", str(path), "--json"]) or capsys.readouterr().out)
     assert main(["estimate", str(path), "--stages", "0"]) == 5
     assert "--stages must be" in capsys.readouterr().err
 
