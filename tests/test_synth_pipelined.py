@@ -184,6 +184,20 @@ def test_cli_synth_refuses_bad_options_before_any_work(tmp_path, capsys):
 
 
 @needs_da4ml
+def test_synth_of_an_uncalibrated_model_is_a_calibration_error_before_any_tool_runs(tmp_path, capsys):
+    from hgq_chip.cli import main
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    path = tmp_path / "raw.keras"
+    keras.Model(inputs, HDense(2)(HQuantize()(inputs))).save(path)
+    fake = _script(tmp_path, "yosys", 'case "$1" in -V) echo "Yosys 0.23 (fake)";; *) touch ran;; esac')
+    assert main(["synth", str(path), "--yosys", str(fake), "--stages", "2"]) == 6
+    err = capsys.readouterr().err
+    assert "calibrat" in err and "running" not in err and not (tmp_path / "ran").exists()
+
+
+@needs_da4ml
 def test_synth_timeout_through_the_cli_says_what_to_do(tmp_path, capsys):
     """A yosys that hangs: synth stops it at --time-limit, exit 20, one error line naming fewer stages."""
     from hgq_chip.cli import main

@@ -248,8 +248,8 @@ def traced_pipeline(comb, stages: int) -> tuple[int, float]:
 
 def format_pipeline(p: PipelineEstimate) -> str:
     return "\n".join([
-        f"pipelined RTL (hgq_chip rtl/synth, da4ml), {p.stages} stages: LUT {p.lut}  FF {p.ff}  "
-        f"logic depth ~{p.logic_depth_cells:.0f} cells (Xilinx, yosys ltp)",
-        f"  Lattice ECP5 (nextpnr, out of context): Fmax ~{p.ecp5_fmax_mhz:.0f} MHz (period {p.ecp5_period_ns:.2f} ns); "
+        (f"pipelined RTL (hgq_chip rtl/synth, da4ml), {p.stages} stages: LUT {p.lut}  FF {p.ff}  "
+        f"logic depth ~{p.logic_depth_cells:.0f} cells (Xilinx, yosys ltp)"),
+        (f"  Lattice ECP5 (nextpnr, out of context): Fmax ~{p.ecp5_fmax_mhz:.0f} MHz (period {p.ecp5_period_ns:.2f} ns); "
         f"latency {p.latency_cycles} cycles = {p.latency_ns:.1f} ns; logic {p.logic_delay_ns:.1f} ns in all, "
-        f"{p.stage_delay_ns:.2f} ns per stage (estimate; Vivado timing on a Xilinx part will differ)"])
+        f"{p.stage_delay_ns:.2f} ns per stage (estimate; Vivado timing on a Xilinx part will differ)")])
