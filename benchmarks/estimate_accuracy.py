@@ -161,7 +161,8 @@ def stages_for(index: int) -> int:
 def predicted(model, strategy: str, stages: int) -> dict:
     p = pipeline_estimate(model, stages=stages, strategy=strategy)
     return {"lut": p.lut, "ff": p.ff, "depth": p.logic_depth_cells, "fmax": p.ecp5_fmax_mhz,
-            "stage_delay_ns": p.stage_delay_ns, "logic_delay_ns": p.logic_delay_ns}
+            "stage_delay_ns": p.stage_delay_ns, "logic_delay_ns": p.logic_delay_ns,
+            "balanced_stage_delay_ns": p.logic_delay_ns / stages}
 
 
 def measured(model, strategy: str, stages: int, yosys, pnr: bool, time_limit: float) -> dict:
@@ -189,10 +190,12 @@ def fit(rows) -> dict:
     """Least-squares constants of hgq_chip/estimation/timing.py on the training half (even indices)."""
     train = [r for r in rows if r["index"] % 2 == 0]
     out = {}
-    x = np.array([r["estimate"]["stage_delay_ns"] for r in train if "fmax" in r["synth"]])
-    if len(x) >= 2:
-        period = np.array([1000.0 / r["synth"]["fmax"] for r in train if "fmax" in r["synth"]])
-        out["ECP5_PERIOD_PER_NS"], out["ECP5_PERIOD_FIXED_NS"] = np.polyfit(x, period, 1)
+    for key in ("stage_delay_ns", "balanced_stage_delay_ns"):
+        x = np.array([r["estimate"][key] for r in train if "fmax" in r["synth"]])
+        if len(x) >= 2:
+            period = np.array([1000.0 / r["synth"]["fmax"] for r in train if "fmax" in r["synth"]])
+            per_ns, fixed = np.polyfit(x, period, 1)
+            out[f"ECP5_PERIOD_PER_NS ({key})"], out[f"ECP5_PERIOD_FIXED_NS ({key})"] = per_ns, fixed
     x = np.array([r["estimate"]["stage_delay_ns"] for r in train])
     depth = np.array([r["synth"]["depth"] for r in train], np.float64)
     if len(x) >= 2:

@@ -41,3 +41,14 @@ def table_and_add(seed: int = 3) -> keras.Model:
                     output_quantizer={"granularity": "per-layer"})(HDense(4)(x))
     y = keras.layers.Add()([a, b])
     return calibrated(keras.Model(inputs, HDense(3)(y)), seed, act_f=(2, 4))
+
+
+def small_cnn(seed: int = 2) -> keras.Model:
+    """(6, 6, 2) -> HConv2D(3, 3x3, 'same', relu) -> MaxPooling2D(2) -> Flatten -> HDense(3)."""
+    from hgq_chip.layers import HConv2D
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6, 6, 2))
+    x = HConv2D(3, 3, padding="same", activation="relu")(HQuantize()(inputs))
+    x = keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(x))
+    return calibrated(keras.Model(inputs, HDense(3)(x)), seed, act_f=(2, 4))

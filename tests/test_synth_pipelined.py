@@ -164,6 +164,9 @@ def test_cli_estimate_prints_the_pipeline(tmp_path, capsys):
     assert pipe["stages"] == pipe["latency_cycles"] == 3 and pipe["ecp5_fmax_mhz"] > 0 and pipe["ff"] > 0
     assert main(["estimate", str(path), "--stages", "2"]) == 0
     assert "pipelined RTL (hgq_chip rtl/synth, da4ml), 2 stages" in capsys.readouterr().out
+    assert main(["estimate", str(path), "--stages", "auto", "--clock-period", "100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pipeline"]["stages"] == 1  # all logic fits one 100 ns stage
+    assert "pipeline" not in json.loads(main(["estimate", str(path), "--json"]) or capsys.readouterr().out)
     assert main(["estimate", str(path), "--stages", "0"]) == 5
     assert "--stages must be" in capsys.readouterr().err
 
@@ -178,6 +181,20 @@ def test_cli_synth_refuses_bad_options_before_any_work(tmp_path, capsys):
         assert main(["synth", str(path), *argv]) == 5, argv
         err = capsys.readouterr().err
         assert excerpt in err and "running" not in err
+
+
+@needs_da4ml
+def test_synth_of_an_uncalibrated_model_is_a_calibration_error_before_any_tool_runs(tmp_path, capsys):
+    from hgq_chip.cli import main
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    path = tmp_path / "raw.keras"
+    keras.Model(inputs, HDense(2)(HQuantize()(inputs))).save(path)
+    fake = _script(tmp_path, "yosys", 'case "$1" in -V) echo "Yosys 0.23 (fake)";; *) touch ran;; esac')
+    assert main(["synth", str(path), "--yosys", str(fake), "--stages", "2"]) == 6
+    err = capsys.readouterr().err
+    assert "calibrat" in err and "running" not in err and not (tmp_path / "ran").exists()
 
 
 @needs_da4ml

@@ -71,10 +71,15 @@ def project_options(args, names=("strategy", "clock_period")) -> dict:
 
 
 def _check_stages(args) -> None:
-    if args.stages is not None:
+    if args.stages not in (None, "auto"):
         from .pipelined import check_stages
 
         check_stages(args.stages)
+
+
+def _stages_or_auto(text: str):
+    """``--stages`` of estimate: a whole number, or ``auto`` (the count rtl chooses for --clock-period)."""
+    return "auto" if text == "auto" else int(text)
 
 
 def _run_estimate(args) -> int:
@@ -85,12 +90,15 @@ def _run_estimate(args) -> int:
     options = project_options(args)
     result = estimate(args.source, strategy=options["strategy"], clock_period=options["clock_period"],
                       dsp_min_product_bits=args.dsp_threshold)
-    pipe = pipeline_estimate(args.source, stages=args.stages, clock_period=options["clock_period"],
-                             strategy=options["strategy"], dsp_min_product_bits=args.dsp_threshold)
+    pipe = None
+    if args.stages is not None:  # the pipelined RTL (hgq_chip rtl/synth) too
+        pipe = pipeline_estimate(args.source, stages=None if args.stages == "auto" else args.stages,
+                                 clock_period=options["clock_period"], strategy=options["strategy"],
+                                 dsp_min_product_bits=args.dsp_threshold)
     if args.json:
-        print(json.dumps({**result.to_dict(), "pipeline": pipe.to_dict()}, indent=2))
+        print(json.dumps({**result.to_dict(), **({"pipeline": pipe.to_dict()} if pipe else {})}, indent=2))
     else:
-        print(format_estimate(result) + "\n" + format_pipeline(pipe))
+        print(format_estimate(result) + ("\n" + format_pipeline(pipe) if pipe else ""))
     return 0
 
 
@@ -120,9 +128,6 @@ def _run_synth(args) -> int:
 
 
 def _common(p) -> None:
-    p.add_argument("--stages", type=int, default=None, metavar="N",
-                   help="pipeline stages of the RTL (= latency in clock cycles; default: the fewest that meet "
-                        "--clock-period by the estimate's timing model)")
     p.add_argument("--strategy", default=None, metavar=STRATEGIES,
                    help="hls4ml strategy (default: the project's, else latency)")
     p.add_argument("--dsp-threshold", type=int, default=C.DSP_MIN_PRODUCT_BITS, metavar="BITS",
@@ -140,6 +145,9 @@ def add_estimate_command(subparsers) -> None:
     p.add_argument("source", metavar="DIR|MODEL.keras", help="converted project directory or calibrated model file")
     p.add_argument("--clock-period", type=float, default=None, metavar="NS",
                    help="clock period in ns (default: the project's, else 5)")
+    p.add_argument("--stages", type=_stages_or_auto, default=None, metavar="N|auto",
+                   help="also estimate the pipelined RTL (hgq_chip rtl/synth) at N stages, or 'auto': the count "
+                        "rtl chooses for --clock-period; adds its FF, logic depth, ECP5 Fmax and latency in ns")
     _common(p)
     p.set_defaults(handler=_run_estimate)
 
@@ -162,6 +170,9 @@ def add_synth_command(subparsers) -> None:
                    help="keep the generated RTL in this folder (new, empty, or an earlier --rtl-dir, which is "
                         "replaced; default: a temporary folder)")
     p.add_argument("--no-check", action="store_true", help="skip comparing the traced logic with Keras")
+    p.add_argument("--stages", type=int, default=None, metavar="N",
+                   help="pipeline stages (= latency in clock cycles; default: the count hgq_chip rtl chooses for "
+                        "--clock-period, or with --pnr the estimate's ECP5 model's)")
     p.add_argument("--clock-period", type=float, default=None, metavar="NS",
                    help="target clock period in ns: picks --stages when not given, and is nextpnr's --freq "
                         "(default: the project's, else 5)")

@@ -273,23 +273,23 @@ def load_for_synth(source):
 def format_synth(report: SynthReport) -> str:
     used = report.yosys or {}
     which = f" {used['version']} ({'pip package ' if used['source'] == 'pip' else ''}{used['executable']})" if used else ""
-    lines = [f"{report.tool}{which} of the da4ml RTL, pipelined into {report.stages} stages "
-             f"(latency {report.stages} clock cycles; {report.strategy} strategy)",
-             f"Xilinx (yosys synth_xilinx -family {report.family}; CARRY4 cells also for xcup; Vivado's counts "
-             "will differ):",
+    lines = [(f"{report.tool}{which} of the da4ml RTL, pipelined into {report.stages} stages "
+             f"(latency {report.stages} clock cycles; {report.strategy} strategy)"),
+             (f"Xilinx (yosys synth_xilinx -family {report.family}; CARRY4 cells also for xcup; Vivado's counts "
+             "will differ):"),
              f"  LUT {report.lut}  CARRY4 {report.carry}  FF {report.ff}  DSP {report.dsp}  BRAM {report.bram:g}",
              f"  logic depth: {report.depth} cells on the longest flip-flop-to-flip-flop path (yosys ltp)"]
     if report.pnr is not None:
         p = report.pnr
         util = ", ".join(f"{k} {u}/{a} ({100 * u / a:.0f}%)" for k, (u, a) in sorted(p.utilization.items()))
-        lines += [f"Lattice ECP5 ({p.device}; yosys synth_ecp5 + nextpnr-ecp5, open tools; not a Xilinx timing):",
+        lines += [f"{p.device} (yosys synth_ecp5 + nextpnr-ecp5, open tools; not a Xilinx timing):",
                   f"  utilisation: {util}",
-                  f"  Fmax {p.fmax_mhz:.1f} MHz (target {p.target_mhz:g} MHz: "
+                  (f"  Fmax {p.fmax_mhz:.1f} MHz (target {p.target_mhz:g} MHz: "
                   f"{'met' if p.fmax_mhz >= p.target_mhz else 'missed'}); "
-                  f"critical path {p.critical_path_ns:.2f} ns = {p.logic_ns:.2f} logic + {p.routing_ns:.2f} routing",
+                  f"critical path {p.critical_path_ns:.2f} ns = {p.logic_ns:.2f} logic + {p.routing_ns:.2f} routing"),
                   f"  latency: {report.stages} cycles x {p.period_ns:.2f} ns = {report.latency_ns:.1f} ns",
-                  f"  logic depth: {report.ecp5_depth} cells (yosys ltp after synth_ecp5); place and route "
-                  f"{p.seconds:.0f} s"]
+                  (f"  logic depth: {report.ecp5_depth} cells (yosys ltp after synth_ecp5); place and route "
+                  f"{p.seconds:.0f} s")]
     if report.mismatches is not None:
         verdict = "bit-exact" if report.mismatches == 0 else f"{report.mismatches} MISMATCHING values"
         lines.append(f"traced logic vs Keras on random inputs: {verdict}")

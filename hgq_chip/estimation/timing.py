@@ -5,7 +5,9 @@ delay in ns), without tracing or any FPGA tool. The model, for ``N`` stages:
 
 - the operations form a chain along the model; their delays add up to ``D`` ns
   (``ops.py``'s LUT/carry delays, a Xilinx-like scale). da4ml cuts that chain into ``N``
-  stages of about equal delay, so the longest stage holds ``D / N`` ns of logic;
+  stages; the longest stage holds ``D x share`` ns of logic, ``share`` being its part of the
+  traced logic's depth in da4ml adder levels (from a Keras model with da4ml installed), else
+  ``1 / N`` (balanced);
 - **Fmax (Lattice ECP5, nextpnr, out of context)**: period = ``ECP5_PERIOD_FIXED_NS`` +
   ``ECP5_PERIOD_PER_NS`` x ``D / N`` (clock-to-q, setup and the routing in and out of every
   stage, then logic and its routing, which on the ECP5 is most of the path);
@@ -67,7 +69,7 @@ class PipelineEstimate:
 
     stages: int
     logic_delay_ns: float  # D: the whole chain's logic delay
-    stage_delay_ns: float  # D / N
+    stage_delay_ns: float  # D x the longest stage's share of the logic (D / N if balanced)
     logic_depth_cells: float  # Xilinx, yosys ltp between flip-flops
     ecp5_period_ns: float
     ecp5_fmax_mhz: float
@@ -189,15 +191,16 @@ def pipeline_estimate(source, stages: int | None = None, clock_period: float = 5
         n = stages_for_clock(comb, period)
     else:
         n = stages_for_delay(delay, period, target)
-    stage_delay = delay / n
+    traced = None if comb is None else traced_pipeline(comb, n)
+    share = 1.0 / n if traced is None else traced[1]
+    stage_delay = delay * share
     ecp5 = ecp5_period(stage_delay)
     result = PipelineEstimate(
         stages=n, logic_delay_ns=delay, stage_delay_ns=stage_delay,
         logic_depth_cells=DEPTH_FIXED_CELLS + DEPTH_PER_NS * stage_delay,
         ecp5_period_ns=ecp5, ecp5_fmax_mhz=1000.0 / ecp5, latency_cycles=n, latency_ns=n * ecp5,
         ff=0, lut=round(LUT_PIPELINED_SCALE * sum(layer.lut for layer in layers)))
-    traced = None if comb is None else traced_register_bits(comb, n)
-    result.ff = round(FF_KEPT * (register_bits(steps, n) if traced is None else traced))
+    result.ff = round(FF_KEPT * (register_bits(steps, n) if traced is None else traced[0]))
     result.ff_source = "interpolated" if traced is None else "da4ml"
     return result
 
@@ -229,17 +232,24 @@ def _trace(model, strategy: str, dsp_min_product_bits: int):
         return None
 
 
-def traced_register_bits(comb, stages: int) -> int:
-    """Register bits (incl. the output register) of ``comb`` cut into ``stages`` stages as ``rtl``/``synth`` cut it."""
+def traced_pipeline(comb, stages: int) -> tuple[int, float]:
+    """``(register bits, share)`` of ``comb`` cut into ``stages`` stages as ``rtl``/``synth`` cut it: the register
+    bits incl. the output register, and the longest stage's share of the logic depth (da4ml adder levels;
+    1 / stages when perfectly balanced)."""
     from .pipelined import pipeline_for_stages
 
-    return int(pipeline_for_stages(comb, stages).reg_bits)
+    pipe = pipeline_for_stages(comb, stages)
+    ends = [max((float(x) for x in sol.latency), default=0.0) for sol in pipe.solutions]
+    depth = max(ends, default=0.0)
+    longest = max((b - a for a, b in zip([0.0, *ends[:-1]], ends)), default=0.0)
+    share = 1.0 / stages if depth <= 0 else min(1.0, max(longest / depth, 1.0 / stages))
+    return int(pipe.reg_bits), share
 
 
 def format_pipeline(p: PipelineEstimate) -> str:
     return "\n".join([
-        f"pipelined RTL (hgq_chip rtl/synth, da4ml), {p.stages} stages: LUT {p.lut}  FF {p.ff}  "
-        f"logic depth ~{p.logic_depth_cells:.0f} cells (Xilinx, yosys ltp)",
-        f"  Lattice ECP5 (nextpnr, out of context): Fmax ~{p.ecp5_fmax_mhz:.0f} MHz (period {p.ecp5_period_ns:.2f} ns); "
+        (f"pipelined RTL (hgq_chip rtl/synth, da4ml), {p.stages} stages: LUT {p.lut}  FF {p.ff}  "
+        f"logic depth ~{p.logic_depth_cells:.0f} cells (Xilinx, yosys ltp)"),
+        (f"  Lattice ECP5 (nextpnr, out of context): Fmax ~{p.ecp5_fmax_mhz:.0f} MHz (period {p.ecp5_period_ns:.2f} ns); "
         f"latency {p.latency_cycles} cycles = {p.latency_ns:.1f} ns; logic {p.logic_delay_ns:.1f} ns in all, "
-        f"{p.stage_delay_ns:.2f} ns per stage (estimate; Vivado timing on a Xilinx part will differ)"])
+        f"{p.stage_delay_ns:.2f} ns per stage (estimate; Vivado timing on a Xilinx part will differ)")])
