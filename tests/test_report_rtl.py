@@ -42,7 +42,7 @@ def rtl_project(tmp_path_factory):
 
 
 def test_rtl_project_page_shows_every_number_and_its_origin(rtl_project, tmp_path, capsys):
-    root, model = rtl_project
+    _, model = rtl_project
     project = tmp_path / "rtl"
     hgq_chip.rtl(model, project, stages=2, log=lambda m: None)
     assert is_rtl_dir(project)

@@ -275,7 +275,7 @@ def test_fanout_records_a_failing_member_instead_of_raising(tmp_path):
 
 
 @pytest.mark.slow
-def test_fanout_member_with_yosys_synthesis(tmp_path):
+def test_fanout_member_with_yosys_synthesis_rtl_and_ecp5(tmp_path):
     from hgq_chip.sweeps.fanout import process_member
     from hgq_chip.sweeps.trial import train_trial
 
@@ -290,3 +290,17 @@ def test_fanout_member_with_yosys_synthesis(tmp_path):
     check_member(row)
     assert result["synth"]["tool"] == "yosys" and result["synth"]["lut"] > 0
     assert result["synth"]["trace_mismatches"] == 0
+    # The spec's way: rtl at 2 stages + Verilator, synth and ECP5 place and route, objectives from them.
+    objectives = {"val_accuracy": "max", "ebops": "min", "lut": "min", "latency_ns": "min"}
+    fanout = parse_spec({**SPEC, "objectives": objectives, "objective_source": "synth",
+                         "fanout": {"random": 100, "rtl": {"stages": 2}, "synth": True, "pnr": "ecp5"}}).fanout
+    result = process_member(row, spec.data, str(tmp_path), fanout, None, objectives, "synth")
+    assert result["status"] == "ok", result.get("error")
+    synth, values = result["synth"], result["objective_values"]
+    assert result["rtl"]["stages"] == synth["stages"] == 2
+    assert all(c["mismatches"] == 0 for c in result["rtl"]["verify"].values())
+    assert values["lut"] == synth["xilinx"]["lut"] > 0
+    assert values["latency_ns"] == synth["ecp5"]["latency_ns"] > 0 and synth["ecp5"]["pnr"]["fmax_mhz"] > 0
+    assert "Lattice ECP5" in values["sources"]["latency_ns"]
+    saved = json.loads((Path(result["rtl"]["project"]) / "results" / "synth.json").read_text())
+    assert saved["ecp5"]["latency_ns"] == synth["ecp5"]["latency_ns"]

@@ -16,7 +16,13 @@ import numpy as np
 from ..conversion.output_file import check_output_file
 from ..errors import HGQChipError, UnsafeOutputError, UnsupportedConfigurationError
 from . import plots as charts
-from .conversion import INPUT_FILES, Conversion, load_conversion, load_pareto, load_trajectories
+from .conversion import (
+    INPUT_FILES,
+    Conversion,
+    load_conversion,
+    load_pareto,
+    load_trajectories,
+)
 from .output import StagedReport, check_plot_dir
 from .section import Section
 

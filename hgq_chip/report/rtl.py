@@ -53,9 +53,10 @@ def pipeline_section(rtl: dict) -> Section:
     manifest, p = rtl["manifest"], rtl["manifest"]["rtl"]
     ports = p.get("ports", {})
     section = Section("RTL: pipelined Verilog (hgq_chip rtl)")
-    section.blocks.append(("text", f"Top {p.get('top', '?')} ({p.get('library', 'da4ml')}), {manifest.get('strategy')} "
-                                   f"strategy. Ports {ports.get('input_bits', '?')} -> {ports.get('output_bits', '?')} "
-                                   "bits (layout and ap_fixed format of each element: PORTS.md)."))
+    text = (f"Top {p.get('top', '?')} ({p.get('library', 'da4ml')}), {manifest.get('strategy')} strategy. Ports "
+            f"{ports.get('input_bits', '?')} -> {ports.get('output_bits', '?')} bits (layout and ap_fixed format of "
+            "each element: PORTS.md).")
+    section.blocks.append(("text", text))
     section.blocks.append(("table", ["stages", "latency (cycles)", "clock constraint (ns)", "register bits",
                                      "logic depth (adder levels)", "max stages"],
                            [[p.get("stages"), p.get("latency_cycles"), p.get("clock_period_ns"),
@@ -67,8 +68,8 @@ def verify_section(rtl: dict) -> Section:
     section = Section("RTL verify (Verilator vs Keras, bit for bit)")
     checks = _get(rtl["verify"], "checks")
     if not checks:
-        section.blocks.append(("text", f"Not verified yet: run `hgq_chip verify MODEL.keras {rtl['directory']} "
-                                       f"--random 1000 --scale 4` (results go to {RESULTS_DIR}/{VERIFY_FILE})."))
+        section.blocks.append(("text", (f"Not verified yet: run `hgq_chip verify MODEL.keras {rtl['directory']} "
+                                        f"--random 1000 --scale 4` (results go to {RESULTS_DIR}/{VERIFY_FILE}).")))
         return section
     rows = [[label, c.get("samples"), c.get("values"), c.get("mismatches"), c.get("latency_cycles"),
              "yes" if c.get("ok") else "NO", c.get("when", "")] for label, c in checks.items()]
@@ -104,8 +105,8 @@ def synth_tables(synth: dict, project_stages=None) -> list:
 def synth_section(rtl: dict) -> Section:
     section = Section("RTL synthesis and place and route (open tools)")
     if not rtl["synth"]:
-        section.blocks.append(("text", f"Not synthesized yet: run `hgq_chip synth {rtl['directory']} [--pnr ecp5]` "
-                                       f"(results go to {RESULTS_DIR}/{SYNTH_FILE})."))
+        section.blocks.append(("text", (f"Not synthesized yet: run `hgq_chip synth {rtl['directory']} [--pnr ecp5]` "
+                                        f"(results go to {RESULTS_DIR}/{SYNTH_FILE}).")))
         return section
     section.blocks += synth_tables(rtl["synth"], rtl["manifest"]["rtl"].get("stages"))
     return section

@@ -106,7 +106,8 @@ def run_synth(model, fanout: dict, stages: int | None = None) -> dict:
 
     rtl = rtl_options(fanout) or {"stages": None, "clock_period": fanout["clock_period"]}
     return synth(model, strategy=fanout["strategy"], stages=stages or rtl["stages"], clock_period=rtl["clock_period"],
-                 family=fanout["family"], pnr=fanout["pnr"], time_limit=fanout["time_limit"], progress=None).to_dict()
+                 family=fanout["family"], pnr=fanout["pnr"], time_limit=fanout["time_limit"],
+                 progress=lambda message: None).to_dict()
 
 
 def objective_values(model, objectives: dict, source: str, fanout: dict, synth_report: dict | None = None) -> dict:
