@@ -35,7 +35,8 @@ Domains (Ray Tune's search-space API): ``uniform``/``loguniform`` ``[low, high]`
 ``[low, high)``, ``choice`` (a list), ``grid`` (a list: every value, times ``budget.trials``).
 The trainer reads ``beta_*``, ``ramp_fraction``, ``seed``, ``epochs``, ``batch_size``; every
 parameter also goes to the model builder. Errors: SweepSpecError, naming the key; DataError for
-.npz data files that are missing or lack ``x``/``y``.
+.npz data files that are missing or lack ``x``/``y``; ToolMissingError when ``fanout.rtl``/``synth``/
+``pnr`` or ``objective_source: synth`` need da4ml, yosys or nextpnr and it is not installed.
 """
 
 from __future__ import annotations
