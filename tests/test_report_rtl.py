@@ -103,3 +103,22 @@ def test_sweep_page_shows_the_members_rtl_and_objective_sources(tmp_path):
     assert "| t0 | 2 | 2 | 2 | random 4x: 0/2000 | 47 | 40 | 123.456 | 16.2 |" in page
     assert "| t0 | 2 | latency_ns | 16.2 | pnr: 2 stages x 8.1 ns |" in page
     assert "| t1 |" not in page.split("RTL of the fanned-out members")[1]
+
+
+@pytest.mark.slow
+def test_verify_and_synth_through_the_cli_save_what_the_report_shows(tmp_path, capsys):
+    """`hgq_chip rtl`, `verify --random --scale 4` (Verilator) and `synth` (yosys) through the CLI, then `report`."""
+    model = tiny_dense()
+    model.save(tmp_path / "model.keras")
+    project = tmp_path / "rtl"
+    assert main(["rtl", str(tmp_path / "model.keras"), "--output-dir", str(project), "--stages", "2"]) == 0
+    assert main(["verify", str(tmp_path / "model.keras"), str(project), "--random", "300", "--scale", "4"]) == 0
+    assert main(["synth", str(project), "--stages", "2"]) == 0
+    checks = read_result(project, "verify.json")["checks"]
+    assert checks["random 4x seed 0"]["mismatches"] == 0 and checks["random 4x seed 0"]["values"] == 600
+    synth = read_result(project, "synth.json")
+    assert synth["stages"] == 2 and synth["xilinx"]["lut"] > 0 and synth["xilinx"]["ff"] > 0
+    assert main(["report", str(project), "--format", "md"]) == 0
+    page = (project / "report.md").read_text()
+    assert "| random 4x seed 0 | 300 | 600 | 0 | 2 | yes |" in page
+    assert f"| xc7 | 2 | {synth['xilinx']['lut']} |" in page and "Not synthesized yet" not in page
