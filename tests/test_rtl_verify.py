@@ -128,3 +128,11 @@ def test_no_verilator_is_a_tool_missing_error_naming_the_extra(projects, tmp_pat
     monkeypatch.setenv("PATH", str(tmp_path))  # no verilator on PATH either
     code, _, stderr = _run(capsys, "verify", projects / "model.keras", projects / "s1", "--random", 10, "--quiet")
     assert code == 9 and "hgq_chip[rtl]" in stderr
+
+
+def test_force_replaces_a_verified_project_with_its_verilator_build(projects, capsys):
+    folder = _copy(projects, "verified")
+    assert any((folder / "sim_build").iterdir())  # what verify built is no user file
+    code, _, stderr = _run(capsys, "rtl", projects / "model.keras", "--output-dir", folder, "--stages", "2", "--force",
+                           "--quiet")
+    assert (code, stderr) == (0, "") and not (folder / "sim_build").exists()
