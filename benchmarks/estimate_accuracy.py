@@ -58,7 +58,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -67,8 +66,8 @@ import keras
 import numpy as np
 
 import hgq_chip
-from hgq_chip.estimation import estimate
 from hgq_chip.estimation.synth import synth
+from hgq_chip.estimation.timing import pipeline_estimate
 from hgq_chip.estimation.yosys_tool import find_yosys
 from hgq_chip.layers import HConv1D, HConv2D, HDense, HQuantize
 
@@ -151,75 +150,115 @@ def build(case: Case, seed: int) -> keras.Model:
     return model
 
 
-def percentage_errors(rows, strategy, subset=None):
-    errors = [abs(r[strategy]["estimate"] - r[strategy]["yosys"]) / r[strategy]["yosys"] * 100
-              for index, r in enumerate(rows) if strategy in r and (subset is None or index % 2 == subset)]
-    return (float(np.median(errors)), float(np.max(errors))) if errors else (float("nan"), float("nan"))
+STAGES = (2, 3, 4, 6)  # case i is pipelined into STAGES[i % 4] stages: the timing fit needs a spread of D / N
+SMALL = "0,1,4,5,7,8,10,11"  # the 8 smaller models (1.3k-7k LUTs); the others took the pip yosys too long
 
 
-def fit_scale(rows, strategy) -> float:
-    """Least-squares factor s minimising sum((s * estimate - yosys)^2) on the training half."""
-    pairs = [(r[strategy]["estimate"], r[strategy]["yosys"]) for i, r in enumerate(rows) if i % 2 == 0 and strategy in r]
-    e, y = np.array(pairs, np.float64).T
-    return float((e * y).sum() / (e * e).sum())
+def stages_for(index: int) -> int:
+    return STAGES[index % len(STAGES)]
+
+
+def predicted(model, strategy: str, stages: int) -> dict:
+    p = pipeline_estimate(model, stages=stages, strategy=strategy)
+    return {"lut": p.lut, "ff": p.ff, "depth": p.logic_depth_cells, "fmax": p.ecp5_fmax_mhz,
+            "stage_delay_ns": p.stage_delay_ns, "logic_delay_ns": p.logic_delay_ns,
+            "balanced_stage_delay_ns": p.logic_delay_ns / stages}
+
+
+def measured(model, strategy: str, stages: int, yosys, pnr: bool, time_limit: float) -> dict:
+    report = synth(model, strategy=strategy, yosys=yosys, stages=stages, pnr="ecp5" if pnr else None,
+                   clock_period=5.0, time_limit=time_limit)
+    if report.mismatches:
+        raise SystemExit(f"traced RTL differs from Keras in {report.mismatches} values")
+    row = {"lut": report.lut, "ff": report.ff, "carry": report.carry, "dsp": report.dsp, "depth": report.depth,
+           "reg_bits": report.reg_bits, "stages": report.stages, "seconds": round(report.seconds, 1)}
+    if report.pnr is not None:
+        row.update(fmax=report.pnr.fmax_mhz, critical_path_ns=report.pnr.critical_path_ns,
+                   routing_ns=report.pnr.routing_ns, ecp5_depth=report.ecp5_depth, pnr_seconds=report.pnr.seconds)
+    return row
+
+
+METRICS = ("lut", "ff", "fmax", "depth")
+
+
+def errors(rows, metric: str, subset=None) -> list[float]:
+    return [abs(r["estimate"][metric] - r["synth"][metric]) / r["synth"][metric] * 100
+            for r in rows if metric in r["synth"] and r["synth"][metric] and (subset is None or r["index"] % 2 == subset)]
+
+
+def fit(rows) -> dict:
+    """Least-squares constants of hgq_chip/estimation/timing.py on the training half (even indices)."""
+    train = [r for r in rows if r["index"] % 2 == 0]
+    out = {}
+    for key in ("stage_delay_ns", "balanced_stage_delay_ns"):
+        x = np.array([r["estimate"][key] for r in train if "fmax" in r["synth"]])
+        if len(x) >= 2:
+            period = np.array([1000.0 / r["synth"]["fmax"] for r in train if "fmax" in r["synth"]])
+            per_ns, fixed = np.polyfit(x, period, 1)
+            out[f"ECP5_PERIOD_PER_NS ({key})"], out[f"ECP5_PERIOD_FIXED_NS ({key})"] = per_ns, fixed
+    x = np.array([r["estimate"]["stage_delay_ns"] for r in train])
+    depth = np.array([r["synth"]["depth"] for r in train], np.float64)
+    if len(x) >= 2:
+        out["DEPTH_PER_NS"], out["DEPTH_FIXED_CELLS"] = np.polyfit(x, depth, 1)
+    for metric, name in (("lut", "LUT_PIPELINED_SCALE (x current)"), ("ff", "FF scale (x current)")):
+        e = np.array([r["estimate"][metric] for r in train], np.float64)
+        y = np.array([r["synth"][metric] for r in train], np.float64)
+        out[name] = float((e * y).sum() / (e * e).sum()) if len(e) else float("nan")
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--strategy", choices=["latency", "distributed_arithmetic", "both"], default="both")
-    parser.add_argument("--only", default=None, help="comma-separated case indices")
+    parser.add_argument("--strategy", choices=["latency", "distributed_arithmetic"], default="latency")
+    parser.add_argument("--only", default=SMALL, help=f"comma-separated case indices (default: {SMALL}; 'all': all 14)")
     parser.add_argument("--json", default=None, help="write the rows here")
-    parser.add_argument("--fit", action="store_true", help="print the training-half scale factor per strategy")
+    parser.add_argument("--fit", action="store_true", help="print the training-half least-squares constants")
     parser.add_argument("--cached", default=None, metavar="ROWS.json",
-                        help="reuse the yosys counts of an earlier --json run (the RTL does not depend on the "
+                        help="reuse the synthesis numbers of an earlier --json run (the RTL does not depend on the "
                              "estimate's constants, so this re-scores a calibration change in seconds)")
+    parser.add_argument("--no-pnr", action="store_true", help="skip nextpnr (no Fmax)")
+    parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds per yosys/nextpnr run")
     parser.add_argument("--yosys", default="auto", metavar="PATH|pip|auto", help="which yosys synthesizes (default: auto)")
     args = parser.parse_args(argv)
     yosys = find_yosys(args.yosys)
-    print(f"synthesizing with {yosys.describe()}: {yosys.banner}")
-    strategies = ["latency", "distributed_arithmetic"] if args.strategy == "both" else [args.strategy]
-    indices = [int(i) for i in args.only.split(",")] if args.only else range(len(SUITE))
-
+    print(f"synthesizing with {yosys.describe()}: {yosys.banner}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    indices = range(len(SUITE)) if args.only == "all" else [int(i) for i in args.only.split(",")]
     cached = {}
     if args.cached:
         with open(args.cached) as handle:
             cached = {row["index"]: row for row in json.load(handle)}
     rows = []
-    print(f"{'#':>2} {'model':<30}{'strategy':<24}{'estimate':>9}{'yosys':>9}{'error':>8}{'est s':>7}{'synth s':>8}")
+    print(f"{'#':>2} {'model':<28}{'N':>3}  {'LUT est/syn':>13}{'FF est/syn':>13}{'Fmax est/pnr':>15}"
+          f"{'depth est/ltp':>15}{'s':>7}", flush=True)
     for index in indices:
         case = SUITE[index]
         model = build(case, seed=index)
-        row = {"index": index, "model": case.name,
-               "yosys": cached[index].get("yosys", "unrecorded") if index in cached else yosys.version}
-        for strategy in strategies:
-            start = time.time()
-            est = estimate(model, strategy=strategy)
-            est_seconds = time.time() - start
-            if strategy in cached.get(index, {}):
-                synthesized = {key: cached[index][strategy][key] for key in ("yosys", "carry", "dsp", "synth_seconds")}
-            else:
-                report = synth(model, strategy=strategy, yosys=yosys)
-                if report.mismatches:
-                    print(f"   traced RTL of {case.name} differs from Keras in {report.mismatches} values", file=sys.stderr)
-                    return 1
-                synthesized = {"yosys": report.lut, "carry": report.carry, "dsp": report.dsp,
-                               "synth_seconds": report.seconds}
-            row[strategy] = {"estimate": est.lut, "estimate_seconds": est_seconds, **synthesized}
-            error = (est.lut - synthesized["yosys"]) / synthesized["yosys"] * 100
-            print(f"{index:>2} {case.name:<30}{strategy:<24}{est.lut:>9}{synthesized['yosys']:>9}{error:>+7.1f}%"
-                  f"{est_seconds:>7.2f}{synthesized['synth_seconds']:>8.1f}", flush=True)
+        stages = stages_for(index)
+        est = predicted(model, args.strategy, stages)
+        if index in cached:
+            syn = cached[index]["synth"]
+        else:
+            syn = measured(model, args.strategy, stages, yosys, not args.no_pnr, args.time_limit)
+        row = {"index": index, "model": case.name, "strategy": args.strategy, "stages": stages, "estimate": est,
+               "synth": syn, "yosys": yosys.version if index not in cached else cached[index].get("yosys"),
+               "load_average": round(os.getloadavg()[0], 1)}
         rows.append(row)
-
+        fmax = f"{est['fmax']:.0f}/{syn['fmax']:.0f}" if "fmax" in syn else f"{est['fmax']:.0f}/-"
+        print(f"{index:>2} {case.name:<28}{stages:>3}  {est['lut']:>6}/{syn['lut']:<6}{est['ff']:>6}/{syn['ff']:<6}"
+              f"{fmax:>15}{est['depth']:>8.0f}/{syn['depth']:<6}{syn.get('seconds', 0):>7.0f}", flush=True)
+        if args.json:  # after every model: a long run interrupted keeps what it measured
+            with open(args.json, "w") as handle:
+                json.dump(rows, handle, indent=2)
     print()
-    for strategy in strategies:
+    for metric in METRICS:
         for label, subset in (("all", None), ("training half (even)", 0), ("held out (odd)", 1)):
-            median, worst = percentage_errors(rows, strategy, subset)
-            print(f"{strategy:<24}{label:<22} median |error| {median:5.1f}%   worst {worst:5.1f}%")
-        if args.fit:
-            print(f"{strategy:<24}least-squares scale on the training half: {fit_scale(rows, strategy):.3f}")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=2)
+            found = errors(rows, metric, subset)
+            if found:
+                print(f"{metric:<6}{label:<22} median |error| {np.median(found):5.1f}%   worst {np.max(found):5.1f}%"
+                      f"   ({len(found)} models)")
+    if args.fit:
+        for name, value in fit(rows).items():
+            print(f"fit {name} = {value:.4f}")
     return 0
 
 

@@ -18,6 +18,7 @@ _EXPORTS = {
     "load_model": ".api",
     "random_batches": ".api",
     "random_inputs": ".api",
+    "rtl": ".api",
     "sweep": ".sweeps",
     "synth": ".estimation.synth",
     "verify": ".api",

@@ -146,9 +146,53 @@ def _draw_batches(intervals, generators, n: int, batch_size: int) -> Iterator[li
                for (low, high, dtype), generator in zip(intervals, generators)]
 
 
+def _verify_rtl(model, project_dir, x, batches, random, seed, scale, batch_size, log, allow_large):
+    from .conversion.verification import array_batches, check_inputs
+    from .hdl.rtl_verify import verify_rtl
+
+    if x is None:
+        log(f"[hgq_chip] drawing {random} random samples (seed {seed}) over the calibrated input range widened "
+            f"{scale:g}x, {batch_size} at a time")
+        return verify_rtl(model, project_dir, batches, log=log, check=False, allow_large=allow_large)
+    inputs = check_inputs(as_functional(model), x)
+    return verify_rtl(model, project_dir, array_batches(inputs, batch_size), log=log, check=False,
+                      allow_large=allow_large)
+
+
+def rtl(model, output_dir, *, stages=None, clock_period=None, strategy="latency", force=False,
+        replace_non_project=False, reads=(), log=to_stderr):
+    """Write the pipelined Verilog project of a calibrated model into ``output_dir`` (see ``hgq_chip rtl``).
+
+    ``model`` is a ``keras.Model`` or a ``.keras`` path. ``stages``: exactly that many pipeline
+    stages; else chosen from ``clock_period`` (ns, default 5, also written into the XDC/SDC
+    constraints). Returns the ``hgq_chip.hdl.project.RTLProject``. Output folder rules, errors
+    and atomicity as for :func:`convert` (everything is traced before anything is written; a
+    layer without RTL tracing is an UnsupportedLayerError naming it). ``verify(model, output_dir,
+    ...)`` then simulates it with Verilator.
+    """
+    from .hdl.project import rtl as _write_rtl
+
+    reads = tuple(reads)
+    if isinstance(model, (str, os.PathLike)):
+        from .conversion.output_dir import check_output_dir
+
+        reads += (model,)
+        check_output_dir(output_dir, force=force or replace_non_project, replace_non_project=replace_non_project,
+                         reads=reads)
+        log(f"[hgq_chip] loading {model}")
+    return _write_rtl(_as_model(model), output_dir, stages=stages, clock_period=clock_period, strategy=strategy,
+                      force=force or replace_non_project, replace_non_project=replace_non_project, reads=reads,
+                      log=log)
+
+
 def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RANDOM_SCALE, project_name=None,
            strict=False, log=to_stderr, batch_size=VERIFY_BATCH, allow_large=False, names=API_NAMES) -> VerifyReport:
     """Compile ``project_dir``'s C simulation and compare it with ``model`` bit for bit.
+
+    An RTL project (written by :func:`rtl`) is compiled with Verilator instead and its samples
+    clocked through the pipeline one per cycle; its report (``RTLVerifyReport``) also checks that
+    every output appears exactly the pipeline's latency in cycles after its input, and is saved
+    in the project's ``results/verify.json`` (``hgq_chip.hdl.results``) for ``hgq_chip report``.
 
     Inputs are ``x`` (an array, or a list for several inputs), or ``random`` samples from
     :func:`random_batches`. ``strict=True`` raises MismatchError on any difference.
@@ -168,6 +212,16 @@ def verify(model, project_dir, x=None, *, random=None, seed=0, scale=DEFAULT_RAN
     check_sampling_options(random, seed, scale, batch_size, names)
     model = _as_model(model)
     batches = None if x is not None else random_batches(model, random, seed, scale, batch_size, names)
+    from .hdl.rtl_verify import is_rtl_project
+
+    if is_rtl_project(project_dir):  # written by `hgq_chip rtl`: Verilator instead of the C simulation
+        report = _verify_rtl(model, project_dir, x, batches, random, seed, scale, batch_size, log, allow_large)
+        from .hdl.results import save_verify, verify_label
+
+        save_verify(project_dir, verify_label(random, seed, scale), report)  # for `hgq_chip report`
+        if strict and not report.ok:
+            raise MismatchError(report.describe())
+        return report
     project_name = project_name or project_name_of(project_dir)
     if x is None:
         log(f"[hgq_chip] drawing {random} random samples (seed {seed}) over the calibrated input range widened "

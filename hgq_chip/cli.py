@@ -109,12 +109,49 @@ def _run_verify(args) -> int:
     if not report.ok:
         out, index, keras_value, csim_value = report.first_mismatch
         print(f"first mismatch: output {out}, sample {index[0]}, element {index[1]}: "
-              f"keras {keras_value!r}, csim {csim_value!r}")
+              f"keras {keras_value!r}, {'rtl' if hasattr(report, 'latency_cycles') else 'csim'} {csim_value!r}")
         from .errors import MismatchError
 
         raise MismatchError(report.describe())
     print(report.describe())
     return 0
+
+
+def _run_rtl(args) -> int:
+    from . import api
+
+    project = api.rtl(args.model, args.output_dir, stages=args.stages, clock_period=args.clock_period,
+                      strategy=args.strategy, force=args.force, replace_non_project=args.replace_non_project,
+                      log=_log(args))
+    print(f"RTL: {project.describe()}")
+    print(f"project: {project.output_dir} (ports: PORTS.md, top: src/model.v, constraints: src/model.xdc, "
+          "src/model.sdc)")
+    return 0
+
+
+def _add_rtl(subparsers) -> None:
+    p = subparsers.add_parser("rtl", help="write the pipelined Verilog of a calibrated model",
+                              description="Trace a calibrated hgq_chip model into pipelined Verilog (da4ml): "
+                                          "sources, a top with documented ports (PORTS.md), XDC/SDC constraints. "
+                                          "`hgq_chip verify` then simulates it with Verilator, bit for bit.")
+    p.add_argument("model", help="the model, saved with model.save('name.keras')")
+    p.add_argument("--output-dir", required=True,
+                   help="project folder: new or empty, or an earlier hgq_chip project with --force; never the "
+                        "current directory, home, a filesystem root or the model's folder")
+    p.add_argument("--stages", type=int, default=None, metavar="N",
+                   help="exactly N pipeline stages (latency N cycles); the error names the range this model allows")
+    p.add_argument("--clock-period", type=float, default=None, metavar="NS",
+                   help="clock period in ns for the XDC/SDC constraints; without --stages it also picks the stage "
+                        "count from hgq_chip's timing model (default: 5)")
+    p.add_argument("--strategy", default="latency", metavar=STRATEGIES,
+                   help="constant products as summed signed digits (latency) or da4ml's optimized adder graphs "
+                        "(distributed_arithmetic); default: latency")
+    p.add_argument("--force", action="store_true",
+                   help="replace --output-dir if it holds an earlier hgq_chip project (swapped atomically)")
+    p.add_argument("--replace-non-project", action="store_true",
+                   help="also replace a folder hgq_chip did not write, deleting everything in it (implies --force)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(handler=_run_rtl)
 
 
 def _add_convert(subparsers) -> None:
@@ -147,7 +184,8 @@ def _add_verify(subparsers) -> None:
                                           "the same inputs and count differing output values; exits with status "
                                           "10 on any mismatch.")
     p.add_argument("model", help="the model the project was converted from (.keras)")
-    p.add_argument("project_dir", help="the directory written by `hgq_chip convert`")
+    p.add_argument("project_dir", help="the directory written by `hgq_chip convert` (C simulation, g++) or "
+                                       "`hgq_chip rtl` (Verilator, one sample per clock, latency checked)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", metavar="X.npy|X.npz",
                         help="inputs, samples first: a .npy (np.save) for a one-input model, or an .npz with one "
@@ -186,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hgq_chip {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_convert(subparsers)
+    _add_rtl(subparsers)
     _add_verify(subparsers)
     estimate_cli.add_estimate_command(subparsers)
     estimate_cli.add_synth_command(subparsers)

@@ -63,19 +63,19 @@ class ToolMissingError(HGQChipError):
 
 
 class MismatchError(HGQChipError):
-    """C simulation and the Keras model disagree."""
+    """C simulation (or an RTL project's Verilator simulation) and the Keras model disagree."""
 
     exit_code = 10
 
 
 class SimulationCrashError(HGQChipError):
-    """The compiled C simulation died (abort, assert, segfault) in its child process."""
+    """The compiled C simulation (or Verilator model) died (abort, assert, segfault) in its child process."""
 
     exit_code = 12
 
 
 class CompileError(HGQChipError):
-    """g++ could not build the project's C simulation."""
+    """g++ (or Verilator) could not build the project's C simulation (or RTL simulation)."""
 
     exit_code = 13
 
@@ -99,7 +99,7 @@ class ProjectError(HGQChipError):
 
 
 class SimulationTooLargeError(HGQChipError):
-    """A project's C simulation is predicted to take too long or too much memory to compile here."""
+    """A project's C simulation (or Verilator model) is predicted to take too long or too much memory to compile here."""
 
     exit_code = 17
 
@@ -109,6 +109,12 @@ class SweepSpecError(HGQChipError):
     asks for a search the sampler cannot run."""
 
     exit_code = 18
+
+
+class ToolTimeoutError(HGQChipError):
+    """An external tool run (yosys, nextpnr) did not finish within its time limit (``--time-limit``)."""
+
+    exit_code = 20
 
 
 class ClusterError(HGQChipError):

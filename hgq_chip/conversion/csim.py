@@ -63,8 +63,9 @@ def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[
     return errors[:limit], len(errors)
 
 
-def run_stopping_group(argv: list[str], cwd, guarded: bool = False) -> subprocess.CompletedProcess:
-    """``subprocess.run(argv)`` with text output captured, in a process group of its own that is
+def run_stopping_group(argv: list[str], cwd, guarded: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``subprocess.run(argv)`` (environment ``env``, default this process's) with text output captured, in a
+    process group of its own that is
     stopped (:func:`_stop_group`) if this process is interrupted while waiting: Ctrl-C, SIGTERM
     (the CLI raises it as an exception) or any other exception. ``subprocess.run`` alone kills
     only its direct child, and build_lib.sh's g++ would go on compiling after we left.
@@ -75,7 +76,7 @@ def run_stopping_group(argv: list[str], cwd, guarded: bool = False) -> subproces
         python = sys.executable or shutil.which("python3") or "python3"
         argv = [python, "-I", "-S", str(GUARD_SCRIPT), str(os.getpid()), *argv]
     process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+                               stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True, env=env)
     try:
         stdout, stderr = process.communicate()
     except BaseException:

@@ -130,8 +130,9 @@ def register_added_files(directory, paths) -> None:
 
 # Files tools write into a project after convert, which a replacement may delete: the C
 # simulation's library and the object files of an interrupted build (hls4ml's build_lib.sh),
-# and the mark of a finished build (conversion/csim.py).
-_BUILT = re.compile(r"firmware/\.?[^/]+\.so(\.built)?|[^/]+\.o")
+# and the mark of a finished build (conversion/csim.py); the Verilator build of an RTL project
+# (hdl/verilator.py, under sim_build/) and what verify/synth measured on it (hdl/results.py, results/).
+_BUILT = re.compile(r"firmware/\.?[^/]+\.so(\.built)?|[^/]+\.o|sim_build/.+|results/.+")
 
 
 def foreign_files(directory) -> list[str]:

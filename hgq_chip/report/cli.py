@@ -18,7 +18,7 @@ def _run_report(args) -> int:
         print(f"report: {write_sweep_report(args.directory, output=args.output, format=page_format)}")
         return 0
     path = write_report(args.directory, output=args.output, format=page_format, plots=args.plots,
-                        pareto=args.pareto, trajectories=args.adaqat, metric_name=args.metric_name)
+                        pareto=args.pareto, trajectories=args.adaqat, metric_name=args.metric_name, rtl=args.rtl)
     print(f"report: {path}")
     return 0
 
@@ -31,8 +31,9 @@ def add_report_command(subparsers) -> None:
                     "(and the Pareto front / AdaQAT trajectories when given). Plots need matplotlib "
                     "(pip install 'hgq_chip[plot]').",
     )
-    p.add_argument("directory", help="the output directory of `hgq_chip convert`, or of `hgq_chip sweep` "
-                                      "(its global Pareto front: table and plot)")
+    p.add_argument("directory", help="the output directory of `hgq_chip convert`, of `hgq_chip rtl` (pipeline, "
+                                      "verify and synth/pnr results), or of `hgq_chip sweep` (its global Pareto "
+                                      "front: table and plot)")
     p.add_argument("--plots", action="store_true", help="draw PNG plots into report_files/ beside the page")
     p.add_argument("--format", default=None, choices=sorted(FORMATS),
                    help="page format: html, or md (= markdown) (default: md for an --output ending in .md, "
@@ -42,5 +43,8 @@ def add_report_command(subparsers) -> None:
                         "only if it is an earlier hgq_chip report")
     p.add_argument("--pareto", metavar="DIR|pareto.json", help="ParetoCheckpoint directory: plot its front")
     p.add_argument("--adaqat", metavar="CSV", help="AdaQAT bit-width log: plot the trajectories")
+    p.add_argument("--rtl", metavar="DIR", default=None,
+                   help="the `hgq_chip rtl` project of the same model: its pipeline, Verilator verify counts and "
+                        "saved synth/pnr results go after the HLS sections")
     p.add_argument("--metric-name", default="validation metric", help="y-axis label of the Pareto plot")
     p.set_defaults(handler=_run_report)

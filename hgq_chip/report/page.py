@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import html
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +21,11 @@ from ..errors import HGQChipError, UnsafeOutputError, UnsupportedConfigurationEr
 from . import plots as charts
 from .conversion import INPUT_FILES, Conversion, load_conversion, load_pareto, load_trajectories
 from .output import PLOTS_LIST, StagedReport, check_plot_dir, listed_plots
+from .section import Section
 
 FORMATS = {"html": "report.html", "md": "report.md", "markdown": "report.md"}
 PLOT_DIR = "report_files"
 HLS_TYPE_KEYS = ("result", "weight", "bias", "accum", "table")
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list = field(default_factory=list)  # ("text", str) | ("table", headers, rows) | ("image", path, caption)
 
 
 def estimate_of(source):
@@ -200,9 +194,26 @@ def render_html(title: str, sections: list[Section]) -> str:
     return "\n".join(parts)
 
 
+def write_rtl_report(directory, output=None, format: str = "html") -> Path:
+    """One page about the ``hgq_chip rtl`` project in ``directory``: pipeline, Verilator verify counts and
+    the saved synthesis / place-and-route results (``report/rtl.py``). Returns the page path.
+    Raises ProjectError (not an RTL project) and UnsafeOutputError (``output``) before writing."""
+    from . import rtl
+
+    sections = rtl.rtl_sections(directory)
+    output = Path(output) if output else Path(directory) / FORMATS[format]
+    check_report_output(output, reads=rtl.input_files(directory))
+    title = f"hgq_chip report: {Path(directory).resolve().name}"
+    with StagedReport(output, None) as staged:
+        return staged.commit(render_html(title, sections) if format == "html" else render_markdown(title, sections))
+
+
 def write_report(directory, output=None, format: str = "html", plots: bool = False, pareto=None,
-                 trajectories=None, metric_name: str = "validation metric") -> Path:
+                 trajectories=None, metric_name: str = "validation metric", rtl=None) -> Path:
     """Write one HTML (or Markdown: ``"md"``/``"markdown"``) page about the conversion in ``directory``.
+
+    ``directory`` may also be an ``hgq_chip rtl`` project (:func:`write_rtl_report`); ``rtl``: the
+    RTL project of the same model, whose results are shown after the HLS ones.
 
     ``output`` defaults to ``directory/report.html`` (``report.md``); plots go to a
     ``report_files`` folder beside it. A page (and plots) inside the project folder is written
@@ -216,7 +227,16 @@ def write_report(directory, output=None, format: str = "html", plots: bool = Fal
     """
     if format not in FORMATS:
         raise UnsupportedConfigurationError(f"unknown report format {format!r}; use one of {list(FORMATS)}")
+    from . import rtl as rtl_report
+
+    if rtl_report.is_rtl_dir(directory):
+        if plots or pareto is not None or trajectories is not None or rtl is not None:
+            raise UnsupportedConfigurationError(f"{directory} is an RTL project: its report has no plots, Pareto "
+                                                "front, AdaQAT trajectories or --rtl; report the convert folder "
+                                                "with --rtl DIR for those")
+        return write_rtl_report(directory, output, format)
     conversion = load_conversion(directory)
+    rtl_sections = rtl_report.rtl_sections(rtl) if rtl is not None else []
     output = Path(output) if output else conversion.directory / FORMATS[format]
     entries = load_pareto(pareto) if pareto is not None else None
     series = load_trajectories(trajectories) if trajectories is not None else None
@@ -227,9 +247,10 @@ def write_report(directory, output=None, format: str = "html", plots: bool = Fal
     inputs = [conversion.directory / name for name in INPUT_FILES]
     inputs += [Path(p) for p in (pareto, trajectories) if isinstance(p, (str, os.PathLike))]
     inputs += [Path(e["path"]) for e in entries or [] if isinstance(e.get("path"), str)]
+    inputs += rtl_report.input_files(rtl) if rtl is not None else []
     check_report_output(output, reads=inputs, plots=draw)
     estimate, why = estimate_of(conversion.directory)
-    sections = [summary_section(conversion), types_section(conversion), estimate_section(estimate, why)]
+    sections = [summary_section(conversion), types_section(conversion), estimate_section(estimate, why), *rtl_sections]
     title = f"hgq_chip report: {conversion.directory.resolve().name}"
     inside = Path(os.path.realpath(output)).is_relative_to(os.path.realpath(conversion.directory))
     # A page inside the project (the default) is written under the project's lock and registered in

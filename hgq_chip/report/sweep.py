@@ -6,7 +6,8 @@
 ``path`` (the ``.keras`` checkpoint) and, after the fan-out, ``status`` (pending/ok/failed),
 ``test_accuracy``, ``ebops_firmware`` (exact, ranges calibrated on the training set), ``lut``,
 ``dsp``, ``latency_cycles``, ``latency_ns`` (``hgq_chip.estimate``), ``verify``, ``synth``,
-``project``, ``error``. The page: the counts, the front table and a plot of accuracy against
+``project``, ``error`` and, with the fan-out's ``rtl``, ``rtl`` (stages, latency, Verilator verify
+counts) and ``objective_values`` (``lut`` / ``latency_ns`` with their sources): ``report/rtl.py``. The page: the counts, the front table and a plot of accuracy against
 EBOPs and against estimated LUTs, each point coloured by its trial.
 """
 
@@ -118,7 +119,10 @@ def write_sweep_report(directory, output=None, format: str = "html") -> Path:
     front = read_front(directory / FRONT_NAME)
     output = Path(output) if output else directory / FORMATS[format]
     check_report_output(output, reads=[directory / FRONT_NAME], plots=True)
-    sections = [front_section(front)]
+    from .rtl import members_section, objectives_section
+
+    sections = [front_section(front)] + [s for s in (members_section(front["members"]),
+                                                      objectives_section(front["members"])) if s is not None]
     title = f"hgq_chip report: sweep {directory.resolve().name}"
     with StagedReport(output, output.parent / PLOT_DIR) as staged:
         if front["members"]:

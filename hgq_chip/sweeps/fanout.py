@@ -5,9 +5,15 @@ ranges on the training set, measure exact EBOPs and test accuracy, convert to an
 project in ``OUT/members/<trial>-e<epoch>/project``, verify the C simulation bit for bit on
 ``fanout.random`` samples drawn over the calibrated range widened ``fanout.scale`` times (4x
 by default: out-of-range inputs) and on the test set, estimate LUT/DSP/latency and, with
-``synth="yosys"``, synthesize the RTL with yosys (``hgq_chip.synth``). Any failure is
-recorded in the member's row (``status: failed``, ``error``), never raised: one bad member
-does not stop the others.
+``synth="yosys"`` or ``fanout.synth``/``fanout.pnr``, synthesize the pipelined RTL with yosys
+(``hgq_chip.synth``: Xilinx cell counts; ``pnr: ecp5`` adds nextpnr's Lattice ECP5 Fmax and
+latency in ns). With ``fanout.rtl`` also write the pipelined Verilog project
+``OUT/members/<trial>-e<epoch>/rtl`` (``hgq_chip.rtl``) and verify it in Verilator on the same
+random and test samples (row ``rtl``: stages, latency, verify counts; synthesis then runs at its
+stage count and is saved in ``rtl/results/synth.json``). The ``lut`` / ``latency_ns`` objective
+values of the member and where they came from go to ``objective_values`` (``objectives.py``).
+Any failure is recorded in the member's row (``status: failed``, ``error``), never raised: one
+bad member does not stop the others.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+from .objectives import objective_values, rtl_options, run_synth
 from .trial import load_data
 
 MEMBERS_DIR = "members"
@@ -29,8 +36,30 @@ def _check(report) -> dict:
     return {"samples": report.n_samples, "values": report.n_values, "mismatches": report.n_mismatches}
 
 
-def process_member(row: dict, data_spec: dict, out: str, fanout: dict, synth: str | None = None) -> dict:
-    """The fan-out fields of one front member (see the module doc); never raises an hgq_chip error."""
+def _rtl(model, folder: Path, fanout: dict, x_test, quiet: dict) -> dict:
+    """Write and verify the member's RTL project; its row entry. RuntimeError when Verilator differs from Keras."""
+    from .. import api
+
+    options = rtl_options(fanout)
+    project = api.rtl(model, folder, stages=options["stages"], clock_period=options["clock_period"],
+                      strategy=fanout["strategy"], force=True, **quiet)
+    random_check = api.verify(model, folder, random=int(fanout["random"]), scale=float(fanout["scale"]), **quiet)
+    test_check = api.verify(model, folder, x_test, **quiet)
+    info = project.pipeline
+    entry = {"project": str(folder), "stages": info.stages, "latency_cycles": info.latency_cycles,
+             "clock_period_ns": info.clock_period_ns, "register_bits": info.register_bits,
+             "verify": {f"random {fanout['scale']:g}x": _check(random_check), "test": _check(test_check)}}
+    if not (random_check.ok and test_check.ok):
+        raise RuntimeError(f"RTL (Verilator) differs from Keras: random {random_check.describe()}; "
+                           f"test {test_check.describe()}")
+    return entry
+
+
+def process_member(row: dict, data_spec: dict, out: str, fanout: dict, synth: str | None = None,
+                   objectives: dict | None = None, objective_source: str = "estimate") -> dict:
+    """The fan-out fields of one front member (see the module doc); never raises an hgq_chip error.
+
+    ``objectives`` / ``objective_source``: the spec's (``lut`` / ``latency_ns`` values recorded)."""
     import numpy as np
 
     from .. import api, calibrate, ebops, estimate
@@ -65,11 +94,25 @@ def process_member(row: dict, data_spec: dict, out: str, fanout: dict, synth: st
         if not (random_check.ok and test_check.ok):
             raise RuntimeError(f"C simulation differs from Keras: random {random_check.describe()}; "
                                f"test {test_check.describe()}")
-        if synth:
+        if rtl_options(fanout) is not None:
+            stage = "rtl"
+            result["rtl"] = _rtl(model, member_dir(out, row) / "rtl", fanout, x_test, quiet)
+        if synth or fanout.get("synth") or fanout.get("pnr"):
             stage = "synth"
-            from .. import synth as run_synth
+            rtl = result.get("rtl")
+            result["synth"] = run_synth(model, fanout, stages=rtl["stages"] if rtl else None)
+            if rtl:
+                from ..hdl.results import save_synth
 
-            result["synth"] = run_synth(model, strategy=fanout["strategy"], tool=synth).to_dict()
+                save_synth(rtl["project"], result["synth"])
+        if objectives:
+            stage = "objectives"
+            reuse = result.get("synth") if objective_source == "synth" else None
+            if reuse is not None and "latency_ns" in objectives and not (reuse.get("ecp5") or {}).get("pnr"):
+                reuse = None
+            values = objective_values(model, objectives, objective_source, fanout, reuse)
+            if values:
+                result["objective_values"] = values
         result["status"] = "ok"
     except Exception as error:  # noqa: BLE001  (recorded, not raised: the sweep goes on with the other members)
         result["error"] = f"{stage}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

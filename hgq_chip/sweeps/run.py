@@ -261,7 +261,8 @@ def _tuner(spec: SweepSpec, out: Path, quiet: bool):
     from ray import tune
 
     trainable = tune.with_parameters(tune_trainable, model_path=spec.model, data_spec=spec.data, out=str(out),
-                                     objectives=spec.objectives)
+                                     objectives=spec.objectives, objective_source=spec.objective_source,
+                                     fanout=spec.fanout)
     trainable = tune.with_resources(trainable, {"cpu": spec.cpus_per_trial})
     experiment = out / TUNE_DIR / spec.name
     if tune.Tuner.can_restore(str(experiment)):
@@ -285,8 +286,10 @@ def fan_out(out: Path, spec: SweepSpec, members: list[dict], head: dict, synth: 
     if not todo:
         return members
     task = ray.remote(num_cpus=1, max_retries=0)(process_member)
-    pending = {task.remote(m, spec.data, str(out), spec.fanout, synth): m for m in todo}
-    log(f"[sweep] fan-out: {len(todo)} front members to convert, verify and estimate as Ray tasks")
+    pending = {task.remote(m, spec.data, str(out), spec.fanout, synth, spec.objectives, spec.objective_source): m
+               for m in todo}
+    log(f"[sweep] fan-out: {len(todo)} front members to convert, verify and estimate as Ray tasks"
+        + (" (with RTL + Verilator verify)" if spec.fanout.get("rtl") not in (None, False) else ""))
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         row = pending.pop(ready[0])
@@ -298,8 +301,20 @@ def fan_out(out: Path, spec: SweepSpec, members: list[dict], head: dict, synth: 
         log(f"[sweep] member {row['trial']} epoch {row['epoch']}: {row['status']}"
             + (f" ({row['error']})" if row.get("error") else
                f", test {row['test_accuracy']:.4f}, {row['lut']} est. LUTs, bit-exact on "
-               f"{sum(c['samples'] for c in row['verify'].values())} samples"))
+               f"{sum(c['samples'] for c in row['verify'].values())} samples" + _rtl_text(row)))
     return members
+
+
+def _rtl_text(row: dict) -> str:
+    rtl, synth = row.get("rtl"), row.get("synth") or {}
+    text = (f"; RTL {rtl['stages']} stages, bit-exact in Verilator on "
+            f"{sum(c['samples'] for c in rtl['verify'].values())} samples") if rtl else ""
+    pnr = (synth.get("ecp5") or {}).get("pnr")
+    if synth:
+        text += f"; yosys {synth['lut']} LUT {synth['ff']} FF (Xilinx)"
+    if pnr:
+        text += f"; ECP5 {pnr['fmax_mhz']:.1f} MHz, {synth['ecp5']['latency_ns']} ns"
+    return text
 
 
 def _spread(members: list[dict], count: int) -> list[dict]:

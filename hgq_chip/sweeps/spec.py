@@ -23,10 +23,13 @@ A spec is a YAML mapping (every key but ``model`` and ``space`` optional)::
       learning_rate: 3.0e-3
       epochs: 10
       batch_size: 256
-    objectives: {val_accuracy: max, ebops: min}   # optionally lut: min
+    objectives: {val_accuracy: max, ebops: min}   # optionally lut: min, latency_ns: min
+    objective_source: estimate           # lut/latency_ns from the estimate, or synth (yosys/nextpnr per trial)
     budget: {trials: 8, concurrent: 2, cpus_per_trial: 1}
     fanout: {random: 1000, scale: 4, backend: Vitis, strategy: latency, members: null}
     # members: how many front members the fan-out converts (spread over the front; null: all, 0: none)
+    # RTL per member (objectives.py): rtl: {stages: 3} | {clock_period: 4} | null, synth: false,
+    # family: xc7, pnr: null | ecp5, time_limit: 3600
 
 Domains (Ray Tune's search-space API): ``uniform``/``loguniform`` ``[low, high]``, ``randint``
 ``[low, high)``, ``choice`` (a list), ``grid`` (a list: every value, times ``budget.trials``).
@@ -35,7 +38,8 @@ parameter also goes to the model builder (the bundled builder's ``width``, ``dep
 ``init_bits``, ``learning_rate`` and ``granularity`` are checked too). Errors: SweepSpecError, naming
 the key (also for an NSGA-II space of constants only); DataError for .npz data files that are
 missing or lack ``x``/``y``, and for what a loader's ``check_args(**args)`` refuses (the bundled
-loader: a ``path`` without ``mnist_train.npz``/``mnist_test.npz``), all before Ray starts.
+loader: a ``path`` without ``mnist_train.npz``/``mnist_test.npz``), all before Ray starts; ToolMissingError when ``fanout.rtl``/``synth``/
+``pnr`` or ``objective_source: synth`` need da4ml, yosys or nextpnr and it is not installed.
 """
 
 from __future__ import annotations
@@ -46,17 +50,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError, SweepSpecError
+from .objectives import HARDWARE_DEFAULTS, check_hardware, check_tools
 
 DOMAINS = ("uniform", "loguniform", "randint", "choice", "grid")
 SAMPLERS = ("nsga2", "grid", "random")
-OBJECTIVES = {"val_accuracy": "max", "ebops": "min", "lut": "min"}
+OBJECTIVES = {"val_accuracy": "max", "ebops": "min", "lut": "min", "latency_ns": "min"}
 SCHEDULES = ("log", "linear", "constant")
 DEFAULT_SPACE = {"beta_start": 1e-6, "beta_end": 1e-4, "beta_schedule": "log", "ramp_fraction": 0.8, "seed": 0,
                  "epochs": 10, "batch_size": 256}
 TOP_KEYS = {"name", "model", "data", "sampler", "sampler_seed", "population", "space", "objectives", "budget",
-            "fanout"}
+            "fanout", "objective_source"}
 FANOUT_DEFAULTS = {"random": 1000, "scale": 4.0, "backend": "Vitis", "strategy": "latency", "members": None,
-                   "clock_period": 5.0}
+                   "clock_period": 5.0, **HARDWARE_DEFAULTS}
 
 
 @dataclass
@@ -75,11 +80,12 @@ class SweepSpec:
     concurrent: int = 2
     cpus_per_trial: float = 1.0
     fanout: dict = field(default_factory=lambda: dict(FANOUT_DEFAULTS))
+    objective_source: str = "estimate"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "model": self.model, "data": self.data, "sampler": self.sampler,
                 "sampler_seed": self.sampler_seed, "population": self.population, "space": self.space,
-                "objectives": self.objectives, "fanout": self.fanout,
+                "objectives": self.objectives, "objective_source": self.objective_source, "fanout": self.fanout,
                 "budget": {"trials": self.trials, "concurrent": self.concurrent, "cpus_per_trial": self.cpus_per_trial}}
 
 
@@ -279,8 +285,8 @@ def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
     objectives = raw.get("objectives", {"val_accuracy": "max", "ebops": "min"})
     if not isinstance(objectives, dict) or not {"val_accuracy", "ebops"} <= set(objectives) \
             or any(OBJECTIVES.get(k) != v for k, v in objectives.items()):
-        raise SweepSpecError(f"objectives must hold val_accuracy: max and ebops: min, optionally lut: min; "
-                             f"got {objectives!r}")
+        raise SweepSpecError(f"objectives must hold val_accuracy: max and ebops: min, optionally lut: min and "
+                             f"latency_ns: min; got {objectives!r}")
     budget = raw.get("budget") or {}
     if not isinstance(budget, dict) or set(budget) - {"trials", "concurrent", "cpus_per_trial"}:
         raise SweepSpecError(f"budget takes trials, concurrent and cpus_per_trial, got {budget!r}")
@@ -296,6 +302,9 @@ def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
         raise SweepSpecError(f"fanout.members must be null (all), 0 (none) or a positive integer, got {members!r}")
     _positive_int(fanout["random"], "fanout.random")
     _check_fanout(fanout)
+    source = raw.get("objective_source", "estimate")
+    check_hardware(fanout, objectives, source)
+    check_tools(fanout, objectives, source)
     population = raw.get("population")
     sampler_seed = raw.get("sampler_seed", 0)
     if isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int) or sampler_seed < 0:
@@ -306,7 +315,7 @@ def parse_spec(raw: dict, base: Path | None = None) -> SweepSpec:
         population=None if population is None else _positive_int(population, "population"),
         objectives=dict(objectives), trials=_positive_int(budget.get("trials", 8), "budget.trials"),
         concurrent=_positive_int(budget.get("concurrent", 2), "budget.concurrent"), cpus_per_trial=float(cpus),
-        fanout=fanout,
+        fanout=fanout, objective_source=source,
     )
 
 

@@ -3,8 +3,10 @@
 The trial's files go to ``OUT/trials/<trial id>/`` (``OUT`` must be on a filesystem every Ray
 node sees): ``pareto/`` (the ParetoCheckpoint folder: ``.keras`` members and ``pareto.json``)
 and ``params.json``. A trial restarted after a kill starts again from an empty folder. Each
-epoch is reported to Tune (``val_accuracy``, ``ebops``, ``epoch``; and ``lut`` at the end when
-it is an objective), so results stream back as they arrive.
+epoch is reported to Tune (``val_accuracy``, ``ebops``, ``epoch``), so results stream back as they
+arrive; with ``lut`` / ``latency_ns`` objectives (``objectives.objective_values``, computed after
+training) only the last epoch is reported, with them: Tune's search algorithm refuses a result that
+lacks one of its metrics.
 
 Keras is imported inside the functions: the driver (``hgq_chip sweep``) never loads it.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, SweepSpecError
+from .objectives import HARDWARE_OBJECTIVES, objective_values
 from .spec import import_object
 
 TRIALS_DIR = "trials"
@@ -83,11 +86,14 @@ def trial_dir(out: str, trial_id: str) -> Path:
 
 
 def train_trial(params: dict, *, model_path: str, data_spec: dict, out: str, objectives: dict,
-                trial_id: str, report) -> dict:
+                trial_id: str, report, objective_source: str = "estimate", fanout: dict | None = None) -> dict:
     """Train one model; ``report(metrics)`` is called after every epoch. Returns the last metrics.
 
     ``params``: the trial's parameters (spec ``space``); the model comes from ``model_path``'s
     builder. The folder ``OUT/trials/<trial_id>`` is emptied first (a restarted trial).
+    ``lut`` / ``latency_ns`` objectives are computed on the trained model, calibrated on the
+    training set, from ``objective_source`` with the spec's ``fanout`` options (default: the
+    spec defaults); see ``objectives.objective_values``.
     """
     import keras
 
@@ -109,31 +115,35 @@ def train_trial(params: dict, *, model_path: str, data_spec: dict, out: str, obj
                              "with an optimizer, a loss and metrics=['accuracy']")
     epochs = int(params.get("epochs", 10))
     last: dict = {}
+    hardware = set(objectives) & set(HARDWARE_OBJECTIVES)
 
     class Report(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             last.clear()
             last.update({"epoch": epoch, "val_accuracy": float(logs["val_accuracy"]), "ebops": int(logs["ebops"])})
-            if epoch < epochs - 1 or "lut" not in objectives:
+            if not hardware:  # else one report at the end: Tune refuses a result without every objective
                 report(dict(last))
 
     pareto = ParetoCheckpoint(str(folder / PARETO_DIR), monitor="val_accuracy", write_every=max(epochs // 4, 1))
     callbacks = [ResetRanges(), beta_callback(params, epochs), EBOPsMetric(), pareto, Report()]
     model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=int(params.get("batch_size", 256)),
               verbose=0, callbacks=callbacks)
-    if "lut" in objectives:
-        from .. import calibrate, estimate
+    if hardware:
+        from .. import calibrate
+        from .spec import FANOUT_DEFAULTS
 
         calibrate(model, x)
-        last["lut"] = int(estimate(model).lut)
+        values = objective_values(model, objectives, objective_source, fanout or dict(FANOUT_DEFAULTS))
+        last.update({name: values[name] for name in hardware})
         report(dict(last))
     return last
 
 
-def tune_trainable(config: dict, *, model_path: str, data_spec: dict, out: str, objectives: dict) -> None:
+def tune_trainable(config: dict, *, model_path: str, data_spec: dict, out: str, objectives: dict,
+                   objective_source: str = "estimate", fanout: dict | None = None) -> None:
     """The function Ray Tune runs (``tune.with_parameters`` binds everything but ``config``)."""
     from ray import tune
 
     trial_id = tune.get_context().get_trial_id()
     train_trial(config, model_path=model_path, data_spec=data_spec, out=out, objectives=objectives,
-                trial_id=trial_id, report=tune.report)
+                trial_id=trial_id, report=tune.report, objective_source=objective_source, fanout=fanout)
