@@ -80,6 +80,9 @@ class LayerRecord:
     # (a layer of several stages, e.g. HMultiHeadAttention); False: the estimate adds the casts,
     # the kernel's products, relus and tables from the record.
     estimate_ops_complete: bool = False
+    # Lookup tables of the layer by name (e.g. "exp", "inverse", "activation"): (index values in
+    # increasing order, entries), what the firmware's table holds at each index value.
+    tables: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from ..errors import UnsupportedLayerError
 from ..layers import HActivation, HQuantize
 from . import constants as C
 from .arithmetic import uses_dsp
+from .rtl_trace_cast import cast
+from .rtl_trace_registry import find_trace
 
 # Signed digits of each weight summed per output, no common subexpressions (da4ml "dummy").
 LATENCY_SOLVER = {"method0": "dummy", "decompose_dc": -1, "search_all_decompose_dc": False}
@@ -44,8 +46,7 @@ def solver_options(strategy: str, dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_
 
 
 def _quantize(x, fmt, shape):
-    k, i, f = (np.broadcast_to(a, shape) for a in (fmt.k, fmt.i, fmt.f))
-    return x.quantize(k, i, f, overflow_mode=fmt.overflow.value, round_mode=fmt.rounding.value)
+    return cast(x, fmt, shape)
 
 
 def _dense(layer, x):
@@ -156,12 +157,39 @@ def _apply(layer, inputs):
     raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}) has no RTL tracing")
 
 
+# Importing a family registers its traces (rtl_trace_registry); they take precedence over _apply.
+_FAMILIES = ("rtl_trace_movement", "rtl_trace_pooling", "rtl_trace_merge", "rtl_trace_weighted",
+             "rtl_trace_softmax", "rtl_trace_refused")
+
+
+def _register_families() -> None:
+    import importlib
+
+    for module in _FAMILIES:
+        importlib.import_module(f"{__package__}.{module}")
+
+
 def trace_model(model, strategy: str = "latency", dsp_min_product_bits: int = C.DSP_MIN_PRODUCT_BITS):
-    """(inputs, outputs, comb): the model's arithmetic as da4ml combinational logic."""
+    """(inputs, outputs, comb): the model's arithmetic as da4ml combinational logic.
+
+    ``inputs``/``outputs``: da4ml FixedVariableArrays per model input/output (no batch axis);
+    ``comb``: da4ml CombLogic from the flattened inputs to the flattened outputs. The types come
+    from one ``conversion.precision.derive`` over the graph (what ``convert`` derives), each
+    layer traced from its record by the family trace registered for its class.
+
+    Raises what ``convert`` raises before writing (UnsupportedLayerError, and
+    UnsupportedConfigurationError where Keras would round what the firmware computes exactly),
+    and UnsupportedLayerError naming any layer whose firmware arithmetic has no exact trace.
+    """
     from da4ml.trace import FixedVariableArray, comb_trace
 
+    from ..conversion.precision import check_float_exact, derive
+
+    _register_families()
     model = as_functional(model)
     nodes = graph_nodes(model)
+    records = derive(nodes)
+    check_float_exact(records)
     options = solver_options(strategy, dsp_min_product_bits)
     values, inputs = {}, []
     input_types = all_input_formats(model, nodes)
@@ -172,28 +200,49 @@ def trace_model(model, strategy: str = "latency", dsp_min_product_bits: int = C.
                                         solver_options=options)
         values[id(tensor)] = x
         inputs.append(x)
-    for node in nodes:
-        values[id(node.outputs[0])] = _apply(node.layer, [values[id(t)] for t in node.inputs])
+    for node, record in zip(nodes, records):
+        layer_inputs = [values[id(t)] for t in node.inputs]
+        trace = find_trace(node.layer)
+        values[id(node.outputs[0])] = (trace(node.layer, record, layer_inputs) if trace is not None
+                                       else _apply(node.layer, layer_inputs))
     outputs = [values[id(t)] for t in model.outputs]
     flat_in = np.concatenate([np.ravel(x) for x in inputs])
     flat_out = np.concatenate([np.ravel(y) for y in outputs])
     return inputs, outputs, comb_trace(flat_in, flat_out)
 
 
-def check_trace(model, comb, n: int = 256, seed: int = 0) -> int:
-    """Mismatching output values between da4ml's interpreter of the traced logic and Keras,
-    on random inputs of the firmware's input type (0 means bit-exact)."""
+def check_trace(model, comb, n: int = 256, seed: int = 0, scale: float | None = None) -> int:
+    """Mismatching output values between da4ml's interpreter of the traced logic and Keras
+    (0 means bit-exact), on ``n`` samples.
+
+    ``scale`` None: random codes of the firmware's input type (every value it can hold).
+    Otherwise ``hgq_chip.api.random_inputs(model, n, seed, scale)`` (floats over each element's
+    calibrated range widened ``scale`` times: 4 exercises saturation and wrap-around): Keras reads
+    the floats, the traced logic what the firmware reads, the floats cast into the input type
+    (the bridge's cast: TRN, and SAT or WRAP as the type says).
+    """
+    from ..fixed.quantize_np import quantize
+
     model = as_functional(model)
     nodes = graph_nodes(model)
-    rng = np.random.default_rng(seed)
-    samples = []
-    for tensor, fmt in zip(model.inputs, all_input_formats(model, nodes).values()):
-        shape = (n, *(int(d) for d in tensor.shape[1:]))
-        codes = rng.integers(-fmt.k * 2 ** (fmt.i + fmt.f), 2 ** (fmt.i + fmt.f), size=shape)
-        samples.append((codes * 2.0 ** -fmt.f).astype(np.float32))
+    formats = list(all_input_formats(model, nodes).values())
+    if scale is None:
+        rng = np.random.default_rng(seed)
+        samples = []
+        for tensor, fmt in zip(model.inputs, formats):
+            shape = (n, *(int(d) for d in tensor.shape[1:]))
+            codes = rng.integers(-fmt.k * 2 ** (fmt.i + fmt.f), 2 ** (fmt.i + fmt.f), size=shape)
+            samples.append((codes * 2.0 ** -fmt.f).astype(np.float32))
+        firmware_in = samples
+    else:
+        from ..api import random_inputs
+
+        samples = random_inputs(model, n, seed, scale)
+        firmware_in = [quantize(np.asarray(x, np.float64), fmt.k, fmt.i, fmt.f, fmt.rounding.value, fmt.overflow.value)
+                       for x, fmt in zip(samples, formats)]
     keras_out = model.predict(samples if len(samples) > 1 else samples[0], verbose=0, batch_size=n)
     keras_out = keras_out if isinstance(keras_out, list) else [keras_out]
-    flat_in = np.concatenate([s.reshape(n, -1) for s in samples], axis=1)
-    traced = comb.predict(flat_in.astype(np.float64))
+    flat_in = np.concatenate([np.asarray(s, np.float64).reshape(n, -1) for s in firmware_in], axis=1)
+    traced = comb.predict(flat_in)
     expected = np.concatenate([np.asarray(y, np.float64).reshape(n, -1) for y in keras_out], axis=1)
     return int(np.count_nonzero(traced != expected)) if traced.shape == expected.shape else int(math.prod(expected.shape))

@@ -72,6 +72,7 @@ def hactivation_rule(layer, intervals):
             record.hls_layers.append(HLSLayerTypes(f"{layer.name}_relu", {"result": format_of(record.output)}))
         return record
     inputs, outputs = activation_table(layer)
+    record.tables["activation"] = (inputs, outputs)
     table_fmt = format_of(Interval.of_constants(outputs).covering())
     out_fmt = table_output_format(layer)
     record.output = Interval.of_format(out_fmt).broadcast_to(x.lo.shape)

@@ -92,6 +92,8 @@ def softmax_tables(layer, x: Interval) -> dict:
     if layer.stable:
         exp_table = constant_tail_cut(exp_table)
     return {"types": types, "index": index_fmt, "diff": diff, "total": total, "product": product, "n": n,
+            "by_value": {"exp": (representable_values(index_fmt), exp_entries),
+                         "inverse": (representable_values(sum_fmt), inv_entries)},
             "exp_table": exp_table, "inv_table": in_raw_bit_order(sum_fmt, inv_entries),
             "exp_index_width": max(int(len(exp_table) - 1).bit_length(), 1)}
 
@@ -146,6 +148,7 @@ def hsoftmax_rule(layer, intervals):
     record = LayerRecord(layer.name, type(layer).__name__, Interval.of_format(types["result"]).broadcast_to(x.lo.shape),
                          [stage, HLSLayerTypes(layer.name, types)])
     record.ebops = layer.ebops_exact()
+    record.tables = tables["by_value"]
     record.estimate_ops = softmax_operations(layer, x, tables)
     # What Keras computes exactly besides the quantizer outputs (derive adds those).
     record.float_values.extend(softmax_float_values(tables))
