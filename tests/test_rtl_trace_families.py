@@ -212,3 +212,24 @@ def test_fuzzer_models_trace_bit_exact_or_are_refused_with_a_typed_error():
 
     check()
     assert traced  # some examples were traced, not all refused
+
+
+@pytest.mark.parametrize("overflow", ["WRAP", "SAT", "SAT_SYM"])
+@pytest.mark.parametrize("rounding", ["TRN", "RND", "RND_CONV"])
+def test_cast_equals_the_reference_quantizer(rounding, overflow):
+    """rtl_trace_cast.cast (da4ml has no RND_CONV, and clips a 1-bit signed SAT_SYM type to 0)
+    against hgq_chip.fixed.quantize_np on every input code, per-element formats."""
+    from da4ml.trace import FixedVariableArray, comb_trace
+
+    from hgq_chip.estimation.rtl_trace_cast import cast
+    from hgq_chip.fixed.format import ArrayFormat
+    from hgq_chip.fixed.quantize_np import quantize
+
+    k_in, i_in, f_in = np.array([1, 1, 0, 1, 1, 1, 1]), np.array([3, 2, 3, 1, 4, 2, 1]), np.array([4, 3, 2, 5, 0, 6, 2])
+    fmt = ArrayFormat(np.array([1, 0, 1, 1, 1, 0, 1]), np.array([1, 2, 1, 0, 2, -1, 0]),
+                      np.array([1, 1, 3, 2, -1, 4, 0]), rounding, overflow)
+    x = FixedVariableArray.from_kif(k_in, i_in, f_in)
+    comb = comb_trace(x, cast(x, fmt))
+    codes = np.random.default_rng(0).integers(-k_in * 2 ** (i_in + f_in), 2 ** (i_in + f_in), size=(3000, 7))
+    values = codes * 2.0 ** -f_in
+    assert np.array_equal(comb.predict(values), quantize(values, fmt.k, fmt.i, fmt.f, rounding, overflow))

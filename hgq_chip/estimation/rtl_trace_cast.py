@@ -24,6 +24,18 @@ def cast(x, fmt, shape=None):
     shape = tuple(x.shape) if shape is None else tuple(shape)
     k, i, f = (np.broadcast_to(np.asarray(getattr(fmt, a), np.int64), shape) for a in "kif")
     rounding, overflow = Rounding.parse(fmt.rounding), fmt.overflow.value
+    one_bit = (k == 1) & (i + f == 0)
+    if overflow == "SAT_SYM" and one_bit.any():
+        # ap_fixed's AP_SAT_SYM cannot drop the only negative code of a 1-bit signed type: it acts as
+        # AP_SAT there (hgq_chip.fixed.quantize_np); da4ml would clip to [0, 0].
+        symmetric = _cast(x, k, i, f, rounding, "SAT_SYM", shape)
+        plain = _cast(x, k, i, f, rounding, "SAT", shape)
+        both = np.concatenate([np.ravel(symmetric), np.ravel(plain)])
+        return both[np.arange(one_bit.size) + one_bit.size * one_bit.ravel()].reshape(shape)
+    return _cast(x, k, i, f, rounding, overflow, shape)
+
+
+def _cast(x, k, i, f, rounding, overflow: str, shape):
     if rounding is not Rounding.RND_CONV:
         return x.quantize(k, i, f, overflow_mode=overflow, round_mode=rounding.value)
     _f = np.broadcast_to(np.asarray(x.kif[2], np.int64), shape)
