@@ -162,25 +162,38 @@ def test_round_half_to_even_casts_inside_the_model():
     _assert_exact(_calibrated(keras.Model(inputs, HDense(2)(x)), (5,), act_f=(0, 2)))
 
 
-@pytest.mark.parametrize("build", ["asq", "attention"])
-def test_layers_without_an_exact_trace_are_refused_by_name(build):
+def test_asq_post_layers_are_refused_by_name():
     from hgq_chip.estimation.rtl import trace_model
 
     keras.utils.set_random_seed(9)
-    if build == "asq":
-        inputs = keras.Input((4,))
-        layer = ASQDense(3, name="asq_dense")
-        model = keras.Model(inputs, layer(HQuantize()(inputs)))
-        model = _calibrated(model, (4,))
-    else:
-        inputs = keras.Input((3, 2))
-        q = HQuantize()(inputs)
-        layer = HMultiHeadAttention(2, 2, name="attention")
-        model = _calibrated(keras.Model(inputs, layer(q, q)), (3, 2))
-    with pytest.raises(UnsupportedLayerError, match=layer.name):
+    inputs = keras.Input((4,))
+    model = _calibrated(keras.Model(inputs, ASQDense(3, name="asq_dense")(HQuantize()(inputs))), (4,))
+    with pytest.raises(UnsupportedLayerError, match="'asq_dense' \\(ASQDense\\)"):
         trace_model(model, "latency")
 
 
+def test_multi_head_attention():
+    keras.utils.set_random_seed(10)
+    query_in = keras.Input((3, 2))
+    q = HQuantize()(query_in)
+    model = keras.Model(query_in, HMultiHeadAttention(1, 2)(q, q))
+    _assert_exact(_calibrated(model, (3, 2), act_f=(1, 3)), ("latency",))
+
+
+@pytest.mark.slow
+def test_multi_head_attention_self_and_cross_both_strategies():
+    keras.utils.set_random_seed(10)
+    query_in = keras.Input((4, 3))
+    q = HQuantize()(query_in)
+    self_attention = HMultiHeadAttention(2, 2)(q, q)
+    context_in = keras.Input((3, 2))
+    c = HQuantize()(context_in)
+    cross = HMultiHeadAttention(2, 2, value_dim=3, output_shape=4, use_bias=False)(q, c, c)
+    model = keras.Model([query_in, context_in], [self_attention, cross])
+    _assert_exact(_calibrated(model, [(4, 3), (3, 2)], act_f=(1, 3)))
+
+
+@pytest.mark.slow
 def test_fuzzer_models_trace_bit_exact_or_are_refused_with_a_typed_error():
     """Random convertible models (``hgq_chip.testing.model_fuzz``): every model trace_model takes
     is bit-exact on all three input sets; the rest are refused with a typed hgq_chip error."""

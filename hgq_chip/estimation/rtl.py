@@ -159,7 +159,7 @@ def _apply(layer, inputs):
 
 # Importing a family registers its traces (rtl_trace_registry); they take precedence over _apply.
 _FAMILIES = ("rtl_trace_movement", "rtl_trace_pooling", "rtl_trace_merge", "rtl_trace_weighted",
-             "rtl_trace_softmax", "rtl_trace_refused")
+             "rtl_trace_softmax", "rtl_trace_attention", "rtl_trace_refused")
 
 
 def _register_families() -> None:

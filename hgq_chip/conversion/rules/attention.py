@@ -151,6 +151,7 @@ def hmha_rule(layer, intervals):
         if projections[role]["bias"] is not None:
             record.weights[f"{role}_bias"] = projections[role]["bias"]
     record.ebops = layer.ebops_exact()
+    record.tables = tables["by_value"]  # the softmax's exp and inverse tables, by index value
     for role in ("query", "key", "value", "output"):
         record.float_values.extend(projections[role]["float_values"])
     record.float_values.append(FloatValues("scores Q.K (every product and partial sum)",
