@@ -14,8 +14,21 @@ import pytest
 import hgq_chip
 from hgq_chip.errors import HGQChipError, UnsupportedLayerError
 from hgq_chip.layers import (
-    ASQDense, HActivation, HAdd, HConv1D, HConv2D, HDense, HDepthwiseConv1D, HDepthwiseConv2D, HMaximum, HMinimum,
-    HMultiHeadAttention, HMultiply, HQuantize, HSoftmax, HSubtract,
+    ASQDense,
+    HActivation,
+    HAdd,
+    HConv1D,
+    HConv2D,
+    HDense,
+    HDepthwiseConv1D,
+    HDepthwiseConv2D,
+    HMaximum,
+    HMinimum,
+    HMultiHeadAttention,
+    HMultiply,
+    HQuantize,
+    HSoftmax,
+    HSubtract,
 )
 from hgq_chip.layers.einsum_dense import HEinsumDense
 
@@ -42,14 +55,20 @@ def _calibrated(model, shape, seed=0, act_f=(1, 5), weight_f=(0, 4)):
     return model
 
 
+def _input_sets(model, n: int, seed: int) -> dict:
+    """None: codes of the firmware's input type; 1.0 / 4.0: random_inputs at that scale."""
+    return {None: None, **{scale: hgq_chip.random_inputs(model, n, seed, scale) for scale in (1.0, 4.0)}}
+
+
 def _mismatches(model, strategies=STRATEGIES) -> dict:
     from hgq_chip.estimation.rtl import check_trace, trace_model
 
     found = {}
+    sets = _input_sets(model, 200, 1)
     for strategy in strategies:
         _, _, comb = trace_model(model, strategy)
-        for scale in (None, 1.0, 4.0):
-            found[strategy, scale] = check_trace(model, comb, n=200, seed=1, scale=scale)
+        for scale, inputs in sets.items():
+            found[strategy, scale] = check_trace(model, comb, n=200, seed=1, inputs=inputs)
     return found
 
 
@@ -219,7 +238,7 @@ def test_fuzzer_models_trace_bit_exact_or_are_refused_with_a_typed_error():
         except HGQChipError as error:
             assert type(error) is not HGQChipError, error
             return
-        found = [check_trace(model, comb, n=100, seed=2, scale=scale) for scale in (None, 1.0, 4.0)]
+        found = [check_trace(model, comb, n=100, seed=2, inputs=inputs) for inputs in _input_sets(model, 100, 2).values()]
         assert found == [0, 0, 0], (spec, found)
         traced.append(spec)
 

@@ -211,22 +211,22 @@ def trace_model(model, strategy: str = "latency", dsp_min_product_bits: int = C.
     return inputs, outputs, comb_trace(flat_in, flat_out)
 
 
-def check_trace(model, comb, n: int = 256, seed: int = 0, scale: float | None = None) -> int:
+def check_trace(model, comb, n: int = 256, seed: int = 0, inputs: list | None = None) -> int:
     """Mismatching output values between da4ml's interpreter of the traced logic and Keras
-    (0 means bit-exact), on ``n`` samples.
+    (0 means bit-exact).
 
-    ``scale`` None: random codes of the firmware's input type (every value it can hold).
-    Otherwise ``hgq_chip.api.random_inputs(model, n, seed, scale)`` (floats over each element's
-    calibrated range widened ``scale`` times: 4 exercises saturation and wrap-around): Keras reads
-    the floats, the traced logic what the firmware reads, the floats cast into the input type
-    (the bridge's cast: TRN, and SAT or WRAP as the type says).
+    ``inputs`` None: ``n`` random codes (``seed``) of the firmware's input type (every value it can
+    hold). Otherwise one float array per model input, batch axis first, e.g.
+    ``hgq_chip.api.random_inputs(model, n, seed, scale)`` (scale 4 exercises saturation and
+    wrap-around): Keras reads the floats, the traced logic what the firmware reads, the floats
+    cast into the input type (the bridge's cast: TRN, and SAT or WRAP as the type says).
     """
     from ..fixed.quantize_np import quantize
 
     model = as_functional(model)
     nodes = graph_nodes(model)
     formats = list(all_input_formats(model, nodes).values())
-    if scale is None:
+    if inputs is None:
         rng = np.random.default_rng(seed)
         samples = []
         for tensor, fmt in zip(model.inputs, formats):
@@ -235,9 +235,8 @@ def check_trace(model, comb, n: int = 256, seed: int = 0, scale: float | None = 
             samples.append((codes * 2.0 ** -fmt.f).astype(np.float32))
         firmware_in = samples
     else:
-        from ..api import random_inputs
-
-        samples = random_inputs(model, n, seed, scale)
+        samples = list(inputs)
+        n = int(np.shape(samples[0])[0])
         firmware_in = [quantize(np.asarray(x, np.float64), fmt.k, fmt.i, fmt.f, fmt.rounding.value, fmt.overflow.value)
                        for x, fmt in zip(samples, formats)]
     keras_out = model.predict(samples if len(samples) > 1 else samples[0], verbose=0, batch_size=n)

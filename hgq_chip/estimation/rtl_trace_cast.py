@@ -54,7 +54,7 @@ def lookup(x, values, entries, fmt):
     FixedFormat holding every entry). An index value the table lacks (da4ml's range of an element
     can be wider than the values it ever takes) reads 0."""
     step = min(float(np.min(np.diff(values))), 1.0) if len(values) > 1 else 1.0
-    by_code = {int(round(v / step)): float(e) for v, e in zip(np.asarray(values, np.float64), np.asarray(entries))}
+    by_code = {round(v / step): float(e) for v, e in zip(np.asarray(values, np.float64), np.asarray(entries))}
 
     def read(points):
         points = np.asarray(points, np.float64)

@@ -109,7 +109,7 @@ def trace_conv(layer, record, inputs):
 def trace_depthwise(layer, record, inputs):
     x = quantized_input(layer, record, inputs[0])
     kernel = np.asarray(record.weights["kernel"].values, np.float64)  # (*taps, channels, multiplier)
-    channels, multiplier = kernel.shape[-2:]
+    channels = kernel.shape[-2]
     bias = _bias(record)
     out_spatial = tuple(int(d) for d in layer.output.shape[1:-1])
     cells = {}
