@@ -7,6 +7,11 @@ compares it with Keras through da4ml's interpreter). Constant matrix products go
 da4ml's CMVM solver: ``latency`` uses its ``dummy`` method (each weight's signed digits
 summed column by column, no shared subexpressions: what HLS builds for constant
 products), ``distributed_arithmetic`` its default optimizing method.
+
+``trace_model`` runs the converter's precision derivation once and traces each layer from its
+record through the family trace registered for its class (``rtl_trace_registry``; families in
+``rtl_trace_movement``, ``_pooling``, ``_merge``, ``_weighted``, ``_softmax``, ``_attention``;
+ASQ/POST layers are refused in ``rtl_trace_refused``); HQuantize and HActivation are traced here.
 """
 
 from __future__ import annotations
@@ -49,70 +54,6 @@ def _quantize(x, fmt, shape):
     return cast(x, fmt, shape)
 
 
-def _dense(layer, x):
-    y = x @ layer.kq.quantized(layer.fused_kernel())
-    bias = layer.fused_bias()  # also without use_bias when a batch normalization is folded in
-    if bias is not None:
-        y = y + layer.bq.quantized(bias)
-    return y
-
-
-def _conv(layer, x):
-    """Convolution as one constant matrix-vector product per output position (channels_last)."""
-    if layer.data_format != "channels_last" or any(d != 1 for d in layer.dilation_rate):
-        raise UnsupportedLayerError(f"{layer.name}: RTL tracing supports channels_last, undilated convolutions")
-    kernel = layer.kq.quantized(layer.fused_kernel())
-    bias = layer.fused_bias()
-    bias = layer.bq.quantized(bias) if bias is not None else None
-    in_spatial, sizes, strides = x.shape[:-1], kernel.shape[:-2], layer.strides
-    out_spatial = tuple(layer.output.shape[1:-1])
-    pads = []
-    for n, k, s, o in zip(in_spatial, sizes, strides, out_spatial):
-        total = max((o - 1) * s + k - n, 0) if layer.padding == "same" else 0
-        pads.append(total // 2)
-    outputs = np.empty(out_spatial, dtype=object)
-    for position in np.ndindex(*out_spatial):
-        rows, taps = [], []
-        for tap in np.ndindex(*sizes):
-            source = tuple(p * s + t - pad for p, s, t, pad in zip(position, strides, tap, pads))
-            if all(0 <= c < n for c, n in zip(source, in_spatial)):  # padded zeros contribute nothing
-                rows.append(x[source])
-                taps.append(kernel[tap])
-        y = np.concatenate(rows) @ np.concatenate(taps)
-        outputs[position] = y + bias if bias is not None else y
-    return _stack(outputs, out_spatial)
-
-
-def _stack(cells, shape):
-    return np.stack([cells[p] for p in np.ndindex(*shape)]).reshape(*shape, -1)
-
-
-def _pool(layer, x, op):
-    sizes, strides = layer.pool_size, layer.strides
-    if layer.padding != "valid":
-        raise UnsupportedLayerError(f"{layer.name}: RTL tracing supports valid pooling only")
-    out_spatial = tuple(layer.output.shape[1:-1])
-    cells = np.empty(out_spatial, dtype=object)
-    for position in np.ndindex(*out_spatial):
-        window = [x[tuple(p * s + t for p, s, t in zip(position, strides, tap))] for tap in np.ndindex(*sizes)]
-        cells[position] = op(window)
-    return _stack(cells, out_spatial)
-
-
-def _max(window):
-    result = window[0]
-    for item in window[1:]:
-        result = np.maximum(result, item)
-    return result
-
-
-def _average(window):
-    total = window[0]
-    for item in window[1:]:
-        total = total + item
-    return total * (1.0 / len(window))
-
-
 def _activation(layer, x):
     x = _quantize(x, layer.iq.fixed_format(), x.shape)
     name = layer.activation.__name__
@@ -130,30 +71,12 @@ def _activation(layer, x):
 
 
 def _apply(layer, inputs):
-    from da4ml.trace.ops import relu
-
+    """HQuantize and HActivation (the families in rtl_trace_*.py trace every other layer)."""
     x = inputs[0]
     if isinstance(layer, HQuantize):
         return _quantize(x, layer.q.fixed_format(), x.shape)
     if isinstance(layer, HActivation):
         return _activation(layer, x)
-    if hasattr(layer, "kq"):
-        x = _quantize(x, layer.iq.fixed_format(), x.shape)
-        y = _dense(layer, x) if isinstance(layer, keras.layers.Dense) else _conv(layer, x)
-        return relu(y) if layer.activation is keras.activations.relu else y
-    if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
-        return x.reshape(tuple(layer.output.shape[1:]))
-    if isinstance(layer, keras.layers.Dropout):
-        return x
-    if isinstance(layer, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)):
-        return _pool(layer, x, _max)
-    if isinstance(layer, (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)):
-        return _pool(layer, x, _average)
-    if isinstance(layer, keras.layers.Add):
-        total = inputs[0]
-        for other in inputs[1:]:
-            total = total + other
-        return total
     raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}) has no RTL tracing")
 
 
