@@ -24,10 +24,11 @@ import keras
 
 from ...fixed.interval import Interval
 from ...layers import HMaximum, HMinimum, HMultiply, HSubtract
-from ..family import handler, limits, rule
+from ..family import handler, limits, rule, trace
 from ..ops import add_op, kif, minmax_op, product_ops, widths
 from ..option import Option, input_shapes
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
+from . import _trace
 from ._stages import (
     RenamedTensor,
     hls4ml_handler,
@@ -133,3 +134,13 @@ SAME_SHAPES = Option(
     "explicitly, e.g. with a convolution or UpSampling",
 )
 limits(keras.layers.Subtract, keras.layers.Multiply, keras.layers.Maximum, keras.layers.Minimum, options=[SAME_SHAPES])
+
+
+@trace(HSubtract, HMultiply, HMaximum, HMinimum)
+def trace_merge(layer, record, inputs):
+    """Each input through its quantizer stage ``<layer>_iq<n>``, then the two-input merges chained
+    left to right, each partial result cast to its type (a product of two variables: a multiplier)."""
+    inputs = list(inputs)
+    for index, quantizer in enumerate(layer.input_quantizers):
+        inputs[index] = _trace.quantized_input(layer, record, inputs[index], quantizer)
+    return _trace.chain(layer, record, inputs, merge_op(layer), partial_name)
