@@ -79,9 +79,11 @@ class LayerRecord:
     # emitted its casts itself, e.g. HMultiHeadAttention's).
     estimate_ops: list = field(default_factory=list)
     cast_stages: dict | None = None
-    # Constant tables the rule derived (e.g. an activation's lookup table, HSoftmax's exp and
-    # inverse tables), by name: handlers and RTL traces render these, never recompute them.
-    tables: dict[str, np.ndarray] = field(default_factory=dict)
+    # Constant tables the rule derived, by name: handlers and RTL traces render these, never
+    # recompute them. Arrays as the firmware holds them (e.g. an activation's ``lut``, HSoftmax's
+    # ``exp_table``/``inv_table`` in raw-bit order) or by index value (``inputs``/``outputs`` of an
+    # activation; HSoftmax's ``exp``/``inverse``: (index values in increasing order, entries)).
+    tables: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def handle_hactivation(layer, in_tensors, out_tensors):
 @trace(HActivation)
 def trace_hactivation(layer, record, inputs):
     """The input cast, then relu, nothing (linear) or the record's table and the output cast."""
-    x = _trace.quantize(inputs[0], record.quantizer_formats[quantizer_name(layer, layer.iq)])
+    x = _trace.quantized_input(layer, record, inputs[0])
     if not layer.uses_table:
         return _trace.relu(x) if layer.activation.__name__ == "relu" else x
     lookup = dict(zip(record.tables["inputs"].tolist(), record.tables["outputs"].tolist()))

@@ -20,7 +20,7 @@ from ...quantizers.asq import BETA_INTEGER_BITS, BETA_MIN
 from ...quantizers.post import level_shift_and_odd
 from ..asq_post_hls import IO_STREAM_ADVICE
 from ..asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
-from ..family import handler, limits, rule
+from ..family import handler, limits, rule, trace
 from ..ops import relu_op
 from ..option import Option, attr, io_types_option
 from ..records import MANTISSA_BITS, FloatValues, HLSLayerTypes, LayerRecord, WeightTable, format_of, interval_bits
@@ -240,3 +240,15 @@ limits(ASQConv1D, options=[ASQ_STREAM, Option("padding", attr("padding"), lambda
                                               "use padding='valid' (pad with keras.layers.ZeroPadding1D before the layer)")])
 limits(ASQConv2D, options=[ASQ_STREAM, Option("padding", attr("padding"), lambda v: v == "valid",
                                               "use padding='valid' (pad with keras.layers.ZeroPadding2D before the layer)")])
+
+
+@trace(ASQDense, ASQConv1D, ASQConv2D)
+def refuse_trace(layer, record, inputs):
+    """No RTL trace: our shift-and-add template (``firmware_templates/nnet_asq_post.h``: an
+    adaptive input scale per sample, level tables, shifted partial sums) is not replayed on
+    da4ml's arrays. Raises UnsupportedLayerError naming the layer (``convert`` still takes it)."""
+    base = next(cls.__name__ for cls in type(layer).__mro__ if cls in (ASQDense, ASQConv1D, ASQConv2D))
+    plain = {"ASQDense": "HDense (or ADense)", "ASQConv1D": "HConv1D (or AConv1D)", "ASQConv2D": "HConv2D (or AConv2D)"}
+    raise UnsupportedLayerError(
+        f"layer {layer.name!r} ({type(layer).__name__}): its shift-and-add ASQ/POST template (adaptive input "
+        f"scale, level tables) has no RTL trace; use {plain[base]} for RTL, or `hgq_chip convert` for the HLS project")

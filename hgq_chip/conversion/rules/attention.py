@@ -20,11 +20,13 @@ not follow the trained model) and types its intermediate values itself.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...fixed.interval import Interval
 from ...layers.attention import HMultiHeadAttention
-from ..family import handler, limits, rule
+from ..family import handler, limits, rule, trace
 from ..ops import cast_op, cmvm_op, interval_kif
 from ..option import io_types_option
 from ..records import (
@@ -34,6 +36,7 @@ from ..records import (
     format_of,
     sum_bits,
 )
+from . import _trace
 from ._stages import (
     RenamedTensor,
     layer_dict,
@@ -44,7 +47,7 @@ from ._stages import (
     recorded_format,
 )
 from .einsum_dense import projection_configs, projection_parts
-from .softmax import softmax_float_values, softmax_operations, softmax_tables
+from .softmax import softmax_float_values, softmax_operations, softmax_rows, softmax_tables
 
 
 def _transpose(interval: Interval, axes) -> Interval:
@@ -160,7 +163,8 @@ def hmha_rule(layer, intervals):
         if projections[role]["bias"] is not None:
             record.weights[f"{role}_bias"] = projections[role]["bias"]
     record.ebops = layer.ebops_exact()
-    record.tables.update(exp_table=tables["exp_table"], inv_table=tables["inv_table"])
+    # Firmware arrays (handlers) and the same tables by index value (RTL traces: "exp", "inverse").
+    record.tables.update(exp_table=tables["exp_table"], inv_table=tables["inv_table"], **tables["by_value"])
     for role in ("query", "key", "value", "output"):
         record.float_values.extend(projections[role]["float_values"])
     record.float_values.append(FloatValues("scores Q.K (every product and partial sum)",
@@ -222,3 +226,36 @@ def handle_hmha(layer, in_tensors, out_tensors):
 limits(HMultiHeadAttention, options=[io_types_option(
     ("io_parallel",), "HMultiHeadAttention firmware (hls4ml's Einsum, our softmax template) exists for "
                       "io_parallel only; convert with io_type='io_parallel'")])
+
+
+def _trace_projection(layer, record, role: str, dense, x):
+    """One HEinsumDense inside ``layer`` (hls4ml stage ``<layer>_<dense>``) on ``x``: input
+    quantizer, a Dense on the flattened view, result type, optional relu stage."""
+    x = _trace.quantized_input(layer, record, x, dense.iq)
+    kernel, bias = _trace.kernel_and_bias(record, f"{role}_")
+    y = _trace.affine(x.reshape(math.prod(dense.lead_shape), math.prod(dense.contract_shape)), kernel, bias)
+    y = _trace.finish(dense, record, y, f"{layer.name}_{dense.name}")
+    return y.reshape(*dense.lead_shape, *dense.free_shape)
+
+
+@trace(HMultiHeadAttention)
+def trace_hmha(layer, record, inputs):
+    """Stage for stage as the converter's chain of hls4ml layers: the query, key and value
+    projections and their operand quantizers; ``_scores``, hls4ml's Einsum ``bcd,ecd->cbe``
+    (products of two variables) cast to its type; the softmax's input quantizer and
+    ``softmax.softmax_rows`` over the last axis of (H, Tq, Tk); ``_attend``, Einsum
+    ``cbe,ecd->bcd`` with V, cast to its type; the output projection."""
+    from da4ml.trace.ops import einsum
+
+    query, value = inputs[0], inputs[1]
+    key = inputs[2] if len(inputs) > 2 else value
+    types, name = _trace.stage_types(record), layer.name
+    q = _trace.quantized_input(layer, record, _trace_projection(layer, record, "query", layer.query_dense, query), layer.q_q)
+    k = _trace.quantized_input(layer, record, _trace_projection(layer, record, "key", layer.key_dense, key), layer.k_q)
+    v = _trace.quantized_input(layer, record, _trace_projection(layer, record, "value", layer.value_dense, value), layer.v_q)
+    scores = _trace.cast(einsum("bcd,ecd->cbe", q, k), types[f"{name}_scores"]["result"])  # (H, Tq, Tk)
+    scores = _trace.quantized_input(layer, record, scores, layer.softmax.iq)
+    shape = tuple(scores.shape)
+    p = softmax_rows(scores.reshape(-1, shape[-1]), types[f"{name}_softmax"], record.tables, layer.softmax.stable)
+    attended = _trace.cast(einsum("cbe,ecd->bcd", p.reshape(shape), v), types[f"{name}_attend"]["result"])
+    return _trace_projection(layer, record, "output", layer.output_dense, attended)

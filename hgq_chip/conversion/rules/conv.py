@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ...errors import UnsupportedConfigurationError
+from ...errors import UnsupportedConfigurationError, UnsupportedLayerError
 from ...fixed.interval import Interval
 from ...fixed.minimal import fractional_bits
 from ...layers import HConv1D, HConv2D, HDepthwiseConv1D, HDepthwiseConv2D
@@ -76,10 +76,39 @@ def handle_depthwise(layer, in_tensors, out_tensors):
 
 @trace(HConv1D, HConv2D)
 def trace_hconv(layer, record, inputs):
-    x = _trace.quantize(inputs[0], _trace.input_format(layer, record))
-    kernel, bias = _trace.weights_of(record)
-    y = _trace.convolve(layer, x, kernel, bias)
-    return _trace.relu(y) if layer.activation is keras.activations.relu else y
+    """One constant product per output position over the window's real input positions
+    (Keras' 'same' zero padding adds nothing), then the result type and the fused relu stage."""
+    x = _trace.quantized_input(layer, record, inputs[0])
+    kernel, bias = _trace.kernel_and_bias(record)
+    out_spatial, windows = _trace.conv_taps(layer, x, kernel)
+    cells = {}
+    for position, taps in windows:
+        if not taps:
+            raise UnsupportedLayerError(f"layer {layer.name!r}: an output position sees only padding")
+        rows = np.concatenate([x[source] for _, source in taps])
+        weights = np.concatenate([kernel[tap] for tap, _ in taps])
+        cells[position] = _trace.affine(rows[None], weights, bias)[0]
+    return _trace.finish(layer, record, _trace.stack(cells, out_spatial))
+
+
+@trace(HDepthwiseConv1D, HDepthwiseConv2D)
+def trace_hdepthwise(layer, record, inputs):
+    """One small constant product per channel and position (``depth_multiplier`` outputs each,
+    output channel ``c * multiplier + m``): the sums of hls4ml's DepthwiseConv or its
+    block-diagonal Conv."""
+    x = _trace.quantized_input(layer, record, inputs[0])
+    kernel, bias = _trace.kernel_and_bias(record)  # kernel (*taps, channels, multiplier)
+    out_spatial, windows = _trace.conv_taps(layer, x, kernel)
+    cells = {}
+    for position, taps in windows:
+        outputs = []
+        for c in range(kernel.shape[-2]):
+            rows = np.concatenate([x[(*source, slice(c, c + 1))] for _, source in taps])  # (taps,)
+            weights = np.stack([kernel[tap][c] for tap, _ in taps])  # (taps, multiplier)
+            outputs.append(_trace.affine(rows[None], weights, None)[0])
+        y = np.concatenate(outputs)
+        cells[position] = y + bias if bias is not None else y
+    return _trace.finish(layer, record, _trace.stack(cells, out_spatial))
 
 
 # hls4ml 1.3's Keras 3 handlers ignore dilation_rate, groups and channels_first layouts.

@@ -32,7 +32,8 @@ def handle_hquantize(layer: HQuantize, in_tensors, out_tensors):
 
 @trace(HQuantize)
 def trace_hquantize(layer, record, inputs):
-    return _trace.quantize(inputs[0], record.quantizer_formats[layer.name])
+    """The quantizer's cast (its rounding and overflow modes), in the record's format."""
+    return _trace.cast(inputs[0], record.quantizer_formats[layer.name])
 
 
 @rule(HDense)
@@ -69,12 +70,14 @@ def handle_weighted(layer, in_tensors, out_tensors):
 
 @trace(HDense)
 def trace_hdense(layer, record, inputs):
-    x = _trace.quantize(inputs[0], _trace.input_format(layer, record))
-    kernel, bias = _trace.weights_of(record)
-    y = x @ kernel
-    if bias is not None:
-        y = y + bias
-    return _trace.relu(y) if layer.activation is keras.activations.relu else y
+    """Input quantizer stage, the record's quantized kernel and bias as one constant product per
+    row (a Dense on a (positions, channels) map: each position), assigned to the result type
+    (wide enough: the cast changes no value), then the fused relu stage."""
+    x = _trace.quantized_input(layer, record, inputs[0])
+    kernel, bias = _trace.kernel_and_bias(record)
+    lead = tuple(x.shape[:-1])
+    y = _trace.affine(x.reshape(-1, x.shape[-1]), kernel, bias)
+    return _trace.finish(layer, record, y.reshape(*lead, kernel.shape[-1]))
 
 
 limits(keras.layers.Dense, options=[

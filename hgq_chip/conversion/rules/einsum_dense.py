@@ -18,7 +18,7 @@ import numpy as np
 from ...fixed.format import ArrayFormat
 from ...fixed.interval import Interval
 from ...layers.einsum_dense import HEinsumDense
-from ..family import handler, limits, rule
+from ..family import handler, limits, rule, trace
 from ..option import io_types_option
 from ..records import (
     FloatValues,
@@ -28,6 +28,7 @@ from ..records import (
     format_of,
     sum_bits,
 )
+from . import _trace
 from ._stages import (
     RenamedTensor,
     constant_format,
@@ -144,3 +145,13 @@ def handle_heinsum_dense(layer, in_tensors, out_tensors):
 limits(HEinsumDense, options=[io_types_option(
     ("io_parallel",), "HEinsumDense converts for io_parallel only; convert with io_type='io_parallel' (a "
                       "projection over the last axis alone is an HDense, which also streams)")])
+
+
+@trace(HEinsumDense)
+def trace_heinsum_dense(layer, record, inputs):
+    """A Dense on the flattened ``(lead, contract)`` view, as the firmware computes it: input
+    quantizer stage, the record's flattened kernel ``(C, O)`` and bias, result type, relu stage."""
+    x = _trace.quantized_input(layer, record, inputs[0])
+    kernel, bias = _trace.kernel_and_bias(record)
+    y = _trace.affine(x.reshape(math.prod(layer.lead_shape), math.prod(layer.contract_shape)), kernel, bias)
+    return _trace.finish(layer, record, y).reshape(*layer.lead_shape, *layer.free_shape)

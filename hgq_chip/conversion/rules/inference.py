@@ -25,10 +25,11 @@ from math import prod
 import keras
 
 from ...errors import UnsupportedLayerError
-from ..family import keras_handler, limits, rule
+from ..family import keras_handler, limits, rule, trace
 from ..ops import relu_op
 from ..option import Option, attr
 from ..records import HLSLayerTypes, LayerRecord, format_of
+from . import _trace
 from ._stages import layer_dict, require_input
 from .structure import record_of
 
@@ -101,6 +102,20 @@ def handle_relu(layer, in_tensors, out_tensors, hls4ml_handler):
     return (layer_dict(layer.name if linear else relu_stage_name(layer), [in_tensors[0].name], [out_tensors[0].name],
                 class_name="Activation", activation="linear" if linear else "relu",
                 n_in=prod(in_tensors[0].shape[1:])),)
+
+
+@trace(*IDENTITY_AT_INFERENCE)
+def trace_identity(layer, record, inputs):
+    """The input, unchanged (the firmware's linear Activation copies it in its own type)."""
+    return inputs[0]
+
+
+@trace(*RELU_LIKE)
+def trace_relu(layer, record, inputs):
+    """``linear``: the input; ``relu``: max(x, 0) in the relu stage's result type."""
+    if activation_function_name(layer) == "linear":
+        return inputs[0]
+    return _trace.cast(_trace.relu(inputs[0]), _trace.stage_types(record)[relu_stage_name(layer)]["result"])
 
 
 limits(keras.layers.ReLU, options=[

@@ -25,10 +25,11 @@ import keras
 
 from ...fixed.interval import Interval
 from ...layers import HMaximum, HMinimum, HMultiply, HSubtract
-from ..family import handler, keras_handler, limits, rule
+from ..family import handler, keras_handler, limits, rule, trace
 from ..ops import add_op, kif, minmax_op, product_ops, widths
 from ..option import Option, input_shapes
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
+from . import _trace
 from ._stages import (
     RenamedTensor,
     hls4ml_handler,
@@ -144,3 +145,14 @@ SAME_SHAPES = Option(
     "explicitly, e.g. with a convolution or UpSampling",
 )
 limits(keras.layers.Subtract, keras.layers.Multiply, keras.layers.Maximum, keras.layers.Minimum, options=[SAME_SHAPES])
+
+
+@trace(HSubtract, HMultiply, HMaximum, HMinimum, *KERAS_MERGE_OPS)
+def trace_merge(layer, record, inputs):
+    """Each input through its quantizer stage ``<layer>_iq<n>`` (Keras' own merges have none), then
+    the two-input merges chained left to right, each partial result cast to its type (a product
+    of two variables: a multiplier)."""
+    inputs = list(inputs)
+    for index, quantizer in enumerate(getattr(layer, "input_quantizers", ())):
+        inputs[index] = _trace.quantized_input(layer, record, inputs[index], quantizer)
+    return _trace.chain(layer, record, inputs, merge_op(layer), partial_name)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ...errors import UnsupportedConfigurationError
 from ...fixed.interval import Interval
-from ..family import keras_handler, limits, rule
+from ..family import keras_handler, limits, rule, trace
 from ..option import CHANNELS_LAST, Option, attr
 from ..records import HLSLayerTypes, format_of
 from ._stages import concat_repack_name, layer_dict, planned, require_input
@@ -211,3 +211,29 @@ limits(keras.layers.UpSampling2D, options=[
            "use interpolation='nearest' (other interpolations compute weighted means the firmware does not)"),
 ])
 limits(keras.layers.ZeroPadding2D, keras.layers.Cropping2D, options=[CHANNELS_LAST])
+
+
+def source_map(layer, in_shape) -> np.ndarray:
+    """For each output element of ``layer`` on an input of ``in_shape`` (no batch axis), the
+    1-based flat index of the input element it copies, 0 for a pad (int64, the output's shape):
+    the layer run on a map of element numbers (float64: exact), so the trace follows Keras' own
+    indexing."""
+    numbers = np.arange(1, int(np.prod(in_shape)) + 1, dtype=np.float64).reshape(in_shape)
+    return np.rint(apply_to_bounds(layer, numbers)).astype(np.int64)
+
+
+@trace(*MOVEMENT)
+def trace_movement(layer, record, inputs):
+    """Each output element is an input element or a zero (wires); hls4ml types the output with
+    the input's type, which holds every copied value: no cast."""
+    x = inputs[0]
+    sources = source_map(layer, tuple(x.shape))
+    padded = np.concatenate([np.ravel(x)[:1] * 0.0, np.ravel(x)])
+    return padded[sources.ravel()].reshape(sources.shape)
+
+
+@trace(keras.layers.Concatenate)
+def trace_concatenate(layer, record, inputs):
+    """The inputs joined along the layer's axis (a chain of two-input concatenations in the
+    firmware, each partial result typed by its own interval: exact)."""
+    return np.concatenate(list(inputs), axis=concat_axis(layer) - 1)

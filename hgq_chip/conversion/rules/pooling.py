@@ -203,27 +203,55 @@ limits(keras.layers.AveragePooling1D, keras.layers.AveragePooling2D,
        options=[CHANNELS_LAST, _POOL_STRIDE, _AVERAGE_POOL_PADS])
 
 
-def _max(window):
-    result = window[0]
-    for item in window[1:]:
-        result = np.maximum(result, item)
-    return result
+def _pool_types(layer, record):
+    types = _trace.stage_types(record)[layer.name]
+    return types["accum"], types["result"]
 
 
-def _average(window):
-    total = window[0]
-    for item in window[1:]:
-        total = total + item
-    return total * (1.0 / len(window))
+def _pool_windows(layer, x):
+    """(output spatial shape, window taps): a window holds only real input positions. Keras
+    ignores padding, and so does the firmware (a padded max pool reads its signed type's
+    minimum, which never wins; an average divides by the count of real positions)."""
+    out_spatial = tuple(int(d) for d in layer.output.shape[1:-1])
+    taps = _trace.window_taps(x.shape[:-1], out_spatial, tuple(layer.pool_size), tuple(layer.strides), layer.padding)
+    return out_spatial, taps
 
 
 @trace(*_MAX_POOLING)
 def trace_max_pooling(layer, record, inputs):
-    """'valid' max pooling: the maximum of each window."""
-    return _trace.windows(layer, inputs[0], _max)
+    """Max pooling ('valid' or 'same'): each window's maximum through ``accum_t``, then ``result_t``."""
+    x = inputs[0]
+    accum, result = _pool_types(layer, record)
+    out_spatial, windows = _pool_windows(layer, x)
+    cells = {p: _trace.maximum([x[s] for _, s in taps]) for p, taps in windows}
+    return _trace.cast(_trace.cast(_trace.stack(cells, out_spatial), accum), result)
 
 
 @trace(keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
 def trace_average_pooling(layer, record, inputs):
-    """'valid' average pooling: each window's sum times 1/n (exact: n is a power of two)."""
-    return _trace.windows(layer, inputs[0], _average)
+    """Average pooling: each window's sum in ``accum_t`` times 1/count (a power of two,
+    ``check_exact_average_pooling``), then ``result_t``."""
+    x = inputs[0]
+    accum, result = _pool_types(layer, record)
+    out_spatial, windows = _pool_windows(layer, x)
+    cells = {p: _trace.cast(_trace.total([x[s] for _, s in taps]), accum) * (1.0 / len(taps)) for p, taps in windows}
+    return _trace.cast(_trace.stack(cells, out_spatial), result)
+
+
+@trace(*_GLOBAL_MAX)
+def trace_global_max_pooling(layer, record, inputs):
+    """The maximum over every position, through ``accum_t``, then ``result_t``."""
+    x = inputs[0]
+    accum, result = _pool_types(layer, record)
+    rows = _trace.cast(x, accum).reshape(-1, x.shape[-1])
+    return _trace.cast(_trace.maximum([rows[j] for j in range(rows.shape[0])]), result)
+
+
+@trace(*_GLOBAL_AVERAGE)
+def trace_global_average_pooling(layer, record, inputs):
+    """The sum over every position in ``accum_t`` times 1/count, then ``result_t``."""
+    x = inputs[0]
+    accum, result = _pool_types(layer, record)
+    rows = x.reshape(-1, x.shape[-1])
+    summed = _trace.cast(_trace.total([rows[j] for j in range(rows.shape[0])]), accum)
+    return _trace.cast(summed * (1.0 / rows.shape[0]), result)

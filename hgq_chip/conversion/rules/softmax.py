@@ -25,10 +25,11 @@ from ...fixed.format import FixedFormat
 from ...fixed.interval import Interval
 from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
 from ...layers.softmax import HSoftmax
-from ..family import handler, limits, rule
+from ..family import handler, limits, rule, trace
 from ..softmax_hls import IO_STREAM_ADVICE
 from ..option import io_types_option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits, is_uniform, sum_bits
+from . import _trace
 from ._stages import layer_dict, quantized_input, quantizer_name, quantizer_stage, record_of_layer
 
 
@@ -94,6 +95,8 @@ def softmax_tables(layer, x: Interval) -> dict:
     if layer.stable:
         exp_table = constant_tail_cut(exp_table)
     return {"types": types, "index": index_fmt, "diff": diff, "total": total, "product": product, "n": n,
+            "by_value": {"exp": (representable_values(index_fmt), exp_entries),
+                         "inverse": (representable_values(sum_fmt), inv_entries)},
             "exp_table": exp_table, "inv_table": in_raw_bit_order(sum_fmt, inv_entries),
             "exp_index_width": max(int(len(exp_table) - 1).bit_length(), 1)}
 
@@ -148,7 +151,8 @@ def hsoftmax_rule(layer, intervals):
     record = LayerRecord(layer.name, type(layer).__name__, Interval.of_format(types["result"]).broadcast_to(x.lo.shape),
                          [stage, HLSLayerTypes(layer.name, types)])
     record.ebops = layer.ebops_exact()
-    record.tables.update(exp_table=tables["exp_table"], inv_table=tables["inv_table"])
+    # Firmware arrays (handlers) and the same tables by index value (RTL traces: "exp", "inverse").
+    record.tables.update(exp_table=tables["exp_table"], inv_table=tables["inv_table"], **tables["by_value"])
     record.estimate_ops = softmax_operations(layer, x, tables)
     # What Keras computes exactly besides the quantizer outputs (derive adds those).
     record.float_values.extend(softmax_float_values(tables))
@@ -187,3 +191,31 @@ def handle_hsoftmax(layer, in_tensors, out_tensors):
 
 
 limits(HSoftmax, options=[io_types_option(("io_parallel",), IO_STREAM_ADVICE)])
+
+
+def softmax_rows(x, types: dict, tables: dict, stable: bool):
+    """The softmax of each row of ``x`` (``(rows, n)``), step for step as
+    ``firmware_templates/nnet_hgq_softmax.h`` computes it, with the record's ``types`` (diff,
+    exp_table, sum, inv_in, inv_table, product, result) and ``tables`` ("exp", "inverse": by
+    index value): ``t = max(x) - x`` in ``diff_t`` (stable) or ``t = x``; ``e = exp[t]`` (a
+    stable table cut where its entries turn constant reads its last entry beyond: the same
+    value); ``s = sum(e)`` in ``sum_t``; ``q = s`` cast to ``inv_in_t``; ``r = inverse[q]``;
+    ``y = e * r`` (two variables, exact in ``product_t``) cast to ``result_t``."""
+    n = x.shape[-1]
+    if stable:
+        index = _trace.cast(_trace.maximum([x[:, j] for j in range(n)])[:, None] - x, types["diff"])
+    else:
+        index = x
+    e = _trace.lookup(index, *tables["exp"], types["exp_table"])
+    s = _trace.cast(_trace.total([e[:, j] for j in range(n)]), types["sum"])
+    r = _trace.lookup(_trace.cast(s, types["inv_in"]), *tables["inverse"], types["inv_table"])
+    return _trace.cast(_trace.cast(e * r[:, None], types["product"]), types["result"])
+
+
+@trace(HSoftmax)
+def trace_hsoftmax(layer, record, inputs):
+    """The input quantizer stage, then ``softmax_rows`` over the last axis."""
+    x = _trace.quantized_input(layer, record, inputs[0])
+    shape = tuple(x.shape)
+    y = softmax_rows(x.reshape(-1, shape[-1]), _trace.stage_types(record)[layer.name], record.tables, layer.stable)
+    return y.reshape(shape)

@@ -11,6 +11,7 @@ from ..family import handler, keras_handler, limits, rule, trace
 from ..ops import add_op
 from ..option import Option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits
+from . import _trace
 from ._stages import hls4ml_handler, require_input
 from .merge import SAME_SHAPES
 
@@ -101,7 +102,7 @@ limits(keras.layers.Add, options=[SAME_SHAPES])
 
 @trace(keras.layers.Flatten, keras.layers.Reshape)
 def trace_reshape(layer, record, inputs):
-    return inputs[0].reshape(tuple(layer.output.shape[1:]))
+    return inputs[0].reshape(tuple(int(d) for d in layer.output.shape[1:]))
 
 
 @trace(keras.layers.Dropout)
@@ -111,8 +112,6 @@ def trace_dropout(layer, record, inputs):
 
 @trace(keras.layers.Add)
 def trace_add(layer, record, inputs):
-    """The inputs added in order (hls4ml's chain of two-input additions, each exact)."""
-    total = inputs[0]
-    for other in inputs[1:]:
-        total = total + other
-    return total
+    """The inputs added left to right (hls4ml's chain of two-input additions), each partial sum
+    cast to its type (``<layer>_sum<i>``, the last one the layer's)."""
+    return _trace.chain(layer, record, list(inputs), "add", partial_sum_name)
