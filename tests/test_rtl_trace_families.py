@@ -149,6 +149,25 @@ def test_merges_with_and_without_input_quantizers():
     _assert_exact(_calibrated(model, (6,), act_f=(0, 3)))
 
 
+def test_keras_merges_identities_and_relu_layers():
+    """Keras' own Subtract/Maximum/Minimum, the layers that are the identity at inference and the
+    plain ReLU/Activation layers (all convert exactly) trace bit-exact too."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((6,))
+    x = HQuantize()(inputs)
+    a, b = HDense(4)(x), HDense(4)(x)
+    outs = [
+        keras.layers.Subtract()([a, b]),
+        keras.layers.Maximum()([a, b]),
+        keras.layers.Minimum()([b, a]),
+        keras.layers.ReLU()(keras.layers.GaussianNoise(0.3)(a)),
+        keras.layers.Activation("relu")(keras.layers.Identity()(b)),
+        keras.layers.Activation("linear")(keras.layers.ActivityRegularization()(a)),
+    ]
+    model = keras.Model(inputs, keras.layers.Concatenate()(outs))
+    _assert_exact(_calibrated(model, (6,), act_f=(0, 3)), strategies=("latency",))
+
+
 def test_tables_and_softmax():
     keras.utils.set_random_seed(6)
     inputs = keras.Input((3, 5))
