@@ -23,7 +23,7 @@ if [ -n "${HGQ_CHIP_TEST_WORKERS:-}" ]; then
 else
     workers=(-n auto --maxprocesses 4)
 fi
-python -m pytest -q "${workers[@]}" "$@"
+python -m pytest -q --durations=15 "${workers[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

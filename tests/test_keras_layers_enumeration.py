@@ -134,11 +134,3 @@ def _image(q):
 def test_added_classes_are_bit_exact(build, shape, io_type, tmp_path):
     model = _model(shape, build, quantizer=PL)
     assert_bit_exact(model, _data(shape), tmp_path / "out", io_type=io_type)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(CONVERTED))
-def test_converted_class_is_bit_exact(name, tmp_path):
-    """convert, then the C simulation equals Keras bit for bit (one compilation per class)."""
-    shape, build = CONVERTED[name]
-    assert_bit_exact(_model(shape, build), _data(shape), tmp_path / "out")
