@@ -203,7 +203,8 @@ def test_every_table_layer_gives_the_same_bits_on_this_backend(run, backend, x64
 def test_the_numpy_table_functions_are_the_keras_activations():
     """Formula check (not a bit-exactness test): each NumPy function matches its keras.activations
     function in this backend's float64 to 1e-7 relative over [-12, 12] (backends' float64 kernels
-    differ in the last bits; TensorFlow's leaky_relu uses a float32 slope, 1.5e-8 off)."""
+    differ in the last bits; TensorFlow's leaky_relu uses a float32 slope, 1.5e-8 off; 1e-6 where
+    Keras returns float32)."""
     from hgq_chip.quantizers.dtype_policy import float64_available
 
     if not float64_available():
@@ -212,7 +213,9 @@ def test_the_numpy_table_functions_are_the_keras_activations():
     for name, fn in ACTIVATION_FUNCTIONS.items():
         got = keras.ops.convert_to_numpy(keras.activations.get(name)(keras.ops.convert_to_tensor(x, "float64")))
         want = fn(x)
-        assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) < 1e-7, name
+        # JAX's Keras tanh returns float32 for a float64 input: a few float32 ulps there.
+        tolerance = 1e-7 if got.dtype == np.float64 else 1e-6
+        assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) < tolerance, name
 
 
 def test_an_activation_without_a_numpy_table_is_refused_naming_the_supported_ones():
