@@ -84,7 +84,19 @@ def _check_verify_before_keras(args) -> None:
 
     args.loaded_data = _check_verify_options(args)
     check_model_path(args.model)
-    project_name_of(args.project_dir)
+    if not _is_rtl_project(args.project_dir):  # an `hgq_chip rtl` project has no build_lib.sh
+        project_name_of(args.project_dir)
+
+
+def _is_rtl_project(directory) -> bool:
+    """Whether ``directory``'s manifest says ``kind: rtl`` (read without Keras)."""
+    from .conversion.manifest import read_manifest
+    from .errors import ProjectError
+
+    try:
+        return read_manifest(directory).get("kind") == "rtl"
+    except ProjectError:
+        return False
 
 
 # Checks a command makes before TensorFlow is imported (needing no Keras).

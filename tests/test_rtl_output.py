@@ -121,3 +121,20 @@ def test_an_uncalibrated_model_is_a_calibration_error(tmp_path, capsys):
     code, _, stderr = _run(capsys, "rtl", tmp_path / "m.keras", "--output-dir", tmp_path / "out")
     assert code == 6 and "calibrate" in stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_softmax_model_writes_its_rtl_and_traces_bit_exact(tmp_path):
+    """HSoftmax's function tables are derived state (its 1/x table holds inf at the unread entry
+    x = 0): not a NaN weight. The project is written and its traced logic equals Keras."""
+    from hgq_chip.estimation.rtl import check_trace, trace_model
+    from hgq_chip.layers import HSoftmax
+
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, HSoftmax()(HDense(4)(HQuantize()(inputs))))
+    model = calibrated(model, act_f=(1, 4))
+    project = hgq_chip.rtl(model, tmp_path / "sm", stages=2, log=lambda m: None)
+    assert (tmp_path / "sm" / MANIFEST_FILE).is_file() and project.pipeline.stages == 2
+    _, _, comb = trace_model(model)
+    for scale in (1.0, 4.0):
+        assert check_trace(model, comb, n=200, seed=2, inputs=hgq_chip.random_inputs(model, 200, 2, scale)) == 0

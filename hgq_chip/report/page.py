@@ -204,8 +204,15 @@ def write_rtl_report(directory, output=None, format: str = "html") -> Path:
     output = Path(output) if output else Path(directory) / FORMATS[format]
     check_report_output(output, reads=rtl.input_files(directory))
     title = f"hgq_chip report: {Path(directory).resolve().name}"
-    with StagedReport(output, None) as staged:
-        return staged.commit(render_html(title, sections) if format == "html" else render_markdown(title, sections))
+    inside = Path(os.path.realpath(output)).is_relative_to(os.path.realpath(directory))
+    # As for a convert project: a page inside the project is written under its lock and registered
+    # in its manifest, so a later `hgq_chip rtl --force` replaces it with the project.
+    with project_in_use(directory) if inside else contextlib.nullcontext():
+        with StagedReport(output, None) as staged:
+            page = staged.commit(render_html(title, sections) if format == "html" else render_markdown(title, sections))
+        if inside:
+            register_added_files(directory, [page])
+    return page
 
 
 def write_report(directory, output=None, format: str = "html", plots: bool = False, pareto=None,
