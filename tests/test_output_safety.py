@@ -14,6 +14,7 @@ One model is converted once for the module; the tests copy that project.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -340,3 +341,75 @@ def test_sigkill_of_verify_stops_its_gcc(world):
     while in_project() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert in_project() == []
+
+
+def _marked_processes(marker: str) -> list[int]:
+    """Live processes (not zombies) whose environment holds ``HGQ_CHIP_TEST_MARK=marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            if f"HGQ_CHIP_TEST_MARK={marker}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def _sigkill_leaves_no_descendant(tmp_path, code: str) -> None:
+    """Run ``code`` (Python; it starts ``tmp_path/fake_tool``, a script that records its own and its
+    grandchild's pids, then sleeps) in a process, SIGKILL that process once the grandchild runs, and
+    check that no process it started survives it by more than a few seconds."""
+    import signal
+    import time
+    import uuid
+
+    marker = uuid.uuid4().hex
+    started = tmp_path / "started"
+    tool = tmp_path / "fake_tool"
+    tool.write_text(f"#!/bin/sh\nsleep 120 &\necho $$ $! > {started}.tmp && mv {started}.tmp {started}\nsleep 120\n")
+    tool.chmod(0o755)
+    env = {**os.environ, "HGQ_CHIP_TEST_MARK": marker,
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    runner = subprocess.Popen([sys.executable, "-c", code, str(tool), str(tmp_path)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and runner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert started.exists(), f"the fake tool never started: {runner.stderr.read().decode()[-2000:] if runner.poll() is not None else 'timeout'}"
+        tool_pids = [int(pid) for pid in started.read_text().split()]
+        assert set(tool_pids) <= set(_marked_processes(marker))  # the check below can see them
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+        # The guard gets SIGTERM at once (parent-death signal) and stops its group; the fake tool's
+        # sleeps end on SIGTERM, so well before group_guard.GRACE_SECONDS.
+        deadline = time.monotonic() + 4
+        while _marked_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _marked_processes(marker) == []
+    finally:
+        for pid in _marked_processes(marker):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+
+
+def test_sigkill_of_a_tool_run_stops_the_tool_and_its_children(tmp_path):
+    """SIGKILL of a process in ``run_tool`` (synth's yosys, nextpnr) leaves no tool process running."""
+    _sigkill_leaves_no_descendant(tmp_path, "import sys; from hgq_chip.estimation.tool_run import run_tool; "
+                                            "run_tool([sys.argv[1]], sys.argv[2], sys.argv[2] + '/log', 'fake', "
+                                            "'minutes', progress=None)")
+
+
+def test_sigkill_during_the_verilator_build_stops_the_build(tmp_path):
+    """SIGKILL of a process building an RTL simulation (Verilator's perl, make, cc1plus; here a fake
+    ``verilator`` through the real ``RTLSimulation.build``) leaves no build process running."""
+    (tmp_path / "prj" / "src").mkdir(parents=True)
+    (tmp_path / "prj" / "src" / "top.v").write_text("module top(); endmodule\n")
+    _sigkill_leaves_no_descendant(tmp_path, "import os, sys; from hgq_chip.hdl import verilator as v; "
+                                            "v.verilator_environment = lambda: ([sys.argv[1]], dict(os.environ)); "
+                                            "v.RTLSimulation(sys.argv[2] + '/prj', 'top', 8, 8).build()")

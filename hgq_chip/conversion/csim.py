@@ -63,6 +63,16 @@ def first_error_lines(log: str, limit: int = COMPILE_ERROR_LINES) -> tuple[list[
     return errors[:limit], len(errors)
 
 
+def guarded_command(argv: list[str]) -> list[str]:
+    """``argv`` run under ``group_guard.py`` on behalf of this process: start the result with
+    ``start_new_session=True`` and the guard leads the group, runs ``argv`` in it, and stops the
+    whole group (SIGTERM, SIGKILL after ``group_guard.GRACE_SECONDS``) when this process dies,
+    also by SIGKILL; a SIGTERM to the group stops it the same way. Its exit status is ``argv``'s,
+    128 + N if ``argv`` was killed by signal N, 127 if ``argv`` could not be started."""
+    python = sys.executable or shutil.which("python3") or "python3"
+    return [python, "-I", "-S", str(GUARD_SCRIPT), str(os.getpid()), *argv]
+
+
 def run_stopping_group(argv: list[str], cwd, guarded: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
     """``subprocess.run(argv)`` (environment ``env``, default this process's) with text output captured, in a
     process group of its own that is
@@ -73,8 +83,7 @@ def run_stopping_group(argv: list[str], cwd, guarded: bool = False, env: dict | 
     process dies without cleaning up (SIGKILL), for commands whose grandchildren (g++) do the work.
     """
     if guarded:
-        python = sys.executable or shutil.which("python3") or "python3"
-        argv = [python, "-I", "-S", str(GUARD_SCRIPT), str(os.getpid()), *argv]
+        argv = guarded_command(argv)
     process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True, env=env)
     try:

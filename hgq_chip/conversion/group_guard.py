@@ -13,7 +13,9 @@ from the starter itself (its own cleanup) ends the same way. Elsewhere (no prctl
 only runs COMMAND; the starter's own cleanup stops the group.
 
 Exit status: COMMAND's; 128 + N if COMMAND was killed by signal N; EXIT_ORPHANED if the
-starter was gone before COMMAND started.
+starter was gone before COMMAND started; EXIT_CANNOT_RUN (a line on stderr) if COMMAND cannot be
+started. Also used by ``hgq_chip.hdl.verilator`` (the Verilator build: perl, make, cc1plus) and
+``hgq_chip.estimation.tool_run`` (yosys, nextpnr), through ``csim.guarded_command``.
 """
 
 import ctypes
@@ -25,6 +27,7 @@ import time
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 EXIT_ORPHANED = 3
+EXIT_CANNOT_RUN = 127  # as a shell's "command not found"
 GRACE_SECONDS = 5.0
 
 
@@ -59,7 +62,11 @@ def main(argv: list[str]) -> int:
     parent, command = int(argv[1]), argv[2:]
     signal.signal(signal.SIGTERM, _stop_group)
     _die_with_parent(parent)
-    child = subprocess.Popen(command)
+    try:
+        child = subprocess.Popen(command)
+    except OSError as error:
+        print(f"group_guard: cannot run {command[0]}: {error}", file=sys.stderr, flush=True)
+        return EXIT_CANNOT_RUN
     code = child.wait()
     return 128 - code if code < 0 else code
 

@@ -6,11 +6,15 @@ seconds, and stops the whole group when ``time_limit`` seconds pass, raising
 ``ToolTimeoutError`` (exit code 20) whose message says what to do (the caller's ``advice``:
 fewer stages, another family, a smaller model, a larger ``--time-limit``). Ctrl-C and
 SIGTERM stop the group too. The tool's output goes to a log file, not the terminal.
+The tool runs under ``conversion/group_guard.py`` (``csim.guarded_command``), which leads the
+group and stops it when this process dies without cleaning up (SIGKILL, out of memory), so no
+yosys or nextpnr is left running.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..conversion.csim import guarded_command
 from ..errors import ToolTimeoutError
 
 # Seconds between "still running" lines.
@@ -87,9 +92,14 @@ def run_tool(argv, cwd, log_file, what: str, expected: str, time_limit: float = 
     time_limit = check_time_limit(time_limit)
     say(f"[hgq_chip] running {what} (expected: {expected}; limit {time_limit:g} s, --time-limit)")
     start = time.monotonic()
+    argv = list(argv)
+    # The guard starts the tool, so a missing executable would only be a line in the log: check first.
+    program = argv[0] if os.sep not in argv[0] else os.path.join(cwd, argv[0])
+    if shutil.which(program, path=(os.environ if env is None else env).get("PATH")) is None:
+        raise ToolMissingError(f"cannot run {what}: {argv[0]} is not an executable file or command on PATH")
     with open(log_file, "w") as log:
         try:
-            process = subprocess.Popen(list(argv), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+            process = subprocess.Popen(guarded_command(argv), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         except OSError as error:
             raise ToolMissingError(f"cannot run {what}: {error}") from error

@@ -11,7 +11,10 @@ The build lives in the project folder, ``sim_build/<hash>/`` (hash of the Verilo
 table contents, harness and Verilator used), with a ``.built`` mark written last, so a second
 ``verify`` of an unchanged project reuses it and an interrupted build is redone. The library is
 never loaded into this process: ``sim_child.py`` runs it, so a crash of the simulated design
-is a :class:`SimulationCrashError`, not a dead Python session.
+is a :class:`SimulationCrashError`, not a dead Python session. Both children die with this
+process: the build runs under ``conversion/group_guard.py`` (which stops its whole process group,
+perl, make and cc1plus, when this process dies, also by SIGKILL), and ``sim_child.py`` (which
+starts no process of its own) asks Linux to kill it when its parent dies.
 """
 
 from __future__ import annotations
@@ -151,7 +154,8 @@ class RTLSimulation:
         return self.library
 
     def _step(self, argv: list[str], what: str) -> None:
-        done = run_stopping_group(argv, cwd=self.folder, env=self.env)
+        # Guarded: Verilator's perl, make and cc1plus are grandchildren; a SIGKILL of verify must stop them too.
+        done = run_stopping_group(argv, cwd=self.folder, guarded=True, env=self.env)
         if done.returncode == 0:
             return
         log = done.stdout + done.stderr
