@@ -33,6 +33,21 @@ def _as_model(model):
     return load_model(model) if isinstance(model, (str, os.PathLike)) else model
 
 
+def _check_output_before_loading(model, output_dir, force, replace_non_project, reads: tuple, log) -> tuple:
+    """For a model given as a path: the output folder's checks (``output_dir.check_output_dir``,
+    the model file among what it must not replace) before the model is loaded. Returns ``reads``
+    with the model's path added."""
+    if not isinstance(model, (str, os.PathLike)):
+        return reads
+    from .conversion.output_dir import check_output_dir
+
+    reads += (model,)
+    check_output_dir(output_dir, force=force or replace_non_project, replace_non_project=replace_non_project,
+                     reads=reads)
+    log(f"[hgq_chip] loading {model}")
+    return reads
+
+
 def convert(model, output_dir, backend="Vitis", io_type="io_parallel", part=None, clock_period=5.0,
             reuse_factor=1, strategy="latency", force=False, project_name="myproject", log=to_stderr,
             replace_non_project=False, reads=()):
@@ -45,14 +60,7 @@ def convert(model, output_dir, backend="Vitis", io_type="io_parallel", part=None
     the model or one of ``reads``, the files the caller read, ...) raise UnsafeOutputError
     before anything is loaded or written (rules: ``hgq_chip.conversion.output_dir``).
     """
-    reads = tuple(reads)
-    if isinstance(model, (str, os.PathLike)):
-        from .conversion.output_dir import check_output_dir
-
-        reads += (model,)
-        check_output_dir(output_dir, force=force or replace_non_project, replace_non_project=replace_non_project,
-                         reads=reads)
-        log(f"[hgq_chip] loading {model}")
+    reads = _check_output_before_loading(model, output_dir, force, replace_non_project, tuple(reads), log)
     return _convert_project(
         _as_model(model), output_dir, backend=backend, io_type=io_type, part=part, clock_period=clock_period,
         reuse_factor=reuse_factor, strategy=strategy, force=force or replace_non_project, project_name=project_name,
@@ -172,14 +180,7 @@ def rtl(model, output_dir, *, stages=None, clock_period=None, strategy="latency"
     """
     from .hdl.project import rtl as _write_rtl
 
-    reads = tuple(reads)
-    if isinstance(model, (str, os.PathLike)):
-        from .conversion.output_dir import check_output_dir
-
-        reads += (model,)
-        check_output_dir(output_dir, force=force or replace_non_project, replace_non_project=replace_non_project,
-                         reads=reads)
-        log(f"[hgq_chip] loading {model}")
+    reads = _check_output_before_loading(model, output_dir, force, replace_non_project, tuple(reads), log)
     return _write_rtl(_as_model(model), output_dir, stages=stages, clock_period=clock_period, strategy=strategy,
                       force=force or replace_non_project, replace_non_project=replace_non_project, reads=reads,
                       log=log)

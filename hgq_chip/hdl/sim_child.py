@@ -13,29 +13,27 @@ words, ``WORKDIR/progress`` one int64: the cycles done.
 
 import ctypes
 import json
-import mmap
 import os
-import signal
 import sys
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-EXIT_ORPHANED = 3
+
+def _load_csim_child():
+    """The C simulation's child script (``conversion/csim_child.py``, standard library only), loaded
+    from its file: its ``_mapped`` (a shared file map) and ``_die_with_parent`` (PR_SET_PDEATHSIG)
+    serve this child too. This script runs isolated (``-I -S``), outside the package."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "conversion" / "csim_child.py"
+    spec = importlib.util.spec_from_file_location("hgq_chip_csim_child", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _mapped(path: Path):
-    with open(path, "r+b") as file:
-        mapped = mmap.mmap(file.fileno(), 0)
-    return mapped, ctypes.addressof(ctypes.c_char.from_buffer(mapped))
-
-
-def _die_with_parent(parent):
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if parent is not None and os.getppid() != parent:
-        sys.exit(EXIT_ORPHANED)
+_shared = _load_csim_child()
+_mapped, _die_with_parent = _shared._mapped, _shared._die_with_parent
+EXIT_ORPHANED = _shared.EXIT_ORPHANED  # the parent died before this child started its work
 
 
 def main(workdir: str) -> int:
