@@ -167,6 +167,9 @@ def test_missing_gxx_is_a_tool_error(models, tmp_path, capsys, monkeypatch):
 
 
 def test_verify_random_needs_calibrated_input_ranges(models, tmp_path, capsys):
+    # A folder that passes the project check made before Keras loads (its build script names the
+    # project), so the model's missing ranges are what verify finds next.
+    (tmp_path / "build_lib.sh").write_text("PROJECT=myproject\n")
     code, _, err = _run(capsys, "verify", models / "uncalibrated.keras", tmp_path, "--random", "5", "--quiet")
     assert code == CalibrationError.exit_code and "hgq_chip.calibrate(model, x)" in err
 

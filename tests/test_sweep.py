@@ -266,8 +266,10 @@ def test_train_trial_reports_the_lut_objective_with_the_last_epoch(tmp_path):
     """The trial function without Ray (as benchmarks/sweep_scaling.py runs it directly)."""
     from hgq_chip.sweeps.trial import train_trial
 
-    spec = parse_spec({**SPEC, "space": {**SPACE, "epochs": 2, "beta_start": 1e-6, "beta_end": 1e-5,
-                                         "init_bits": 4, "beta_schedule": "linear"},
+    # Every parameter fixed, so the random sampler (NSGA-II refuses a space of constants only).
+    spec = parse_spec({**SPEC, "sampler": "random",
+                       "space": {**SPACE, "epochs": 2, "beta_start": 1e-6, "beta_end": 1e-5,
+                                 "init_bits": 4, "beta_schedule": "linear"},
                        "objectives": {"val_accuracy": "max", "ebops": "min", "lut": "min"}})
     reports = []
     last = train_trial(dict(spec.space), model_path=spec.model, data_spec=spec.data, out=str(tmp_path),
