@@ -296,8 +296,10 @@ def test_fanout_member_with_yosys_synthesis_rtl_and_ecp5(tmp_path):
     from hgq_chip.sweeps.fanout import process_member
     from hgq_chip.sweeps.trial import train_trial
 
-    spec = parse_spec({**SPEC, "space": {**SPACE, "epochs": 2, "init_bits": 4, "beta_start": 1e-6,
-                                         "beta_end": 1e-5}, "fanout": {"random": 100}})
+    # Every parameter fixed, so the random sampler (NSGA-II refuses a space of constants only).
+    spec = parse_spec({**SPEC, "sampler": "random", "space": {**SPACE, "epochs": 2, "init_bits": 4,
+                                                              "beta_start": 1e-6, "beta_end": 1e-5},
+                       "fanout": {"random": 100}})
     train_trial(dict(spec.space), model_path=spec.model, data_spec=spec.data, out=str(tmp_path),
                 objectives=spec.objectives, trial_id="t0", report=lambda metrics: None)
     index = json.loads((tmp_path / "trials" / "t0" / "pareto" / "pareto.json").read_text())
