@@ -243,7 +243,7 @@ def test_fuzzer_models_trace_bit_exact_or_are_refused_with_a_typed_error():
 
     traced = []
 
-    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=6, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck), phases=(Phase.generate,))  # no shrinking: bounded time
     @given(model_specs())
     def check(spec):
