@@ -10,6 +10,7 @@ real ``hgq_chip convert --force`` runs at every step and at random times.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -103,7 +104,14 @@ VOLATILE = {"build_lib.sh", "hls4ml_config.yml", "keras_model.keras"}
 
 
 def stable(folder: Path) -> dict:
-    return {k: ("present" if Path(k).name in VOLATILE else v) for k, v in tree(folder).items()}
+    """``tree`` with the volatile files by presence, and the manifest hashed without their SHA-256s."""
+    out = {k: ("present" if Path(k).name in VOLATILE else v) for k, v in tree(folder).items()}
+    manifest = folder / MANIFEST_FILE
+    if manifest.is_file():
+        data = json.loads(manifest.read_text())
+        data["sha256"] = {k: ("present" if Path(k).name in VOLATILE else v) for k, v in data["sha256"].items()}
+        out[MANIFEST_FILE] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return out
 
 
 def _convert_cmd(models, name, target):

@@ -155,8 +155,12 @@ def test_sweep_whose_every_trial_fails_exits_with_the_trials_error(tmp_path):
     ray_tmp = ray_temp()
     try:
         env = {**ray_env(local_only=False), "RAY_TMPDIR": str(ray_tmp)}
+        bad = tmp_path / "bad_mnist"  # present (passes the pre-Ray check), unreadable in every trial
+        bad.mkdir()
+        for name in ("mnist_train.npz", "mnist_test.npz"):
+            (bad / name).write_bytes(b"not an npz")
         spec = spec_file(tmp_path, budget={"trials": 1, "concurrent": 1},
-                          data={"loader": "hgq_chip.sweeps.tasks:load", "args": {"path": str(tmp_path / "none")}})
+                          data={"loader": "hgq_chip.sweeps.tasks:load", "args": {"path": str(bad)}})
         code, text, seen = run_watched([sys.executable, "-m", "hgq_chip.cli", "sweep", str(spec), "--out",
                                         str(tmp_path / "sweep")], env)
         assert code == DataError.exit_code and seen == [], text[-3000:]

@@ -11,6 +11,7 @@ Both functions follow the sweep spec's conventions (``hgq_chip.sweeps.spec``):
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,14 @@ def _mnist_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path} not found; pass the directory holding mnist_train.npz and mnist_test.npz "
                         "(x uint8 [n, 28, 28], y), or no path for sklearn digits")
-    with np.load(path) as archive:
-        x, y = archive["x"].astype(np.float32) / 255.0, archive["y"].astype(np.int64)
+    try:
+        with np.load(path) as archive:
+            x, y = archive["x"].astype(np.float32) / 255.0, archive["y"].astype(np.int64)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path} is not a readable .npz with arrays x (uint8 [n, 28, 28]) and y ({err}); "
+                        "remake it with np.savez(path, x=x, y=y), or leave out path for sklearn digits") from None
+    if x.ndim != 3 or len(x) != len(y):
+        raise DataError(f"{path}: x has shape {list(x.shape)} and y {list(y.shape)}; need x [n, 28, 28] and y [n]")
     return pooled(x, MNIST_POOL), y
 
 
