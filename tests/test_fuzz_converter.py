@@ -52,7 +52,7 @@ def _check_exact_or_refused(spec, in_hypothesis=True):
 
 
 @settings(settings.get_profile("hgq_chip-fuzz-fast"))
-@given(model_specs())
+@given(model_specs(other_backends=False))  # other backends: test_fuzz_rare_kind and the slow tests
 def test_fuzz_convert_exact_or_typed_refusal(spec):
     _check_exact_or_refused(spec)
 

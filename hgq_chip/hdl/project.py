@@ -126,7 +126,7 @@ def rtl(model, output_dir, *, stages: int | None = None, clock_period: float | N
     pipeline_for_stages(comb, chosen)  # refuses an impossible count before the folder is touched
     fingerprints = {FINGERPRINT_KEY: weights_fingerprint(model), LAYER_FINGERPRINTS_KEY: layer_fingerprints(model)}
     with replace_atomically(output_dir, **outputs, log=log) as staging:
-        log(f"[hgq_chip] writing pipelined Verilog ({chosen} stages)")
+        log(f"[hgq_chip] writing pipelined Verilog ({chosen} stage{'' if chosen == 1 else 's'})")
         info = pipelined_verilog(comb, staging, TOP, stages=chosen, clock_period_ns=clock_period)
         ins, outs = ports.pop("elements")
         (staging / PORTS_FILE).write_text(describe(TOP, ins, ports["input_bits"], outs, ports["output_bits"],
