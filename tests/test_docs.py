@@ -149,6 +149,20 @@ def test_cli_page_lists_every_command_and_argument():
     assert len(parsers) >= 8 and all(f"### hgq_chip {name}\n" in generated for name in parsers)
 
 
+def test_benchmark_figure_script_reads_its_table():
+    """benchmarks/docs_figures.py draws docs/benchmarks/figures/large-models.svg from the page's table:
+    the table must stay readable to it (the drawing itself needs matplotlib and is not redone here)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import docs_figures
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    rows = docs_figures.large_model_rows(docs_figures.LARGE_MODELS.read_text())
+    assert len(rows) == 5 and {row["model"][:3] for row in rows} == {"MLP", "CNN"}
+    assert rows[0]["weights"] == 1.0e5 and rows[0]["g++ compile"] == 17.0
+    assert (docs_figures.FIGURES / "large-models.svg").is_file()
+
+
 def test_mkdocs_build_strict(tmp_path):
     """The site builds with warnings as errors (about 4 s). mkdocs comes with the `docs` extra (in `dev`)."""
     try:
