@@ -13,5 +13,5 @@ def strip_roles(html: str) -> str:
     return ROLE.sub(lambda m: f"<code>{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}</code>", html)
 
 
-def on_page_content(html, page, config, files):  # noqa: ARG001  (MkDocs' hook signature)
+def on_page_content(html, page, config, files):  # MkDocs calls hooks with these keywords
     return strip_roles(html)
