@@ -2,7 +2,7 @@
 
 Exit codes of the CLI (``hgq_chip ...``): 0 success, 1 any other hgq_chip error,
 2 command-line usage (argparse's own code, used by no error class), 3-19 one per class
-below, 130 interrupted (Ctrl-C), 141 stdout closed. The README's table lists them;
+below, 130 interrupted (Ctrl-C), 141 stdout closed. The table of docs/cli.md ("Exit codes") lists them;
 ``tests/test_exit_codes.py`` checks that each class has its own code, none reserved, each in
 that table. Programming errors (e.g. ``hgq_chip.registry.DuplicateRegistrationError``) are not here.
 """

@@ -16,7 +16,7 @@ from hgq_chip.layers import AConv1D, ADense
 from hgq_chip.model_walk import adaqat_layers
 from hgq_chip.training import AdaQATController
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 SIGNED = {"signed": True, "init_alpha": 4.0}
 

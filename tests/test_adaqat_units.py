@@ -15,7 +15,7 @@ from hgq_chip.layers.adaqat_clone import adaqat_from_model
 from hgq_chip.training.adaqat import AdaQATController, history_key, oscillating, total_bitops
 from hgq_chip.training.adaqat_plot import load_trajectories, plot_bitwidth_trajectories
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 MSE = keras.losses.MeanSquaredError()
 

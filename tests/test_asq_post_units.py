@@ -18,7 +18,7 @@ from hgq_chip.layers import ASQDense
 from hgq_chip.quantizers import ASQActivationQuantizer, LSQActivationQuantizer, LogWeightQuantizer
 from hgq_chip.quantizers.post import level_shift_and_odd, sqrt_half_constant, unit_levels
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 
 # ---- POST / POT levels ------------------------------------------------------------------------

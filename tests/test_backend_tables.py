@@ -29,7 +29,7 @@ from hgq_chip.layers import ASQDense, HActivation, HMultiHeadAttention, HQuantiz
 from hgq_chip.layers.tables import ACTIVATION_FUNCTIONS
 from hgq_chip.quantizers.lsq import SQRT_HALF_CEILING
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 ROOT = Path(__file__).resolve().parents[1]
 # (name, KERAS_BACKEND, JAX_ENABLE_X64, module that must be installed)
@@ -148,7 +148,7 @@ def saved(tmp_path_factory):
 
 def run_child(path: Path, backend: str, x64: str, module: str) -> dict:
     if importlib.util.find_spec(module) is None:
-        pytest.skip(f"the {backend} backend is not installed (pip install {module}; torch: see README, Backends)")
+        pytest.skip(f"the {backend} backend is not installed (pip install {module}; torch: see docs/backends.md, 'PyTorch')")
     out = path / f"out_{backend}_{x64}"
     out.mkdir(exist_ok=True)
     for name in ("act", "softmax", "attention", "asq"):
@@ -180,7 +180,7 @@ def outputs(saved):
 @pytest.mark.parametrize("run,backend,x64,module", RUNS, ids=[r[0] for r in RUNS])
 def test_every_table_layer_gives_the_same_bits_on_this_backend(run, backend, x64, module, saved, outputs):
     if run not in outputs:
-        pytest.skip(f"the {backend} backend is not installed (pip install {module}; torch: see README, Backends)")
+        pytest.skip(f"the {backend} backend is not installed (pip install {module}; torch: see docs/backends.md, 'PyTorch')")
     _, expected = saved
     mine = outputs[run]
     reference = outputs.get("tensorflow") or next(iter(outputs.values()))

@@ -26,7 +26,7 @@ from hgq_chip.errors import UnsupportedConfigurationError
 from hgq_chip.layers import ASQDense, HActivation, HAdd, HConv1D, HDense, HQuantize
 from hgq_chip.quantizers.dtype_policy import float64_available
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 ROOT = Path(__file__).resolve().parents[1]

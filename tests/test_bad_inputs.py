@@ -87,7 +87,7 @@ def test_argparse_type_errors_are_usage_errors(project, capsys):
 
 
 def test_report_markdown_format_of_the_readme(project, tmp_path, capsys):
-    """`--format md` (as the README writes it) gives the same page as `--format markdown`; re-running replaces it."""
+    """`--format md` (as the docs write it) gives the same page as `--format markdown`; re-running replaces it."""
     out = tmp_path / "r.md"
     assert run_cli(capsys, ["report", project / "prj", "--format", "md", "--output", out])[0] == 0
     page = out.read_text()

@@ -12,7 +12,7 @@ from hgq_chip.calibration import activation_quantizers
 from hgq_chip.errors import CalibrationError, DataError
 from hgq_chip.layers import HDense, HQuantize
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 RNG = np.random.default_rng(0)
 A = RNG.normal(size=(100, 4)).astype("float32")

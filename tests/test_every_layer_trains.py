@@ -21,7 +21,7 @@ from hgq_chip.layers.adaqat import AdaQATLayerMixin
 from hgq_chip.layers.asq_post import ASQPostMixin
 from hgq_chip.training import AdaQATController, EBOPsMetric, LogRampBeta, ResetRanges
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 EPOCHS = 2
 SAMPLES = 32

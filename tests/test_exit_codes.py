@@ -1,8 +1,8 @@
-"""Exit codes: one per class of hgq_chip.errors, none reserved, all in the README's table.
+"""Exit codes: one per class of hgq_chip.errors, none reserved, all in the CLI reference's table.
 
 Reserved codes: 0 (success), 2 (argparse's usage error), 130 (Ctrl-C, 128 + SIGINT) and 141
 (closed stdout, 128 + SIGPIPE); codes above 125 also clash with the shell's own meanings.
-The README's table under "## Command line" pairs each code with its meaning and names the class
+The table under "## Exit codes" of docs/cli.md pairs each code with its meaning and names the class
 (the base class HGQChipError is the "other error" row, code 1).
 """
 
@@ -16,7 +16,7 @@ from hgq_chip import errors
 from hgq_chip.cli_runtime import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED
 from hgq_chip.errors import HGQChipError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CLI_PAGE = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 RESERVED = {0: "success", 2: "argparse usage error", 130: "Ctrl-C", 141: "closed stdout", 143: "SIGTERM"}
 
 
@@ -45,36 +45,36 @@ def code_problems(classes: list[type], base: type) -> list[str]:
     return problems
 
 
-def readme_exit_table(text: str) -> dict[int, str]:
-    """``{code: meaning}`` from the table(s) of the "## Command line" section (two pairs per row allowed)."""
-    section = re.search(r"^## Command line\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
-    assert section, "README.md has no '## Command line' section"
+def page_exit_table(text: str) -> dict[int, str]:
+    """``{code: meaning}`` from the table(s) of the "## Exit codes" section (two pairs per row allowed)."""
+    section = re.search(r"^## Exit codes\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    assert section, "docs/cli.md has no '## Exit codes' section"
     table = {}
     for line in section.group(1).splitlines():
         row = line.strip().strip("|")
         cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", row)] if line.startswith("|") else []
         for code, meaning in zip(cells[0::2], cells[1::2]):
             if code.isdigit():
-                assert int(code) not in table, f"exit code {code} is listed twice in the README"
+                assert int(code) not in table, f"exit code {code} is listed twice in docs/cli.md"
                 table[int(code)] = meaning
     return table
 
 
-def readme_problems(classes: list[type], base: type, table: dict[int, str]) -> list[str]:
+def page_problems(classes: list[type], base: type, table: dict[int, str]) -> list[str]:
     problems = []
     by_code = {cls.exit_code: cls for cls in classes}
     for code, cls in by_code.items():
         if code not in table:
-            problems.append(f"exit code {code} ({cls.__name__}) is missing from the README's table")
+            problems.append(f"exit code {code} ({cls.__name__}) is missing from docs/cli.md's table")
         elif cls is not base and f"`{cls.__name__}`" not in table[code]:
-            problems.append(f"the README's row for exit code {code} does not name `{cls.__name__}`: {table[code]!r}")
+            problems.append(f"docs/cli.md's row for exit code {code} does not name `{cls.__name__}`: {table[code]!r}")
     for code, meaning in table.items():
         if code not in by_code and code not in RESERVED:
-            problems.append(f"the README lists exit code {code} ({meaning!r}), which no error class has")
+            problems.append(f"docs/cli.md lists exit code {code} ({meaning!r}), which no error class has")
         for named in re.findall(r"`(\w+Error)`", meaning):
             owner = getattr(errors, named, None)
             if owner is None or owner.exit_code != code:
-                problems.append(f"the README's row {code} names `{named}`, whose code is not {code}")
+                problems.append(f"docs/cli.md's row {code} names `{named}`, whose code is not {code}")
     return problems
 
 
@@ -89,10 +89,10 @@ def test_the_cli_runtime_codes_are_the_reserved_ones():
     assert (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED) == (130, 141, 143)
 
 
-def test_every_code_is_in_the_readme_table_with_its_class():
-    table = readme_exit_table(README.read_text())
-    assert set(RESERVED) <= set(table), f"the README's table lacks reserved codes {set(RESERVED) - set(table)}"
-    problems = readme_problems(error_classes(errors), HGQChipError, table)
+def test_every_code_is_in_the_cli_page_table_with_its_class():
+    table = page_exit_table(CLI_PAGE.read_text())
+    assert set(RESERVED) <= set(table), f"docs/cli.md's table lacks reserved codes {set(RESERVED) - set(table)}"
+    problems = page_problems(error_classes(errors), HGQChipError, table)
     assert not problems, "\n".join(problems)
 
 
@@ -118,8 +118,8 @@ def test_the_checks_catch_duplicates_reserved_codes_and_missing_rows():
     problems = code_problems([Base, A, B, C, D, Stray], Base)
     expected = ["share exit code 3", "reserved", "no exit_code of its own", "not a Base"]
     assert len(problems) == len(expected) and all(part in problem for part, problem in zip(expected, problems)), problems
-    text = ("## Command line\n\n| code | meaning | code | meaning |\n|---|---|---|---|\n"
+    text = ("## Exit codes\n\n| code | meaning | code | meaning |\n|---|---|---|---|\n"
             "| 1 | other | 3 | `A` |\n| 9 | `B` | | |\n\n## Next\n")
-    table = readme_exit_table(text)
+    table = page_exit_table(text)
     assert table == {1: "other", 3: "`A`", 9: "`B`"}
-    assert len(readme_problems([Base, A], Base, table)) == 1  # 9 is listed but no class has it
+    assert len(page_problems([Base, A], Base, table)) == 1  # 9 is listed but no class has it

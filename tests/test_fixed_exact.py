@@ -33,7 +33,7 @@ from hgq_chip.testing.ap_harness_source import (
     render_harness_type,
 )
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 GRID = default_formats()
 KIF = sorted({(fmt.k, fmt.i, fmt.f) for fmt in GRID})

@@ -1,4 +1,4 @@
-"""Imports point down the layer order of README.md's "Architecture" table, never up.
+"""Imports point down the layer order of docs/architecture.md's "Module layers" table, never up.
 
 Every module under ``hgq_chip/`` is parsed with ``ast`` (nothing is imported, so this runs in
 well under a second). An import is any of: ``import hgq_chip.x``, ``from hgq_chip.x import y``,
@@ -7,7 +7,7 @@ relative ``from ..x import y`` (module level, inside functions, under ``TYPE_CHE
 ``lazy_exports`` (``_EXPORTS`` / ``_SUBMODULES``), which import on first attribute access.
 ``from pkg import name`` counts as importing ``pkg.name`` when that is a module.
 
-A module may import its own layer or a lower one. The layer table is read from the README,
+A module may import its own layer or a lower one. The layer table is read from the docs page,
 so the documented order and the checked order cannot drift apart. Inside one package (a folder
 of ``hgq_chip/`` with its subfolders, or the top-level modules) the imports form no cycle, and
 the layer families (``conversion/rules/``) import no conversion driver.
@@ -23,7 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "hgq_chip"
-README = REPO / "README.md"
+ARCHITECTURE = REPO / "docs" / "architecture.md"
 
 # Upward imports that are accepted, as (importing module, imported module) -> reason.
 # Empty on purpose: a new entry needs a reason a reviewer accepts, and a stale entry fails
@@ -32,9 +32,9 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
 
 
 def architecture_table(text: str) -> dict[str, int]:
-    """``{"fixed/": 1, "cost.py": 4, ...}`` from the README's Architecture table."""
-    section = re.search(r"^## Architecture\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
-    assert section, "README.md has no '## Architecture' section"
+    """``{"fixed/": 1, "cost.py": 4, ...}`` from the "Module layers" table of docs/architecture.md."""
+    section = re.search(r"^## Module layers\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert section, "docs/architecture.md has no '## Module layers' section followed by another '## ' section"
     table = {}
     for rank, cell in re.findall(r"^\|\s*(\d+)\s*\|([^|]*)\|", section.group(1), re.MULTILINE):
         for name in re.findall(r"`([^`]+)`", cell):
@@ -146,14 +146,14 @@ def _package_sources() -> dict[str, tuple[str, bool]]:
 
 @pytest.fixture(scope="module")
 def table():
-    return architecture_table(README.read_text())
+    return architecture_table(ARCHITECTURE.read_text())
 
 
 def test_every_module_has_a_layer_and_every_listed_name_exists(table):
     unplaced = [name for name in module_names() if layer_of(name, table) is None]
-    assert not unplaced, f"add these modules to README.md's Architecture table: {unplaced}"
+    assert not unplaced, f"add these modules to docs/architecture.md's Module layers table: {unplaced}"
     missing = [name for name in table if not (PACKAGE / name).exists()]
-    assert not missing, f"README.md's Architecture table lists names that do not exist under hgq_chip/: {missing}"
+    assert not missing, f"docs/architecture.md's Module layers table lists names that do not exist under hgq_chip/: {missing}"
 
 
 def test_no_module_imports_a_higher_layer(table):
@@ -313,6 +313,6 @@ def test_the_checker_finds_every_kind_of_upward_import():
 
 
 def test_the_table_parser_reads_ranks_and_names():
-    text = ("## Architecture\n\n| layer | modules |\n|---|---|\n"
+    text = ("## Module layers\n\n| layer | modules |\n|---|---|\n"
             "| 0 | `errors.py` `_lazy.py` |\n| 3 | `layers/` |\n\n## Next\n")
     assert architecture_table(text) == {"errors.py": 0, "_lazy.py": 0, "layers/": 3}

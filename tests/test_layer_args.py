@@ -18,7 +18,7 @@ import pytest
 
 from hgq_chip.layers import HConv1D, HConv1DBatchNorm, HConv2D, HConv2DBatchNorm, HDense, HDenseBatchNorm
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 # Non-default values valid for Dense and Conv alike (activation: only exact fused ones).
 COMMON = dict(

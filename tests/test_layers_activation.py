@@ -15,7 +15,7 @@ from hgq_chip.cost import ebops
 from hgq_chip.errors import CalibrationError, UnsupportedLayerError
 from hgq_chip.layers import HActivation, HDense, HQuantize
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 SHAPE = (6,)
 

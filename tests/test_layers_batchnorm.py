@@ -12,7 +12,7 @@ from hgq_chip.calibration import calibrate
 from hgq_chip.fixed.quantize_np import round_scaled
 from hgq_chip.layers import HConv1DBatchNorm, HConv2DBatchNorm, HDenseBatchNorm
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 CASES = [
     # (class, input shape, layer arguments)

@@ -13,7 +13,7 @@ from hgq_chip.calibration import calibrate
 from hgq_chip.fixed.quantize_np import round_scaled
 from hgq_chip.layers import HConv1D, HConv2D
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 CASES = [
     # (class, input shape, layer arguments, input granularity)

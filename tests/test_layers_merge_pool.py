@@ -12,7 +12,7 @@ from hgq_chip.calibration import calibrate
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.layers import HAdd, HDense, HQuantize, check_exact_average_pooling
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 
 def normal(seed, shape, scale=2.0):

@@ -16,7 +16,7 @@ from gradients import gradients
 from hgq_chip.layers import HDense
 from hgq_chip.quantizers import ActivationQuantizer, Granularity, WeightQuantizer
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 NEG_LN2 = np.float32(-math.log(2.0))
 GRANULARITIES = [g.value for g in Granularity]

@@ -20,7 +20,7 @@ from hgq_chip.fixed.quantize_np import quantize as quantize_np
 from hgq_chip.quantizers import ActivationQuantizer
 from hgq_chip.testing.ap_harness_source import MODE_COMBINATIONS, default_formats
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 KIF = sorted({(fmt.k, fmt.i, fmt.f) for fmt in default_formats()})
 MODE_IDS = [f"{r.value}-{o.value}" for r, o in MODE_COMBINATIONS]

@@ -74,7 +74,7 @@ def test_spec_refusals_name_the_key(change, words):
 
 
 def test_spec_checks_the_loader_data_folder_before_ray(tmp_path):
-    """The README's MNIST path missing: a DataError naming the file before Ray starts (was four
+    """The MNIST path of docs/sweeps.md missing: a DataError naming the file before Ray starts (was four
     minutes of failing trials); without a path the loader's sklearn digits need nothing."""
     from hgq_chip.errors import DataError
 

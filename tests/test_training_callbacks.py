@@ -24,7 +24,7 @@ from hgq_chip.training import (
     ResetRanges,
 )
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 
 def _tiny_model(seed=0):

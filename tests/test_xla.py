@@ -20,7 +20,7 @@ from hgq_chip.model_walk import iter_quantizers
 from hgq_chip.training import EBOPsMetric, ResetRanges
 from mlp_models import GRANULARITIES, OVERFLOWS, ROUNDINGS, MLPSpec, build_model, calibration_data
 
-pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
+pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
 
 def _predict(model, x, jit_compile):

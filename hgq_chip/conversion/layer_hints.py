@@ -23,7 +23,7 @@ _PREPROCESSING = ("it is fixed preprocessing of the data, not a trained layer: a
 _AUGMENT = ("remove it from the model you convert: it augments training data and has no firmware; the model "
             "without it computes the same at inference")
 _CODE = ("it runs arbitrary code, which has no fixed-point firmware; rewrite the computation with hgq_chip and "
-         "Keras layers that convert (see the README layer table)")
+         "Keras layers that convert (see docs/layers/index.md)")
 _NORM = ("it divides by a statistic of each sample (a square root and a division of two variables), which has "
          "no exact fixed-point firmware here; leave it out (HQuantize, HDense and HEinsumDense train without it), "
          "or fold a fixed scale and shift into the next HDense/HEinsumDense")

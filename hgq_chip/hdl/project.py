@@ -116,8 +116,8 @@ def rtl(model, output_dir, *, stages: int | None = None, clock_period: float | N
     try:
         _, _, comb = trace_model(model, strategy)
     except UnsupportedLayerError as error:
-        raise UnsupportedLayerError(f"{error}; `hgq_chip rtl` writes only what it can trace bit-exactly (README, "
-                                    "\"RTL\"): replace the layer, or use `hgq_chip convert` for the HLS flow") from None
+        raise UnsupportedLayerError(f"{error}; `hgq_chip rtl` writes only what it can trace bit-exactly (docs/rtl.md): "
+                                    "replace the layer, or use `hgq_chip convert` for the HLS flow") from None
     ports = port_manifest(model, comb)
     from .pipeline import pipeline_for_stages, stages_for_clock
 

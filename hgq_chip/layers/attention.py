@@ -46,9 +46,10 @@ class HMultiHeadAttention(keras.layers.Layer):
     """Multi-head attention (Keras ``MultiHeadAttention`` signature) whose every value is fixed point.
 
     Args:
-        num_heads, key_dim, value_dim (default key_dim), use_bias, output_shape (an int, or a
-            1-tuple: the last axis of the output; default the query's last axis), dropout (on the
-            attention probabilities, training only), kernel_initializer, bias_initializer: as Keras.
+        num_heads, key_dim, value_dim, use_bias, output_shape, dropout, kernel_initializer, bias_initializer:
+            as Keras (``value_dim`` defaults to ``key_dim``; ``output_shape`` is an int or a 1-tuple: the
+            last axis of the output, default the query's last axis; ``dropout`` acts on the attention
+            probabilities, in training only).
         input_quantizer, kernel_quantizer, bias_quantizer: configs for the four projections
             (:class:`~hgq_chip.layers.HEinsumDense`; per-element by default).
         score_quantizer: config of ``q_q`` and ``k_q`` (the score product's operands);

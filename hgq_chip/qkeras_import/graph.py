@@ -12,7 +12,7 @@ Formats of the layers without weights (each exact, so the imported model equals 
 - ``AveragePooling``/``GlobalAveragePooling`` over n = 2**s values: the input's range, s more
   fractional bits (a sum divided by a power of two is exact; smaller 'same' border windows of
   2**t values need only t). Any other count is refused: Keras divides in floating point and
-  hls4ml's firmware cannot match it (see README).
+  hls4ml's firmware cannot match it (see docs/qkeras.md).
 - ``Add``: f = max f, range = sum of the ranges. ``Concatenate``: f = max f, union of ranges.
   ``Subtract``: f = max f, ``[lo_a - hi_b, hi_a - lo_b]``. ``Maximum``/``Minimum``: f = max f,
   the maximum/minimum of the bounds.

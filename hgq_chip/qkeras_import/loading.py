@@ -26,7 +26,7 @@ def from_qkeras(path, x=None, input_f: int = DEFAULT_INPUT_F, granularity: str =
     quantized: it sets the input's range, ``input_f`` its fractional bits. ``granularity``
     is that of the activation bit-widths. QKeras runs in a child process (Keras 2), so the
     argument is the saved file, not a live QKeras model. Chains and functional graphs
-    (``Add``, ``Concatenate``) import; README "QKeras import" lists each layer and how exact it is.
+    (``Add``, ``Concatenate``) import; docs/qkeras.md lists each layer and how exact it is.
 
     Raises ``ModelFileError`` (not a path, missing or unreadable file), ``ToolMissingError``
     (QKeras not usable), ``UnsupportedLayerError`` naming a layer or quantizer that has no exact
