@@ -39,3 +39,12 @@ def summary_lines():
 def pytest_terminal_summary(terminalreporter):
     for line in _harness_report:
         terminalreporter.write_line(line)
+
+
+def pytest_runtest_logreport(report):
+    """With HGQ_CHIP_DURATIONS_FILE set, append ``seconds phase nodeid`` of every test phase as it
+    ends (with xdist: in the controller), so a run cut short still tells where its time went."""
+    path = os.environ.get("HGQ_CHIP_DURATIONS_FILE")
+    if path and os.environ.get("PYTEST_XDIST_WORKER") is None:
+        with open(path, "a") as out:
+            out.write(f"{report.duration:.2f}s {report.when} {report.nodeid} {report.outcome}\n")
