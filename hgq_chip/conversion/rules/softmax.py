@@ -26,7 +26,7 @@ from ...fixed.interval import Interval
 from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
 from ...layers.softmax import HSoftmax
 from ..family import handler, limits, rule, trace
-from ..softmax_hls import IO_STREAM_ADVICE
+from ..softmax_hls import HLS_CLASS_NAME, IO_STREAM_ADVICE
 from ..option import io_types_option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits, is_uniform, sum_bits
 from . import _trace
@@ -176,9 +176,6 @@ def softmax_float_values(tables: dict, prefix: str = "") -> list[FloatValues]:
 
 @handler(HSoftmax)
 def handle_hsoftmax(layer, in_tensors, out_tensors):
-    from ..softmax_hls import HLS_CLASS_NAME, register_softmax_hls
-
-    register_softmax_hls()
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
     q_configs, q_name = quantized_input(layer, in_tensor)
     tables = record_of_layer(layer).tables
