@@ -20,6 +20,7 @@ from hgq_chip.errors import ProjectError, UnsupportedConfigurationError
 from hgq_chip.estimation import estimate
 from hgq_chip.estimation.arithmetic import csd_digits
 from hgq_chip.conversion.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
+from hgq_chip.conversion.ops import CMVM
 from hgq_chip.estimation.ops import cmvm_latency_cost
 from hgq_chip.layers import HConv1D, HDense, HQuantize
 
@@ -45,9 +46,9 @@ def test_csd_digits_match_the_non_adjacent_form():
 
 def _op(kernel, widths, bias=None):
     widths = np.asarray(widths)
-    return {"op": "cmvm", "kernel": np.asarray(kernel, np.float64), "positions": 1,
-            "rows": {"k": np.ones_like(widths), "i": np.ones_like(widths), "f": widths - 2},
-            "bias": np.zeros(np.shape(kernel)[1]) if bias is None else np.asarray(bias)}
+    return CMVM(kernel=np.asarray(kernel, np.float64), positions=1,
+                rows={"k": np.ones_like(widths), "i": np.ones_like(widths), "f": widths - 2},
+                bias=np.zeros(np.shape(kernel)[1]) if bias is None else np.asarray(bias))
 
 
 def test_power_of_two_and_zero_weights_cost_no_luts():
@@ -214,6 +215,6 @@ def test_values_nobody_reads_cost_nothing():
 
     facts = facts_from_model(model)
     live = operation_liveness(facts)
-    hidden_ops = [op["op"] for op in facts[1].ops]
+    hidden_ops = [op.kind for op in facts[1].ops]
     assert not live[1][hidden_ops.index("cmvm")][0] and live[1][hidden_ops.index("cmvm")][1:].all()
     assert not live[0][0][1]  # the input quantizer's element 1 is dead

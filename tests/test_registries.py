@@ -305,20 +305,27 @@ def test_handlers_render_the_record_and_re_derive_nothing(every_class_model, mon
     assert not differ, f"handler output changed (layer, dict, key): {differ}"
 
 
-def test_every_operation_kind_has_a_cost_and_every_emitted_operation_a_kind(every_class_model):
-    """The estimate prices operations through one table (estimation/ops.COSTS) keyed like the
-    operation kinds the families emit (conversion/ops.KINDS); every operation of the every-class
-    model is of a listed kind with its listed fields, and every kind but the ones this model has
-    no layer for is emitted."""
-    from hgq_chip.conversion.ops import KINDS
-    from hgq_chip.estimation.ops import COSTS
+def test_every_operation_class_has_a_cost_and_every_emitted_operation_a_class(every_class_model, tmp_path):
+    """The estimate prices operations through one table (estimation/ops.COSTS) keyed by the typed
+    operation classes the families emit (conversion/ops.OPERATIONS); every operation of the
+    every-class model is an instance of a listed class, round-trips through estimate_inputs.json
+    with the same cost, and every class is emitted."""
+    from hgq_chip.conversion.facts import read_facts, write_facts
+    from hgq_chip.conversion.inputs import all_input_formats
+    from hgq_chip.conversion.ops import OPERATIONS
+    from hgq_chip.estimation.ops import COSTS, op_cost
 
-    assert set(COSTS) == set(KINDS)
+    assert set(COSTS) == set(OPERATIONS.values())
     emitted = set()
-    for facts in facts_from_model(every_class_model):
-        for op in facts.ops:
-            assert op["op"] in KINDS, (facts.name, op["op"])
-            missing = [field for field in KINDS[op["op"]] if field not in op]
-            assert not missing, f"{facts.name}: {op['op']} without {missing}"
-            emitted.add(op["op"])
-    assert emitted == set(KINDS)
+    model = every_class_model
+    nodes = graph_nodes(model)
+    records = precision.derive(nodes)
+    write_facts(tmp_path / "facts.json", records, all_input_formats(model, nodes))
+    stored = read_facts(tmp_path / "facts.json")
+    for facts, read in zip(facts_from_model(model), stored):
+        assert len(facts.ops) == len(read.ops), facts.name
+        for op, back in zip(facts.ops, read.ops):
+            assert type(op) in COSTS and type(back) is type(op), (facts.name, type(op))
+            assert op_cost(op, "latency", 10**6) == op_cost(back, "latency", 10**6), (facts.name, op.kind)
+            emitted.add(type(op))
+    assert emitted == set(OPERATIONS.values())

@@ -5,16 +5,11 @@ Nothing here re-derives a type: every format comes from ``conversion.precision.d
 ``conversion.inputs``. The facts are plain arrays, so a conversion can store them as
 ``estimate_inputs.json`` and ``hgq_chip estimate DIR`` reads them back without Keras.
 
-One layer becomes a list of operations (``conversion/ops.py``): the quantizer casts its record
-lists in ``cast_stages``, then the operations its family's rule emitted (``estimate_ops``). Kinds:
-``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
-Conv kernel, at ``positions`` output positions; a depthwise kernel as its block-diagonal
-equivalent, whose zeros cost nothing), ``relu``, ``table``, ``maxpool``, ``avgpool`` (windowed
-and global), ``add`` (Add, HAdd, HSubtract), ``minmax`` (HMaximum, HMinimum) and ``product``
-(HMultiply: two variable operands per element); layers on our own templates bring their operations
-along (ASQ/POST: ``conversion/asq_post_ops.py``; HSoftmax: ``conversion/rules/softmax.py``), including
-``product`` (two variable operands). Reshaping and data-movement layers (padding, cropping,
-up-sampling, permute, concatenate) cost nothing and have no operations: they are wires.
+One layer becomes a list of typed operations (``conversion/ops.py``: ``Cast``, ``CMVM``,
+``Relu``, ``Table``, ``MaxPool``, ``AvgPool``, ``Add``, ``MinMax``, ``Product``): the quantizer
+casts its record lists in ``cast_stages``, then the operations its family's rule emitted
+(``estimate_ops``). Reshaping and data-movement layers (padding, cropping, up-sampling, permute,
+concatenate) cost nothing and have no operations: they are wires.
 """
 
 from __future__ import annotations
@@ -28,21 +23,21 @@ import numpy as np
 from ..errors import HGQChipError, ProjectError
 from ..fixed.format import FixedFormat
 from ..fixed.interval import Interval
-from .ops import cast_op, cmvm_op, interval_kif  # noqa: F401  (re-exported for callers of the former home)
+from .ops import Op, cast_op, cmvm_op, interval_kif, op_from_json  # noqa: F401  (re-exported for callers of the former home)
 from .ops import cast_op as _cast
 
 FACTS_FILE = "estimate_inputs.json"
-FACTS_VERSION = 1
+FACTS_VERSION = 2  # 2: typed operations (conversion/ops.py); CMVM.latency_only
 
 
 @dataclass
 class LayerFacts:
-    """One layer's operations for the estimate: ``ops`` are dicts (see the module docstring) whose
-    formats are k/i/f arrays in bits, shaped like the tensor they type (no batch axis)."""
+    """One layer's operations for the estimate: ``ops`` are ``conversion/ops.Op`` s whose formats
+    are k/i/f arrays in bits, shaped like the tensor they type (no batch axis)."""
 
     name: str
     layer_class: str
-    ops: list[dict] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
     inputs: list[int] = field(default_factory=list)  # indices of the producing layers (-1: model input)
 
 
@@ -132,7 +127,7 @@ def write_facts(path: Path, records, input_types: dict[str, FixedFormat]) -> Non
     layers = facts_from_records(records, input_types)
     payload = {"version": FACTS_VERSION,
                "layers": [{"name": f.name, "class": f.layer_class, "inputs": f.inputs,
-                           "ops": [_encode(op) for op in f.ops]} for f in layers]}
+                           "ops": [_encode(op.to_json()) for op in f.ops]} for f in layers]}
     with open(path, "w") as handle:
         json.dump(payload, handle, separators=(",", ":"))
 
@@ -148,7 +143,7 @@ def read_facts(path: Path) -> list[LayerFacts]:
     if payload.get("version") != FACTS_VERSION:
         raise ProjectError(f"{path} was written by another hgq_chip version; convert the model again")
     try:
-        return [LayerFacts(layer["name"], layer["class"], [_decode(op) for op in layer["ops"]], layer["inputs"])
-                for layer in payload["layers"]]
+        return [LayerFacts(layer["name"], layer["class"], [op_from_json(_decode(op)) for op in layer["ops"]],
+                           layer["inputs"]) for layer in payload["layers"]]
     except (KeyError, TypeError) as error:
         raise ProjectError(f"{path} is incomplete ({error!r}); convert the model again with `hgq_chip convert`") from error
