@@ -19,6 +19,7 @@ import pytest
 import hgq_chip.layers
 from hgq_chip.layers.adaqat import AdaQATLayerMixin
 from hgq_chip.layers.asq_post import ASQPostMixin
+from hgq_chip.testing.families import case_of_class
 from hgq_chip.training import AdaQATController, EBOPsMetric, LogRampBeta, ResetRanges
 
 pytestmark = pytest.mark.keras_level  # also run under JAX in CI (README, Tests)
@@ -68,8 +69,14 @@ def family(cls) -> str:
 
 
 def cases() -> list:
+    """Per class: its family's FamilyCase (hgq_chip/testing/families) if it has one, else the
+    variants of its nearest Keras parent in CASES_BY_PARENT."""
     found = []
     for cls in layer_classes():
+        case = case_of_class(cls)
+        if case is not None:
+            found.append(pytest.param(cls, case.shape_of(cls), case.args, case.kwargs, id=cls.__name__))
+            continue
         for parent, shape, variants in CASES_BY_PARENT:
             if issubclass(cls, parent):
                 for variant, args, kwargs in variants:

@@ -15,6 +15,7 @@ import pytest
 from asq_post_models import asq_dense_reference
 from hgq_chip import layers as L
 from hgq_chip.layers.depthwise import block_diagonal_kernel
+from hgq_chip.testing.families import family_cases
 from hgq_chip.testing.layer_harness import run_quantized_layer_test
 from reference_conv import conv_np
 from reference_softmax import softmax_reference
@@ -121,8 +122,11 @@ CASES = {
 
 
 def test_every_exported_layer_class_has_a_case():
+    """Here, or as a family's FamilyCase (hgq_chip/testing/families: tests/test_families.py runs the harness)."""
     exported = {name for name in L.__all__ if isinstance(getattr(L, name), type)}
-    assert exported == {name.split("-")[0] for name in CASES}
+    in_families = {cls.__name__ for case in family_cases() for cls in case.classes}
+    assert not in_families & {name.split("-")[0] for name in CASES}, "a class with a FamilyCase needs no case here"
+    assert exported == {name.split("-")[0] for name in CASES} | in_families
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -27,6 +27,7 @@ from hgq_chip.conversion.rules.inference import IDENTITY_AT_INFERENCE
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.estimation import estimate
 from hgq_chip.registry import DuplicateRegistrationError
+from hgq_chip.testing.families import family_cases
 
 # Keras classes with a rule and no handler of ours: hls4ml's own handler converts them.
 NATIVE_HLS4ML = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout, keras.layers.AveragePooling1D,
@@ -224,6 +225,11 @@ def every_class_model():
     inputs = [keras.Input((9, 3), name="series"), keras.Input((6, 6, 2), name="image"), keras.Input((6,), name="vector"),
               keras.Input((6, 6, 3), name="rgb")]
     outputs = [*_one_d(inputs[0]), *_two_d(inputs[1]), *_dense(inputs[2]), *_inference(inputs[2], inputs[3])]
+    for case in family_cases():  # the families' FamilyCases (hgq_chip/testing/families), one input each
+        for cls in case.classes:
+            inputs.append(keras.Input(case.shape_of(cls), name=f"family_{cls.__name__.lower()}_in"))
+            quantized = L.HQuantize(name=f"family_{cls.__name__.lower()}_q")(inputs[-1])
+            outputs.append(case.make(cls, name=f"family_{cls.__name__.lower()}")(quantized))
     model = keras.Model(inputs, outputs)
     rng = np.random.default_rng(0)
     hgq_chip.calibrate(model, [rng.normal(0, 1, (64, *t.shape[1:])).astype(np.float32) for t in inputs])
