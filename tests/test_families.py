@@ -7,7 +7,7 @@ this file runs, for every case: the layer harness (shapes, counts, reference, sa
 row), the RTL trace on calibrated and 4x out-of-range inputs, one fuzzer spec showing its step;
 and for all cases together one compiled C simulation per io type, bit-exact on calibrated,
 uniform and 4x out-of-range inputs (``exactness.assert_bit_exact``). Cost: one g++ compile for
-io_parallel, one for io_stream (slow), one per fuzz step.
+io_parallel (23 s on the shared 2-core box), one for io_stream and one per fuzz step (both slow).
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def test_every_family_traces_to_exact_rtl():
         assert check_trace(model, comb, inputs=random_inputs(model, 64, 0, scale)) == 0, f"scale {scale}"
 
 
+@pytest.mark.slow  # one compile each (measured 26 s on the shared 2-core box)
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES if c.fuzz])
 def test_the_fuzzer_draws_and_checks_the_family(case):
     spec = first_spec_showing(case.fuzz.op)
