@@ -335,3 +335,23 @@ def test_every_operation_class_has_a_cost_and_every_emitted_operation_a_class(ev
             assert op_cost(op, "latency", 10**6) == op_cost(back, "latency", 10**6), (facts.name, op.kind)
             emitted.add(type(op))
     assert emitted == set(OPERATIONS.values())
+
+
+def test_own_templates_are_specs_registered_by_one_loop(every_class_model):
+    """Our own HLS templates are data (hls_custom.CustomHLSLayer via family.custom_template):
+    register_handlers registers every spec with hls4ml, every hls4ml class our handlers emit is
+    hls4ml's own or a spec, and a spec declared twice is refused."""
+    from hls4ml.model.layers import layer_map
+
+    from hgq_chip.conversion.hls_custom import CustomHLSLayer
+
+    hls_handlers.register_handlers()
+    assert family.TEMPLATES and all(isinstance(spec, CustomHLSLayer) for spec in family.TEMPLATES.values())
+    assert all(layer_map.get(name) is not None for name in family.TEMPLATES)
+    nodes = graph_nodes(every_class_model)
+    emitted = {config["class_name"] for configs in _handler_output(every_class_model, nodes, precision.derive(nodes)).values()
+               for config in configs}
+    ours = emitted & set(family.TEMPLATES)
+    assert ours == set(family.TEMPLATES), f"specs no handler emits: {set(family.TEMPLATES) - ours}"
+    with pytest.raises(DuplicateRegistrationError, match="'HgqSoftmax' is already registered as an own HLS template"):
+        family.custom_template(family.TEMPLATES["HgqSoftmax"])

@@ -27,8 +27,18 @@ from ..ops import cast_op, cmvm_op, kif
 from ..records import FloatValues, HLSLayerTypes, format_of, sum_bits
 from . import _trace
 from ._stages import (
-    RenamedTensor, constant_format, layer_dict, quantized_input, quantizer_config, quantizer_name, quantizer_stage,
-    record_of_layer, recorded_format, weight_table, weighted_layer_record, weighted_ops,
+    RenamedTensor,
+    constant_format,
+    layer_dict,
+    quantized_input,
+    quantizer_config,
+    quantizer_name,
+    quantizer_stage,
+    record_of_layer,
+    recorded_format,
+    weight_table,
+    weighted_layer_record,
+    weighted_ops,
 )
 from .conv import _DEPTHWISE, _ROW_STRIDE
 
