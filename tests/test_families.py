@@ -12,9 +12,12 @@ io_parallel (23 s on the shared 2-core box), one for io_stream and one per fuzz 
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from exactness import assert_bit_exact, randomize_bits
+from poison import poisoned
 from test_fuzz_converter import _check_exact_or_refused
 from test_readme_layer_table import first_column_names, section_table
 
@@ -93,14 +96,26 @@ def test_every_family_converts_bit_exact(io_type, tmp_path):
             assert model.get_layer(cls.__name__.lower()).ebops_exact() > 0
 
 
-def test_every_family_traces_to_exact_rtl():
+def test_every_family_traces_to_exact_rtl(monkeypatch):
+    """The traces replay the records: the model is poisoned right after derivation
+    (tests/poison.py), and the traced logic still equals the restored Keras model."""
     pytest.importorskip("da4ml")
     from hgq_chip.api import random_inputs
-    from hgq_chip.estimation.rtl import check_trace, trace_model
+    from hgq_chip.estimation import rtl
+    from hgq_chip.estimation.rtl import check_trace
 
     model, x = _model("io_parallel", seed=1)
     hgq_chip.calibrate(model, x)
-    _, _, comb = trace_model(model)
+    derive = rtl.derive
+    with contextlib.ExitStack() as stack:
+        def derive_then_poison(nodes):
+            records = derive(nodes)
+            stack.enter_context(poisoned(model, monkeypatch))
+            return records
+
+        monkeypatch.setattr(rtl, "derive", derive_then_poison)
+        _, _, comb = rtl.trace_model(model)
+    monkeypatch.undo()
     assert check_trace(model, comb, n=64) == 0, "input codes"
     for scale in (1.0, 4.0):
         assert check_trace(model, comb, inputs=random_inputs(model, 64, 0, scale)) == 0, f"scale {scale}"
