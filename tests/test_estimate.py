@@ -146,6 +146,36 @@ def test_project_directory_estimate_reads_the_stored_facts(tmp_path):
         assert estimate(tmp_path, strategy=strategy).to_dict() == estimate(model, strategy=strategy).to_dict()
 
 
+def test_a_version_1_file_from_before_the_typed_operations_gives_the_same_estimate(tmp_path):
+    """Projects converted before the typed operations (estimate_inputs.json version 1: CMVM flags
+    own_template/latency_template, no reads_previous unless False) still estimate the same."""
+    import json
+
+    from hgq_chip.layers import HDepthwiseConv1D
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((10, 2))
+    x = HDepthwiseConv1D(2, name="dw")(HQuantize(name="q")(inputs))
+    model = keras.Model(inputs, HDense(2, name="out")(keras.layers.Flatten(name="flat")(x)))
+    hgq_chip.calibrate(model, np.random.default_rng(0).normal(0, 1, (128, 10, 2)).astype("float32"))
+    write_facts(tmp_path / FACTS_FILE, *_derived(model))
+    payload = json.loads((tmp_path / FACTS_FILE).read_text())
+    flagged = 0
+    for layer in payload["layers"]:
+        for op in layer["ops"]:
+            if op.pop("reads_previous"):
+                pass  # version 1 wrote the key only where it was False
+            if op["op"] == "cmvm" and op.pop("latency_only"):
+                op["latency_template"] = True
+                flagged += 1
+    assert flagged == 1  # the depthwise layer (hls4ml's latency-only DepthwiseConv)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / FACTS_FILE).write_text(json.dumps({**payload, "version": 1}))
+    for strategy in ("latency", "distributed_arithmetic") if importlib.util.find_spec("da4ml") else ("latency",):
+        assert estimate(old, strategy=strategy).to_dict() == estimate(tmp_path, strategy=strategy).to_dict()
+
+
 def test_estimate_command_on_a_project_never_imports_keras(tmp_path):
     # Importing Keras/TensorFlow alone takes seconds; `hgq_chip estimate DIR` must not pay for it.
     model = _mlp()

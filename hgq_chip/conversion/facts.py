@@ -28,6 +28,9 @@ from .ops import cast_op as _cast
 
 FACTS_FILE = "estimate_inputs.json"
 FACTS_VERSION = 2  # 2: typed operations (conversion/ops.py); CMVM.latency_only
+# Version 1 (before the typed operations) is still read: the same kinds and fields, with the
+# CMVM flags own_template/latency_template (both now latency_only) and reads_previous optional.
+READABLE_VERSIONS = (1, FACTS_VERSION)
 
 
 @dataclass
@@ -132,18 +135,29 @@ def write_facts(path: Path, records, input_types: dict[str, FixedFormat]) -> Non
         json.dump(payload, handle, separators=(",", ":"))
 
 
+def _from_version_1(op: dict) -> dict:
+    """A version-1 operation dict in version 2's fields."""
+    op = dict(op)
+    flags = [op.pop(key, False) for key in ("own_template", "latency_template")]
+    if op.get("op") == "cmvm":
+        op["latency_only"] = any(bool(flag) for flag in flags)
+    return op
+
+
 def read_facts(path: Path) -> list[LayerFacts]:
-    """The LayerFacts stored by :func:`write_facts`; :class:`~hgq_chip.errors.ProjectError` for a
-    missing, unreadable, other-version or incomplete file."""
+    """The LayerFacts stored by :func:`write_facts` (or by a version-1 hgq_chip);
+    :class:`~hgq_chip.errors.ProjectError` for a missing, unreadable, other-version or incomplete file."""
     path = Path(path)
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ProjectError(f"cannot read {path} ({error}); convert the model again with `hgq_chip convert`") from error
-    if payload.get("version") != FACTS_VERSION:
+    version = payload.get("version") if isinstance(payload, dict) else None
+    if version not in READABLE_VERSIONS:
         raise ProjectError(f"{path} was written by another hgq_chip version; convert the model again")
+    upgrade = _from_version_1 if version == 1 else (lambda op: op)
     try:
-        return [LayerFacts(layer["name"], layer["class"], [op_from_json(_decode(op)) for op in layer["ops"]],
+        return [LayerFacts(layer["name"], layer["class"], [op_from_json(upgrade(_decode(op))) for op in layer["ops"]],
                            layer["inputs"]) for layer in payload["layers"]]
     except (KeyError, TypeError) as error:
         raise ProjectError(f"{path} is incomplete ({error!r}); convert the model again with `hgq_chip convert`") from error
