@@ -60,8 +60,8 @@ def test_the_family_fills_every_registry_and_the_readme(case, cls):
 
 
 def _model(io_type: str, seed: int = 0):
-    """Every case's classes side by side (one input each, HQuantize first), random bits; per-layer
-    activation quantizers for io_stream (it needs one type per tensor)."""
+    """Every case's classes side by side (one input each, HQuantize first), random bits; for
+    io_stream with the case's ``stream_kwargs`` (one type per tensor)."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -71,8 +71,7 @@ def _model(io_type: str, seed: int = 0):
         if io_type not in case.io_types:
             continue
         for cls in case.classes:
-            stream = {key: per_layer for key in ("input_quantizer", "intermediate_quantizer")
-                      if io_type == "io_stream"}
+            stream = case.stream_kwargs if io_type == "io_stream" else {}
             inputs.append(keras.Input(case.shape_of(cls), name=f"{cls.__name__.lower()}_in"))
             q = L.HQuantize(per_layer if io_type == "io_stream" else None, name=f"{cls.__name__.lower()}_q")(inputs[-1])
             outputs.append(case.make(cls, name=cls.__name__.lower(), **stream)(q))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ class FamilyCase:
     ``cls(*args, **kwargs)`` (:meth:`make`) on a per-sample input of ``input_shape[cls]``;
     ``counts``: (trainable variables, non-trainable variables, losses in training); ``reference(layer,
     x) -> float32 array``: the inference output from NumPy alone (None: none); ``io_types``: the io
-    types it converts exactly in; ``fuzz``: its :class:`FuzzStep` (None: not fuzzed).
+    types it converts exactly in; ``stream_kwargs``: constructor arguments added for io_stream
+    (e.g. per-layer activation quantizers: io_stream needs one type per tensor); ``fuzz``: its
+    :class:`FuzzStep` (None: not fuzzed).
     """
 
     name: str
@@ -59,6 +61,7 @@ class FamilyCase:
     counts: tuple[int, int, int]
     reference: Callable | None = None
     io_types: tuple[str, ...] = ("io_parallel", "io_stream")
+    stream_kwargs: dict = field(default_factory=dict)
     fuzz: FuzzStep | None = None
 
     def make(self, cls, **extra):

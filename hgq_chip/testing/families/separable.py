@@ -76,6 +76,8 @@ CASES = (
         input_shape={HSeparableConv1D: (7, 2), HSeparableConv2D: (4, 5, 2)},
         counts=(8, 7, 1),
         reference=reference,
+        stream_kwargs={"input_quantizer": {"granularity": "per-layer"},
+                       "intermediate_quantizer": {"granularity": "per-layer"}},
         fuzz=FuzzStep("separable", ranks=(2, 3), draw=_draw, build=_build),
     ),
 )
