@@ -74,9 +74,9 @@ class FamilyCase:
 
 
 def family_cases() -> list[FamilyCase]:
-    """Every ``CASES`` entry of every module of this package, by module name."""
+    """Every ``CASES`` entry of every module of this package (but ``_*`` helpers), by module name."""
     cases = []
-    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
         cases.extend(importlib.import_module(f"{__name__}.{module}").CASES)
     return cases
 
