@@ -13,7 +13,8 @@ import keras
 import numpy as np
 
 # Methods of layers and quantizers that derive weights, tables, formats or shifts.
-DERIVING = ("fixed_format", "quantized", "codes", "units", "fused_kernel", "fused_bias", "kernel_units",
+DERIVING = ("fixed_format", "quantized", "codes", "units", "fused_kernel", "fused_bias", "fused_depthwise_kernel",
+            "kernel_units",
             "quantized_bias", "exp_table", "inverse_table", "adapter_constants", "reciprocal_table", "exponent",
             "scale_exponent", "output_exponent")
 

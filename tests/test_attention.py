@@ -245,7 +245,7 @@ def test_the_estimate_counts_the_products_the_generated_code_makes(converted):
                                                                              "n_inplace")]
         generated.append(int(np.prod(sizes)))
     facts = {f.name: f for f in hgq_chip.conversion.facts.read_facts(root / "prj" / "estimate_inputs.json")}
-    products = [int(np.size(op["out"]["k"])) for op in facts["mha"].ops if op["op"] == "product"]
+    products = [int(np.size(op.out["k"])) for op in facts["mha"].ops if op.kind == "product"]
     softmax_products = 2 * 6 * 6  # e x 1/sum per score
     assert sorted(generated) == sorted(p for p in products if p != softmax_products) == [6 * 6 * 2 * 2, 6 * 6 * 2 * 3]
     layers = {layer.layer: layer for layer in hgq_chip.estimate(root / "prj").layers}

@@ -206,9 +206,13 @@ def test_estimate_liveness_stops_at_layers_that_move_values():
     from hgq_chip.estimation.liveness import operation_liveness
 
     kif = {key: np.full((4,), v) for key, v in zip("kif", (1, 2, 2))}
-    producer = LayerFacts("q", "HQuantize", [{"op": "cast", "out": kif}], [-1])
-    reader = LayerFacts("d", "HDense", [{"op": "cmvm", "positions": 1, "kernel": np.array([[1.0], [0], [0], [0]]),
-                                         "rows": kif, "bias": np.zeros(1)}], [1])
+    from hgq_chip.conversion.ops import CMVM, Cast
+
+    cast = Cast(stage="q", in_lo=np.zeros(4), in_hi=np.ones(4), in_f=np.zeros(4), out=kif, rounding="TRN",
+                overflow="WRAP")
+    producer = LayerFacts("q", "HQuantize", [cast], [-1])
+    reader = LayerFacts("d", "HDense", [CMVM(positions=1, kernel=np.array([[1.0], [0], [0], [0]]), rows=kif,
+                                             bias=np.zeros(1))], [1])
     for klass, expected in (("Flatten", [True, False, False, False]), ("Permute", None)):
         masks = operation_liveness([producer, LayerFacts("m", klass, [], [0]), reader])
         assert (masks[0][0] is None) if expected is None else masks[0][0].tolist() == expected, klass

@@ -20,6 +20,7 @@ from hgq_chip.errors import ProjectError, UnsupportedConfigurationError
 from hgq_chip.estimation import estimate
 from hgq_chip.estimation.arithmetic import csd_digits
 from hgq_chip.conversion.facts import FACTS_FILE, facts_from_model, read_facts, write_facts
+from hgq_chip.conversion.ops import CMVM
 from hgq_chip.estimation.ops import cmvm_latency_cost
 from hgq_chip.layers import HConv1D, HDense, HQuantize
 
@@ -45,9 +46,9 @@ def test_csd_digits_match_the_non_adjacent_form():
 
 def _op(kernel, widths, bias=None):
     widths = np.asarray(widths)
-    return {"op": "cmvm", "kernel": np.asarray(kernel, np.float64), "positions": 1,
-            "rows": {"k": np.ones_like(widths), "i": np.ones_like(widths), "f": widths - 2},
-            "bias": np.zeros(np.shape(kernel)[1]) if bias is None else np.asarray(bias)}
+    return CMVM(kernel=np.asarray(kernel, np.float64), positions=1,
+                rows={"k": np.ones_like(widths), "i": np.ones_like(widths), "f": widths - 2},
+                bias=np.zeros(np.shape(kernel)[1]) if bias is None else np.asarray(bias))
 
 
 def test_power_of_two_and_zero_weights_cost_no_luts():
@@ -145,6 +146,36 @@ def test_project_directory_estimate_reads_the_stored_facts(tmp_path):
         assert estimate(tmp_path, strategy=strategy).to_dict() == estimate(model, strategy=strategy).to_dict()
 
 
+def test_a_version_1_file_from_before_the_typed_operations_gives_the_same_estimate(tmp_path):
+    """Projects converted before the typed operations (estimate_inputs.json version 1: CMVM flags
+    own_template/latency_template, no reads_previous unless False) still estimate the same."""
+    import json
+
+    from hgq_chip.layers import HDepthwiseConv1D
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((10, 2))
+    x = HDepthwiseConv1D(2, name="dw")(HQuantize(name="q")(inputs))
+    model = keras.Model(inputs, HDense(2, name="out")(keras.layers.Flatten(name="flat")(x)))
+    hgq_chip.calibrate(model, np.random.default_rng(0).normal(0, 1, (128, 10, 2)).astype("float32"))
+    write_facts(tmp_path / FACTS_FILE, *_derived(model))
+    payload = json.loads((tmp_path / FACTS_FILE).read_text())
+    flagged = 0
+    for layer in payload["layers"]:
+        for op in layer["ops"]:
+            if op.pop("reads_previous"):
+                pass  # version 1 wrote the key only where it was False
+            if op["op"] == "cmvm" and op.pop("latency_only"):
+                op["latency_template"] = True
+                flagged += 1
+    assert flagged == 1  # the depthwise layer (hls4ml's latency-only DepthwiseConv)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / FACTS_FILE).write_text(json.dumps({**payload, "version": 1}))
+    for strategy in ("latency", "distributed_arithmetic") if importlib.util.find_spec("da4ml") else ("latency",):
+        assert estimate(old, strategy=strategy).to_dict() == estimate(tmp_path, strategy=strategy).to_dict()
+
+
 def test_estimate_command_on_a_project_never_imports_keras(tmp_path):
     # Importing Keras/TensorFlow alone takes seconds; `hgq_chip estimate DIR` must not pay for it.
     model = _mlp()
@@ -214,6 +245,6 @@ def test_values_nobody_reads_cost_nothing():
 
     facts = facts_from_model(model)
     live = operation_liveness(facts)
-    hidden_ops = [op["op"] for op in facts[1].ops]
+    hidden_ops = [op.kind for op in facts[1].ops]
     assert not live[1][hidden_ops.index("cmvm")][0] and live[1][hidden_ops.index("cmvm")][1:].all()
     assert not live[0][0][1]  # the input quantizer's element 1 is dead

@@ -55,8 +55,8 @@ def test_asq_costs_its_adapter_table_and_rescale_on_top_of_lsq():
     lsq_layer, asq_layer = lsq.get_layer("asq"), asq.get_layer("asq")
     asq_layer.kernel.assign(lsq_layer.kernel.numpy())
     asq_layer.kq.alpha.assign(lsq_layer.kq.alpha.numpy())
-    asq_ops = {op["op"] for op in facts_from_model(asq)[1].ops}
-    assert {"table", "product"} <= asq_ops and "product" not in {op["op"] for op in facts_from_model(lsq)[1].ops}
+    asq_ops = {op.kind for op in facts_from_model(asq)[1].ops}
+    assert {"table", "product"} <= asq_ops and "product" not in {op.kind for op in facts_from_model(lsq)[1].ops}
     assert _lut(asq) > _lut(lsq)
 
 

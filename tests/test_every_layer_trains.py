@@ -19,6 +19,7 @@ import pytest
 import hgq_chip.layers
 from hgq_chip.layers.adaqat import AdaQATLayerMixin
 from hgq_chip.layers.asq_post import ASQPostMixin
+from hgq_chip.testing.families import case_of_class
 from hgq_chip.training import AdaQATController, EBOPsMetric, LogRampBeta, ResetRanges
 
 pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
@@ -68,8 +69,15 @@ def family(cls) -> str:
 
 
 def cases() -> list:
+    """Per class: the variants of its nearest Keras parent in CASES_BY_PARENT, else (only the
+    generic keras.layers.Layer fits) its family's FamilyCase (hgq_chip/testing/families)."""
     found = []
     for cls in layer_classes():
+        case = case_of_class(cls)
+        specific = any(issubclass(cls, parent) for parent, _, _ in CASES_BY_PARENT[:-1])
+        if case is not None and not specific:
+            found.append(pytest.param(cls, case.shape_of(cls), case.args, case.kwargs, id=cls.__name__))
+            continue
         for parent, shape, variants in CASES_BY_PARENT:
             if issubclass(cls, parent):
                 for variant, args, kwargs in variants:

@@ -14,7 +14,7 @@ import pytest
 
 from asq_post_models import asq_dense_reference
 from hgq_chip import layers as L
-from hgq_chip.layers.depthwise import block_diagonal_kernel
+from hgq_chip.testing.families import family_cases
 from hgq_chip.testing.layer_harness import run_quantized_layer_test
 from reference_conv import conv_np
 from reference_softmax import softmax_reference
@@ -27,8 +27,6 @@ def weighted_reference(layer, x):
     """HDense/HConv and their BatchNorm and AdaQAT forms: q_in(x) (*) q_w(W') + q_b(b'), relu."""
     x_q = layer.iq.quantize_np(x)
     w = layer.kq.quantized(layer.fused_kernel())
-    if isinstance(layer, (L.HDepthwiseConv1D, L.HDepthwiseConv2D)):
-        w = block_diagonal_kernel(w)
     y = x_q @ w if len(w.shape) == 2 else conv_np(x_q, w, layer.strides, layer.padding, layer.dilation_rate)
     bias = layer.fused_bias()
     if bias is not None:
@@ -70,7 +68,7 @@ class Case:
 # - merges: iq<n>/f per input quantizer | its 3 ranges (HMultiply adds beta); none without quantizers;
 # - function tables (layers/tables.py): 2 non-trainable each (values, grid): HActivation's one,
 #   HSoftmax's (and HMultiHeadAttention's softmax's) exp and inverse tables;
-# - depthwise convolutions: as the HGQ weighted layers;
+# - depthwise convolutions: FamilyCases in hgq_chip/testing/families/depthwise.py (tests/test_families.py);
 # - HSoftmax: f of iq, exp_q, sum_q, inv_q, oq | beta and the three range variables of each quantizer.
 # EBOPs losses in training: one per layer with trainable bit-widths and multiplications (HMultiply's and
 # HSoftmax's e x 1/sum are products of two variables); none for HQuantize/HActivation/HAdd/HSubtract/
@@ -103,11 +101,6 @@ CASES = {
                      2, 6, 0, lambda layer, x: np.minimum(*quantized_inputs(layer, x))),
     "HMultiply": Case(lambda **kw: L.HMultiply(input_quantizer={"init_f": 3}, **kw), [(4,), (4,)], 2, 7, 1,
                       lambda layer, x: np.multiply(*quantized_inputs(layer, x)).astype(np.float32)),
-    "HDepthwiseConv1D": Case(lambda **kw: L.HDepthwiseConv1D(3, depth_multiplier=2, padding="same",
-                                                             bias_initializer="random_normal", **kw), (6, 2), 5, 4, 1,
-                             weighted_reference),
-    "HDepthwiseConv2D": Case(lambda **kw: L.HDepthwiseConv2D(2, strides=2, activation="relu", **kw), (5, 5, 3), 5, 4, 1,
-                             weighted_reference),
     "ADense": Case(lambda **kw: L.ADense(4, **kw), (5,), 3, 9, 1, weighted_reference),
     "AConv1D": Case(lambda **kw: L.AConv1D(3, 2, **kw), (6, 2), 3, 9, 1, weighted_reference),
     "AConv2D": Case(lambda **kw: L.AConv2D(2, 2, **kw), (4, 4, 2), 3, 9, 1, weighted_reference),
@@ -121,8 +114,11 @@ CASES = {
 
 
 def test_every_exported_layer_class_has_a_case():
+    """Here, or as a family's FamilyCase (hgq_chip/testing/families: tests/test_families.py runs the harness)."""
     exported = {name for name in L.__all__ if isinstance(getattr(L, name), type)}
-    assert exported == {name.split("-")[0] for name in CASES}
+    in_families = {cls.__name__ for case in family_cases() for cls in case.classes}
+    assert not in_families & {name.split("-")[0] for name in CASES}, "a class with a FamilyCase needs no case here"
+    assert exported == {name.split("-")[0] for name in CASES} | in_families
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -150,8 +150,8 @@ def test_multiply_ebops_are_bits_times_bits_and_priced_as_products():
     hgq_chip.calibrate(model, [rng.uniform(-3, 3, (64, 5)).astype(np.float32) for _ in inputs])
     a, b, c = (q.fixed_format().width for q in layer.input_quantizers)
     assert layer.ebops_exact() == int(np.sum(a * b + (a + b) * c)) == hgq_chip.ebops(model)
-    products = [op for op in facts_from_model(model)[-1].ops if op["op"] == "product"]
-    assert [np.asarray(op["b_width"]).tolist() for op in products] == [b.tolist(), c.tolist()]
+    products = [op for op in facts_from_model(model)[-1].ops if op.kind == "product"]
+    assert [np.asarray(op.b_width).tolist() for op in products] == [b.tolist(), c.tolist()]
     assert estimate(model, dsp_min_product_bits=10**6).layers[-1].lut > 0
     assert estimate(model, dsp_min_product_bits=1).layers[-1].dsp == 2 * 5
 

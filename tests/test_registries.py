@@ -27,6 +27,7 @@ from hgq_chip.conversion.rules.inference import IDENTITY_AT_INFERENCE
 from hgq_chip.errors import UnsupportedLayerError
 from hgq_chip.estimation import estimate
 from hgq_chip.registry import DuplicateRegistrationError
+from hgq_chip.testing.families import family_cases
 
 # Keras classes with a rule and no handler of ours: hls4ml's own handler converts them.
 NATIVE_HLS4ML = {keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout, keras.layers.AveragePooling1D,
@@ -224,6 +225,11 @@ def every_class_model():
     inputs = [keras.Input((9, 3), name="series"), keras.Input((6, 6, 2), name="image"), keras.Input((6,), name="vector"),
               keras.Input((6, 6, 3), name="rgb")]
     outputs = [*_one_d(inputs[0]), *_two_d(inputs[1]), *_dense(inputs[2]), *_inference(inputs[2], inputs[3])]
+    for case in family_cases():  # the families' FamilyCases (hgq_chip/testing/families), one input each
+        for cls in case.classes:
+            inputs.append(keras.Input(case.shape_of(cls), name=f"family_{cls.__name__.lower()}_in"))
+            quantized = L.HQuantize(name=f"family_{cls.__name__.lower()}_q")(inputs[-1])
+            outputs.append(case.make(cls, name=f"family_{cls.__name__.lower()}")(quantized))
     model = keras.Model(inputs, outputs)
     rng = np.random.default_rng(0)
     hgq_chip.calibrate(model, [rng.normal(0, 1, (64, *t.shape[1:])).astype(np.float32) for t in inputs])
@@ -305,20 +311,47 @@ def test_handlers_render_the_record_and_re_derive_nothing(every_class_model, mon
     assert not differ, f"handler output changed (layer, dict, key): {differ}"
 
 
-def test_every_operation_kind_has_a_cost_and_every_emitted_operation_a_kind(every_class_model):
-    """The estimate prices operations through one table (estimation/ops.COSTS) keyed like the
-    operation kinds the families emit (conversion/ops.KINDS); every operation of the every-class
-    model is of a listed kind with its listed fields, and every kind but the ones this model has
-    no layer for is emitted."""
-    from hgq_chip.conversion.ops import KINDS
-    from hgq_chip.estimation.ops import COSTS
+def test_every_operation_class_has_a_cost_and_every_emitted_operation_a_class(every_class_model, tmp_path):
+    """The estimate prices operations through one table (estimation/ops.COSTS) keyed by the typed
+    operation classes the families emit (conversion/ops.OPERATIONS); every operation of the
+    every-class model is an instance of a listed class, round-trips through estimate_inputs.json
+    with the same cost, and every class is emitted."""
+    from hgq_chip.conversion.facts import read_facts, write_facts
+    from hgq_chip.conversion.inputs import all_input_formats
+    from hgq_chip.conversion.ops import OPERATIONS
+    from hgq_chip.estimation.ops import COSTS, op_cost
 
-    assert set(COSTS) == set(KINDS)
+    assert set(COSTS) == set(OPERATIONS.values())
     emitted = set()
-    for facts in facts_from_model(every_class_model):
-        for op in facts.ops:
-            assert op["op"] in KINDS, (facts.name, op["op"])
-            missing = [field for field in KINDS[op["op"]] if field not in op]
-            assert not missing, f"{facts.name}: {op['op']} without {missing}"
-            emitted.add(op["op"])
-    assert emitted == set(KINDS)
+    model = every_class_model
+    nodes = graph_nodes(model)
+    records = precision.derive(nodes)
+    write_facts(tmp_path / "facts.json", records, all_input_formats(model, nodes))
+    stored = read_facts(tmp_path / "facts.json")
+    for facts, read in zip(facts_from_model(model), stored):
+        assert len(facts.ops) == len(read.ops), facts.name
+        for op, back in zip(facts.ops, read.ops):
+            assert type(op) in COSTS and type(back) is type(op), (facts.name, type(op))
+            assert op_cost(op, "latency", 10**6) == op_cost(back, "latency", 10**6), (facts.name, op.kind)
+            emitted.add(type(op))
+    assert emitted == set(OPERATIONS.values())
+
+
+def test_own_templates_are_specs_registered_by_one_loop(every_class_model):
+    """Our own HLS templates are data (hls_custom.CustomHLSLayer via family.custom_template):
+    register_handlers registers every spec with hls4ml, every hls4ml class our handlers emit is
+    hls4ml's own or a spec, and a spec declared twice is refused."""
+    from hls4ml.model.layers import layer_map
+
+    from hgq_chip.conversion.hls_custom import CustomHLSLayer
+
+    hls_handlers.register_handlers()
+    assert family.TEMPLATES and all(isinstance(spec, CustomHLSLayer) for spec in family.TEMPLATES.values())
+    assert all(layer_map.get(name) is not None for name in family.TEMPLATES)
+    nodes = graph_nodes(every_class_model)
+    emitted = {config["class_name"] for configs in _handler_output(every_class_model, nodes, precision.derive(nodes)).values()
+               for config in configs}
+    ours = emitted & set(family.TEMPLATES)
+    assert ours == set(family.TEMPLATES), f"specs no handler emits: {set(family.TEMPLATES) - ours}"
+    with pytest.raises(DuplicateRegistrationError, match="'HgqSoftmax' is already registered as an own HLS template"):
+        family.custom_template(family.TEMPLATES["HgqSoftmax"])

@@ -169,9 +169,9 @@ def test_the_estimate_prices_both_tables_and_the_products(converted):
     layers = {layer.layer: layer for layer in hgq_chip.estimate(root / "prj").layers}
     assert layers["smax_stable"].lut > 0 and layers["plain"].lut + 1000 * layers["plain"].bram > 0
     facts = {f.name: f for f in hgq_chip.conversion.facts.read_facts(root / "prj" / "estimate_inputs.json")}
-    kinds = [op["op"] for op in facts["smax_stable"].ops]
+    kinds = [op.kind for op in facts["smax_stable"].ops]
     assert kinds == ["cast", "maxpool", "add", "table", "add", "cast", "table", "product", "cast"]
-    assert [op["op"] for op in facts["plain"].ops] == ["cast", "table", "add", "cast", "table", "product", "cast"]
+    assert [op.kind for op in facts["plain"].ops] == ["cast", "table", "add", "cast", "table", "product", "cast"]
 
 
 def test_the_cli_converts_and_verifies_the_saved_model(converted, tmp_path, capsys):

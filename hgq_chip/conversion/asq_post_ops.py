@@ -10,7 +10,7 @@ describes their arithmetic directly, as operations the generic costs of ``estima
 - ASQ: the summary sum and the adapter (``cmvm``), the 1/β ``table`` and two ``product``
   ops of variable operands (x·r per input element, acc·β per output element).
 
-Plain NumPy in, plain dicts out: the estimate reads them back from JSON without Keras.
+Plain NumPy in, typed operations (``ops.py``) out: the estimate reads them back from JSON without Keras.
 """
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ import numpy as np
 
 from ..fixed.format import FixedFormat
 from ..fixed.interval import Interval
+from .ops import CMVM, Cast, Op, Product, Relu, Table
 
 
 def _kif(fmt: FixedFormat, count: int) -> dict:
     return {key: np.full(count, getattr(fmt, key), np.int64) for key in "kif"}
 
 
-def _cmvm(kernel, rows: dict, positions: int = 1, bias=None) -> dict:
+def _cmvm(kernel, rows: dict, positions: int = 1, bias=None) -> CMVM:
     kernel = np.asarray(kernel, np.float64)
     bias = np.zeros(kernel.shape[1]) if bias is None else np.asarray(bias, np.float64)
-    # own_template: the layer's arithmetic is fixed by our template, whatever the strategy.
-    return {"op": "cmvm", "kernel": kernel, "rows": rows, "positions": int(positions), "bias": bias,
-            "own_template": True}
+    # latency_only: the layer's arithmetic is fixed by our template, whatever the strategy.
+    return CMVM(kernel=kernel, rows=rows, positions=int(positions), bias=bias, latency_only=True)
 
 
-def _product(count: int, a: FixedFormat, b: FixedFormat) -> dict:
+def _product(count: int, a: FixedFormat, b: FixedFormat) -> Product:
     out = FixedFormat(1, a.width + b.width, 0)
-    return {"op": "product", "a_width": a.width, "b_width": b.width, "out": _kif(out, count)}
+    return Product(a_width=a.width, b_width=b.width, out=_kif(out, count))
 
 
 def shift_add_kernel(codes: np.ndarray, kind: str, level_shift_and_odd) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +55,7 @@ def shift_add_kernel(codes: np.ndarray, kind: str, level_shift_and_odd) -> tuple
     return kernel, (live & odd).any(axis=1)
 
 
-def asq_post_operations(layer_facts: dict) -> list[dict]:
+def asq_post_operations(layer_facts: dict) -> list[Op]:
     """The operations of one ASQ/POST layer from the converter's numbers (see rules/asq_post.py).
 
     ``layer_facts``: ``types`` (the derived FixedFormats by name), ``code_source`` (Interval of
@@ -74,15 +74,14 @@ def asq_post_operations(layer_facts: dict) -> list[dict]:
         ops.append(_cmvm(np.ones((n_elements, 1)), _kif(types["in"], n_elements)))
         if "hidden" in types:
             ops.append(_cmvm(adapter["a1"][None, :], _kif(types["sum"], 1), bias=adapter["d1"]))
-            ops.append({"op": "relu", "out": _kif(types["hidden"], adapter["a1"].size)})
+            ops.append(Relu(out=_kif(types["hidden"], adapter["a1"].size)))
             ops.append(_cmvm(adapter["a2"][:, None], _kif(types["hidden"], adapter["a2"].size), bias=adapter["d2"]))
         else:
             ops.append(_cmvm(adapter["a1"][None, :], _kif(types["sum"], 1), bias=adapter["d1"]))
-        ops.append({"op": "table", "index_width": types["beta"].width, "out_width": types["table"].width,
-                    "elements": 1})
+        ops.append(Table(index_width=types["beta"].width, out_width=types["table"].width, elements=1))
         ops.append(_product(n_elements, types["in"], types["table"]))
-    ops.append({"op": "cast", "stage": "codes", "in_lo": source.lo, "in_hi": source.hi, "in_f": source.f,
-                "out": _kif(code, n_elements), "rounding": "RND", "overflow": "SAT"})
+    ops.append(Cast(stage="codes", in_lo=source.lo, in_hi=source.hi, in_f=source.f, out=_kif(code, n_elements),
+                    rounding="RND", overflow="SAT"))
     kernel = np.asarray(layer_facts["kernel"], np.float64)
     rows = kernel.shape[0]
     if "xc" in types:

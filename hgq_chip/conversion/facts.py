@@ -5,16 +5,11 @@ Nothing here re-derives a type: every format comes from ``conversion.precision.d
 ``conversion.inputs``. The facts are plain arrays, so a conversion can store them as
 ``estimate_inputs.json`` and ``hgq_chip estimate DIR`` reads them back without Keras.
 
-One layer becomes a list of operations (``conversion/ops.py``): the quantizer casts its record
-lists in ``cast_stages``, then the operations its family's rule emitted (``estimate_ops``). Kinds:
-``cast`` (a quantizer stage), ``cmvm`` (constant matrix-vector products of a Dense or
-Conv kernel, at ``positions`` output positions; a depthwise kernel as its block-diagonal
-equivalent, whose zeros cost nothing), ``relu``, ``table``, ``maxpool``, ``avgpool`` (windowed
-and global), ``add`` (Add, HAdd, HSubtract), ``minmax`` (HMaximum, HMinimum) and ``product``
-(HMultiply: two variable operands per element); layers on our own templates bring their operations
-along (ASQ/POST: ``conversion/asq_post_ops.py``; HSoftmax: ``conversion/rules/softmax.py``), including
-``product`` (two variable operands). Reshaping and data-movement layers (padding, cropping,
-up-sampling, permute, concatenate) cost nothing and have no operations: they are wires.
+One layer becomes a list of typed operations (``conversion/ops.py``: ``Cast``, ``CMVM``,
+``Relu``, ``Table``, ``MaxPool``, ``AvgPool``, ``Add``, ``MinMax``, ``Product``): the quantizer
+casts its record lists in ``cast_stages``, then the operations its family's rule emitted
+(``estimate_ops``). Reshaping and data-movement layers (padding, cropping, up-sampling, permute,
+concatenate) cost nothing and have no operations: they are wires.
 """
 
 from __future__ import annotations
@@ -28,21 +23,24 @@ import numpy as np
 from ..errors import HGQChipError, ProjectError
 from ..fixed.format import FixedFormat
 from ..fixed.interval import Interval
-from .ops import cast_op, cmvm_op, interval_kif  # noqa: F401  (re-exported for callers of the former home)
+from .ops import Op, cast_op, cmvm_op, interval_kif, op_from_json  # noqa: F401  (re-exported for callers of the former home)
 from .ops import cast_op as _cast
 
 FACTS_FILE = "estimate_inputs.json"
-FACTS_VERSION = 1
+FACTS_VERSION = 2  # 2: typed operations (conversion/ops.py); CMVM.latency_only
+# Version 1 (before the typed operations) is still read: the same kinds and fields, with the
+# CMVM flags own_template/latency_template (both now latency_only) and reads_previous optional.
+READABLE_VERSIONS = (1, FACTS_VERSION)
 
 
 @dataclass
 class LayerFacts:
-    """One layer's operations for the estimate: ``ops`` are dicts (see the module docstring) whose
-    formats are k/i/f arrays in bits, shaped like the tensor they type (no batch axis)."""
+    """One layer's operations for the estimate: ``ops`` are ``conversion/ops.Op`` s whose formats
+    are k/i/f arrays in bits, shaped like the tensor they type (no batch axis)."""
 
     name: str
     layer_class: str
-    ops: list[dict] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
     inputs: list[int] = field(default_factory=list)  # indices of the producing layers (-1: model input)
 
 
@@ -132,23 +130,34 @@ def write_facts(path: Path, records, input_types: dict[str, FixedFormat]) -> Non
     layers = facts_from_records(records, input_types)
     payload = {"version": FACTS_VERSION,
                "layers": [{"name": f.name, "class": f.layer_class, "inputs": f.inputs,
-                           "ops": [_encode(op) for op in f.ops]} for f in layers]}
+                           "ops": [_encode(op.to_json()) for op in f.ops]} for f in layers]}
     with open(path, "w") as handle:
         json.dump(payload, handle, separators=(",", ":"))
 
 
+def _from_version_1(op: dict) -> dict:
+    """A version-1 operation dict in version 2's fields."""
+    op = dict(op)
+    flags = [op.pop(key, False) for key in ("own_template", "latency_template")]
+    if op.get("op") == "cmvm":
+        op["latency_only"] = any(bool(flag) for flag in flags)
+    return op
+
+
 def read_facts(path: Path) -> list[LayerFacts]:
-    """The LayerFacts stored by :func:`write_facts`; :class:`~hgq_chip.errors.ProjectError` for a
-    missing, unreadable, other-version or incomplete file."""
+    """The LayerFacts stored by :func:`write_facts` (or by a version-1 hgq_chip);
+    :class:`~hgq_chip.errors.ProjectError` for a missing, unreadable, other-version or incomplete file."""
     path = Path(path)
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ProjectError(f"cannot read {path} ({error}); convert the model again with `hgq_chip convert`") from error
-    if payload.get("version") != FACTS_VERSION:
+    version = payload.get("version") if isinstance(payload, dict) else None
+    if version not in READABLE_VERSIONS:
         raise ProjectError(f"{path} was written by another hgq_chip version; convert the model again")
+    upgrade = _from_version_1 if version == 1 else (lambda op: op)
     try:
-        return [LayerFacts(layer["name"], layer["class"], [_decode(op) for op in layer["ops"]], layer["inputs"])
-                for layer in payload["layers"]]
+        return [LayerFacts(layer["name"], layer["class"], [op_from_json(upgrade(_decode(op))) for op in layer["ops"]],
+                           layer["inputs"]) for layer in payload["layers"]]
     except (KeyError, TypeError) as error:
         raise ProjectError(f"{path} is incomplete ({error!r}); convert the model again with `hgq_chip convert`") from error

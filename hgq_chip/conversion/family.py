@@ -12,7 +12,8 @@ classes, each declared with a decorator or call from here:
 - :func:`limits`: the constructor options the firmware reproduces (``option.Option``), collected
   along the class hierarchy by :func:`options_of`;
 - :func:`trace`: ``fn(layer, record, inputs) -> FixedVariableArray``, the layer replayed on
-  da4ml's symbolic arrays (``estimation/rtl.trace_model``), found along the class hierarchy.
+  da4ml's symbolic arrays (``estimation/rtl.trace_model``), found along the class hierarchy;
+- :func:`custom_template`: an ``hls_custom.CustomHLSLayer`` (our own C++ template, as data).
 
 The drivers (``precision.derive``, ``hls_handlers.register_handlers``,
 ``layer_options.check_layer_options``, ``estimation/rtl.trace_model``) import ``rules`` (which
@@ -38,6 +39,8 @@ KERAS_HANDLERS: dict[type, Callable] = {}
 LIMITS: dict[type, tuple] = {}
 # RTL traces: fn(layer, record, inputs: list[FixedVariableArray]) -> FixedVariableArray.
 TRACES: dict[type, Callable] = {}
+# Our own HLS templates (hls_custom.CustomHLSLayer), by hls4ml IR class name.
+TEMPLATES: dict[str, object] = {}
 
 
 def rule(*classes):
@@ -97,6 +100,14 @@ def trace(*classes):
         return fn
 
     return register
+
+
+def custom_template(spec):
+    """Declare ``spec`` (an ``hls_custom.CustomHLSLayer``: one hls4ml IR class on our own C++
+    template) for ``hls_handlers.register_handlers`` to register with hls4ml; returns ``spec``.
+    A second spec of the same IR class name raises DuplicateRegistrationError."""
+    register_once(TEMPLATES, (spec.class_name,), spec, "an own HLS template (custom_template())")
+    return spec
 
 
 def _along_mro(table: dict, layer_class: type):

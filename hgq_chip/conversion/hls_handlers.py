@@ -8,7 +8,7 @@ records of ``precision.derive`` through the hls4ml configuration.
 The handlers live beside their rules (``rules/<family>.py``), registered with
 ``family.handler`` (our layer classes, exact class: hls4ml matches the exact name) and
 ``family.keras_handler`` (wrappers of hls4ml's handler for a Keras class); our own HLS
-templates are declared in ``hls_custom.py``. hls4ml asserts its mandatory keys only for its own
+templates are ``hls_custom.CustomHLSLayer`` specs (``family.custom_template``), registered here in one loop. hls4ml asserts its mandatory keys only for its own
 handler classes, so :func:`register_handlers` installs ours behind :func:`check_handler_output`,
 which does the same check with a typed error.
 """
@@ -21,7 +21,8 @@ import contextvars
 from ..errors import UnsupportedLayerError
 from ..registry import describe
 from . import rules  # noqa: F401  (importing the families fills the registries of family.py)
-from .family import HANDLERS, KERAS_HANDLERS, handler, keras_handler, own_handlers, wrapped_keras_classes  # noqa: F401
+from .family import HANDLERS, KERAS_HANDLERS, TEMPLATES, handler, keras_handler, own_handlers, wrapped_keras_classes  # noqa: F401
+from .hls_custom import register_custom
 from .rules._stages import (  # noqa: F401  (class_key, hls4ml_handler, planned: re-exported)
     RECORDS, REPLACED_HLS4ML_HANDLERS, STREAM_PLAN, class_key, hls4ml_handler, planned,
 )
@@ -71,13 +72,10 @@ def register_handlers() -> None:
     """
     from hls4ml.converters.keras_v3 import layer_handlers
 
-    from .asq_post_hls import register_asq_post_hls
-    from .softmax_hls import register_softmax_hls
-
     # hls4ml copies every registered source into every project: registering ours before the
     # first convert makes a project's files independent of what the process converted earlier.
-    register_asq_post_hls()
-    register_softmax_hls()
+    for spec in TEMPLATES.values():
+        register_custom(spec)
 
     for cls, fn in HANDLERS.items():
         layer_handlers[class_key(cls)] = _checked(fn)

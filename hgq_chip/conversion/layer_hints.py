@@ -36,12 +36,10 @@ UNSUPPORTED_HINTS = {
     "Conv2D": "use hgq_chip.layers.HConv2D (same arguments plus quantizers; HConv2DBatchNorm folds a batch norm)",
     "DepthwiseConv1D": "use hgq_chip.layers.HDepthwiseConv1D (same arguments plus quantizers)",
     "DepthwiseConv2D": "use hgq_chip.layers.HDepthwiseConv2D (same arguments plus quantizers)",
-    "SeparableConv1D": "a separable convolution is a depthwise then a pointwise convolution: use "
-                       "hgq_chip.layers.HDepthwiseConv1D followed by hgq_chip.layers.HConv1D(filters, 1) "
-                       "(depthwise + 1x1 conv, each quantized and exact)",
-    "SeparableConv2D": "a separable convolution is a depthwise then a pointwise convolution: use "
-                       "hgq_chip.layers.HDepthwiseConv2D followed by hgq_chip.layers.HConv2D(filters, 1) "
-                       "(depthwise + 1x1 conv, each quantized and exact)",
+    "SeparableConv1D": "use hgq_chip.layers.HSeparableConv1D (same arguments plus quantizers, a trained "
+                       "intermediate format between the depthwise and the pointwise phase)",
+    "SeparableConv2D": "use hgq_chip.layers.HSeparableConv2D (same arguments plus quantizers, a trained "
+                       "intermediate format between the depthwise and the pointwise phase)",
     "EinsumDense": "use hgq_chip.layers.HEinsumDense (same equation and arguments plus quantizers)",
     "BatchNormalization": "fold it into the layer before: use hgq_chip.layers.HDenseBatchNorm, HConv1DBatchNorm "
                           "or HConv2DBatchNorm in place of the HDense/HConv and the BatchNormalization (trained "

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..conversion.ops import CMVM, Cast, Op, Relu, Table
+
 # Layers without operations whose output is their input in the same C order (masks pass
 # through); other layers without operations move values (padding, cropping, up-sampling,
 # permute, concatenate), so their inputs are conservatively all live.
@@ -22,20 +24,19 @@ def _widths(kif: dict) -> np.ndarray:
     return (np.asarray(kif["k"]) + np.asarray(kif["i"]) + np.asarray(kif["f"])).ravel()
 
 
-def live_inputs(op: dict, live_out):
-    """The input mask of ``op`` given its output mask. An operation marked ``reads_previous: False``
+def live_inputs(op: Op, live_out):
+    """The input mask of ``op`` given its output mask. An operation with ``reads_previous`` False
     (inside a layer of several branches, e.g. attention) does not read the operation listed
     before it: nothing is known of that one's used outputs."""
-    if op.get("reads_previous") is False:
+    if not op.reads_previous:
         return None
-    kind = op["op"]
-    if kind == "cast":
-        needed = _widths(op["out"]) > 0  # a zero-width result needs no input
+    if isinstance(op, Cast):
+        needed = _widths(op.out) > 0  # a zero-width result needs no input
         return needed if live_out is None else needed & live_out
-    if kind in ("relu", "table"):
+    if isinstance(op, (Relu, Table)):
         return live_out
-    if kind == "cmvm" and int(op["positions"]) == 1:
-        kernel = np.asarray(op["kernel"])
+    if isinstance(op, CMVM) and int(op.positions) == 1:
+        kernel = np.asarray(op.kernel)
         if live_out is not None:
             kernel = kernel[:, live_out]
         return np.any(kernel != 0, axis=1)
@@ -46,13 +47,8 @@ def _fits(mask, size) -> bool:
     return mask is not None and mask.size == size
 
 
-def output_size(op: dict) -> int:
-    kind = op["op"]
-    if kind == "cmvm":
-        return int(op["positions"]) * np.shape(op["kernel"])[1]
-    if kind == "table":
-        return int(op["elements"])
-    return int(np.size(op["out"]["k"]))
+def output_size(op: Op) -> int:
+    return op.output_size()
 
 
 def operation_liveness(layers) -> list[list]:

@@ -41,3 +41,7 @@ __all__ += ["HEinsumDense"]
 from .attention import HMultiHeadAttention  # noqa: E402
 
 __all__ += ["HMultiHeadAttention"]
+
+from .separable import HSeparableConv1D, HSeparableConv2D  # noqa: E402
+
+__all__ += ["HSeparableConv1D", "HSeparableConv2D"]

@@ -62,11 +62,15 @@ def _apply(steps: list, x):
 
     import keras
 
+    from .families import fuzz_steps
     from .fuzz_attention import ATTENTION_OPS, apply_attention_step
     from .fuzz_movement import MOVEMENT_OPS, build_movement_layer
 
+    family_steps = fuzz_steps()
     for step in steps:
-        if step["op"] in ATTENTION_OPS:
+        if step["op"] in family_steps:
+            x = family_steps[step["op"]].build(step)(x)
+        elif step["op"] in ATTENTION_OPS:
             x = apply_attention_step(step, x)
         elif step["op"] == "add":
             branches = [_apply(branch, x) for branch in step["branches"]]

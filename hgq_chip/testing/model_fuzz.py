@@ -14,7 +14,8 @@ io_stream, ...):
 ``convert`` must refuse those with a typed error before writing anything. Kinds that are
 always refused are drawn rarely, so they do not hide the faults of the rest of the model.
 Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
-steps come from ``fuzz_movement``. ``spec["keras_backend"]`` names the Keras backend the check
+steps come from ``fuzz_movement``; the layer families' own steps from their
+``testing/families`` cases (``FuzzStep``). ``spec["keras_backend"]`` names the Keras backend the check
 runs under (None: the process' own; ``fuzz_check`` runs another in a child process);
 ``fuzz_qkeras`` writes the QKeras twin of a spec expressible in QKeras, for the importer.
 ``spec_kinds`` names the notable kinds a spec shows (for the benchmark's statistics and its
@@ -259,6 +260,8 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     ops += ["conv", "conv", "pool", "movement"] if len(shape) > 1 else ["dense", "dense"]
     if d.io_type == "io_parallel":
         ops.append("softmax")
+    family_steps = _family_steps()
+    ops += [name for name, step in family_steps.items() if len(shape) in step.ranks]
     if len(shape) == 2 and (d.io_type == "io_parallel" or ch.chance(5)):  # io_stream: always refused
         ops += list(ATTENTION_OPS)
     if len(shape) == 1 and ch.chance(2):
@@ -274,8 +277,16 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
               "shared": _shared_step, "concat": lambda d, shape: concat_step(d, shape, _branch),
               "movement": lambda d, shape: movement_maker(d.ch.choice(MOVEMENT_OPS[:-1]))(d, shape),
               "softmax": _softmax_step, **{op: attention_maker(op) for op in ATTENTION_OPS},
-              "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
+              "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape),
+              **{name: step.draw for name, step in family_steps.items()}}
     return makers[op](d, shape)
+
+
+def _family_steps() -> dict:
+    """The fuzz steps the layer families declare (``testing/families``: imports the layers)."""
+    from .families import fuzz_steps
+
+    return fuzz_steps()
 
 
 def _convert_options(d: _Draw) -> dict:
@@ -376,6 +387,8 @@ def spec_kinds(spec: dict) -> list[str]:
             kinds.add("stream_softmax" if stream else "softmax")
         if step["op"] in ATTENTION_OPS:
             kinds.add(f"stream_{step['op']}" if stream else step["op"])
+        if step["op"] in _family_steps():
+            kinds.add(step["op"])
         if any(q.get("granularity") == "per-element" for q in (step.get(k) for k in ("q", "iq", "oq")) if q):
             kinds.add("per_element_bits")
     after_reshape = False

@@ -132,7 +132,7 @@ def weighted_layer_record(layer, stage, kernel: WeightTable, products_sum: Inter
     return record
 
 
-def weighted_ops(record, in_fmt, in_shape, kernel=None, latency_template: bool = False) -> list[dict]:
+def weighted_ops(record, in_fmt, in_shape, kernel=None, latency_template: bool = False) -> list:
     """The estimate's operations of a weighted layer after its input cast into ``in_fmt`` (over
     ``in_shape``, no batch axis): the constant products of ``kernel`` (default: the record's) at
     every output position, plus the bias, then the fused relu where the record has one.
@@ -140,9 +140,8 @@ def weighted_ops(record, in_fmt, in_shape, kernel=None, latency_template: bool =
     distributed_arithmetic (its DepthwiseConv)."""
     kernel = np.asarray(record.weights["kernel"].values if kernel is None else kernel, np.float64)
     bias = record.weights["bias"].values if "bias" in record.weights else None
-    op = cmvm_op(kernel, bias, kif(in_fmt, tuple(in_shape)), int(record.output.lo.size // kernel.shape[-1]))
-    if latency_template:
-        op["latency_template"] = True
+    op = cmvm_op(kernel, bias, kif(in_fmt, tuple(in_shape)), int(record.output.lo.size // kernel.shape[-1]),
+                 latency_only=latency_template)
     relu = any(stage.name == f"{record.layer_name}_relu" for stage in record.hls_layers)
     return [op, relu_op(record.output)] if relu else [op]
 

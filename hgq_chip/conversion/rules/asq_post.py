@@ -18,7 +18,7 @@ from ...layers.asq_post import ASQDense
 from ...layers.asq_post_conv import ASQConv1D, ASQConv2D
 from ...quantizers.asq import BETA_INTEGER_BITS, BETA_MIN
 from ...quantizers.post import level_shift_and_odd
-from ..asq_post_hls import IO_STREAM_ADVICE
+from ..asq_post_hls import HLS_CLASS_NAME, HLS_CONV_CLASS_NAME, IO_STREAM_ADVICE, declared_types
 from ..asq_post_ops import asq_post_operations, code_source_interval, shift_add_kernel
 from ..family import handler, limits, rule, trace
 from ..ops import relu_op
@@ -202,9 +202,6 @@ def _conv_sizes(layer) -> dict:
 
 @handler(ASQDense, ASQConv1D, ASQConv2D)
 def handle_asq_post(layer, in_tensors, out_tensors):
-    from ..asq_post_hls import HLS_CLASS_NAME, HLS_CONV_CLASS_NAME, declared_types, register_asq_post_hls
-
-    register_asq_post_hls()
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
     relu = layer.activation.__name__ == "relu"
     dense_out = f"{out_tensor.name}_{layer.name}_linear" if relu else out_tensor.name

@@ -21,13 +21,14 @@ not follow the trained model) and types its intermediate values itself.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from ...fixed.interval import Interval
 from ...layers.attention import HMultiHeadAttention
 from ..family import handler, limits, rule, trace
-from ..ops import cast_op, cmvm_op, interval_kif
+from ..ops import Add, Op, Product, cast_op, cmvm_op, interval_kif
 from ..option import io_types_option
 from ..records import (
     FloatValues,
@@ -96,17 +97,17 @@ def attention_parts(layer: HMultiHeadAttention) -> dict:
             "attend_magnitudes": attend_magnitudes}
 
 
-def _projection_ops(parts: dict, stage_name: str, source: Interval, quantizer_format, first: bool) -> list[dict]:
+def _projection_ops(parts: dict, stage_name: str, source: Interval, quantizer_format, first: bool) -> list[Op]:
     shape = parts["input"].lo.shape
     cast = cast_op(stage_name, source, quantizer_format, shape)
-    cast["reads_previous"] = False if first else cast.get("reads_previous", True)
+    cast = replace(cast, reads_previous=False) if first else cast
     kernel = parts["kernel"].values
     bias = parts["bias"].values if parts["bias"] is not None else None
     positions = int(parts["flat_output"].lo.shape[0]) if parts["flat_output"].lo.ndim > 1 else 1
-    return [cast, cmvm_op(kernel, bias, cast["out"], positions)]
+    return [cast, cmvm_op(kernel, bias, cast.out, positions)]
 
 
-def attention_operations(layer, intervals, parts: dict) -> list[dict]:
+def attention_operations(layer, intervals, parts: dict) -> list[Op]:
     """Every operation of the layer for the estimate, each marked when it does not read the one before."""
     projections, casts = parts["projections"], parts["casts"]
     sources = {"query": intervals[0], "value": intervals[1], "key": intervals[2] if len(intervals) > 2 else intervals[1]}
@@ -118,26 +119,26 @@ def attention_operations(layer, intervals, parts: dict) -> list[dict]:
     for role, quantizer in (("query", layer.q_q), ("key", layer.k_q)):
         stage = quantizer_name(layer, quantizer)
         out = projections[role]["output"]
-        ops.append(dict(cast_op(stage, out, quantizer.fixed_format(), out.lo.shape), reads_previous=False))
+        ops.append(replace(cast_op(stage, out, quantizer.fixed_format(), out.lo.shape), reads_previous=False))
     widths = [np.maximum(casts[role][1].to_format().width, 0) for role in ("query", "key")]
     shape = parts["score_products"].lo.shape
-    ops.append({"op": "product", "a_width": np.broadcast_to(widths[0][:, None], shape).copy(),
-                "b_width": np.broadcast_to(widths[1][None], shape).copy(),
-                "out": interval_kif(parts["score_products"]), "reads_previous": False})
-    ops.append({"op": "add", "out": interval_kif(parts["scores"]), "n_inputs": layer.key_dim})
+    ops.append(Product(a_width=np.broadcast_to(widths[0][:, None], shape).copy(),
+                       b_width=np.broadcast_to(widths[1][None], shape).copy(),
+                       out=interval_kif(parts["score_products"]), reads_previous=False))
+    ops.append(Add(out=interval_kif(parts["scores"]), n_inputs=layer.key_dim))
     softmax = layer.softmax
     ops.append(cast_op(quantizer_name(layer, softmax.iq), parts["scores"], softmax.iq.fixed_format(),
                        parts["scores"].lo.shape))
     ops += softmax_operations(softmax, parts["softmax_input"], parts["tables"])
     value = projections["value"]["output"]
-    ops.append(dict(cast_op(quantizer_name(layer, layer.v_q), value, layer.v_q.fixed_format(), value.lo.shape),
-                    reads_previous=False))
+    ops.append(replace(cast_op(quantizer_name(layer, layer.v_q), value, layer.v_q.fixed_format(), value.lo.shape),
+                       reads_previous=False))
     shape = parts["attend_products"].lo.shape
     p_width = parts["tables"]["types"]["result"].width
     v_width = np.transpose(np.maximum(casts["value"][1].to_format().width, 0), (1, 0, 2))
-    ops.append({"op": "product", "a_width": np.full(shape, p_width), "b_width": np.broadcast_to(v_width[:, None], shape).copy(),
-                "out": interval_kif(parts["attend_products"]), "reads_previous": False})
-    ops.append({"op": "add", "out": interval_kif(parts["attended"]), "n_inputs": layer.key_shape[0]})
+    ops.append(Product(a_width=np.full(shape, p_width), b_width=np.broadcast_to(v_width[:, None], shape).copy(),
+                       out=interval_kif(parts["attend_products"]), reads_previous=False))
+    ops.append(Add(out=interval_kif(parts["attended"]), n_inputs=layer.key_shape[0]))
     ops += _projection_ops(projections["output"], quantizer_name(layer, layer.output_dense.iq), parts["attended"],
                            layer.output_dense.iq.fixed_format(), first=False)
     return ops

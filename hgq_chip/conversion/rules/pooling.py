@@ -26,7 +26,7 @@ from ...fixed.interval import Interval
 from ...layers import check_exact_average_pooling
 from ...layers.pooling import pooling_pads
 from ..family import keras_handler, limits, rule, trace
-from ..ops import pool_op
+from ..ops import AvgPool, MaxPool, pool_op
 from ..option import CHANNELS_LAST, STREAM, Option, attr
 from ..records import FloatValues, HLSLayerTypes, format_of, sum_bits
 from . import _trace
@@ -65,7 +65,7 @@ def max_pooling_rule(layer, intervals):
     if needs_signed_input(layer):
         cast = HLSLayerTypes(signed_cast_name(layer), {"result": signed(format_of(iv))})
         record.hls_layers.insert(0, cast)
-    record.estimate_ops = [pool_op("maxpool", out, iv.lo.size // out.lo.size)]
+    record.estimate_ops = [pool_op(MaxPool, out, iv.lo.size // out.lo.size)]
     return record
 
 
@@ -87,7 +87,7 @@ def average_pooling_rule(layer, intervals):
     # Each partial sum is a multiple of 2**-(f - shift) of magnitude <= mean(|x|) * 2**shift.
     mean_magnitude = apply_to_bounds(layer, np.maximum(np.abs(iv.lo), np.abs(iv.hi)))
     record.float_values.append(FloatValues("window sums", sum_bits(mean_magnitude, f)))
-    record.estimate_ops = [pool_op("avgpool", out, iv.lo.size // out.lo.size)]
+    record.estimate_ops = [pool_op(AvgPool, out, iv.lo.size // out.lo.size)]
     return record
 
 
@@ -109,7 +109,7 @@ def global_max_pooling_rule(layer, intervals):
     axes = _spatial_axes(iv)
     out = Interval(iv.lo.max(axis=axes), iv.hi.max(axis=axes), iv.f.max(axis=axes))
     record = record_of(layer, out, accum=format_of(iv))
-    record.estimate_ops = [pool_op("maxpool", out, iv.lo.size // out.lo.size)]
+    record.estimate_ops = [pool_op(MaxPool, out, iv.lo.size // out.lo.size)]
     return record
 
 
@@ -130,7 +130,7 @@ def global_average_pooling_rule(layer, intervals):
     record = record_of(layer, out, accum=format_of(window_sum))
     magnitude = np.maximum(np.abs(iv.lo), np.abs(iv.hi)).sum(axis=axes)
     record.float_values.append(FloatValues("sums over all positions", sum_bits(magnitude, f - shift)))
-    record.estimate_ops = [pool_op("avgpool", out, iv.lo.size // out.lo.size)]
+    record.estimate_ops = [pool_op(AvgPool, out, iv.lo.size // out.lo.size)]
     return record
 
 

@@ -26,7 +26,8 @@ from ...fixed.interval import Interval
 from ...layers.activation import MAX_TABLE_INPUT_BITS, representable_values
 from ...layers.softmax import HSoftmax
 from ..family import handler, limits, rule, trace
-from ..softmax_hls import IO_STREAM_ADVICE
+from ..softmax_hls import HLS_CLASS_NAME, IO_STREAM_ADVICE
+from ..ops import Add, Cast, MaxPool, Op, Product, Table
 from ..option import io_types_option
 from ..records import FloatValues, HLSLayerTypes, LayerRecord, format_of, interval_bits, is_uniform, sum_bits
 from . import _trace
@@ -113,13 +114,13 @@ def _kif(fmt: FixedFormat, count: int) -> dict:
     return {key: np.full(count, getattr(fmt, key), np.int64) for key in "kif"}
 
 
-def _cast(stage: str, source: Interval, fmt: FixedFormat, count: int) -> dict:
+def _cast(stage: str, source: Interval, fmt: FixedFormat, count: int) -> Cast:
     source = source.broadcast_to((count,))
-    return {"op": "cast", "stage": stage, "in_lo": source.lo, "in_hi": source.hi, "in_f": source.f,
-            "out": _kif(fmt, count), "rounding": fmt.rounding.value, "overflow": fmt.overflow.value}
+    return Cast(stage=stage, in_lo=source.lo, in_hi=source.hi, in_f=source.f, out=_kif(fmt, count),
+                rounding=fmt.rounding.value, overflow=fmt.overflow.value)
 
 
-def softmax_operations(layer, x: Interval, tables: dict) -> list[dict]:
+def softmax_operations(layer, x: Interval, tables: dict) -> list[Op]:
     """The firmware's operations for the estimate (facts.py): max and difference (stable), the
     exp table read by every element, the row sums, the sum's cast, the inverse table read once
     per row, the n products of two variables per row, the output cast."""
@@ -128,17 +129,15 @@ def softmax_operations(layer, x: Interval, tables: dict) -> list[dict]:
     rows = elements // n
     ops = []
     if layer.stable:
-        ops.append({"op": "maxpool", "out": _kif(format_of(x), rows), "window": n})
-        ops.append({"op": "add", "out": _kif(types["diff"], elements), "n_inputs": 2})
-    ops.append({"op": "table", "index_width": tables["exp_index_width"], "out_width": types["exp_table"].width,
-                "elements": elements})
-    ops.append({"op": "add", "out": _kif(types["sum"], rows), "n_inputs": n})
+        ops.append(MaxPool(out=_kif(format_of(x), rows), window=n))
+        ops.append(Add(out=_kif(types["diff"], elements), n_inputs=2))
+    ops.append(Table(index_width=tables["exp_index_width"], out_width=types["exp_table"].width, elements=elements))
+    ops.append(Add(out=_kif(types["sum"], rows), n_inputs=n))
     ops.append(_cast("sum", tables["total"], types["inv_in"], rows))
-    ops.append({"op": "table", "index_width": types["inv_in"].width, "out_width": types["inv_table"].width,
-                "elements": rows})
+    ops.append(Table(index_width=types["inv_in"].width, out_width=types["inv_table"].width, elements=rows))
     exact_product = FixedFormat(1, types["exp_table"].width + types["inv_table"].width, 0)
-    ops.append({"op": "product", "a_width": types["exp_table"].width, "b_width": types["inv_table"].width,
-                "out": _kif(exact_product, elements)})
+    ops.append(Product(a_width=types["exp_table"].width, b_width=types["inv_table"].width,
+                       out=_kif(exact_product, elements)))
     ops.append(_cast("output", tables["product"], types["result"], elements))
     return ops
 
@@ -176,9 +175,6 @@ def softmax_float_values(tables: dict, prefix: str = "") -> list[FloatValues]:
 
 @handler(HSoftmax)
 def handle_hsoftmax(layer, in_tensors, out_tensors):
-    from ..softmax_hls import HLS_CLASS_NAME, register_softmax_hls
-
-    register_softmax_hls()
     in_tensor, out_tensor = in_tensors[0], out_tensors[0]
     q_configs, q_name = quantized_input(layer, in_tensor)
     tables = record_of_layer(layer).tables
