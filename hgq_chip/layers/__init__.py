@@ -41,3 +41,7 @@ __all__ += ["HEinsumDense"]
 from .attention import HMultiHeadAttention  # noqa: E402
 
 __all__ += ["HMultiHeadAttention"]
+
+from .layernorm import HLayerNormalization  # noqa: E402
+
+__all__ += ["HLayerNormalization"]
