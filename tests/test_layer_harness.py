@@ -17,6 +17,7 @@ from hgq_chip import layers as L
 from hgq_chip.layers.depthwise import block_diagonal_kernel
 from hgq_chip.testing.layer_harness import run_quantized_layer_test
 from reference_conv import conv_np
+from reference_layernorm import layernorm_reference
 from reference_softmax import softmax_reference
 
 ASQ_INPUT = {"kind": "asq", "bits": 4, "signed": True, "adapter_hidden": 2}
@@ -72,6 +73,8 @@ class Case:
 #   HSoftmax's (and HMultiHeadAttention's softmax's) exp and inverse tables;
 # - depthwise convolutions: as the HGQ weighted layers;
 # - HSoftmax: f of iq, exp_q, sum_q, inv_q, oq | beta and the three range variables of each quantizer.
+# - HLayerNormalization: f of iq, diff_q, var_q, rsqrt_q, norm_q, oq, gq, bq, ln_gamma, ln_beta | beta,
+#   the three range variables of each activation quantizer, the rsqrt table.
 # EBOPs losses in training: one per layer with trainable bit-widths and multiplications (HMultiply's and
 # HSoftmax's e x 1/sum are products of two variables); none for HQuantize/HActivation/HAdd/HSubtract/
 # HMaximum/HMinimum (no multiplications) and ASQ/POST (fixed bit-widths: EBOPs is a constant).
@@ -91,6 +94,9 @@ CASES = {
     "HSoftmax": Case(lambda **kw: L.HSoftmax(**kw), (3, 5), 5, 20, 1, softmax_reference),
     "HSoftmax-plain": Case(lambda **kw: L.HSoftmax(stable=False, exp_quantizer={"init_f": 5}, **kw), (6,), 5, 20, 1,
                            softmax_reference),
+    "HLayerNormalization": Case(lambda **kw: L.HLayerNormalization(gamma_initializer="random_normal",
+                                                                   beta_initializer="random_normal", **kw),
+                                (3, 5), 10, 21, 1, layernorm_reference),
     "HEinsumDense": Case(lambda **kw: L.HEinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de", **kw), (4, 5), 5, 4,
                          1),
     "HMultiHeadAttention": Case(lambda **kw: L.HMultiHeadAttention(2, 2, **kw), [(4, 3), (5, 3)], 28, 46, 1),

@@ -26,6 +26,11 @@ def _layer(step: dict):
         return hl.HSoftmax(step["stable"], input_quantizer=step["iq"], exp_quantizer=step["exp_q"],
                            sum_quantizer=step["sum_q"], inverse_quantizer=step["inv_q"], output_quantizer=step["oq"],
                            name=name)
+    if op == "layernorm":
+        steps = {"diff_quantizer": "diff_q", "variance_quantizer": "var_q", "rsqrt_quantizer": "rsqrt_q",
+                 "normalized_quantizer": "norm_q", "output_quantizer": "oq"}
+        return hl.HLayerNormalization(center=step["center"], scale=step["scale"], input_quantizer=step["iq"],
+                                      name=name, **{argument: step[key] for argument, key in steps.items()})
     if op == "dropout":
         return keras.layers.Dropout(step["rate"], name=name)
     if op == "flatten":
@@ -97,7 +102,7 @@ def _quantizers(model):
 
 def randomize(model, spec: dict, rng: np.random.Generator) -> None:
     """Random weights, statistics and bit-widths, some weights pruned (quantized to zero)."""
-    from ..layers import HSoftmax
+    from ..layers import HLayerNormalization, HSoftmax
     from ..layers.adaqat import AdaQATLayerMixin
 
     bits = spec["bits"]
@@ -110,7 +115,8 @@ def randomize(model, spec: dict, rng: np.random.Generator) -> None:
             kernel.assign(np.asarray(kernel.numpy()) * keep)
         statistics = (("moving_mean", lambda n: rng.normal(0.0, 0.5, n)),
                       ("moving_variance", lambda n: rng.uniform(0.2, 2.0, n)),
-                      ("bn_gamma", lambda n: rng.normal(1.0, 0.5, n)), ("bn_beta", lambda n: rng.normal(0.0, 0.5, n)))
+                      ("bn_gamma", lambda n: rng.normal(1.0, 0.5, n)), ("bn_beta", lambda n: rng.normal(0.0, 0.5, n)),
+                      ("ln_gamma", lambda n: rng.normal(1.0, 0.5, n)), ("ln_beta", lambda n: rng.normal(0.0, 0.5, n)))
         for name, draw in statistics:
             var = getattr(layer, name, None)
             if var is not None:
@@ -130,6 +136,8 @@ def randomize(model, spec: dict, rng: np.random.Generator) -> None:
         lo, hi = bits["act_f"] if hasattr(q, "record_range") else bits["weight_f"]
         if isinstance(layer, HSoftmax) and q is not layer.iq:
             lo, hi = 2, 8  # values of about 1 (exp, 1/sum, outputs): a few bits below the point
+        if isinstance(layer, HLayerNormalization) and q is not layer.iq and hasattr(q, "record_range"):
+            lo, hi = (0, 4) if q is layer.var_q else (2, 7)  # the sum of squares indexes a <= 16-bit table
         f.assign(rng.integers(lo, hi + 1, size=f.shape).astype("float32"))
 
 

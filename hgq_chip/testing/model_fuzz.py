@@ -9,8 +9,8 @@ seed). ``hgq_chip.testing.fuzz_build.build_model`` turns a spec into a calibrate
 Some specs are invalid on purpose (per-element activation bits with io_stream, a
 per-element table output, non-power-of-two average pools (windowed or global), layers without quantized
 inputs, distributed arithmetic right after HQuantize, dilated convolutions, a layer called
-twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, HSoftmax in
-io_stream, ...):
+twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, HSoftmax or
+HLayerNormalization in io_stream, ...):
 ``convert`` must refuse those with a typed error before writing anything. Kinds that are
 always refused are drawn rarely, so they do not hide the faults of the rest of the model.
 Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
@@ -243,6 +243,16 @@ def _softmax_step(d: _Draw, shape) -> tuple[dict, tuple]:
     return step, shape
 
 
+def _layernorm_step(d: _Draw, shape) -> tuple[dict, tuple]:
+    """HLayerNormalization over the last axis: center/scale on or off, random modes of its five step quantizers."""
+    ch = d.ch
+    step = {"op": "layernorm", "name": d.name("layernorm"), "iq": d.act_q(), "center": not ch.chance(30),
+            "scale": not ch.chance(30)}
+    step.update({key: {"rounding": ch.choice(ROUNDINGS), "overflow": ch.choice(OVERFLOWS)}
+                 for key in ("diff_q", "var_q", "rsqrt_q", "norm_q", "oq")})
+    return step, shape
+
+
 def _shared_step(d: _Draw, shape) -> tuple[dict, tuple]:
     step, _ = _dense_step(d, shape, shape_preserving=True)
     return {**step, "op": "shared_dense"}, shape
@@ -253,13 +263,13 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     ops = ["activation", "quantize", "dropout", "add", "merge", "reshape", "concat"]
     ops += ["conv", "conv", "pool", "movement"] if len(shape) > 1 else ["dense", "dense"]
     if d.io_type == "io_parallel":
-        ops.append("softmax")
+        ops += ["softmax", "layernorm"]
     if len(shape) == 2 and (d.io_type == "io_parallel" or ch.chance(5)):  # io_stream: always refused
         ops += list(ATTENTION_OPS)
     if len(shape) == 1 and ch.chance(2):
         op = "shared"  # a layer called twice: always refused
     elif d.io_type == "io_stream" and ch.chance(2):
-        op = "softmax"  # HSoftmax is io_parallel only: always refused
+        op = ch.choice(("softmax", "layernorm"))  # io_parallel only: always refused
     elif len(shape) > 1 and ch.chance(3):
         op = "dense"  # a Dense on a feature map (last axis)
     else:
@@ -268,7 +278,7 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
               "shared": _shared_step, "concat": lambda d, shape: concat_step(d, shape, _branch),
               "movement": lambda d, shape: movement_maker(d.ch.choice(MOVEMENT_OPS[:-1]))(d, shape),
-              "softmax": _softmax_step, **{op: attention_maker(op) for op in ATTENTION_OPS},
+              "softmax": _softmax_step, "layernorm": _layernorm_step, **{op: attention_maker(op) for op in ATTENTION_OPS},
               "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
     return makers[op](d, shape)
 
@@ -367,8 +377,8 @@ def spec_kinds(spec: dict) -> list[str]:
             kinds.add("depthwise" if step["depth_multiplier"] == 1 else "depthwise_multiplier")
         if step["op"] in MOVEMENT_OPS:
             kinds.add(step["op"] if step["op"] in ("concat", "global") else "movement")
-        if step["op"] == "softmax":
-            kinds.add("stream_softmax" if stream else "softmax")
+        if step["op"] in ("softmax", "layernorm"):
+            kinds.add(f"stream_{step['op']}" if stream else step["op"])
         if step["op"] in ATTENTION_OPS:
             kinds.add(f"stream_{step['op']}" if stream else step["op"])
         if any(q.get("granularity") == "per-element" for q in (step.get(k) for k in ("q", "iq", "oq")) if q):

@@ -69,6 +69,10 @@ def _weights(layer):
 def layernorm_steps(layer, x: Interval) -> dict:
     """Every type, the table (raw-bit order and by value), the weights and the intervals."""
     n = int(layer.element_shape[-1])
+    if n == 1:
+        raise UnsupportedLayerError(
+            f"{layer.name}: HLayerNormalization over an axis of 1 element outputs beta alone (x - mean is 0); "
+            "remove the layer (add a constant bias in the next layer instead) or normalize a longer axis")
     xc = x.covering()
     factor = Interval.of_constants(layer.factor)
     total = Interval(xc.lo * n, xc.hi * n, xc.f)
