@@ -12,7 +12,8 @@ features (16 per MNIST token, 4 per digits token).
 The model: HQuantize -> HEinsumDense 'btf,fo->bto' (relu) -> x + HMultiHeadAttention(x, x) ->
 Flatten -> HDense; the float reference is the same with Keras' EinsumDense, MultiHeadAttention and
 Add. ``--pre-ln`` makes the block pre-LN: x + HMultiHeadAttention(n, n) with n = HLayerNormalization(x)
-(Keras' LayerNormalization in the float reference). Training ramps beta geometrically (LogRampBeta), logs exact EBOPs and keeps the Pareto front
+(Keras' LayerNormalization in the float reference). Training ramps beta geometrically (LogRampBeta),
+logs exact EBOPs and keeps the Pareto front
 (validation accuracy vs EBOPs); each front member's LUTs are estimated, and the most accurate one
 is converted (io_parallel) and verified bit-exact in C simulation on validation samples and on
 random inputs over 4x the calibrated range.
@@ -32,7 +33,8 @@ import numpy as np  # noqa: E402
 
 import hgq_chip  # noqa: E402
 from hgq_chip.data import load_split  # noqa: E402
-from hgq_chip.layers import HAdd, HDense, HEinsumDense, HLayerNormalization, HMultiHeadAttention, HQuantize  # noqa: E402
+from hgq_chip.layers import HAdd, HDense, HEinsumDense, HLayerNormalization  # noqa: E402
+from hgq_chip.layers import HMultiHeadAttention, HQuantize  # noqa: E402
 from hgq_chip.training import EBOPsMetric, LogRampBeta, ParetoCheckpoint, ResetRanges  # noqa: E402
 
 DEFAULT_DATA = os.path.join("..", "shared", "data", "mnist", "mnist_train.npz")
@@ -151,7 +153,8 @@ def main(argv=None) -> int:
     print(f"  validation samples: {on_data.describe()}")
     print(f"  4x out-of-range random inputs: {on_random.describe()}")
     with open(os.path.join(args.out, "results.json"), "w") as handle:
-        json.dump({"pre_ln": args.pre_ln, "float_accuracy": float_accuracy, "front": rows, "converted_epoch": best["epoch"],
+        json.dump({"pre_ln": args.pre_ln, "float_accuracy": float_accuracy, "front": rows,
+                   "converted_epoch": best["epoch"],
                    "bit_exact": bool(on_data.ok and on_random.ok)}, handle, indent=1)
     return 0
 

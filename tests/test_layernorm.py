@@ -199,3 +199,20 @@ def test_keras_layer_normalization_points_to_it(tmp_path):
     hgq_chip.calibrate(model, _data((4,)))
     with pytest.raises(UnsupportedLayerError, match="'plain'.*HLayerNormalization"):
         hgq_chip.convert(model, tmp_path / "prj")
+
+
+@pytest.mark.slow
+def test_the_transformer_example_with_a_pre_ln_block_trains_converts_and_is_bit_exact(tmp_path):
+    """examples/transformer_mnist.py --pre-ln on sklearn digits (2 epochs): HLayerNormalization in
+    front of the attention, the best Pareto member converted and verified bit-exact (~2-4 min)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "transformer_mnist.py"
+    spec = importlib.util.spec_from_file_location("transformer_mnist_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main([str(tmp_path), "--data", "", "--pre-ln", "--epochs", "2", "--verify-samples", "100"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["pre_ln"] and results["bit_exact"]
+    assert "hgq_layernorm" in (tmp_path / "project" / "firmware" / "myproject.cpp").read_text()

@@ -190,6 +190,7 @@ def _dense(inp):
     v = L.HMaximum(input_quantizer={"init_f": 2}, name="maximum")([m, a, d])
     w = L.HMinimum(name="minimum")([v, b])
     u = L.HSoftmax(name="softmax")(u)
+    w = L.HLayerNormalization(name="layernorm")(w)
     tokens = L.HEinsumDense("abc,cd->abd", (None, 4), bias_axes="d", name="einsum")(keras.layers.Reshape((2, 3), name="tokens")(q))
     tokens = keras.layers.Flatten(name="flat4")(L.HMultiHeadAttention(2, 2, name="mha")(tokens, tokens))
     return keras.layers.Flatten(name="flat3")(t), u, w, tokens

@@ -278,7 +278,8 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
               "reshape": _reshape_step, "conv": _conv_step, "dense": _dense_step, "pool": _pool_step,
               "shared": _shared_step, "concat": lambda d, shape: concat_step(d, shape, _branch),
               "movement": lambda d, shape: movement_maker(d.ch.choice(MOVEMENT_OPS[:-1]))(d, shape),
-              "softmax": _softmax_step, "layernorm": _layernorm_step, **{op: attention_maker(op) for op in ATTENTION_OPS},
+              "softmax": _softmax_step, "layernorm": _layernorm_step,
+              **{op: attention_maker(op) for op in ATTENTION_OPS},
               "dropout": lambda d, shape: ({"op": "dropout", "rate": 0.25, "name": d.name("drop")}, shape)}
     return makers[op](d, shape)
 
