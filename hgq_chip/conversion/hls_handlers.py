@@ -72,12 +72,14 @@ def register_handlers() -> None:
     from hls4ml.converters.keras_v3 import layer_handlers
 
     from .asq_post_hls import register_asq_post_hls
+    from .rules.layernorm import register_layernorm_hls
     from .softmax_hls import register_softmax_hls
 
     # hls4ml copies every registered source into every project: registering ours before the
     # first convert makes a project's files independent of what the process converted earlier.
     register_asq_post_hls()
     register_softmax_hls()
+    register_layernorm_hls()
 
     for cls, fn in HANDLERS.items():
         layer_handlers[class_key(cls)] = _checked(fn)
