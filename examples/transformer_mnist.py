@@ -2,6 +2,7 @@
 
     python examples/transformer_mnist.py out/transformer
     python examples/transformer_mnist.py out/transformer --epochs 4 --max-samples 6000   # a quick run
+    python examples/transformer_mnist.py out/transformer --pre-ln   # a pre-LN block (HLayerNormalization)
 
 Data: ``--data`` (default ``../shared/data/mnist/mnist_train.npz``, an ``.npz`` with ``x`` and ``y``);
 when that file is absent, sklearn's 8x8 digits (offline). Each image becomes 16 tokens: a 4x4 grid
@@ -10,7 +11,9 @@ features (16 per MNIST token, 4 per digits token).
 
 The model: HQuantize -> HEinsumDense 'btf,fo->bto' (relu) -> x + HMultiHeadAttention(x, x) ->
 Flatten -> HDense; the float reference is the same with Keras' EinsumDense, MultiHeadAttention and
-Add. Training ramps beta geometrically (LogRampBeta), logs exact EBOPs and keeps the Pareto front
+Add. ``--pre-ln`` makes the block pre-LN: x + HMultiHeadAttention(n, n) with n = HLayerNormalization(x)
+(Keras' LayerNormalization in the float reference). Training ramps beta geometrically (LogRampBeta),
+logs exact EBOPs and keeps the Pareto front
 (validation accuracy vs EBOPs); each front member's LUTs are estimated, and the most accurate one
 is converted (io_parallel) and verified bit-exact in C simulation on validation samples and on
 random inputs over 4x the calibrated range.
@@ -30,7 +33,8 @@ import numpy as np  # noqa: E402
 
 import hgq_chip  # noqa: E402
 from hgq_chip.data import load_split  # noqa: E402
-from hgq_chip.layers import HAdd, HDense, HEinsumDense, HMultiHeadAttention, HQuantize  # noqa: E402
+from hgq_chip.layers import HAdd, HDense, HEinsumDense, HLayerNormalization  # noqa: E402
+from hgq_chip.layers import HMultiHeadAttention, HQuantize  # noqa: E402
 from hgq_chip.training import EBOPsMetric, LogRampBeta, ParetoCheckpoint, ResetRanges  # noqa: E402
 
 DEFAULT_DATA = os.path.join("..", "shared", "data", "mnist", "mnist_train.npz")
@@ -59,12 +63,14 @@ def build_model(tokens: int, features: int, classes: int, args, quantized: bool)
     if quantized:
         x = HQuantize(name="q")(inputs)
         x = HEinsumDense("btf,fo->bto", (None, args.width), bias_axes="o", activation="relu", name="embed")(x)
-        attended = HMultiHeadAttention(args.heads, args.key_dim, name="attention")(x, x)
+        normed = HLayerNormalization(name="pre_ln")(x) if args.pre_ln else x
+        attended = HMultiHeadAttention(args.heads, args.key_dim, name="attention")(normed, normed)
         x = keras.layers.Flatten(name="flatten")(HAdd(name="residual")([x, attended]))
         outputs = HDense(classes, name="head")(x)
     else:
         x = keras.layers.EinsumDense("btf,fo->bto", (tokens, args.width), bias_axes="o", activation="relu")(inputs)
-        attended = keras.layers.MultiHeadAttention(args.heads, args.key_dim)(x, x)
+        normed = keras.layers.LayerNormalization()(x) if args.pre_ln else x
+        attended = keras.layers.MultiHeadAttention(args.heads, args.key_dim)(normed, normed)
         x = keras.layers.Flatten()(keras.layers.Add()([x, attended]))
         outputs = keras.layers.Dense(classes)(x)
     return keras.Model(inputs, outputs, name="hgq_transformer" if quantized else "float_transformer")
@@ -93,6 +99,8 @@ def parse_args(argv=None):
     parser.add_argument("--beta1", type=float, default=1e-4)
     parser.add_argument("--verify-samples", type=int, default=300, help="validation samples run in C simulation")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pre-ln", action="store_true", help="normalize the attention's input with "
+                        "HLayerNormalization (a pre-LN block)")
     return parser.parse_args(argv)
 
 
@@ -145,7 +153,8 @@ def main(argv=None) -> int:
     print(f"  validation samples: {on_data.describe()}")
     print(f"  4x out-of-range random inputs: {on_random.describe()}")
     with open(os.path.join(args.out, "results.json"), "w") as handle:
-        json.dump({"float_accuracy": float_accuracy, "front": rows, "converted_epoch": best["epoch"],
+        json.dump({"pre_ln": args.pre_ln, "float_accuracy": float_accuracy, "front": rows,
+                   "converted_epoch": best["epoch"],
                    "bit_exact": bool(on_data.ok and on_random.ok)}, handle, indent=1)
     return 0
 

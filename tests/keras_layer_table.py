@@ -147,7 +147,7 @@ REFUSED = {
     "ConvLSTM1D": ((3, 4, 2), lambda q: L.ConvLSTM1D(2, 2, name="layer")(q), _RNN),
     "ConvLSTM2D": ((3, 4, 4, 2), lambda q: L.ConvLSTM2D(2, 2, name="layer")(q), _RNN),
     "ConvLSTM3D": ((2, 3, 3, 3, 2), lambda q: L.ConvLSTM3D(2, 2, name="layer")(q), _RNN),
-    "LayerNormalization": (V, lambda q: L.LayerNormalization(name="layer")(q), _NORM),
+    "LayerNormalization": (V, lambda q: L.LayerNormalization(name="layer")(q), ["HLayerNormalization", "last axis"]),
     "GroupNormalization": (S1, lambda q: L.GroupNormalization(groups=1, name="layer")(q), _NORM),
     "RMSNormalization": (V, lambda q: L.RMSNormalization(name="layer")(q), _NORM),
     "UnitNormalization": (V, lambda q: L.UnitNormalization(name="layer")(q), _NORM),

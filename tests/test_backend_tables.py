@@ -1,8 +1,9 @@
 """Every table-using layer gives the same bits under TensorFlow, JAX (with and without x64) and
 PyTorch (issue 33): HActivation with each supported table function on every input code of its
-input format, HSoftmax (stable, not stable, scaled) and HMultiHeadAttention on a large grid of
-input codes, ASQ/POST layers (a POST α and an LSQ step set on the float32 rounding threshold
-of log2) on a grid of inputs; inference, and the training forward value of HActivation and HSoftmax.
+input format, HSoftmax (stable, not stable, scaled), HMultiHeadAttention and HLayerNormalization
+(its rsqrt table) on a large grid of input codes, ASQ/POST layers (a POST α and an LSQ step set on
+the float32 rounding threshold of log2) on a grid of inputs; inference, and the training forward
+value of HActivation, HSoftmax and HLayerNormalization.
 
 The models are built and calibrated here, saved once; one child process per backend (Keras
 fixes its backend at import) loads the same ``.keras`` files and writes its outputs to an
@@ -25,7 +26,7 @@ import numpy as np
 import pytest
 
 from hgq_chip.calibration import calibrate
-from hgq_chip.layers import ASQDense, HActivation, HMultiHeadAttention, HQuantize, HSoftmax
+from hgq_chip.layers import ASQDense, HActivation, HLayerNormalization, HMultiHeadAttention, HQuantize, HSoftmax
 from hgq_chip.layers.tables import ACTIVATION_FUNCTIONS
 from hgq_chip.quantizers.lsq import SQRT_HALF_CEILING
 
@@ -53,6 +54,7 @@ CHILD = """
     run(keras.saving.load_model("act.keras"), "act", data["act"])
     run(keras.saving.load_model("softmax.keras"), "softmax", data["softmax"])
     run(keras.saving.load_model("attention.keras"), "attention", data["attention"], train=False)
+    run(keras.saving.load_model("layernorm.keras"), "layernorm", data["layernorm"])
     if float64_available():
         run(keras.saving.load_model("asq.keras"), "asq", data["asq"], train=False)
     else:
@@ -90,6 +92,17 @@ def attention_model():
     inp = keras.Input((5, 6), name="x")
     x = HQuantize({"granularity": "per-layer", "init_f": 4.0}, name="q")(inp)
     return keras.Model(inp, HMultiHeadAttention(2, 4, name="mha")(x, x))
+
+
+def layernorm_model():
+    """HLayerNormalization over 6 elements: its rsqrt table (var_q with 6 fractional bits) and the
+    per-element gamma/beta."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((6,), name="x")
+    fine = {"init_f": 8.0}
+    return keras.Model(inp, HLayerNormalization(gamma_initializer="random_normal", beta_initializer="random_normal",
+                                                variance_quantizer={"init_f": 6.0}, rsqrt_quantizer=fine,
+                                                normalized_quantizer=fine, output_quantizer=fine, name="ln")(inp))
 
 
 def asq_model():
@@ -137,12 +150,17 @@ def saved(tmp_path_factory):
     attention = attention_model()
     attention_x = (rng.integers(-48, 48, (64, 5, 6)) / 16.0).astype(np.float32)
     calibrate(attention, attention_x)
+    layernorm = layernorm_model()
+    layernorm_x = (rng.integers(-64, 64, (SOFTMAX_ROWS, 6)) / 16.0 * rng.uniform(0.05, 1.0, (SOFTMAX_ROWS, 1)))
+    layernorm_x = layernorm_x.astype(np.float32)
+    calibrate(layernorm, layernorm_x)
     asq = asq_model()
     asq_x = (rng.normal(0.0, 1.0, (512, 8)) * rng.uniform(0.3, 2.0, (512, 1))).astype(np.float32)
     calibrate(asq, asq_x)
-    for name, model in (("act", act), ("softmax", softmax), ("attention", attention), ("asq", asq)):
+    for name, model in (("act", act), ("softmax", softmax), ("attention", attention), ("asq", asq),
+                        ("layernorm", layernorm)):
         model.save(path / f"{name}.keras")
-    np.savez(path / "in.npz", act=act_x, softmax=softmax_x, attention=attention_x, asq=asq_x)
+    np.savez(path / "in.npz", act=act_x, softmax=softmax_x, attention=attention_x, asq=asq_x, layernorm=layernorm_x)
     return path, expected
 
 
@@ -151,7 +169,7 @@ def run_child(path: Path, backend: str, x64: str, module: str) -> dict:
         pytest.skip(f"the {backend} backend is not installed (pip install {module}; torch: see docs/backends.md, 'PyTorch')")
     out = path / f"out_{backend}_{x64}"
     out.mkdir(exist_ok=True)
-    for name in ("act", "softmax", "attention", "asq"):
+    for name in ("act", "softmax", "attention", "asq", "layernorm"):
         target = out / f"{name}.keras"
         if not target.exists():
             target.symlink_to(path / f"{name}.keras")

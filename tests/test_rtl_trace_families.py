@@ -22,6 +22,7 @@ from hgq_chip.layers import (
     HDense,
     HDepthwiseConv1D,
     HDepthwiseConv2D,
+    HLayerNormalization,
     HMaximum,
     HMinimum,
     HMultiHeadAttention,
@@ -180,6 +181,17 @@ def test_tables_and_softmax():
     plain = HSoftmax(False, **quantizers)(HDense(3)(x))
     model = keras.Model(inputs, [stable, plain])
     _assert_exact(_calibrated(model, (3, 5), act_f=(1, 3)))
+
+
+def test_layer_normalization_with_and_without_gamma_and_beta():
+    """Sums, the quantized 1/n, squares, the rsqrt table read and the per-element gamma/beta."""
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((2, 5))
+    x = HQuantize()(inputs)
+    full = HLayerNormalization(gamma_initializer="random_normal", beta_initializer="random_normal")(x)
+    plain = HLayerNormalization(center=False, scale=False)(HDense(3)(x))
+    model = keras.Model(inputs, [full, plain])
+    _assert_exact(_calibrated(model, (2, 5), act_f=(2, 4)))
 
 
 def test_einsum_dense_projections():

@@ -65,7 +65,8 @@ UNSUPPORTED_HINTS = {
     **{name: _RECURRENT for name in ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D",
                                      "ConvLSTM2D", "ConvLSTM3D")},
     # Normalizations.
-    "LayerNormalization": _NORM,
+    "LayerNormalization": "use hgq_chip.layers.HLayerNormalization (same arguments plus quantizers; exact sums, "
+                          "a quantized 1/n and an exact 1/sqrt table; last axis only)",
     "GroupNormalization": _NORM,
     "RMSNormalization": _NORM,
     "UnitNormalization": _NORM,

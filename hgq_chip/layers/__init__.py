@@ -45,3 +45,7 @@ __all__ += ["HMultiHeadAttention"]
 from .separable import HSeparableConv1D, HSeparableConv2D  # noqa: E402
 
 __all__ += ["HSeparableConv1D", "HSeparableConv2D"]
+
+from .layernorm import HLayerNormalization  # noqa: E402
+
+__all__ += ["HLayerNormalization"]

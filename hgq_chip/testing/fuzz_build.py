@@ -103,6 +103,7 @@ def randomize(model, spec: dict, rng: np.random.Generator) -> None:
     """Random weights, statistics and bit-widths, some weights pruned (quantized to zero)."""
     from ..layers import HSoftmax
     from ..layers.adaqat import AdaQATLayerMixin
+    from .families import case_of_class
 
     bits = spec["bits"]
     for layer in model.layers:
@@ -114,7 +115,8 @@ def randomize(model, spec: dict, rng: np.random.Generator) -> None:
             kernel.assign(np.asarray(kernel.numpy()) * keep)
         statistics = (("moving_mean", lambda n: rng.normal(0.0, 0.5, n)),
                       ("moving_variance", lambda n: rng.uniform(0.2, 2.0, n)),
-                      ("bn_gamma", lambda n: rng.normal(1.0, 0.5, n)), ("bn_beta", lambda n: rng.normal(0.0, 0.5, n)))
+                      ("bn_gamma", lambda n: rng.normal(1.0, 0.5, n)), ("bn_beta", lambda n: rng.normal(0.0, 0.5, n)),
+                      ("ln_gamma", lambda n: rng.normal(1.0, 0.5, n)), ("ln_beta", lambda n: rng.normal(0.0, 0.5, n)))
         for name, draw in statistics:
             var = getattr(layer, name, None)
             if var is not None:
@@ -134,6 +136,10 @@ def randomize(model, spec: dict, rng: np.random.Generator) -> None:
         lo, hi = bits["act_f"] if hasattr(q, "record_range") else bits["weight_f"]
         if isinstance(layer, HSoftmax) and q is not layer.iq:
             lo, hi = 2, 8  # values of about 1 (exp, 1/sum, outputs): a few bits below the point
+        case = case_of_class(type(layer))  # a family's own ranges (FamilyCase.bit_ranges)
+        for attribute, bounds in (case.bit_ranges.items() if case else ()):
+            if getattr(layer, attribute, None) is q:
+                lo, hi = bounds
         f.assign(rng.integers(lo, hi + 1, size=f.shape).astype("float32"))
 
 

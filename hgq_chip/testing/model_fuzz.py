@@ -9,8 +9,8 @@ seed). ``hgq_chip.testing.fuzz_build.build_model`` turns a spec into a calibrate
 Some specs are invalid on purpose (per-element activation bits with io_stream, a
 per-element table output, non-power-of-two average pools (windowed or global), layers without quantized
 inputs, distributed arithmetic right after HQuantize, dilated convolutions, a layer called
-twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, HSoftmax in
-io_stream, ...):
+twice, names that are no C++ identifiers, reuse factors or clock periods <= 0, HSoftmax or
+HLayerNormalization in io_stream, ...):
 ``convert`` must refuse those with a typed error before writing anything. Kinds that are
 always refused are drawn rarely, so they do not hide the faults of the rest of the model.
 Data movement (padding, cropping, up-sampling, permute), global pooling and concatenation
@@ -261,13 +261,14 @@ def _next_step(d: _Draw, shape) -> tuple[dict, tuple]:
     if d.io_type == "io_parallel":
         ops.append("softmax")
     family_steps = _family_steps()
-    ops += [name for name, step in family_steps.items() if len(shape) in step.ranks]
+    ops += [name for name, step in family_steps.items() if len(shape) in step.ranks and d.io_type in step.io_types]
     if len(shape) == 2 and (d.io_type == "io_parallel" or ch.chance(5)):  # io_stream: always refused
         ops += list(ATTENTION_OPS)
     if len(shape) == 1 and ch.chance(2):
         op = "shared"  # a layer called twice: always refused
     elif d.io_type == "io_stream" and ch.chance(2):
-        op = "softmax"  # HSoftmax is io_parallel only: always refused
+        # io_parallel only (HSoftmax, families without io_stream): always refused
+        op = ch.choice(("softmax", *sorted(n for n, step in family_steps.items() if d.io_type not in step.io_types)))
     elif len(shape) > 1 and ch.chance(3):
         op = "dense"  # a Dense on a feature map (last axis)
     else:

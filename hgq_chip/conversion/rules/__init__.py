@@ -17,5 +17,6 @@ from . import asq_post  # noqa: F401,E402  (ASQDense: LSQ/ASQ inputs, LSQ/POT/PO
 from . import softmax  # noqa: F401,E402  (HSoftmax: our own table template)
 from . import einsum_dense  # noqa: F401,E402  (HEinsumDense: hls4ml's Dense on the flattened view)
 from . import attention  # noqa: F401,E402  (HMultiHeadAttention: projections, hls4ml Einsum, our softmax)
+from . import layernorm  # noqa: F401,E402  (HLayerNormalization: our own rsqrt-table template)
 from . import inference  # noqa: F401,E402  (identity at inference: noise, dropout, augmentation; ReLU, Activation)
 from . import separable  # noqa: F401,E402  (HSeparableConv1D/2D: depthwise, intermediate cast, pointwise)

@@ -31,13 +31,15 @@ class FuzzStep:
     ``op``: the step's ``"op"`` in a spec (unique over the families); ``ranks``: the feature
     ranks it applies to (1: vectors, 2: sequences, 3: images); ``draw(d, shape) -> (step, out
     shape)`` with ``d`` the fuzzer's drawer (``d.ch`` the chooser, ``d.name(stem)``,
-    ``d.act_q()``, ``d.weight_q()``, ``d.io_type``); ``build(step) -> keras layer``.
+    ``d.act_q()``, ``d.weight_q()``, ``d.io_type``); ``build(step) -> keras layer``; ``io_types``:
+    the io types it is drawn for (in the others it is drawn rarely, as an always-refused step).
     """
 
     op: str
     ranks: tuple[int, ...]
     draw: Callable
     build: Callable
+    io_types: tuple[str, ...] = ("io_parallel", "io_stream")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ class FamilyCase:
     x) -> float32 array``: the inference output from NumPy alone (None: none); ``io_types``: the io
     types it converts exactly in; ``stream_kwargs``: constructor arguments added for io_stream
     (e.g. per-layer activation quantizers: io_stream needs one type per tensor); ``fuzz``: its
-    :class:`FuzzStep` (None: not fuzzed).
+    :class:`FuzzStep` (None: not fuzzed); ``bit_ranges``: ``{quantizer attribute: (lo, hi)}``, the
+    fractional bits a random-bits test draws for those quantizers instead of its defaults (e.g. a
+    table index that must stay narrow).
     """
 
     name: str
@@ -63,6 +67,7 @@ class FamilyCase:
     io_types: tuple[str, ...] = ("io_parallel", "io_stream")
     stream_kwargs: dict = field(default_factory=dict)
     fuzz: FuzzStep | None = None
+    bit_ranges: dict = field(default_factory=dict)
 
     def make(self, cls, **extra):
         """A layer of class ``cls`` with the case's arguments (plus ``extra`` keyword arguments)."""
