@@ -140,9 +140,10 @@ def test_vivado_io_stream_per_layer_bit_exact(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [7, 8, 9, 10])
+@pytest.mark.parametrize("seed", [7, 8])
 def test_random_mlps_bit_exact_many(tmp_path, seed):
-    """4 projects x 6 random MLPs = 24 random architectures and bit-width assignments."""
+    """2 projects x 6 random MLPs = 12 random architectures and bit-width assignments (the model
+    fuzzer draws many more; this keeps the MLP-specific random specs of mlp_models)."""
     specs = _random_specs(seed, 6)
     model, calibration, _, sim = _convert_and_build(specs, tmp_path / "random", seed=seed)
     for kind, inputs in _input_sets(model, calibration, seed=seed).items():
