@@ -16,29 +16,39 @@ class QuantizedConvMixin(QuantizedLayerMixin):
     the ones with an exact io_parallel firmware counterpart.
     """
 
-    def _validate_conv(self, input_quantizer, kernel_quantizer, bias_quantizer, beta0):
+    def _check_conv_layout(self):
+        """ValueError unless channels_last with 'valid'/'same' padding (the Keras options checked
+        too): what every convolution family here (plain, depthwise, separable) requires."""
         self._check_keras_options()
         if self.data_format != "channels_last":
             raise ValueError(
                 f"{self.name}: data_format={self.data_format!r} is not supported; use "
                 "data_format='channels_last' (transpose the input with keras.layers.Permute if needed)"
             )
-        if self.groups != 1:
-            raise ValueError(f"{self.name}: groups={self.groups} is not supported; use groups=1")
         if self.padding not in ("valid", "same"):
             raise ValueError(
                 f"{self.name}: padding={self.padding!r} is not supported; use 'valid' or 'same' "
                 "(for causal padding put a keras.layers.ZeroPadding1D((k - 1, 0)) before a 'valid' conv)"
             )
-        self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
-    def build(self, input_shape):
+    def _check_fixed_shape(self, input_shape) -> tuple:
+        """``input_shape`` without the batch axis; ValueError unless every dimension of it is known."""
         feature_shape = tuple(input_shape[1:])
         if any(d is None for d in feature_shape):
             raise ValueError(
                 f"{self.name}: needs a fixed input shape, got {tuple(input_shape)}; every non-batch "
                 "dimension sets the firmware's size and the EBOPs, e.g. keras.Input(shape=(32, 32, 3))"
             )
+        return feature_shape
+
+    def _validate_conv(self, input_quantizer, kernel_quantizer, bias_quantizer, beta0):
+        self._check_conv_layout()
+        if self.groups != 1:
+            raise ValueError(f"{self.name}: groups={self.groups} is not supported; use groups=1")
+        self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
+
+    def build(self, input_shape):
+        feature_shape = self._check_fixed_shape(input_shape)
         super().build(input_shape)
         self.input_feature_shape = feature_shape
         self._build_quantizers(input_shape, self.kernel.shape, self.bias.shape if self.use_bias else None)

@@ -42,17 +42,7 @@ class QuantizedDepthwiseMixin(QuantizedConvMixin):
     """
 
     def _validate_depthwise(self, input_quantizer, kernel_quantizer, bias_quantizer, beta0):
-        self._check_keras_options()
-        if self.data_format != "channels_last":
-            raise ValueError(
-                f"{self.name}: data_format={self.data_format!r} is not supported; use "
-                "data_format='channels_last' (transpose the input with keras.layers.Permute if needed)"
-            )
-        if self.padding not in ("valid", "same"):
-            raise ValueError(
-                f"{self.name}: padding={self.padding!r} is not supported; use 'valid' or 'same' "
-                "(for causal padding put a keras.layers.ZeroPadding1D((k - 1, 0)) before a 'valid' conv)"
-            )
+        self._check_conv_layout()
         self._make_quantizers(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
     def _apply_kernel(self, x, kernel):

@@ -36,17 +36,7 @@ class QuantizedSeparableMixin(QuantizedConvMixin):
     SeparableConv1D/2D."""
 
     def _validate_separable(self, quantizers: dict, beta0):
-        self._check_keras_options()
-        if self.data_format != "channels_last":
-            raise ValueError(
-                f"{self.name}: data_format={self.data_format!r} is not supported; use "
-                "data_format='channels_last' (transpose the input with keras.layers.Permute if needed)"
-            )
-        if self.padding not in ("valid", "same"):
-            raise ValueError(
-                f"{self.name}: padding={self.padding!r} is not supported; use 'valid' or 'same' "
-                "(for causal padding put a keras.layers.ZeroPadding1D((k - 1, 0)) before a 'valid' conv)"
-            )
+        self._check_conv_layout()
         self._make_quantizers(quantizers["input_quantizer"], quantizers["depthwise_quantizer"],
                               quantizers["bias_quantizer"], beta0)
         self.dq = self.kq  # the depthwise kernel's quantizer (kq for the shared helpers)
@@ -56,12 +46,7 @@ class QuantizedSeparableMixin(QuantizedConvMixin):
         self.pq = WeightQuantizer(name="pq", dtype=self.dtype_policy, **self.pointwise_quantizer_config)
 
     def build(self, input_shape):
-        feature_shape = tuple(input_shape[1:])
-        if any(d is None for d in feature_shape):
-            raise ValueError(
-                f"{self.name}: needs a fixed input shape, got {tuple(input_shape)}; every non-batch "
-                "dimension sets the firmware's size and the EBOPs, e.g. keras.Input(shape=(32, 32, 3))"
-            )
+        feature_shape = self._check_fixed_shape(input_shape)
         super(QuantizedConvMixin, self).build(input_shape)  # Keras' SeparableConv: both kernels and the bias
         self.input_feature_shape = feature_shape
         self._build_quantizers(input_shape, self.depthwise_kernel.shape, self.bias.shape if self.use_bias else None)
