@@ -67,7 +67,7 @@ def test_unsupported_layer_is_named_with_its_way_forward(models, tmp_path, capsy
     assert code == UnsupportedLayerError.exit_code
     assert err.startswith("hgq_chip: error: ")
     assert "'my_norm'" in err and "LayerNormalization" in err
-    assert "fold a fixed scale and shift into the next HDense" in err  # conversion/layer_hints.py
+    assert "use hgq_chip.layers.HLayerNormalization" in err  # conversion/layer_hints.py
     _assert_nothing_written(tmp_path)
 
 
