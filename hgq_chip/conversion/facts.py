@@ -152,7 +152,10 @@ def read_facts(path: Path) -> list[LayerFacts]:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ProjectError(f"cannot read {path} ({error}); convert the model again with `hgq_chip convert`") from error
-    version = payload.get("version") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        raise ProjectError(f"{path} is not an estimate-inputs file written by `hgq_chip convert` (JSON "
+                           f"{type(payload).__name__}, not an object); convert the model again")
+    version = payload.get("version")
     if version not in READABLE_VERSIONS:
         raise ProjectError(f"{path} was written by another hgq_chip version; convert the model again")
     upgrade = _from_version_1 if version == 1 else (lambda op: op)
