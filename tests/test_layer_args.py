@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 import keras
 import pytest
 
-from hgq_chip.layers import HConv1D, HConv1DBatchNorm, HConv2D, HConv2DBatchNorm, HDense, HDenseBatchNorm
+from hgq_chip import layers as L
+from hgq_chip.layers import (
+    HConv1D,
+    HConv1DBatchNorm,
+    HConv2D,
+    HConv2DBatchNorm,
+    HDense,
+    HDenseBatchNorm,
+)
 
 pytestmark = pytest.mark.keras_level  # also run under JAX in CI (docs/backends.md, "Backends in CI")
 
@@ -172,3 +180,25 @@ def test_own_arguments_round_trip(case):
         else:
             assert config[key] == value, key
         assert restored[key] == config[key], key
+
+
+@pytest.mark.parametrize("make", [
+    lambda: L.HConv1D(2, 3, padding="causal", name="conv"),
+    lambda: L.HDepthwiseConv1D(3, padding="causal", name="conv"),
+    lambda: L.HSeparableConv1D(2, 3, padding="causal", name="conv"),
+    lambda: L.HSeparableConv1D(2, 3, 1, "causal", name="conv"),  # padding given by position
+], ids=["conv", "depthwise", "separable", "separable-positional"])
+def test_causal_padding_names_the_layer_and_the_zero_padding_fix(make):
+    """Keras' DepthwiseConv1D/SeparableConv1D refuse 'causal' in their own constructor with a message
+    naming neither the layer nor a fix: ours come first."""
+    with pytest.raises(ValueError, match=r"conv: padding='causal' is not supported.*ZeroPadding1D\(\(k - 1, 0\)\)"):
+        make()
+
+
+@pytest.mark.parametrize("bits", [0, 25, 2.5, True])
+def test_layer_normalization_takes_a_whole_number_of_mean_factor_bits(bits):
+    from hgq_chip.errors import UnsupportedLayerError
+
+    with pytest.raises(UnsupportedLayerError, match=r"whole number of mean_factor_bits.*give 8 \(the default\)"):
+        L.HLayerNormalization(mean_factor_bits=bits)
+    assert L.HLayerNormalization(mean_factor_bits=8.0).mean_factor_bits == 8

@@ -9,6 +9,20 @@ from keras import ops
 from .base import QuantizedLayerMixin
 
 
+CAUSAL_ADVICE = ("use 'valid' or 'same' (for causal padding put a keras.layers.ZeroPadding1D((k - 1, 0)) before a "
+                 "'valid' conv)")
+
+
+def refuse_causal_padding(layer_class: type, padding_position: int, args: tuple, kwargs: dict) -> None:
+    """ValueError naming the layer and the fix for ``padding='causal'`` in a constructor call whose
+    Keras parent refuses it itself with a generic message (DepthwiseConv1D, SeparableConv1D/2D);
+    ``padding_position``: the index of ``padding`` among the positional ``args`` after the first."""
+    padding = kwargs.get("padding", args[padding_position] if len(args) > padding_position else None)
+    if isinstance(padding, str) and padding.lower() == "causal":
+        name = kwargs.get("name") or layer_class.__name__
+        raise ValueError(f"{name}: padding='causal' is not supported; {CAUSAL_ADVICE}")
+
+
 class QuantizedConvMixin(QuantizedLayerMixin):
     """What HConv1D and HConv2D share; mixed in before the Keras convolution class.
 
@@ -26,10 +40,7 @@ class QuantizedConvMixin(QuantizedLayerMixin):
                 "data_format='channels_last' (transpose the input with keras.layers.Permute if needed)"
             )
         if self.padding not in ("valid", "same"):
-            raise ValueError(
-                f"{self.name}: padding={self.padding!r} is not supported; use 'valid' or 'same' "
-                "(for causal padding put a keras.layers.ZeroPadding1D((k - 1, 0)) before a 'valid' conv)"
-            )
+            raise ValueError(f"{self.name}: padding={self.padding!r} is not supported; {CAUSAL_ADVICE}")
 
     def _check_fixed_shape(self, input_shape) -> tuple:
         """``input_shape`` without the batch axis; ValueError unless every dimension of it is known."""

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .conv import QuantizedConvMixin
+from .conv import QuantizedConvMixin, refuse_causal_padding
 
 
 def block_diagonal_kernel(kernel) -> np.ndarray:
@@ -78,6 +78,7 @@ class HDepthwiseConv1D(QuantizedDepthwiseMixin, keras.layers.DepthwiseConv1D):
 
     def __init__(self, kernel_size, *args, input_quantizer=None, kernel_quantizer=None, bias_quantizer=None, beta0=0.0,
                  **kwargs):
+        refuse_causal_padding(type(self), 1, args, kwargs)
         super().__init__(kernel_size, *args, **kwargs)
         self._validate_depthwise(input_quantizer, kernel_quantizer, bias_quantizer, beta0)
 
@@ -92,5 +93,6 @@ class HDepthwiseConv2D(QuantizedDepthwiseMixin, keras.layers.DepthwiseConv2D):
 
     def __init__(self, kernel_size, *args, input_quantizer=None, kernel_quantizer=None, bias_quantizer=None, beta0=0.0,
                  **kwargs):
+        refuse_causal_padding(type(self), 1, args, kwargs)
         super().__init__(kernel_size, *args, **kwargs)
         self._validate_depthwise(input_quantizer, kernel_quantizer, bias_quantizer, beta0)

@@ -118,10 +118,11 @@ class HLayerNormalization(keras.layers.Layer):
         self.epsilon = float(epsilon)
         if not (math.isfinite(self.epsilon) and self.epsilon > 0):
             raise _refuse(self.name, f"needs epsilon > 0, got {epsilon!r}", "give a positive epsilon (Keras: 1e-3)")
+        if isinstance(mean_factor_bits, bool) or not float(mean_factor_bits).is_integer() \
+                or not 1 <= int(mean_factor_bits) <= 24:
+            raise _refuse(self.name, f"takes a whole number of mean_factor_bits in 1..24, got {mean_factor_bits!r}",
+                          f"give {DEFAULT_MEAN_FACTOR_BITS} (the default) or another whole number in range")
         self.mean_factor_bits = int(mean_factor_bits)
-        if not 1 <= self.mean_factor_bits <= 24:
-            raise _refuse(self.name, f"takes mean_factor_bits in 1..24, got {mean_factor_bits!r}",
-                          "give 12 (the default) or another value in range")
         self.center, self.scale, self.beta0 = bool(center), bool(scale), float(beta0)
         self.initializers = {"beta": keras.initializers.get(beta_initializer),
                              "gamma": keras.initializers.get(gamma_initializer)}

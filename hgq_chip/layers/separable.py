@@ -26,7 +26,7 @@ from keras import ops
 
 from ..quantizers.hgq import ActivationQuantizer, WeightQuantizer
 from .base import DEFAULT_INPUT_QUANTIZER, DEFAULT_KERNEL_QUANTIZER, merged_config
-from .conv import QuantizedConvMixin
+from .conv import QuantizedConvMixin, refuse_causal_padding
 from .depthwise import block_diagonal_kernel
 
 
@@ -139,6 +139,7 @@ class HSeparableConv1D(QuantizedSeparableMixin, keras.layers.SeparableConv1D):
 
     def __init__(self, filters, kernel_size, *args, input_quantizer=None, depthwise_quantizer=None,
                  intermediate_quantizer=None, pointwise_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
+        refuse_causal_padding(type(self), 1, args, kwargs)
         super().__init__(filters, kernel_size, *args, **kwargs)
         given = (input_quantizer, depthwise_quantizer, intermediate_quantizer, pointwise_quantizer, bias_quantizer)
         self._validate_separable(dict(zip(_QUANTIZER_ARGS, given)), beta0)
@@ -151,6 +152,7 @@ class HSeparableConv2D(QuantizedSeparableMixin, keras.layers.SeparableConv2D):
 
     def __init__(self, filters, kernel_size, *args, input_quantizer=None, depthwise_quantizer=None,
                  intermediate_quantizer=None, pointwise_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
+        refuse_causal_padding(type(self), 1, args, kwargs)
         super().__init__(filters, kernel_size, *args, **kwargs)
         given = (input_quantizer, depthwise_quantizer, intermediate_quantizer, pointwise_quantizer, bias_quantizer)
         self._validate_separable(dict(zip(_QUANTIZER_ARGS, given)), beta0)
