@@ -35,6 +35,15 @@ class QuantizedSeparableMixin(QuantizedConvMixin):
     intermediate), ``pq`` (pointwise kernel) and ``bq`` (bias); mixed in before Keras'
     SeparableConv1D/2D."""
 
+    def __init__(self, filters, kernel_size, *args, input_quantizer=None, depthwise_quantizer=None,
+                 intermediate_quantizer=None, pointwise_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
+        """The Keras parent's arguments (its ``padding`` is positional argument 4) plus the five
+        quantizer configs and ``beta0``; shared by HSeparableConv1D and HSeparableConv2D."""
+        refuse_causal_padding(type(self), 1, args, kwargs)
+        super().__init__(filters, kernel_size, *args, **kwargs)
+        given = (input_quantizer, depthwise_quantizer, intermediate_quantizer, pointwise_quantizer, bias_quantizer)
+        self._validate_separable(dict(zip(_QUANTIZER_ARGS, given)), beta0)
+
     def _validate_separable(self, quantizers: dict, beta0):
         self._check_conv_layout()
         self._make_quantizers(quantizers["input_quantizer"], quantizers["depthwise_quantizer"],
@@ -137,22 +146,8 @@ class HSeparableConv1D(QuantizedSeparableMixin, keras.layers.SeparableConv1D):
     for channels_first, 'causal' padding or a non-exact fused activation.
     """
 
-    def __init__(self, filters, kernel_size, *args, input_quantizer=None, depthwise_quantizer=None,
-                 intermediate_quantizer=None, pointwise_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
-        refuse_causal_padding(type(self), 1, args, kwargs)
-        super().__init__(filters, kernel_size, *args, **kwargs)
-        given = (input_quantizer, depthwise_quantizer, intermediate_quantizer, pointwise_quantizer, bias_quantizer)
-        self._validate_separable(dict(zip(_QUANTIZER_ARGS, given)), beta0)
-
 
 @keras.saving.register_keras_serializable(package="hgq_chip")
 class HSeparableConv2D(QuantizedSeparableMixin, keras.layers.SeparableConv2D):
     """``keras.layers.SeparableConv2D`` with trainable bit-widths, as :class:`HSeparableConv1D`;
     input ``(batch, rows, cols, channels)``, output ``(batch, new_rows, new_cols, filters)``."""
-
-    def __init__(self, filters, kernel_size, *args, input_quantizer=None, depthwise_quantizer=None,
-                 intermediate_quantizer=None, pointwise_quantizer=None, bias_quantizer=None, beta0=0.0, **kwargs):
-        refuse_causal_padding(type(self), 1, args, kwargs)
-        super().__init__(filters, kernel_size, *args, **kwargs)
-        given = (input_quantizer, depthwise_quantizer, intermediate_quantizer, pointwise_quantizer, bias_quantizer)
-        self._validate_separable(dict(zip(_QUANTIZER_ARGS, given)), beta0)
