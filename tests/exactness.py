@@ -9,10 +9,15 @@ from hgq_chip.conversion import convert, verify
 
 
 def randomize_bits(model, rng, act_f=(1, 5), weight_f=(0, 5)):
-    """Random per-element fractional bits everywhere (some weights then quantize to zero)."""
+    """Random per-element fractional bits everywhere (some weights then quantize to zero); a layer
+    family's own ranges where its FamilyCase declares them (``bit_ranges``, e.g. a narrow table index)."""
+    from hgq_chip.testing.families import case_of_class
+
     for layer in model.layers:
+        case = case_of_class(type(layer))
+        own = {id(getattr(layer, a)): bounds for a, bounds in (case.bit_ranges.items() if case else ())}
         for q in getattr(layer, "quantizers", lambda: [])():
-            lo, hi = act_f if hasattr(q, "record_range") else weight_f
+            lo, hi = own.get(id(q), act_f if hasattr(q, "record_range") else weight_f)
             q.f.assign(rng.integers(lo, hi + 1, size=q.f.shape).astype("float32"))
 
 

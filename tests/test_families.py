@@ -78,14 +78,7 @@ def _model(io_type: str, seed: int = 0):
             outputs.append(case.make(cls, name=cls.__name__.lower(), **stream)(q))
     model = keras.Model(inputs, outputs)
     rng = np.random.default_rng(seed)
-    randomize_bits(model, rng)
-    for case in CASES:  # the families' own ranges where the defaults do not fit (case.bit_ranges)
-        for cls in case.classes:
-            if io_type in case.io_types:
-                layer = model.get_layer(cls.__name__.lower())
-                for attribute, (lo, hi) in case.bit_ranges.items():
-                    q = getattr(layer, attribute)
-                    q.f.assign(rng.integers(lo, hi + 1, size=q.f.shape).astype("float32"))
+    randomize_bits(model, rng)  # with the families' own ranges (FamilyCase.bit_ranges)
     x = [rng.normal(0, 1, (64, *t.shape[1:])).astype(np.float32) for t in inputs]
     return model, x
 
